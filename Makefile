@@ -1,0 +1,54 @@
+# Key Ceremony. `make run` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+GO ?= go
+export LANG ?= C.UTF-8
+BIN := bin/keyceremony
+
+# System packages: what the app needs at run time and to build the Fyne driver,
+# and what the tests add (screenshots, PDF text, the sqlite3 shell for the ingest baseline).
+RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
+TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps
+
+# Short fuzzing in CI; longer runs by hand with FUZZTIME=10m make fuzz.
+FUZZTIME ?= 15s
+
+.PHONY: all run build test vet fuzz bench screenshots deps-run deps-test clean
+
+all: build
+
+deps-run:
+	@bash .ci/deps.sh $(RUN_PKGS)
+
+deps-test:
+	@bash .ci/deps.sh $(TEST_PKGS)
+
+build: deps-run
+	$(GO) build -trimpath -o $(BIN) ./app
+
+run: build
+	./$(BIN)
+
+vet:
+	$(GO) vet ./...
+
+test: deps-test vet
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$t $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
+	  done; \
+	done
+
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@if [ -x test/bench/audit.sh ]; then bash test/bench/audit.sh; fi
+
+screenshots: deps-test
+	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUI' ./test/e2e/
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,68 @@
+// Command keyceremony is Key Ceremony: with no arguments it opens the desktop
+// application; with a subcommand (keyceremony help) it runs headless.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	fyneapp "fyne.io/fyne/v2/app"
+
+	"github.com/keyceremony/keyceremony/app/cli"
+	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ui"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// appID matches FyneApp.toml; preferences are stored under it.
+const appID = "org.keyceremony.app"
+
+func main() {
+	cli.Version = version
+	fixLocaleForFyne()
+	args := os.Args[1:]
+	if cli.IsCommand(args) {
+		os.Exit(cli.Main(args, &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+	}
+
+	fs := flag.NewFlagSet("keyceremony", flag.ContinueOnError)
+	module := fs.String("module", "", "PKCS#11 module for this session (default: Settings, else the built-in SoftHSM2)")
+	page := fs.String("page", "", "open this page first: home, tokens, ceremonies, audit, settings")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintln(os.Stderr, "run 'keyceremony help' for the headless commands")
+		os.Exit(2)
+	}
+
+	a := fyneapp.NewWithID(appID)
+	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Version: version})
+	w.ShowAndRun()
+}
+
+// fixLocaleForFyne avoids a spurious "Error parsing user locale C" from Fyne
+// on machines whose locale is C or C.UTF-8 (servers, CI, fresh installs):
+// Fyne reads the locale lazily, so naming English in LANGUAGE, which gettext
+// consults only when the locale is not plain C, is enough.
+func fixLocaleForFyne() {
+	if os.Getenv("LANGUAGE") != "" {
+		return
+	}
+	loc := os.Getenv("LC_ALL")
+	if loc == "" {
+		loc = os.Getenv("LC_MESSAGES")
+	}
+	if loc == "" {
+		loc = os.Getenv("LANG")
+	}
+	if loc == "" || loc == "C" || loc == "POSIX" || strings.HasPrefix(loc, "C.") {
+		os.Setenv("LANGUAGE", "en")
+		if loc == "" || loc == "C" || loc == "POSIX" {
+			os.Setenv("LC_MESSAGES", "C.UTF-8")
+		}
+	}
+}

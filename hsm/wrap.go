@@ -1,0 +1,431 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/miekg/pkcs11"
+)
+
+// WrapMechanism is a way of wrapping one key under another.
+type WrapMechanism int
+
+const (
+	WrapUnknown WrapMechanism = iota
+	// AESKeyWrapPad is CKM_AES_KEY_WRAP_PAD, RFC 5649 (backups, and the
+	// second half of RSA-AES key wrap).
+	AESKeyWrapPad
+	// RSAOAEPSHA1 / RSAOAEPSHA256 are CKM_RSA_PKCS_OAEP with the hash and MGF1
+	// hash equal (AWS KMS RSAES_OAEP_SHA_1 / RSAES_OAEP_SHA_256).
+	RSAOAEPSHA1
+	RSAOAEPSHA256
+	// RSAAESKeyWrapSHA1 / SHA256 are CKM_RSA_AES_KEY_WRAP: an ephemeral AES-256
+	// key wrapped with RSA-OAEP, followed by the target wrapped with that key
+	// using RFC 5649 (AWS KMS RSA_AES_KEY_WRAP_SHA_1 / _SHA_256).
+	RSAAESKeyWrapSHA1
+	RSAAESKeyWrapSHA256
+)
+
+var wrapNames = map[WrapMechanism]string{
+	AESKeyWrapPad:       "AES-KWP (RFC 5649)",
+	RSAOAEPSHA1:         "RSAES-OAEP SHA-1",
+	RSAOAEPSHA256:       "RSAES-OAEP SHA-256",
+	RSAAESKeyWrapSHA1:   "RSA-AES key wrap SHA-1",
+	RSAAESKeyWrapSHA256: "RSA-AES key wrap SHA-256",
+}
+
+func (w WrapMechanism) String() string {
+	if s, ok := wrapNames[w]; ok {
+		return s
+	}
+	return "unknown wrap mechanism"
+}
+
+func (w WrapMechanism) oaepHash() crypto.Hash {
+	switch w {
+	case RSAOAEPSHA1, RSAAESKeyWrapSHA1:
+		return crypto.SHA1
+	case RSAOAEPSHA256, RSAAESKeyWrapSHA256:
+		return crypto.SHA256
+	}
+	return 0
+}
+
+func oaepMechanism(h crypto.Hash) *pkcs11.Mechanism {
+	hp := pkcs11Hash[h]
+	return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.NewOAEPParams(hp.ckm, hp.mgf, pkcs11.CKZ_DATA_SPECIFIED, nil))
+}
+
+func (w WrapMechanism) pkcs11() (*pkcs11.Mechanism, string) {
+	switch w {
+	case AESKeyWrapPad:
+		return pkcs11.NewMechanism(ckmAESKeyWrapPad, nil), "CKM_AES_KEY_WRAP_PAD"
+	case RSAOAEPSHA1:
+		return oaepMechanism(crypto.SHA1), "CKM_RSA_PKCS_OAEP(SHA-1)"
+	case RSAOAEPSHA256:
+		return oaepMechanism(crypto.SHA256), "CKM_RSA_PKCS_OAEP(SHA-256)"
+	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
+		h := w.oaepHash()
+		hp := pkcs11Hash[h]
+		p := &pkcs11.RSAAESKeyWrapParams{AESKeyBits: 256, OAEPParams: pkcs11.OAEPParams{HashAlg: hp.ckm, MGF: hp.mgf, SourceType: pkcs11.CKZ_DATA_SPECIFIED}}
+		return pkcs11.NewMechanism(ckmRSAAESKeyWrap, p), fmt.Sprintf("CKM_RSA_AES_KEY_WRAP(%s)", hashName(h))
+	}
+	return nil, ""
+}
+
+func hashName(h crypto.Hash) string {
+	if h == crypto.SHA1 {
+		return "SHA-1"
+	}
+	return h.String()
+}
+
+// WrapKey wraps target under wrapping with mech, entirely inside the token.
+// A token that cannot do it returns a *MechanismError; nothing is composed.
+func (t *Token) WrapKey(ctx context.Context, wrapping, target *Key, mech WrapMechanism) ([]byte, error) {
+	m, name := mech.pkcs11()
+	if m == nil {
+		return nil, fmt.Errorf("wrap key %q: unknown mechanism %d", target.label, mech)
+	}
+	var out []byte
+	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		var err error
+		out, err = t.ctx().WrapKey(sh, []*pkcs11.Mechanism{m}, wrapping.handle, target.handle)
+		if err != nil {
+			switch rv(err) {
+			case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_ARGUMENTS_BAD:
+				// SoftHSM 2.6 answers CKR_ARGUMENTS_BAD for OAEP with SHA-256.
+				return &MechanismError{Mechanism: name, Token: t.label, Detail: err.Error()}
+			case pkcs11.CKR_KEY_UNEXTRACTABLE:
+				return fmt.Errorf("key %q is not extractable: only keys created for export or backup can be wrapped", target.label)
+			case pkcs11.CKR_KEY_NOT_WRAPPABLE:
+				return fmt.Errorf("key %q may only be wrapped by a trusted key (CKA_WRAP_WITH_TRUSTED)", target.label)
+			}
+			return t.classify(name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wrap key %q with %s: %w", target.label, name, err)
+	}
+	return out, nil
+}
+
+// UnwrapKey unwraps wrapped into a new key described by spec (its type,
+// label, extractability). The unwrapped key is sensitive.
+func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, mech WrapMechanism, spec KeySpec) (*Key, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	m, name := mech.pkcs11()
+	if m == nil {
+		return nil, fmt.Errorf("unwrap key %q: unknown mechanism %d", spec.Label, mech)
+	}
+	if !spec.Session {
+		if err := t.refuseDuplicate(spec.Label, spec.ID); err != nil {
+			return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
+		}
+	}
+	id := spec.ID
+	if len(id) == 0 {
+		r, err := t.Random(16)
+		if err != nil {
+			return nil, err
+		}
+		id = r
+	}
+	var attrs []*pkcs11.Attribute
+	switch {
+	case spec.Type == AES128 || spec.Type == AES256:
+		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
+	case spec.Type.Symmetric():
+		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+	case spec.Type.IsRSA():
+		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
+	case spec.Type.IsEC():
+		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
+	case spec.Type == Ed25519:
+		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
+	default:
+		return nil, fmt.Errorf("unwrap key %q: cannot unwrap a %s key", spec.Label, spec.Type)
+	}
+	var h pkcs11.ObjectHandle
+	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		var err error
+		h, err = t.ctx().UnwrapKey(sh, []*pkcs11.Mechanism{m}, unwrapping.handle, wrapped, attrs)
+		if err != nil {
+			switch rv(err) {
+			case pkcs11.CKR_WRAPPED_KEY_INVALID, pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE,
+				pkcs11.CKR_GENERAL_ERROR: // SoftHSM reports a failed RFC 5649 integrity check this way
+				return fmt.Errorf("the wrapped key does not unwrap under key %q: wrong key or damaged backup file (%v)", unwrapping.label, err)
+			}
+			return t.mechError(err, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unwrap key %q with %s: %w", spec.Label, name, err)
+	}
+	return t.loadKey(h, 0)
+}
+
+// WrapStep is one part of a wrap, and where it ran.
+type WrapStep struct {
+	Action    string `json:"action"`
+	Mechanism string `json:"mechanism"`
+	InToken   bool   `json:"inToken"`
+}
+
+// Wrapped is a wrapped key and how it was made.
+type Wrapped struct {
+	Ciphertext []byte
+	Mechanism  WrapMechanism
+	// Composed is true when the token lacked the mechanism and Steps built it
+	// from others.
+	Composed bool
+	Steps    []WrapStep
+}
+
+// HostSteps are the steps that ran in host software.
+func (w *Wrapped) HostSteps() []WrapStep {
+	var out []WrapStep
+	for _, s := range w.Steps {
+		if !s.InToken {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// MaterialInHost reports whether plaintext key material (or the ephemeral key
+// protecting it) was present in host memory.
+func (w *Wrapped) MaterialInHost() bool { return len(w.HostSteps()) > 0 }
+
+// WrapOptions controls compositions when the token lacks a mechanism.
+type WrapOptions struct {
+	// AllowHostSteps permits a composition in which a step runs in host
+	// software. Without it Wrap fails rather than let material reach host memory.
+	AllowHostSteps bool
+}
+
+// WrapPlan says how Wrap would wrap with mech on this token, without doing it,
+// so the operator can be shown the host steps before confirming.
+func (t *Token) WrapPlan(mech WrapMechanism) []WrapStep {
+	_, name := mech.pkcs11()
+	switch mech {
+	case AESKeyWrapPad:
+		return []WrapStep{{"wrap the key material", name, true}}
+	case RSAOAEPSHA1, RSAOAEPSHA256:
+		if t.oaepNative(mech.oaepHash()) {
+			return []WrapStep{{"RSA-OAEP encrypt the key material", name, true}}
+		}
+		return []WrapStep{
+			{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
+			{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
+			{"unwrap the key material into host memory", "AES-KWP (host)", false},
+			{"RSA-OAEP encrypt the key material", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false},
+		}
+	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
+		if t.HasMechanism(ckmRSAAESKeyWrap) {
+			return []WrapStep{{"RSA-AES key wrap the key material", name, true}}
+		}
+		steps := []WrapStep{
+			{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
+			{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
+		}
+		if t.oaepNative(mech.oaepHash()) {
+			return append(steps, WrapStep{"RSA-OAEP wrap the ephemeral key", fmt.Sprintf("CKM_RSA_PKCS_OAEP(%s)", hashName(mech.oaepHash())), true})
+		}
+		return append(steps,
+			WrapStep{"read the ephemeral AES key into host memory", "C_GetAttributeValue (host)", false},
+			WrapStep{"RSA-OAEP encrypt the ephemeral key", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false})
+	}
+	return nil
+}
+
+// oaepNative probes whether the token does RSA-OAEP with hash h (tokens list
+// CKM_RSA_PKCS_OAEP but may refuse some hashes: SoftHSM 2.6 takes SHA-1 only).
+func (t *Token) oaepNative(h crypto.Hash) bool {
+	if !t.HasMechanism(ckmRSAPKCSOAEP) {
+		return false
+	}
+	if h == crypto.SHA1 {
+		return true
+	}
+	t.probeMu.Lock()
+	defer t.probeMu.Unlock()
+	if v, ok := t.oaepProbe[h]; ok {
+		return v
+	}
+	ok := t.probeOAEP(h)
+	if t.oaepProbe == nil {
+		t.oaepProbe = map[crypto.Hash]bool{}
+	}
+	t.oaepProbe[h] = ok
+	return ok
+}
+
+// probeOAEP encrypts a dummy block with a session copy of a throwaway RSA
+// public key; nothing secret is involved.
+func (t *Token) probeOAEP(h crypto.Hash) bool {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return false
+	}
+	pk, err := t.ImportPublicKey(context.Background(), &priv.PublicKey, KeySpec{Type: RSA2048, Session: true})
+	if err != nil {
+		return false
+	}
+	defer t.DestroyKey(pk)
+	err = t.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		if err := t.ctx().EncryptInit(sh, []*pkcs11.Mechanism{oaepMechanism(h)}, pk.handle); err != nil {
+			return err
+		}
+		_, err := t.ctx().Encrypt(sh, make([]byte, 16))
+		return err
+	})
+	return err == nil
+}
+
+// Wrap wraps target for export under wrapping (an RSA public key for the RSA
+// mechanisms, an AES key for AESKeyWrapPad). It uses the token's own
+// mechanism when it has one; otherwise it composes the same algorithm from
+// what the token has, and the result's Steps say exactly which parts ran in
+// host software. The algorithm is never downgraded: SHA-256 stays SHA-256.
+func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechanism, opts WrapOptions) (*Wrapped, error) {
+	what := fmt.Sprintf("wrap key %q with %s", target.label, mech)
+	if mech.oaepHash() != 0 {
+		rk, ok := wrapping.pub.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: the wrapping key is not an RSA public key", what)
+		}
+		if mech == RSAOAEPSHA1 || mech == RSAOAEPSHA256 {
+			if n, ok := target.materialLen(); ok {
+				if max := OAEPCapacity(rk.Size(), mech.oaepHash()); n > max {
+					return nil, fmt.Errorf("%s: %d bytes of key material exceed what RSA-OAEP %s with a %d-bit key can carry (%d bytes); use RSA-AES key wrap", what, n, hashName(mech.oaepHash()), rk.N.BitLen(), max)
+				}
+			}
+		}
+	}
+	plan := t.WrapPlan(mech)
+	native := len(plan) == 1
+	if !native && !opts.AllowHostSteps {
+		for _, s := range plan {
+			if !s.InToken {
+				_, name := mech.pkcs11()
+				return nil, fmt.Errorf("%s: %w", what, &MechanismError{Mechanism: name, Token: t.label,
+					Detail: "doing it would need a step in host memory (" + s.Action + "); allow host steps to compose it, or use a token that supports it"})
+			}
+		}
+	}
+	if native {
+		ct, err := t.WrapKey(ctx, wrapping, target, mech)
+		if err != nil {
+			return nil, err
+		}
+		return &Wrapped{Ciphertext: ct, Mechanism: mech, Steps: plan}, nil
+	}
+
+	// Composition: an ephemeral AES-256 session key wraps the target with KWP.
+	// It must be readable only when a later step needs it in host memory.
+	ephReadable := false
+	for _, s := range plan {
+		if !s.InToken {
+			ephReadable = true
+		}
+	}
+	eph, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: ephReadable})
+	if err != nil {
+		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
+	}
+	defer t.DestroyKey(eph)
+	kwp, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	rk := wrapping.pub.(*rsa.PublicKey)
+	h := mech.oaepHash()
+	switch mech {
+	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
+		var wrappedEph []byte
+		if !ephReadable {
+			wrappedEph, err = t.WrapKey(ctx, wrapping, eph, map[crypto.Hash]WrapMechanism{crypto.SHA1: RSAOAEPSHA1, crypto.SHA256: RSAOAEPSHA256}[h])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+		} else {
+			ephValue, err := t.secretValue(eph)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil)
+			clear(ephValue)
+			if err != nil {
+				return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
+			}
+		}
+		return &Wrapped{Ciphertext: append(wrappedEph, kwp...), Mechanism: mech, Composed: true, Steps: plan}, nil
+	default: // RSA-OAEP of the material itself, in host memory
+		ephValue, err := t.secretValue(eph)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		material, err := keywrap.UnwrapPad(ephValue, kwp)
+		clear(ephValue)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		defer clear(material)
+		ct, err := rsa.EncryptOAEP(newHash(h), rand.Reader, rk, material, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
+		}
+		return &Wrapped{Ciphertext: ct, Mechanism: mech, Composed: true, Steps: plan}, nil
+	}
+}
+
+func newHash(h crypto.Hash) hash.Hash {
+	if h == crypto.SHA1 {
+		return sha1.New()
+	}
+	return sha256.New()
+}
+
+// OAEPCapacity is the largest message RSA-OAEP with hash h can encrypt under
+// a modulus of k bytes (RFC 8017: k - 2*hLen - 2).
+func OAEPCapacity(k int, h crypto.Hash) int { return k - 2*h.Size() - 2 }
+
+// materialLen is the length of a secret key's raw material, when known.
+func (k *Key) materialLen() (int, bool) {
+	if n := k.typ.secretLen(); n > 0 {
+		return n, true
+	}
+	return 0, false
+}
+
+// secretValue reads CKA_VALUE of a non-sensitive session key.
+func (t *Token) secretValue(k *Key) ([]byte, error) {
+	if !k.session || k.sensitive {
+		return nil, errors.New("refusing to read the value of a stored or sensitive key")
+	}
+	a, err := t.attrs(k.handle, pkcs11.CKA_VALUE)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := a[pkcs11.CKA_VALUE]
+	if !ok {
+		return nil, errors.New("token did not return the ephemeral key's value")
+	}
+	return v, nil
+}

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// xvfb starts a private X display and returns its name.
+func xvfb(t *testing.T) string {
+	t.Helper()
+	for d := 90; d < 200; d++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", d)); err == nil {
+			continue
+		}
+		display := fmt.Sprintf(":%d", d)
+		cmd := exec.Command("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start Xvfb (make test installs xvfb): %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d)); err == nil {
+				return display
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("Xvfb did not come up")
+	}
+	t.Fatal("no free X display")
+	return ""
+}
+
+// startGUI runs the binary on display with args and waits for its window.
+func startGUI(t *testing.T, env []string, display string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(env, "DISPLAY="+display)
+	logPath := filepath.Join(t.TempDir(), "gui.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	fail := func(why string) {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("%s; app output:\n%s", why, b)
+	}
+	for i := 0; i < 300; i++ {
+		select {
+		case err := <-exited:
+			exited <- err
+			fail(fmt.Sprintf("keyceremony exited early (%v)", err))
+		default:
+		}
+		xd := exec.Command("xdotool", "search", "--name", "^Key Ceremony$")
+		xd.Env = cmd.Env
+		if out, _ := xd.Output(); len(strings.TrimSpace(string(out))) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fail("the Key Ceremony window did not appear")
+}
+
+// screenshot captures the whole display to path and checks it is not blank.
+func screenshot(t *testing.T, display, path string) {
+	t.Helper()
+	cmd := exec.Command("import", "-window", "root", path)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	if distinctColours(img) < 8 {
+		t.Fatalf("screenshot %s is blank", path)
+	}
+}
+
+func distinctColours(img image.Image) int {
+	seen := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 7 {
+		for x := b.Min.X; x < b.Max.X; x += 7 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[(r>>8)<<16|(g>>8)<<8|bl>>8] = true
+		}
+	}
+	return len(seen)
+}
+
+// The GUI starts under Xvfb on the Tokens page with a real SoftHSM token.
+// With KC_SCREENSHOT_DIR set (make screenshots) the picture is kept for docs/.
+func TestGUIStartsOnTokensPage(t *testing.T) {
+	env := softhsmStore(t)
+	mustRun(t, env, "softhsm2-util", "--init-token", "--free", "--label", "Root CA 2026", "--so-pin", "11112222", "--pin", "33334444")
+	display := xvfb(t)
+	startGUI(t, env, display, "--page", "tokens")
+	time.Sleep(2 * time.Second) // let the first frame and the token load render
+	dir := os.Getenv("KC_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	screenshot(t, display, filepath.Join(dir, "tokens.png"))
+}

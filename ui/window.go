@@ -1,0 +1,121 @@
+// Package ui is Key Ceremony's Fyne desktop application: a thin layer of
+// screens over the headless packages (hsm, ceremony, audit). It holds no
+// domain logic, so everything it shows can also be done with the CLI.
+//
+// Threading: Fyne widgets are changed only on the UI goroutine. Work that
+// touches a token, a file or the database runs in a goroutine and posts its
+// result back with fyne.Do.
+package ui
+
+import (
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// Options are what the command line passes to the GUI.
+type Options struct {
+	Module  string // PKCS#11 module for this session; empty: Settings, else built-in SoftHSM2
+	Page    string // page to open first
+	Version string
+}
+
+// page is one entry of the navigation.
+type page struct {
+	id    string
+	title string
+	icon  fyne.Resource
+	make  func() fyne.CanvasObject
+}
+
+// MainWindow is the application shell: navigation on the left, the selected
+// page on the right.
+type MainWindow struct {
+	fyne.Window
+	app     fyne.App
+	opts    Options
+	pages   []page
+	nav     *widget.List
+	content *fyne.Container
+	current string
+	tokens  *TokensPage
+}
+
+// NewMainWindow builds the shell. It does not show it.
+func NewMainWindow(a fyne.App, opts Options) *MainWindow {
+	w := &MainWindow{Window: a.NewWindow("Key Ceremony"), app: a, opts: opts}
+	w.pages = []page{
+		{"home", "Home", theme.HomeIcon(), w.homePage},
+		{"tokens", "Tokens", theme.StorageIcon(), func() fyne.CanvasObject {
+			w.tokens = NewTokensPage(w.Window, w.settings())
+			return w.tokens
+		}},
+		{"ceremonies", "Ceremonies", theme.DocumentIcon(), w.ceremoniesPage},
+		{"audit", "Audit", theme.SearchIcon(), w.auditPage},
+		{"settings", "Settings", theme.SettingsIcon(), w.settingsPage},
+	}
+	w.content = container.NewStack()
+	w.nav = widget.NewList(
+		func() int { return len(w.pages) },
+		func() fyne.CanvasObject {
+			return container.NewHBox(widget.NewIcon(theme.HomeIcon()), widget.NewLabel("Ceremonies"))
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			box := o.(*fyne.Container)
+			box.Objects[0].(*widget.Icon).SetResource(w.pages[id].icon)
+			box.Objects[1].(*widget.Label).SetText(w.pages[id].title)
+		},
+	)
+	w.nav.OnSelected = func(id widget.ListItemID) { w.show(w.pages[id].id) }
+	split := container.NewHSplit(w.nav, w.content)
+	split.Offset = 0.16
+	w.SetContent(split)
+	w.Resize(fyne.NewSize(1180, 760))
+	w.SetMaster()
+
+	start := strings.ToLower(opts.Page)
+	if start == "" {
+		start = "home"
+	}
+	w.Select(start)
+	return w
+}
+
+// Select shows the page with the given id ("home", "tokens", ...).
+func (w *MainWindow) Select(id string) {
+	for i, p := range w.pages {
+		if p.id == id {
+			w.nav.Select(i)
+			return
+		}
+	}
+	w.nav.Select(0)
+}
+
+// Current is the id of the page on screen.
+func (w *MainWindow) Current() string { return w.current }
+
+// Tokens is the tokens page once it has been shown.
+func (w *MainWindow) Tokens() *TokensPage { return w.tokens }
+
+func (w *MainWindow) show(id string) {
+	for _, p := range w.pages {
+		if p.id == id {
+			w.current = id
+			w.content.Objects = []fyne.CanvasObject{p.make()}
+			w.content.Refresh()
+			return
+		}
+	}
+}
+
+// heading is a page title.
+func heading(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.TextStyle = fyne.TextStyle{Bold: true}
+	l.SizeName = theme.SizeNameHeadingText
+	return l
+}

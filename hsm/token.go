@@ -32,6 +32,8 @@ type Token struct {
 
 	probeMu   sync.Mutex
 	oaepProbe map[crypto.Hash]bool // which OAEP hashes the token really accepts
+	kwpProbed bool
+	kwpOK     bool // the token's CKM_AES_KEY_WRAP_PAD follows RFC 5649
 }
 
 func newToken(m *Module, slot Slot) (*Token, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash"
@@ -107,7 +108,7 @@ func (t *Token) WrapKey(ctx context.Context, wrapping, target *Key, mech WrapMec
 			case pkcs11.CKR_KEY_UNEXTRACTABLE:
 				return fmt.Errorf("key %q is not extractable: only keys created for export or backup can be wrapped", target.label)
 			case pkcs11.CKR_KEY_NOT_WRAPPABLE:
-				return fmt.Errorf("key %q may only be wrapped by a trusted key (CKA_WRAP_WITH_TRUSTED)", target.label)
+				return fmt.Errorf("the token will not wrap key %q this way (CKR_KEY_NOT_WRAPPABLE: a private key under an RSA key, or a key marked CKA_WRAP_WITH_TRUSTED under an untrusted key)", target.label)
 			}
 			return t.classify(name, err)
 		}
@@ -219,15 +220,30 @@ type WrapOptions struct {
 	AllowHostSteps bool
 }
 
-// WrapPlan says how Wrap would wrap with mech on this token, without doing it,
-// so the operator can be shown the host steps before confirming.
-func (t *Token) WrapPlan(mech WrapMechanism) []WrapStep {
+// WrapPlan says how Wrap would wrap a key of type target with mech on this
+// token, without doing it, so the operator can be shown the host steps before
+// confirming.
+func (t *Token) WrapPlan(mech WrapMechanism, target KeyType) []WrapStep {
 	_, name := mech.pkcs11()
+	// kwpRepair: the token's RFC 5649 output must be fixed in host memory
+	// because the token pads the material itself (see kwpCompliant).
+	kwpRepair := !t.kwpCompliant() && !(target.secretLen() > 0 && target.secretLen()%8 == 0)
+	kwpSteps := []WrapStep{
+		{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
+		{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
+	}
+	if kwpRepair {
+		kwpSteps = append(kwpSteps,
+			WrapStep{"unwrap the key material into host memory to remove the token's non-standard RFC 5649 padding", "AES-KWP (host)", false},
+			WrapStep{"wrap the key material again with the ephemeral key", "AES-KWP (host)", false})
+	}
 	switch mech {
 	case AESKeyWrapPad:
 		return []WrapStep{{"wrap the key material", name, true}}
 	case RSAOAEPSHA1, RSAOAEPSHA256:
-		if t.oaepNative(mech.oaepHash()) {
+		// PKCS#11 tokens wrap only secret keys under RSA-OAEP; a private key
+		// (ECC material for AWS) always needs the composition.
+		if target.Symmetric() && t.oaepNative(mech.oaepHash()) {
 			return []WrapStep{{"RSA-OAEP encrypt the key material", name, true}}
 		}
 		return []WrapStep{
@@ -237,14 +253,11 @@ func (t *Token) WrapPlan(mech WrapMechanism) []WrapStep {
 			{"RSA-OAEP encrypt the key material", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false},
 		}
 	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
-		if t.HasMechanism(ckmRSAAESKeyWrap) {
+		if t.HasMechanism(ckmRSAAESKeyWrap) && !kwpRepair {
 			return []WrapStep{{"RSA-AES key wrap the key material", name, true}}
 		}
-		steps := []WrapStep{
-			{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
-			{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
-		}
-		if t.oaepNative(mech.oaepHash()) {
+		steps := kwpSteps
+		if t.oaepNative(mech.oaepHash()) && !kwpRepair {
 			return append(steps, WrapStep{"RSA-OAEP wrap the ephemeral key", fmt.Sprintf("CKM_RSA_PKCS_OAEP(%s)", hashName(mech.oaepHash())), true})
 		}
 		return append(steps,
@@ -252,6 +265,61 @@ func (t *Token) WrapPlan(mech WrapMechanism) []WrapStep {
 			WrapStep{"RSA-OAEP encrypt the ephemeral key", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false})
 	}
 	return nil
+}
+
+// kwpCompliant probes once whether the token's CKM_AES_KEY_WRAP_PAD follows
+// RFC 5649 for material whose length is not a multiple of 8. SoftHSM 2.6
+// zero-pads the material first and records the padded length, so a 28-byte
+// HMAC key unwraps as 32 bytes and a PKCS#8 key gains trailing zeros; AWS KMS
+// would reject or misread either. The probe uses throwaway, non-sensitive
+// session keys only.
+func (t *Token) kwpCompliant() bool {
+	t.probeMu.Lock()
+	defer t.probeMu.Unlock()
+	if t.kwpProbed {
+		return t.kwpOK
+	}
+	t.kwpProbed = true
+	t.kwpOK = t.probeKWP()
+	return t.kwpOK
+}
+
+func (t *Token) probeKWP() bool {
+	ctx := context.Background()
+	kek, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: true})
+	if err != nil {
+		return false
+	}
+	defer t.DestroyKey(kek)
+	var h pkcs11.ObjectHandle
+	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		var err error
+		h, err = t.ctx().GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 20),
+		})
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	probe := &Key{t: t, handle: h, label: "kwp-probe", session: true}
+	defer t.DestroyKey(probe)
+	wrapped, err := t.WrapKey(ctx, kek, probe, AESKeyWrapPad)
+	if err != nil {
+		return false
+	}
+	kekValue, err := t.secretValue(kek)
+	if err != nil {
+		return false
+	}
+	defer clear(kekValue)
+	pt, err := keywrap.UnwrapPad(kekValue, wrapped)
+	return err == nil && len(pt) == 20
 }
 
 // oaepNative probes whether the token does RSA-OAEP with hash h (tokens list
@@ -318,18 +386,23 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 			}
 		}
 	}
-	plan := t.WrapPlan(mech)
-	native := len(plan) == 1
-	if !native && !opts.AllowHostSteps {
-		for _, s := range plan {
-			if !s.InToken {
+	plan := t.WrapPlan(mech, target.typ)
+	hostSteps := false
+	for _, st := range plan {
+		if !st.InToken {
+			hostSteps = true
+		}
+	}
+	if hostSteps && !opts.AllowHostSteps {
+		for _, st := range plan {
+			if !st.InToken {
 				_, name := mech.pkcs11()
 				return nil, fmt.Errorf("%s: %w", what, &MechanismError{Mechanism: name, Token: t.label,
-					Detail: "doing it would need a step in host memory (" + s.Action + "); allow host steps to compose it, or use a token that supports it"})
+					Detail: "doing it correctly would need a step in host memory (" + st.Action + "); allow host steps, or use a token that supports it"})
 			}
 		}
 	}
-	if native {
+	if len(plan) == 1 {
 		ct, err := t.WrapKey(ctx, wrapping, target, mech)
 		if err != nil {
 			return nil, err
@@ -338,14 +411,8 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 	}
 
 	// Composition: an ephemeral AES-256 session key wraps the target with KWP.
-	// It must be readable only when a later step needs it in host memory.
-	ephReadable := false
-	for _, s := range plan {
-		if !s.InToken {
-			ephReadable = true
-		}
-	}
-	eph, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: ephReadable})
+	// It is readable only when a later step needs it in host memory.
+	eph, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: hostSteps})
 	if err != nil {
 		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
 	}
@@ -354,45 +421,75 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	var ephValue, material []byte
+	defer func() { clear(ephValue); clear(material) }()
+	if hostSteps {
+		if ephValue, err = t.secretValue(eph); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if material, err = keywrap.UnwrapPad(ephValue, kwp); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if !t.kwpCompliant() {
+			if material, err = trimTokenPadding(material, target.typ); err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+		}
+	}
 	rk := wrapping.pub.(*rsa.PublicKey)
 	h := mech.oaepHash()
 	switch mech {
 	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
 		var wrappedEph []byte
-		if !ephReadable {
+		if !hostSteps {
 			wrappedEph, err = t.WrapKey(ctx, wrapping, eph, map[crypto.Hash]WrapMechanism{crypto.SHA1: RSAOAEPSHA1, crypto.SHA256: RSAOAEPSHA256}[h])
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		} else {
-			ephValue, err := t.secretValue(eph)
-			if err != nil {
+			if kwp, err = keywrap.WrapPad(ephValue, material); err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
-			wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil)
-			clear(ephValue)
-			if err != nil {
+			if wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil); err != nil {
 				return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
 			}
 		}
 		return &Wrapped{Ciphertext: append(wrappedEph, kwp...), Mechanism: mech, Composed: true, Steps: plan}, nil
 	default: // RSA-OAEP of the material itself, in host memory
-		ephValue, err := t.secretValue(eph)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		material, err := keywrap.UnwrapPad(ephValue, kwp)
-		clear(ephValue)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		defer clear(material)
 		ct, err := rsa.EncryptOAEP(newHash(h), rand.Reader, rk, material, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
 		}
 		return &Wrapped{Ciphertext: ct, Mechanism: mech, Composed: true, Steps: plan}, nil
 	}
+}
+
+// trimTokenPadding removes the zero padding a non-compliant token left inside
+// the material: secret keys have a known length; a private key is one DER
+// SEQUENCE whose header gives its length.
+func trimTokenPadding(material []byte, kt KeyType) ([]byte, error) {
+	if n := kt.secretLen(); n > 0 {
+		if len(material) < n {
+			return nil, fmt.Errorf("token returned %d bytes of %s material, want %d", len(material), kt, n)
+		}
+		for _, b := range material[n:] {
+			if b != 0 {
+				return nil, fmt.Errorf("unexpected data after %d bytes of %s material", n, kt)
+			}
+		}
+		return material[:n], nil
+	}
+	var raw asn1.RawValue
+	rest, err := asn1.Unmarshal(material, &raw)
+	if err != nil {
+		return nil, fmt.Errorf("wrapped private key is not DER: %w", err)
+	}
+	for _, b := range rest {
+		if b != 0 {
+			return nil, errors.New("unexpected data after the wrapped private key")
+		}
+	}
+	return material[:len(material)-len(rest)], nil
 }
 
 func newHash(h crypto.Hash) hash.Hash {

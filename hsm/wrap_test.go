@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"hash"
@@ -120,6 +121,10 @@ func TestWrapEveryMechanism(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hmac224, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: hsm.HMACSHA224, Label: "byok-hmac224", Extractable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// proves checks that the recovered material is the token's key.
 	proves := map[*hsm.Key]func(t *testing.T, material []byte){
@@ -149,7 +154,25 @@ func TestWrapEveryMechanism(t *testing.T) {
 				t.Fatal("unwrapped HMAC material MACs differently from the token key")
 			}
 		},
+		hmac224: func(t *testing.T, material []byte) {
+			if len(material) != 28 {
+				t.Fatalf("HMAC-SHA224 material is %d bytes, want 28", len(material))
+			}
+			want, err := hmac224.MAC(block)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := hmac.New(sha256.New224, material)
+			m.Write(block)
+			if !bytes.Equal(m.Sum(nil), want) {
+				t.Fatal("unwrapped HMAC-SHA224 material MACs differently from the token key")
+			}
+		},
 		ecKey: func(t *testing.T, material []byte) {
+			var seq asn1.RawValue
+			if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
+				t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
+			}
 			pk, err := x509.ParsePKCS8PrivateKey(material)
 			if err != nil {
 				t.Fatalf("unwrapped EC material is not PKCS#8: %v", err)
@@ -170,8 +193,17 @@ func TestWrapEveryMechanism(t *testing.T) {
 		// no CKM_RSA_AES_KEY_WRAP (composed: in the token for SHA-1, host OAEP for SHA-256).
 		{hsm.RSAOAEPSHA1, []*hsm.Key{aesKey, hmacKey}, false, false},
 		{hsm.RSAOAEPSHA256, []*hsm.Key{aesKey, hmacKey}, true, true},
-		{hsm.RSAAESKeyWrapSHA1, []*hsm.Key{aesKey, hmacKey, ecKey}, true, false},
-		{hsm.RSAAESKeyWrapSHA256, []*hsm.Key{aesKey, hmacKey, ecKey}, true, true},
+		// ECC private material under RSA-OAEP (AWS allows it): tokens do not wrap
+		// private keys with RSA, so the OAEP step runs in host memory.
+		{hsm.RSAOAEPSHA1, []*hsm.Key{ecKey}, true, true},
+		{hsm.RSAOAEPSHA256, []*hsm.Key{ecKey}, true, true},
+		{hsm.RSAAESKeyWrapSHA1, []*hsm.Key{aesKey, hmacKey}, true, false},
+		// SoftHSM's CKM_AES_KEY_WRAP_PAD zero-pads material whose length is not a
+		// multiple of 8 and records the padded length (not RFC 5649); such
+		// material is repaired in host memory, and the steps say so.
+		{hsm.RSAAESKeyWrapSHA1, []*hsm.Key{ecKey, hmac224}, true, true},
+		{hsm.RSAAESKeyWrapSHA256, []*hsm.Key{aesKey, hmacKey, ecKey, hmac224}, true, true},
+		{hsm.RSAOAEPSHA256, []*hsm.Key{hmac224}, true, true},
 	}
 	for _, tc := range tests {
 		for _, target := range tc.targets {
@@ -183,7 +215,7 @@ func TestWrapEveryMechanism(t *testing.T) {
 				if w.Composed != tc.composed || w.MaterialInHost() != tc.hostSteps {
 					t.Errorf("composed=%v host steps=%v (%+v), want %v/%v", w.Composed, w.MaterialInHost(), w.Steps, tc.composed, tc.hostSteps)
 				}
-				plan := tok.WrapPlan(tc.mech)
+				plan := tok.WrapPlan(tc.mech, target.Type())
 				if len(plan) != len(w.Steps) {
 					t.Errorf("WrapPlan %+v differs from the steps run %+v", plan, w.Steps)
 				}

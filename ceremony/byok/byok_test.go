@@ -1,0 +1,328 @@
+package byok_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/hsm"
+	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/softhsm"
+)
+
+func TestRules(t *testing.T) {
+	tests := []struct {
+		spec byok.KeySpec
+		alg  byok.Algorithm
+		wks  byok.WrappingKeySpec
+		ok   bool
+		msg  string // part of the refusal
+	}{
+		{byok.SymmetricDefault, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, true, ""},
+		{byok.HMAC512, byok.RSAESOAEPSHA1, byok.WrappingRSA2048, true, ""},
+		{byok.RSA2048, byok.RSAESOAEPSHA256, byok.WrappingRSA4096, false, "RSA_AES_KEY_WRAP"},
+		{byok.RSA4096, byok.RSAAESKeyWrapSHA256, byok.WrappingRSA2048, true, ""},
+		// AWS: P-521 material, an RSA_2048 wrapping key and RSAES_OAEP_* do not go together.
+		{byok.ECCNISTP521, byok.RSAESOAEPSHA1, byok.WrappingRSA2048, false, "too large"},
+		{byok.ECCNISTP521, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, false, "too large"},
+		{byok.ECCNISTP521, byok.RSAESOAEPSHA256, byok.WrappingRSA3072, true, ""},
+		{byok.ECCNISTP384, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, true, ""},
+		{byok.ECCNISTP521, byok.RSAAESKeyWrapSHA1, byok.WrappingRSA2048, true, ""},
+		{byok.SymmetricDefault, byok.SM2PKE, byok.WrappingRSA2048, false, "China"},
+		{byok.SymmetricDefault, byok.RSAESPKCS1V15, byok.WrappingRSA2048, false, "no longer"},
+		{byok.SymmetricDefault, byok.RSAESOAEPSHA256, byok.WrappingSM2, false, "SM2"},
+		{"SYMMETRIC_128", byok.RSAESOAEPSHA256, byok.WrappingRSA2048, false, "cannot receive"},
+	}
+	for _, tc := range tests {
+		err := byok.Check(tc.spec, tc.alg, tc.wks)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
+			t.Errorf("Check(%s, %s, %s) = %v, want ok=%v containing %q", tc.spec, tc.alg, tc.wks, err, tc.ok, tc.msg)
+		}
+	}
+	// 11 specs x 4 algorithms x 3 wrapping keys, less RSA material under OAEP
+	// (3x2x3) and P-521 under OAEP with RSA_2048 (2).
+	if got, want := len(byok.Allowed()), 11*4*3-3*2*3-2; got != want {
+		t.Errorf("%d allowed combinations, want %d", got, want)
+	}
+}
+
+func TestRequestValidation(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	fresh := func() *byok.Parameters {
+		p, err := byok.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("token"), now.Add(20*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	expired := fresh()
+	expired.ParametersValidTo = now.Add(-time.Minute)
+	tests := []struct {
+		name string
+		req  byok.Request
+		msgs []string
+	}{
+		{"valid", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAAESKeyWrapSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(90 * 24 * time.Hour)}}, nil},
+		{"expired parameters", byok.Request{Params: expired, Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire}}, []string{"expired", "get-parameters-for-import"}},
+		{"valid-to too far", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(400 * 24 * time.Hour)}}, []string{"365 days"}},
+		{"valid-to past", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(-time.Hour)}}, []string{"in the past"}},
+		{"new material for HMAC", byok.Request{Params: fresh(), Spec: byok.HMAC256, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire, ImportType: byok.ImportTypeNew}}, []string{"only for SYMMETRIC_DEFAULT"}},
+		{"all errors at once", byok.Request{Params: expired, Spec: byok.RSA2048, Algorithm: byok.RSAESOAEPSHA1, Import: byok.Import{ExpirationModel: "SOMETIMES"}}, []string{"expired", "RSA_AES_KEY_WRAP", "SOMETIMES"}},
+	}
+	for _, tc := range tests {
+		errs := tc.req.Validate(now)
+		if len(tc.msgs) == 0 && len(errs) > 0 {
+			t.Errorf("%s: unexpected %v", tc.name, errs)
+		}
+		joined := fmt.Sprint(errs)
+		for _, m := range tc.msgs {
+			if !strings.Contains(joined, m) {
+				t.Errorf("%s: errors %q lack %q", tc.name, joined, m)
+			}
+		}
+	}
+}
+
+func TestParseParametersJSON(t *testing.T) {
+	priv, _ := rsa.GenerateKey(rand.Reader, 3072)
+	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	for _, validTo := range []string{`"2026-11-24T13:02:02.144000-08:00"`, `1795611722.144`} {
+		doc := fmt.Sprintf(`{"KeyId":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","ImportToken":%q,"PublicKey":%q,"ParametersValidTo":%s}`,
+			base64.StdEncoding.EncodeToString([]byte{1, 2, 3, 250}), base64.StdEncoding.EncodeToString(spki), validTo)
+		p, err := byok.ParseParametersJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", validTo, err)
+		}
+		if p.WrappingKeySpec() != byok.WrappingRSA3072 || !bytes.Equal(p.ImportToken, []byte{1, 2, 3, 250}) || p.ParametersValidTo.Year() != 2026 {
+			t.Errorf("parsed %+v", p)
+		}
+	}
+	if _, err := byok.ParseParametersJSON([]byte(`{"KeyId":"k"}`)); err == nil || !strings.Contains(err.Error(), "missing ImportToken, ParametersValidTo, PublicKey") {
+		t.Errorf("missing fields: %v", err)
+	}
+}
+
+// awsSide plays AWS KMS: it holds the wrapping private keys.
+type awsSide struct {
+	priv map[byok.WrappingKeySpec]*rsa.PrivateKey
+}
+
+func (a awsSide) unwrap(t *testing.T, alg byok.Algorithm, wks byok.WrappingKeySpec, ct []byte) []byte {
+	t.Helper()
+	var h hash.Hash = sha256.New()
+	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAAESKeyWrapSHA1 {
+		h = sha1.New()
+	}
+	priv := a.priv[wks]
+	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAESOAEPSHA256 {
+		pt, err := rsa.DecryptOAEP(h, nil, priv, ct, nil)
+		if err != nil {
+			t.Fatalf("AWS side: OAEP decrypt: %v", err)
+		}
+		return pt
+	}
+	eph, err := rsa.DecryptOAEP(h, nil, priv, ct[:priv.Size()], nil)
+	if err != nil {
+		t.Fatalf("AWS side: OAEP decrypt of the AES key: %v", err)
+	}
+	pt, err := keywrap.UnwrapPad(eph, ct[priv.Size():])
+	if err != nil {
+		t.Fatalf("AWS side: KWP unwrap: %v", err)
+	}
+	return pt
+}
+
+// TestEveryAllowedCombination wraps token keys of every spec with every
+// algorithm and wrapping key size AWS allows, unwraps them as AWS would, and
+// proves the material is the token's key.
+func TestEveryAllowedCombination(t *testing.T) {
+	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
+	m, err := hsm.Open(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := m.OpenToken(hsm.URI{Token: "BYOK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	if err := tok.Login([]byte("user-pin-9999")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	aws := awsSide{priv: map[byok.WrappingKeySpec]*rsa.PrivateKey{}}
+	for _, wks := range byok.WrappingKeySpecs() {
+		k, err := rsa.GenerateKey(rand.Reader, wks.Bytes()*8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aws.priv[wks] = k
+	}
+	keys := map[byok.KeySpec]*hsm.Key{}
+	block := []byte("sixteen byte blk")
+	for _, c := range byok.Allowed() {
+		c := c
+		t.Run(fmt.Sprintf("%s/%s/%s", c.Spec, c.Algorithm, c.Wrapping), func(t *testing.T) {
+			info, _ := byok.Spec(c.Spec)
+			key := keys[c.Spec]
+			if key == nil {
+				key, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: info.TokenType, Label: "byok-" + string(c.Spec), Extractable: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys[c.Spec] = key
+			}
+			spki, _ := x509.MarshalPKIXPublicKey(&aws.priv[c.Wrapping].PublicKey)
+			params, err := byok.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("import-token"), now.Add(23*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := byok.Request{Params: params, Spec: c.Spec, Algorithm: c.Algorithm, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire}}
+			res, err := byok.Wrap(ctx, tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			material := aws.unwrap(t, c.Algorithm, c.Wrapping, res.EncryptedKeyMaterial)
+			defer clear(material)
+			switch {
+			case c.Spec == byok.SymmetricDefault:
+				if len(material) != 32 {
+					t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
+				}
+				want, _ := key.EncryptBlock(block)
+				ci, _ := aes.NewCipher(material)
+				got := make([]byte, 16)
+				ci.Encrypt(got, block)
+				if !bytes.Equal(got, want) {
+					t.Fatal("material is not the token's AES key")
+				}
+			case !info.Private:
+				if len(material) != info.Size {
+					t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
+				}
+				want, _ := key.MAC(block)
+				hf := map[byok.KeySpec]func() hash.Hash{byok.HMAC224: sha256.New224, byok.HMAC256: sha256.New, byok.HMAC384: sha512.New384, byok.HMAC512: sha512.New}[c.Spec]
+				mac := hmac.New(hf, material)
+				mac.Write(block)
+				if !bytes.Equal(mac.Sum(nil), want) {
+					t.Fatal("material is not the token's HMAC key")
+				}
+			default:
+				// Exactly one DER structure: AWS refuses trailing bytes.
+				var seq asn1.RawValue
+				if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
+					t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
+				}
+				pk, err := x509.ParsePKCS8PrivateKey(material)
+				if err != nil {
+					t.Fatalf("material is not PKCS#8: %v", err)
+				}
+				var same bool
+				switch k := pk.(type) {
+				case *rsa.PrivateKey:
+					same = k.PublicKey.Equal(key.Public())
+				case *ecdsa.PrivateKey:
+					same = k.PublicKey.Equal(key.Public())
+				}
+				if !same {
+					t.Fatal("material is not the token's private key")
+				}
+			}
+			// The plan shown beforehand is what ran.
+			if plan := byok.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
+				t.Errorf("plan %v, ran %v", plan, res.Manifest.WrapSteps)
+			}
+		})
+	}
+}
+
+func TestWriteOutputs(t *testing.T) {
+	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
+	m, _ := hsm.Open(mod)
+	defer m.Close()
+	tok, _ := m.OpenToken(hsm.URI{Token: "BYOK"})
+	defer tok.Close()
+	tok.Login([]byte("user-pin-9999"))
+	ctx := context.Background()
+	now := time.Now()
+	key, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: hsm.AES256, Label: "import-me", Extractable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	params, _ := byok.ParseParametersFiles("arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("opaque-import-token"), now.Add(20*time.Hour))
+	validTo := now.Add(180 * 24 * time.Hour).Truncate(time.Second)
+	req := byok.Request{Params: params, Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA1,
+		Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: validTo, ImportType: byok.ImportTypeNew}}
+	res, err := byok.Wrap(ctx, tok, key, req, hsm.WrapOptions{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.MaterialInHostMemory {
+		t.Error("OAEP-SHA-1 on SoftHSM should run inside the token")
+	}
+	dir := t.TempDir()
+	paths, err := byok.WriteOutputs(dir, res, params.ImportToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v", p, st.Mode(), err)
+		}
+	}
+	var man byok.Manifest
+	b, _ := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	for name, sum := range man.Files {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		if got := sha256.Sum256(data); fmt.Sprintf("%x", got) != sum {
+			t.Errorf("manifest hash of %s does not match the file", name)
+		}
+	}
+	for _, want := range []string{"aws kms import-key-material", "--key-id arn:aws:kms:eu-west-1:111122223333:key/1234abcd", "fileb://EncryptedKeyMaterial.bin", "--valid-to " + validTo.UTC().Format(time.RFC3339), "--import-type NEW_KEY_MATERIAL"} {
+		if !strings.Contains(man.Command, want) {
+			t.Errorf("command %q lacks %q", man.Command, want)
+		}
+	}
+	instr, _ := os.ReadFile(filepath.Join(dir, byok.InstructionsFile))
+	if !strings.Contains(string(instr), "rotate-key-on-demand") || !strings.Contains(string(instr), man.Files[byok.EncryptedKeyMaterialFile]) {
+		t.Errorf("instructions incomplete:\n%s", instr)
+	}
+	// Outputs are never overwritten.
+	if _, err := byok.WriteOutputs(dir, res, params.ImportToken); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second write: %v", err)
+	}
+	// A key made non-extractable cannot be exported at all.
+	locked, _ := tok.GenerateKey(ctx, hsm.KeySpec{Type: hsm.AES256, Label: "locked"})
+	if _, err := byok.Wrap(ctx, tok, locked, req, hsm.WrapOptions{}, now); err == nil || !strings.Contains(err.Error(), "non-extractable") {
+		t.Errorf("non-extractable key: %v", err)
+	}
+}

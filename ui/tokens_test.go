@@ -1,13 +1,19 @@
 package ui
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/keyceremony/keyceremony/ceremony/words"
 
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm"
@@ -30,7 +36,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestTokensPageShowsRealToken(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "UI Test Token", []byte("so-pin-0000"), []byte("user-pin-0000"))
+	userPIN := []byte("user-pin-0000")
+	mod := softhsm.NewTestToken(t, "UI Test Token", []byte("so-pin-0000"), userPIN)
+	// A key to find in the Keys tab, made through the hsm package.
+	m, err := hsm.Open(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.OpenToken(hsm.URI{Token: "UI Test Token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Login(userPIN); err != nil {
+		t.Fatal(err)
+	}
+	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: hsm.ECP256, Label: "ui-visible-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.Close()
+	var mechs []hsm.MechanismInfo
+	slots, _ := m.Slots()
+	for _, s := range slots {
+		if s.Token != nil && s.Token.Label == "UI Test Token" {
+			mechs, _ = m.Mechanisms(s.ID)
+		}
+	}
+	m.Close()
+	if len(mechs) == 0 {
+		t.Fatal("no mechanisms read")
+	}
+
 	a := test.NewTempApp(t)
 	w := NewMainWindow(a, Options{Module: mod, Page: "tokens"})
 	defer w.Close()
@@ -42,27 +78,53 @@ func TestTokensPageShowsRealToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var serial string
-	var slotID uint
 	for _, s := range w.Tokens().Slots() {
 		if s.Token != nil && s.Token.Label == "UI Test Token" {
-			serial, slotID = s.Token.Serial, s.ID
+			serial = s.Token.Serial
 		}
 	}
 	if serial == "" {
 		t.Fatalf("test token not among %+v", w.Tokens().Slots())
 	}
-	// The mechanism count and the first mechanism as the hsm package reads them.
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
+	waitForMarkup(t, w, "UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token", fmt.Sprintf("Mechanisms (%d)", len(mechs)))
+
+	tabs := findAll[*container.AppTabs](w.Canvas().Content())
+	if len(tabs) != 1 {
+		t.Fatalf("%d tab containers", len(tabs))
 	}
-	mechs, err := m.Mechanisms(slotID)
-	m.Close()
-	if err != nil || len(mechs) == 0 {
-		t.Fatalf("mechanisms: %v", err)
+	fyne.DoAndWait(func() { tabs[0].SelectIndex(1) })
+	waitForMarkup(t, w, mechs[0].Name)
+
+	// Keys: log in through the PIN dialog; the key and its word fingerprint appear.
+	fyne.DoAndWait(func() { tabs[0].SelectIndex(2) })
+	var login *widget.Button
+	fyne.DoAndWait(func() { login = buttonWithText(t, w.Canvas().Content(), "Log in to list keys…") })
+	test.Tap(login)
+	var pinEntry *widget.Entry
+	fyne.DoAndWait(func() {
+		for _, e := range findAll[*widget.Entry](w.Canvas().Overlays().Top()) {
+			if e.Password {
+				pinEntry = e
+			}
+		}
+	})
+	if pinEntry == nil {
+		t.Fatal("no PIN entry in the login dialog")
 	}
-	wants := []string{"UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token",
-		fmt.Sprintf("Mechanisms (%d)", len(mechs)), mechs[0].Name}
+	test.Type(pinEntry, string(userPIN))
+	var listBtn *widget.Button
+	fyne.DoAndWait(func() { listBtn = buttonWithText(t, w.Canvas().Overlays().Top(), "List keys") })
+	test.Tap(listBtn)
+	fp := key.Fingerprint()
+	waitForMarkup(t, w, "ui-visible-key", hex.EncodeToString(fp), words.Encode(fp)[0]+" "+words.Encode(fp)[1])
+	if pinEntry.Text != "" {
+		t.Error("the PIN entry still holds the PIN after use")
+	}
+}
+
+// waitForMarkup waits until the window shows every string in wants.
+func waitForMarkup(t *testing.T, w *MainWindow, wants ...string) {
+	t.Helper()
 	var markup string
 	shows := func() bool {
 		markup = test.RenderToMarkup(w.Canvas())
@@ -79,9 +141,46 @@ func TestTokensPageShowsRealToken(t *testing.T) {
 	}
 	for _, want := range wants {
 		if !strings.Contains(markup, want) {
-			t.Errorf("Tokens page does not show %q", want)
+			t.Errorf("the window does not show %q", want)
 		}
 	}
+}
+
+// findAll walks a widget tree (containers and widget renderers) for objects of type T.
+func findAll[T fyne.CanvasObject](o fyne.CanvasObject) []T {
+	var out []T
+	var walk func(o fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		if o == nil {
+			return
+		}
+		if v, ok := o.(T); ok {
+			out = append(out, v)
+		}
+		switch x := o.(type) {
+		case *fyne.Container:
+			for _, c := range x.Objects {
+				walk(c)
+			}
+		case fyne.Widget:
+			for _, c := range test.WidgetRenderer(x).Objects() {
+				walk(c)
+			}
+		}
+	}
+	walk(o)
+	return out
+}
+
+func buttonWithText(t *testing.T, o fyne.CanvasObject, text string) *widget.Button {
+	t.Helper()
+	for _, b := range findAll[*widget.Button](o) {
+		if b.Text == text {
+			return b
+		}
+	}
+	t.Fatalf("no button %q", text)
+	return nil
 }
 
 func TestTokensPageReportsBadModule(t *testing.T) {
@@ -89,11 +188,7 @@ func TestTokensPageReportsBadModule(t *testing.T) {
 	w := NewMainWindow(a, Options{Module: "/nonexistent/libpkcs11.so", Page: "tokens"})
 	defer w.Close()
 	waitFor(t, "the load to fail", func() bool { return w.Tokens().Err() != nil })
-	var markup string
-	fyne.DoAndWait(func() { markup = test.RenderToMarkup(w.Canvas()) })
-	if !strings.Contains(markup, "Cannot read tokens") || !strings.Contains(markup, "not found") {
-		t.Error("the page does not explain that the module is missing")
-	}
+	waitForMarkup(t, w, "Cannot read tokens", "not found")
 }
 
 func TestSettingsPersistModule(t *testing.T) {

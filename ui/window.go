@@ -101,7 +101,15 @@ func (w *MainWindow) Current() string { return w.current }
 // Tokens is the tokens page once it has been shown.
 func (w *MainWindow) Tokens() *TokensPage { return w.tokens }
 
+// stopper is a page with background work to end when it is left.
+type stopper interface{ Stop() }
+
 func (w *MainWindow) show(id string) {
+	for _, old := range w.content.Objects {
+		if s, ok := old.(stopper); ok {
+			s.Stop()
+		}
+	}
 	for _, p := range w.pages {
 		if p.id == id {
 			w.current = id

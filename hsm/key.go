@@ -607,3 +607,50 @@ func (t *Token) ImportWrappingKey(ctx context.Context, spkiDER []byte) (*Key, er
 	}
 	return t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "wrapping-key"})
 }
+
+// ImportSecretKey creates an AES key with a value the caller knows (a KEK
+// derived from a quorum secret, say), sensitive and non-extractable like a
+// generated one. Use spec.Session for a key that must never persist on the
+// token. The caller clears value afterwards.
+func (t *Token) ImportSecretKey(ctx context.Context, value []byte, spec KeySpec) (*Key, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if (spec.Type != AES128 && spec.Type != AES256) || len(value) != spec.Type.secretLen() {
+		return nil, fmt.Errorf("import secret key %q: want an AES-128 or AES-256 value of the right length", spec.Label)
+	}
+	if !spec.Session {
+		if err := t.refuseDuplicate(spec.Label, spec.ID); err != nil {
+			return nil, fmt.Errorf("import secret key %q: %w", spec.Label, err)
+		}
+	}
+	id := spec.ID
+	if len(id) == 0 {
+		r, err := t.Random(16)
+		if err != nil {
+			return nil, err
+		}
+		id = r
+	}
+	attrs := append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+	)
+	if spec.Trusted {
+		attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true))
+	}
+	var h pkcs11.ObjectHandle
+	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		var err error
+		h, err = t.ctx().CreateObject(sh, attrs)
+		return t.classify(fmt.Sprintf("import secret key %q", spec.Label), err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t.loadKey(h, 0)
+}

@@ -1,7 +1,9 @@
 package hsm_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -173,5 +175,33 @@ func TestWrapWithTrustedOnly(t *testing.T) {
 	}
 	if len(blob) < 56 { // a P-384 PKCS#8 key is about 80 bytes before wrapping
 		t.Errorf("wrapped P-384 PKCS#8 is only %d bytes", len(blob))
+	}
+}
+
+func TestImportSecretKey(t *testing.T) {
+	tok := newToken(t)
+	ctx := context.Background()
+	value := bytes.Repeat([]byte{0x42}, 32)
+	kek, err := tok.ImportSecretKey(ctx, value, hsm.KeySpec{Type: hsm.AES256, Label: "derived-kek", Session: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kek.Sensitive() || kek.Extractable() || kek.Type() != hsm.AES256 {
+		t.Errorf("imported KEK sensitive=%v extractable=%v type=%s", kek.Sensitive(), kek.Extractable(), kek.Type())
+	}
+	// It is the key we gave: same ciphertext as software AES with that value.
+	block := []byte("0123456789abcdef")
+	got, err := kek.EncryptBlock(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := aes.NewCipher(value)
+	want := make([]byte, 16)
+	c.Encrypt(want, block)
+	if !bytes.Equal(got, want) {
+		t.Error("imported key encrypts differently from its value")
+	}
+	if _, err := tok.ImportSecretKey(ctx, value[:20], hsm.KeySpec{Type: hsm.AES256, Label: "short", Session: true}); err == nil {
+		t.Error("a 20-byte value was accepted as AES-256")
 	}
 }

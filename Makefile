@@ -7,7 +7,7 @@ BIN := bin/keyceremony
 # System packages: what the app needs at run time and to build the Fyne driver,
 # and what the tests add (screenshots, PDF text, the sqlite3 shell for the ingest baseline).
 RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
-TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps
+TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
 
 # Short fuzzing in CI; longer runs by hand with FUZZTIME=10m make fuzz.
 FUZZTIME ?= 15s

@@ -7,6 +7,12 @@ package tools
 import (
 	_ "filippo.io/age"
 	_ "fyne.io/fyne/v2/app"
+	_ "github.com/aws/aws-sdk-go-v2/config"
+	_ "github.com/aws/aws-sdk-go-v2/service/acmpca"
+	_ "github.com/aws/aws-sdk-go-v2/service/athena"
+	_ "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	_ "github.com/aws/aws-sdk-go-v2/service/kms"
+	_ "github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "github.com/cloudflare/circl/secretsharing"
 	_ "github.com/jung-kurt/gofpdf"
 	_ "github.com/miekg/pkcs11"

@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ceremony"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/words"
+)
+
+func init() {
+	Register(&Command{Name: "ceremony", Summary: "run, rehearse and verify key ceremonies", Run: func(ctx context.Context, env *Env, args []string) error {
+		return subcommand(ctx, env, "ceremony", args, map[string]func(context.Context, *Env, []string) error{
+			"run":      ceremonyRun,
+			"verify":   ceremonyVerify,
+			"plan":     ceremonyPlan,
+			"template": ceremonyTemplate,
+		})
+	}})
+}
+
+// afterStep is called after each completed step; the subprocess tests set it
+// to kill the process at a chosen step, as a crash or power loss would.
+var afterStep func(ceremony.StepInfo, transcript.Entry)
+
+func ceremonyRun(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "ceremony run SCRIPT")
+	out := fs.String("out", "", "output directory (default: the script's output.directory)")
+	answers := fs.String("answers", "", "answer prompts from this YAML file: FOR TESTING AND REHEARSAL ONLY")
+	rehearse := fs.Bool("rehearse", false, "run against a throwaway SoftHSM token; every output is marked REHEARSAL")
+	if err := parseFlags(fs, reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("keyceremony ceremony run SCRIPT [--out DIR] [--answers FILE] [--rehearse]")
+	}
+	ceremony.Version = Version
+	s, err := script.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var p ceremony.Prompter
+	if *answers != "" {
+		a, err := ceremony.LoadAnswers(*answers)
+		if err != nil {
+			return err
+		}
+		a.Log = env.Stdout
+		fmt.Fprintf(env.Stdout, "ANSWERS FILE %s: prompts are answered automatically. For testing and rehearsal only.\n", *answers)
+		p = a
+	} else {
+		p = &termPrompter{env: env}
+	}
+	e, err := ceremony.New(s, ceremony.Options{Prompter: p, OutDir: *out, Rehearse: *rehearse, AfterStep: afterStep})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Ceremony %s: %s\nScript %s\nSHA-256 %x\nOutput directory %s\n", s.ID, s.Title, s.Path, s.SHA256, e.OutputDir())
+	res, err := e.Run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\nCeremony complete.\nTranscript      %s\nTranscript PDF  %s\nFinal hash      %x\nFinal words     %s\n",
+		res.Transcript, res.PDF, res.FinalHash, words.String(res.FinalHash))
+	return nil
+}
+
+// reorder moves flags before the script path, so both "run SCRIPT --out D"
+// and "run --out D SCRIPT" work with the standard flag package.
+func reorder(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && (a == "--out" || a == "-out" || a == "--answers" || a == "-answers") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
+}
+
+func ceremonyVerify(_ context.Context, env *Env, args []string) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return usagef("keyceremony ceremony verify TRANSCRIPT")
+	}
+	rep, err := transcript.Verify(args[0])
+	if err != nil {
+		return err
+	}
+	first, last := rep.Entries[0], rep.Final()
+	fmt.Fprintf(env.Stdout, "Transcript OK: %d entries chained, %d output files match.\n", len(rep.Entries), rep.Files)
+	fmt.Fprintf(env.Stdout, "Ceremony   %s (%s)\nScript     SHA-256 %s\n", first.Detail("ceremony id"), first.Detail("kind"), first.Detail("script sha256"))
+	if first.Rehearsal {
+		fmt.Fprintln(env.Stdout, "REHEARSAL: this transcript comes from a rehearsal on a throwaway token.")
+	}
+	final := last
+	if last.Step == "transcript-pdf" && len(rep.Entries) > 1 {
+		final = rep.Entries[len(rep.Entries)-2]
+		fmt.Fprintf(env.Stdout, "Complete   the transcript PDF is entry %d\n", last.Seq)
+	} else {
+		fmt.Fprintf(env.Stdout, "NOT COMPLETE: the last entry is %d (%s, %s); run the script again to resume\n", last.Seq, last.Step, last.Result)
+	}
+	fmt.Fprintf(env.Stdout, "Final hash (entry %d, printed on the transcript PDF)\n  %s\n  %s\n", final.Seq, final.Hash, words.String(final.HashBytes()))
+	return nil
+}
+
+func ceremonyPlan(_ context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "ceremony plan SCRIPT")
+	rehearse := fs.Bool("rehearse", false, "plan a rehearsal")
+	if err := parseFlags(fs, reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("keyceremony ceremony plan SCRIPT")
+	}
+	s, err := script.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	e, err := ceremony.New(s, ceremony.Options{Prompter: &termPrompter{env: env}, Rehearse: *rehearse})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s (%s)\nScript SHA-256 %x\n  %s\n\n", s.Title, s.Kind, s.SHA256, words.String(s.SHA256[:]))
+	for _, st := range e.Plan() {
+		roles := make([]string, len(st.Confirm))
+		for i, r := range st.Confirm {
+			roles[i] = r.Title()
+		}
+		fmt.Fprintf(env.Stdout, "%2d. %s [%s]\n    Do:      %s\n    Check:   %s\n    Record:  %s\n", st.Number, st.Title, st.ID, st.Do, st.Check, st.Record)
+		if len(roles) > 0 {
+			fmt.Fprintf(env.Stdout, "    Confirm: %s\n", strings.Join(roles, ", "))
+		}
+	}
+	return nil
+}
+
+func ceremonyTemplate(_ context.Context, env *Env, args []string) error {
+	var kinds []string
+	for _, k := range script.Kinds {
+		if _, err := fs.Stat(assets.Ceremonies, "ceremonies/"+string(k)+".yaml"); err == nil {
+			kinds = append(kinds, string(k))
+		}
+	}
+	if len(args) != 1 {
+		return usagef("keyceremony ceremony template KIND (one of: %s)", strings.Join(kinds, ", "))
+	}
+	b, err := fs.ReadFile(assets.Ceremonies, "ceremonies/"+args[0]+".yaml")
+	if err != nil {
+		return usagef("no template for %q (one of: %s)", args[0], strings.Join(kinds, ", "))
+	}
+	_, err = env.Stdout.Write(b)
+	return err
+}
+
+// termPrompter runs a ceremony on the terminal: it prints each step and asks
+// each person in turn. Secrets are read without echo when standard input is
+// a terminal.
+type termPrompter struct {
+	env *Env
+	tty *bufio.Reader
+}
+
+func (p *termPrompter) out() io.Writer { return p.env.Stdout }
+
+func (p *termPrompter) isTerminal() bool {
+	f, ok := p.env.Stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// line reads one line of ordinary (echoed) input.
+func (p *termPrompter) line(ctx context.Context, prompt string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	fmt.Fprint(p.env.Stderr, prompt)
+	var r *bufio.Reader
+	if p.isTerminal() {
+		// Keep Stdin an *os.File so readSecret still turns echo off.
+		if p.tty == nil {
+			p.tty = bufio.NewReader(p.env.Stdin)
+		}
+		r = p.tty
+	} else {
+		br, ok := p.env.Stdin.(*bufio.Reader)
+		if !ok {
+			br = bufio.NewReader(p.env.Stdin)
+			p.env.Stdin = br
+		}
+		r = br
+	}
+	s, err := r.ReadString('\n')
+	if err != nil && s == "" {
+		if errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("%w (end of input)", ceremony.ErrAborted)
+		}
+		return "", err
+	}
+	return strings.TrimSpace(s), nil
+}
+
+func (p *termPrompter) StepStarted(ctx context.Context, s ceremony.StepInfo) error {
+	fmt.Fprintf(p.out(), "\n=== Step %d of %d: %s\n", s.Number, s.Total, s.Title)
+	fmt.Fprintf(p.out(), "    Do:     %s\n    Check:  %s\n    Record: %s\n", s.Do, s.Check, s.Record)
+	return ctx.Err()
+}
+
+func (p *termPrompter) Inform(ctx context.Context, n ceremony.Notice) error {
+	if n.Title != "" {
+		fmt.Fprintf(p.out(), "--- %s\n", n.Title)
+	}
+	if n.Warning != "" {
+		fmt.Fprintf(p.out(), "    WARNING: %s\n", n.Warning)
+	}
+	printFacts(p.out(), n.Facts)
+	return ctx.Err()
+}
+
+func printFacts(w io.Writer, facts []ceremony.Fact) {
+	for _, f := range facts {
+		fmt.Fprintf(w, "    %-22s %s\n", f.Label+":", f.Value)
+		if f.Words != "" {
+			ws := strings.Fields(f.Words)
+			for i := 0; i < len(ws); i += 8 {
+				fmt.Fprintf(w, "    %-22s %s\n", "", strings.Join(ws[i:min(i+8, len(ws))], " "))
+			}
+		}
+	}
+}
+
+func (p *termPrompter) Confirm(ctx context.Context, r ceremony.ConfirmRequest) ([]ceremony.Confirmation, error) {
+	fmt.Fprintf(p.out(), "    To confirm: %s\n", r.Statement)
+	var out []ceremony.Confirmation
+	for _, who := range r.Required {
+		ans, err := p.line(ctx, fmt.Sprintf("    %s (%s): type yes to confirm, anything else declines: ", who.Name, who.Role.Title()))
+		if err != nil {
+			return nil, err
+		}
+		if !strings.EqualFold(ans, "yes") {
+			return nil, fmt.Errorf("%w by %s", ceremony.ErrDeclined, who.Name)
+		}
+		out = append(out, ceremony.Confirmation{Name: who.Name, Role: who.Role})
+	}
+	return out, nil
+}
+
+func (p *termPrompter) DeliverShare(ctx context.Context, r ceremony.DeliveryRequest) (ceremony.Delivery, error) {
+	fmt.Fprintf(p.out(), "\n    Share %d of %d (any %d unlock) for %s. Everyone else looks away from the screen and the media.\n", r.Index, r.Custodians, r.Threshold, r.Custodian)
+	if r.Problem != "" {
+		fmt.Fprintf(p.out(), "    Not accepted: %s\n", r.Problem)
+	}
+	var d ceremony.Delivery
+	for _, m := range r.Media {
+		switch m {
+		case "card":
+			path, err := p.line(ctx, "    Path for the share card PDF on "+r.Custodian+"'s medium (or the printer spool): ")
+			if err != nil {
+				return d, err
+			}
+			d.CardPath = path
+		case "file":
+			path, err := p.line(ctx, "    Path for the encrypted share file on "+r.Custodian+"'s medium: ")
+			if err != nil {
+				return d, err
+			}
+			d.FilePath = path
+			pass, err := readNewSecret(p.env, "passphrase for "+r.Custodian+"'s share file", "")
+			if err != nil {
+				return d, err
+			}
+			d.Passphrase = pass
+		}
+	}
+	return d, nil
+}
+
+func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest) (ceremony.ShareInput, error) {
+	fmt.Fprintf(p.out(), "\n    Quorum needed to %s: %d of %d shares accepted.\n", r.Purpose, r.Have, r.Need)
+	if len(r.Presented) > 0 {
+		fmt.Fprintf(p.out(), "    Presented: %s\n", strings.Join(r.Presented, ", "))
+	}
+	fmt.Fprintf(p.out(), "    Waiting:   %s\n", strings.Join(r.Waiting, ", "))
+	if r.Problem != "" {
+		fmt.Fprintf(p.out(), "    Refused: %s\n", r.Problem)
+	}
+	var in ceremony.ShareInput
+	who, err := p.line(ctx, "    Custodian presenting (name, empty to stop): ")
+	if err != nil {
+		return in, err
+	}
+	if who == "" {
+		return in, ceremony.ErrAborted
+	}
+	in.Custodian = who
+	how, err := p.line(ctx, "    Type the share from the card (t) or open the share file (f)? ")
+	if err != nil {
+		return in, err
+	}
+	if strings.HasPrefix(strings.ToLower(how), "f") {
+		if in.File, err = p.line(ctx, "    Share file path: "); err != nil {
+			return in, err
+		}
+		in.Passphrase, err = readSecret(p.env, "    Passphrase (not shown): ", "")
+		return in, err
+	}
+	in.Text, err = readSecret(p.env, "    Share, all 18 groups on one line (not shown): ", "")
+	return in, err
+}
+
+func (p *termPrompter) Secret(ctx context.Context, r ceremony.SecretRequest) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return readSecret(p.env, fmt.Sprintf("    %s, %s (not shown): ", r.Who.Name, r.Prompt), "")
+}

@@ -1,0 +1,430 @@
+// Package ceremony runs key ceremonies: a reviewed script (package script) is
+// expanded into an ordered list of steps; each step is announced, performed on
+// the token, confirmed by the people whose role requires it, and recorded in a
+// hash-chained transcript (package transcript) that is flushed before the next
+// step starts. Secrets that unlock the token are held by an m-of-n custodian
+// quorum (package quorum). An interrupted ceremony resumes from its transcript.
+//
+// The engine knows nothing about terminals or windows: it talks to people
+// through a Prompter, which the CLI, the answers file and the GUI implement.
+package ceremony
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/paper"
+	"github.com/keyceremony/keyceremony/ceremony/quorum"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/words"
+	"github.com/keyceremony/keyceremony/hsm"
+)
+
+// Options configure a run.
+type Options struct {
+	// Prompter talks to the people in the room. Required.
+	Prompter Prompter
+	// OutDir overrides the script's output directory.
+	OutDir string
+	// Rehearse runs the script against a throwaway SoftHSM token and marks
+	// every output and the transcript as REHEARSAL.
+	Rehearse bool
+	// AfterStep, when set, is called after each step's entry is on disk.
+	// The GUI uses it for progress; tests use it to interrupt a ceremony.
+	AfterStep func(StepInfo, transcript.Entry)
+}
+
+// Result is what a completed ceremony leaves.
+type Result struct {
+	Transcript string   // the JSON Lines transcript
+	PDF        string   // the transcript PDF
+	Outputs    []string // every output file, in the order written
+	FinalHash  []byte   // hash of the last ceremony entry, as printed on the PDF
+	Resumed    bool
+}
+
+// Engine runs one ceremony script. Create it with New, inspect Plan, then Run.
+type Engine struct {
+	s      *script.Script
+	opt    Options
+	p      Prompter
+	outDir string
+	prefix string // output file name prefix, with REHEARSAL- in rehearsals
+	plan   []*step
+
+	tw      *transcript.Writer
+	done    map[string]transcript.Entry
+	resumed bool
+	current int
+
+	// Token state.
+	mod        *hsm.Module
+	tok        *hsm.Token
+	modulePath string
+	tokenSel   hsm.URI
+	slotID     uint
+	login      string // "", "user" or "so"
+	rehearsal  *rehearsal
+
+	// Quorum state.
+	record *quorum.Record
+	secret *quorum.Secret
+
+	// Ceremony-kind state, rebuilt from the transcript on resume.
+	keyLabel     string
+	keyID        []byte
+	serial       []byte
+	lintTBSHash  string
+	cert         *x509.Certificate
+	backup       *backupFile
+	fingerprints []paper.Fingerprint
+	outputs      []string
+}
+
+// New prepares a ceremony and validates everything that can be checked
+// without touching the token: the script, the output directory, the inputs.
+// All problems are reported at once in a script.Problems error.
+func New(s *script.Script, opt Options) (*Engine, error) {
+	if opt.Prompter == nil {
+		return nil, errors.New("ceremony: no Prompter")
+	}
+	e := &Engine{s: s, opt: opt, p: opt.Prompter, done: map[string]transcript.Entry{}}
+	e.outDir = s.OutputDir()
+	if opt.OutDir != "" {
+		e.outDir = opt.OutDir
+	} else if opt.Rehearse {
+		// A rehearsal never writes where the real ceremony will.
+		e.outDir = strings.TrimRight(e.outDir, string(filepath.Separator)) + "-rehearsal"
+	}
+	if abs, err := filepath.Abs(e.outDir); err == nil {
+		e.outDir = abs
+	}
+	e.prefix = s.Output.Prefix
+	if opt.Rehearse {
+		e.prefix = "REHEARSAL-" + e.prefix
+	}
+	e.plan = planFor(s)
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Script is the script being run.
+func (e *Engine) Script() *script.Script { return e.s }
+
+// OutputDir is where the ceremony writes.
+func (e *Engine) OutputDir() string { return e.outDir }
+
+// TranscriptPath is the transcript file.
+func (e *Engine) TranscriptPath() string { return filepath.Join(e.outDir, e.name("transcript.jsonl")) }
+
+// Rehearsal reports whether this is a rehearsal.
+func (e *Engine) Rehearsal() bool { return e.opt.Rehearse }
+
+// name is an output file name: the prefix, a dot, and what the file is.
+func (e *Engine) name(what string) string { return e.prefix + "." + what }
+
+// Plan lists the steps in order; on a resumed ceremony (after Run started)
+// completed steps are marked Done.
+func (e *Engine) Plan() []StepInfo {
+	out := make([]StepInfo, len(e.plan))
+	for i := range e.plan {
+		out[i] = e.info(i)
+	}
+	return out
+}
+
+// Current is the step running now (or the next to run), 0-based.
+func (e *Engine) Current() int { return e.current }
+
+func (e *Engine) info(i int) StepInfo {
+	st := e.plan[i]
+	_, done := e.done[st.id]
+	return StepInfo{Number: i + 1, Total: len(e.plan), ID: st.id, Title: st.title, Do: st.do, Check: st.check,
+		Record: st.record, Confirm: st.confirm, Done: done}
+}
+
+// validate checks what New can check, collecting every problem.
+func (e *Engine) validate() error {
+	var ps script.Problems
+	bad := func(path, format string, a ...any) {
+		ps = append(ps, script.Problem{Path: path, Msg: fmt.Sprintf(format, a...)})
+	}
+	resuming := false
+	if _, err := os.Stat(e.TranscriptPath()); err == nil {
+		resuming = true
+	}
+	if fi, err := os.Stat(e.outDir); err == nil && !fi.IsDir() {
+		bad("output.directory", "%s exists and is not a directory", e.outDir)
+	}
+	if !resuming {
+		// A new ceremony must not find any of its outputs: they are created
+		// with O_EXCL, and a leftover would mean mixing two ceremonies.
+		for _, st := range e.plan {
+			for _, what := range st.outputs {
+				if _, err := os.Stat(filepath.Join(e.outDir, e.name(what))); err == nil {
+					bad("output.directory", "%s already exists: this ceremony's outputs must not exist before it starts (use another output directory)", filepath.Join(e.outDir, e.name(what)))
+				}
+			}
+		}
+	}
+	if e.opt.Rehearse && e.s.Kind == script.KeyBackup {
+		bad("kind", "a key-backup ceremony works on the token enrolled by the root ceremony and cannot be rehearsed on a throwaway token; rehearse the root-generation ceremony")
+	}
+	// Inputs: present, hash as pinned.
+	check := func(path string, in *script.Input) {
+		if in == nil || in.Path == "" {
+			return
+		}
+		p := e.s.Resolve(in.Path)
+		f, err := transcript.HashFile(p, p)
+		if err != nil {
+			bad(path+".path", "cannot read %s: %v", p, err)
+			return
+		}
+		if in.SHA256 != "" && !strings.EqualFold(in.SHA256, f.SHA256) {
+			bad(path+".sha256", "%s has SHA-256 %s, the script pins %s: it is not the reviewed file", p, f.SHA256, in.SHA256)
+		}
+	}
+	check("quorum.record", e.s.Quorum.Record)
+	if r := e.s.Restore; r != nil {
+		check("restore.backup", &r.Backup)
+		check("restore.certificate", &r.Certificate)
+	}
+	if rec := e.s.Quorum.Record; rec != nil {
+		if r, err := quorum.ReadRecord(e.s.Resolve(rec.Path)); err == nil {
+			if msg := quorumMatchesScript(r, e.s); msg != "" {
+				bad("quorum", "%s", msg)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			bad("quorum.record", "%v", err)
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
+// quorumMatchesScript checks that custodians and threshold repeated in a
+// script agree with the quorum record it names.
+func quorumMatchesScript(r *quorum.Record, s *script.Script) string {
+	if s.Quorum.Threshold != 0 && s.Quorum.Threshold != r.Threshold {
+		return fmt.Sprintf("the script says threshold %d, the quorum record %d", s.Quorum.Threshold, r.Threshold)
+	}
+	if len(s.Quorum.Custodians) > 0 {
+		if len(s.Quorum.Custodians) != len(r.Custodians) {
+			return fmt.Sprintf("the script lists %d custodians, the quorum record %d", len(s.Quorum.Custodians), len(r.Custodians))
+		}
+		for i, c := range r.Custodians {
+			if s.Quorum.Custodians[i] != c.Name {
+				return fmt.Sprintf("custodian %d is %q in the script but %q in the quorum record", i+1, s.Quorum.Custodians[i], c.Name)
+			}
+		}
+	}
+	for _, c := range r.Custodians {
+		if p, ok := s.Participant(c.Name); !ok || p.Role != script.Custodian {
+			return fmt.Sprintf("custodian %q of the quorum record is not a participant with role custodian in the script", c.Name)
+		}
+	}
+	return ""
+}
+
+// Run executes the ceremony from its first incomplete step to the end. If a
+// step fails, its error is recorded in the transcript and returned; running
+// the same script again resumes from that step.
+func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
+	defer e.cleanup()
+	if _, serr := os.Stat(e.TranscriptPath()); serr == nil {
+		if err := e.resume(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if e.opt.Rehearse {
+		if err := e.setupRehearsal(); err != nil {
+			return nil, err
+		}
+	}
+	for i, st := range e.plan {
+		e.current = i
+		if en, ok := e.done[st.id]; ok {
+			if st.restore != nil {
+				if err := st.restore(ctx, e, en); err != nil {
+					return nil, fmt.Errorf("resume: restoring what step %d (%s) did: %w", i+1, st.id, err)
+				}
+			}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		info := e.info(i)
+		if err := e.p.StepStarted(ctx, info); err != nil {
+			return nil, e.stepFailed(st, nil, err)
+		}
+		r := &stepRun{e: e, st: st, entry: transcript.Entry{Step: st.id, Action: st.title}}
+		if err := st.run(ctx, r); err != nil {
+			return nil, e.stepFailed(st, r, err)
+		}
+		r.entry.Rehearsal = e.opt.Rehearse
+		en, err := e.tw.Append(r.entry)
+		if err != nil {
+			return nil, fmt.Errorf("step %d (%s): %w", i+1, st.id, err)
+		}
+		e.done[st.id] = en
+		if e.opt.AfterStep != nil {
+			info.Done = true
+			e.opt.AfterStep(info, en)
+		}
+		e.releaseSecret(i)
+	}
+	return e.finish(ctx)
+}
+
+// stepFailed records a failed step (when the transcript exists) and returns
+// an error that says which step failed and that the ceremony can resume.
+func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
+	msg := cause.Error()
+	if e.tw != nil {
+		en := transcript.Entry{Step: st.id, Action: st.title, Result: transcript.ResultError, Error: msg, Rehearsal: e.opt.Rehearse}
+		if r != nil {
+			en.Actors, en.Details, en.Inputs = r.entry.Actors, r.entry.Details, r.entry.Inputs
+			// Outputs of a failed step are not recorded as evidence; list
+			// them so resume moves them aside.
+			for _, o := range r.entry.Outputs {
+				en.Details = append(en.Details, transcript.Detail{Key: "incomplete output", Value: o.Path})
+			}
+		}
+		if _, err := e.tw.Append(en); err != nil {
+			return fmt.Errorf("step %s failed: %w; recording the failure also failed: %v", st.id, cause, err)
+		}
+		return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; run the same script again to resume from this step)", st.id, st.title, cause)
+	}
+	return fmt.Errorf("step %s (%s) failed: %w", st.id, st.title, cause)
+}
+
+// resume reopens an interrupted ceremony's transcript.
+func (e *Engine) resume(ctx context.Context) error {
+	if e.opt.Rehearse {
+		return fmt.Errorf("a rehearsal cannot be resumed (its throwaway token is gone): remove %s and rehearse again", e.outDir)
+	}
+	tw, torn, err := transcript.Open(e.TranscriptPath())
+	if err != nil {
+		return fmt.Errorf("resume ceremony: %w", err)
+	}
+	e.tw = tw
+	entries := tw.Entries()
+	first := entries[0]
+	if first.Step != "begin" || first.Detail("script sha256") != hex.EncodeToString(e.s.SHA256[:]) {
+		return fmt.Errorf("resume ceremony: the transcript %s was written by another script (SHA-256 %s), not %s (SHA-256 %x)",
+			e.TranscriptPath(), first.Detail("script sha256"), e.s.Path, e.s.SHA256)
+	}
+	for _, en := range entries {
+		if en.Step == "transcript-pdf" && en.OK() {
+			return fmt.Errorf("the ceremony in %s is already complete (entry %d); verify it with 'keyceremony ceremony verify %s'", e.outDir, en.Seq, e.TranscriptPath())
+		}
+		if en.OK() {
+			e.done[en.Step] = en
+		}
+	}
+	e.resumed = true
+	// The first step not done is the one that was interrupted: move aside any
+	// output it left, because the rerun creates its outputs afresh (O_EXCL).
+	var moved []string
+	for _, st := range e.plan {
+		if _, ok := e.done[st.id]; ok {
+			continue
+		}
+		for _, what := range st.outputs {
+			p := filepath.Join(e.outDir, e.name(what))
+			if _, err := os.Stat(p); err == nil {
+				aside := fmt.Sprintf("%s.incomplete-%s", p, time.Now().UTC().Format("20060102T150405Z"))
+				if err := os.Rename(p, aside); err != nil {
+					return fmt.Errorf("resume ceremony: move aside the incomplete %s: %w", p, err)
+				}
+				moved = append(moved, filepath.Base(aside))
+			}
+		}
+		break
+	}
+	last := entries[len(entries)-1]
+	r := &stepRun{e: e, st: &step{id: "resume"}, entry: transcript.Entry{Step: "resume", Action: "ceremony resumed"}}
+	r.detail("resumed after entry", fmt.Sprintf("%d (%s, %s)", last.Seq, last.Step, last.Result))
+	r.detail("system clock (UTC)", time.Now().UTC().Format(time.RFC3339))
+	if torn.TornBytes > 0 {
+		r.detail("incomplete last line removed", fmt.Sprintf("%d bytes, SHA-256 %s", torn.TornBytes, torn.TornSHA256))
+	}
+	for _, m := range moved {
+		r.detail("incomplete output moved aside", m)
+	}
+	facts := []Fact{{Label: "Last entry", Value: fmt.Sprintf("%d: %s (%s)", last.Seq, last.Step, last.Result)},
+		{Label: "Last entry hash", Value: last.Hash, Words: words.String(last.HashBytes())},
+		{Label: "System clock (UTC)", Value: time.Now().UTC().Format("2006-01-02 15:04:05")}}
+	if err := r.confirm(ctx, "The ceremony is resumed from its transcript; the last entry and the clock above are correct.", facts, e.people(script.Administrator, script.Witness)); err != nil {
+		return err
+	}
+	if _, err := e.tw.Append(r.entry); err != nil {
+		return err
+	}
+	return nil
+}
+
+// people lists the participants with the given roles, in script order.
+func (e *Engine) people(roles ...script.Role) []Person {
+	var out []Person
+	for _, p := range e.s.Participants {
+		for _, r := range roles {
+			if p.Role == r {
+				out = append(out, Person{Name: p.Name, Role: p.Role})
+			}
+		}
+	}
+	return out
+}
+
+// releaseSecret wipes the quorum secret once no later step needs it.
+func (e *Engine) releaseSecret(after int) {
+	for _, st := range e.plan[after+1:] {
+		if st.usesSecret {
+			return
+		}
+	}
+	e.secret.Wipe()
+	e.secret = nil
+}
+
+// cleanup wipes secrets and closes the token whatever happened.
+func (e *Engine) cleanup() {
+	e.secret.Wipe()
+	e.secret = nil
+	if e.tok != nil {
+		e.tok.Close()
+		e.tok = nil
+	}
+	if e.mod != nil {
+		e.mod.Close()
+		e.mod = nil
+	}
+	if e.tw != nil {
+		e.tw.Close()
+	}
+	if e.rehearsal != nil {
+		e.rehearsal.close()
+		e.rehearsal = nil
+	}
+}
+
+// Close releases what Run did not (Run releases everything itself).
+func (e *Engine) Close() error {
+	e.cleanup()
+	return nil
+}

@@ -1,0 +1,237 @@
+package online
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+)
+
+// KMS is the AWS KMS side of a BYOK import.
+type KMS struct {
+	client *kms.Client
+}
+
+// NewKMS connects to AWS KMS.
+func NewKMS(ctx context.Context, c Connection) (*KMS, error) {
+	cfg, err := c.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &KMS{client: kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = c.endpoint() })}, nil
+}
+
+// PrepareRequest says which key receives material and how it is wrapped.
+type PrepareRequest struct {
+	KeyID           string // existing EXTERNAL key; empty to create one
+	Description     string // for a new key
+	KeySpec         byok.KeySpec
+	KeyUsage        string // ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC; default from the spec
+	Algorithm       byok.Algorithm
+	WrappingKeySpec byok.WrappingKeySpec
+}
+
+// ParametersFile is the bundle the byok-wrap ceremony reads: the JSON of
+// get-parameters-for-import, plus the key spec and algorithm chosen.
+const ParametersFile = "import-parameters.json"
+
+// Bundle is what PrepareBYOK wrote.
+type Bundle struct {
+	KeyARN            string               `json:"KeyId"`
+	ImportToken       []byte               `json:"ImportToken"`
+	PublicKey         []byte               `json:"PublicKey"`
+	ParametersValidTo time.Time            `json:"ParametersValidTo"`
+	KeySpec           byok.KeySpec         `json:"KeySpec"`
+	WrappingAlgorithm byok.Algorithm       `json:"WrappingAlgorithm"`
+	WrappingKeySpec   byok.WrappingKeySpec `json:"WrappingKeySpec"`
+	Created           bool                 `json:"CreatedKey"`
+}
+
+func defaultUsage(spec byok.KeySpec) string {
+	switch spec {
+	case byok.SymmetricDefault:
+		return "ENCRYPT_DECRYPT"
+	case byok.HMAC224, byok.HMAC256, byok.HMAC384, byok.HMAC512:
+		return "GENERATE_VERIFY_MAC"
+	}
+	return "SIGN_VERIFY"
+}
+
+// PrepareBYOK creates (or checks) an EXTERNAL key, fetches import parameters
+// and writes them to dir/import-parameters.json for the ceremony.
+func (k *KMS) PrepareBYOK(ctx context.Context, r PrepareRequest, dir string) (*Bundle, error) {
+	if err := byok.Check(r.KeySpec, r.Algorithm, r.WrappingKeySpec); err != nil {
+		return nil, err
+	}
+	b := &Bundle{KeySpec: r.KeySpec, WrappingAlgorithm: r.Algorithm, WrappingKeySpec: r.WrappingKeySpec}
+	keyID := r.KeyID
+	if keyID == "" {
+		usage := r.KeyUsage
+		if usage == "" {
+			usage = defaultUsage(r.KeySpec)
+		}
+		out, err := k.client.CreateKey(ctx, &kms.CreateKeyInput{
+			Origin: types.OriginTypeExternal, KeySpec: types.KeySpec(r.KeySpec), KeyUsage: types.KeyUsageType(usage),
+			Description: aws.String(r.Description),
+		})
+		if err != nil {
+			return nil, explain("create an EXTERNAL key", err)
+		}
+		keyID, b.Created = aws.ToString(out.KeyMetadata.Arn), true
+	} else {
+		out, err := k.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
+		if err != nil {
+			return nil, explain("describe key "+keyID, err)
+		}
+		md := out.KeyMetadata
+		if md.Origin != types.OriginTypeExternal {
+			return nil, fmt.Errorf("key %s has origin %s: material can be imported only into keys created with origin EXTERNAL", keyID, md.Origin)
+		}
+		if string(md.KeySpec) != string(r.KeySpec) {
+			return nil, fmt.Errorf("key %s is %s, not %s: choose the key spec the key was created with", keyID, md.KeySpec, r.KeySpec)
+		}
+		keyID = aws.ToString(md.Arn)
+	}
+	out, err := k.client.GetParametersForImport(ctx, &kms.GetParametersForImportInput{
+		KeyId: aws.String(keyID), WrappingAlgorithm: types.AlgorithmSpec(r.Algorithm), WrappingKeySpec: types.WrappingKeySpec(r.WrappingKeySpec),
+	})
+	if err != nil {
+		return nil, explain("get import parameters for "+keyID, err)
+	}
+	b.KeyARN, b.ImportToken, b.PublicKey = keyID, out.ImportToken, out.PublicKey
+	b.ParametersValidTo = aws.ToTime(out.ParametersValidTo).UTC()
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeNew(filepath.Join(dir, ParametersFile), append(data, '\n')); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ImportResultFile is written next to the ceremony's outputs after import.
+const ImportResultFile = "import-result.json"
+
+// ImportResult is the evidence of a completed import.
+type ImportResult struct {
+	KeyARN         string    `json:"keyArn"`
+	KeyMaterialID  string    `json:"keyMaterialId,omitempty"`
+	KeyState       string    `json:"keyState"`
+	ImportedAt     time.Time `json:"importedAt"`
+	RequestID      string    `json:"requestId,omitempty"`
+	ManifestSHA256 string    `json:"manifestSha256"`
+}
+
+// ImportBYOK reads a byok-wrap ceremony's output directory, checks every file
+// against the manifest, imports the material, confirms the key is Enabled,
+// and writes import-result.json.
+func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*ImportResult, error) {
+	manifestBytes, err := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("read the ceremony's %s: %w", byok.ManifestFile, err)
+	}
+	var m byok.Manifest
+	if err := json.Unmarshal(manifestBytes, &m); err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", byok.ManifestFile, err)
+	}
+	files := map[string][]byte{}
+	for _, name := range []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		sum := sha256.Sum256(data)
+		if hex.EncodeToString(sum[:]) != m.Files[name] {
+			return nil, fmt.Errorf("%s does not match the SHA-256 in the manifest: the file changed since the ceremony; do not import it", name)
+		}
+		files[name] = data
+	}
+	if now.After(m.ParametersValidTo) {
+		return nil, fmt.Errorf("the import parameters expired at %s: run 'keyceremony aws byok prepare' for the same key and repeat the ceremony", m.ParametersValidTo.Format(time.RFC3339))
+	}
+	in := &kms.ImportKeyMaterialInput{
+		KeyId:                aws.String(m.KeyID),
+		ImportToken:          files[byok.ImportTokenFile],
+		EncryptedKeyMaterial: files[byok.EncryptedKeyMaterialFile],
+		ExpirationModel:      types.ExpirationModelType(m.Import.ExpirationModel),
+		ImportType:           types.ImportType(m.Import.ImportType),
+	}
+	if m.Import.ExpirationModel == byok.KeyMaterialExpires {
+		in.ValidTo = aws.Time(m.Import.ValidTo)
+	}
+	out, err := k.client.ImportKeyMaterial(ctx, in)
+	if err != nil {
+		return nil, explain("import key material into "+m.KeyID, err)
+	}
+	desc, err := k.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(m.KeyID)})
+	if err != nil {
+		return nil, explain("describe key "+m.KeyID, err)
+	}
+	sum := sha256.Sum256(manifestBytes)
+	res := &ImportResult{KeyARN: aws.ToString(desc.KeyMetadata.Arn), KeyMaterialID: aws.ToString(out.KeyMaterialId),
+		KeyState: string(desc.KeyMetadata.KeyState), ImportedAt: now.UTC(), ManifestSHA256: hex.EncodeToString(sum[:])}
+	if rid, ok := requestID(out.ResultMetadata); ok {
+		res.RequestID = rid
+	}
+	if desc.KeyMetadata.KeyState != types.KeyStateEnabled {
+		return res, fmt.Errorf("the import call succeeded but key %s is %s, not Enabled", m.KeyID, desc.KeyMetadata.KeyState)
+	}
+	data, _ := json.MarshalIndent(res, "", "  ")
+	if err := writeNew(filepath.Join(dir, ImportResultFile), append(data, '\n')); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// explain turns AWS error codes into what the operator should do.
+func explain(what string, err error) error {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	hint := map[string]string{
+		"ExpiredImportTokenException":   "the import token expired (24 hours): prepare again and repeat the ceremony",
+		"InvalidImportTokenException":   "the import token does not belong to this key or these parameters: use the bundle prepared for this key",
+		"InvalidCiphertextException":    "AWS could not unwrap the material: the ceremony used other parameters or the files were damaged",
+		"IncorrectKeyMaterialException": "the material is not what this key expects (a different key's material, or a wrong format)",
+		"AccessDeniedException":         "the credentials lack permission; check the IAM policy and key policy",
+		"ThrottlingException":           "AWS is throttling requests; wait and retry",
+		"NotFoundException":             "no such key in this account and region",
+	}[ae.ErrorCode()]
+	if hint == "" {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %s (%s: %s)", what, hint, ae.ErrorCode(), ae.ErrorMessage())
+}
+
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists: use a new directory", path)
+		}
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,163 @@
+package online_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/online"
+	"github.com/keyceremony/keyceremony/hsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/test/awsfake"
+)
+
+func connect(t *testing.T, s *awsfake.Server) online.Connection {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CA_BUNDLE", "")
+	t.Setenv("AWS_PROFILE", "")
+	return online.Connection{Region: "eu-west-1", Endpoint: s.URL, RootCAs: s.CertPool()}
+}
+
+// wrapInToken plays the air-gapped ceremony's part on a SoftHSM token: it
+// reads the bundle, wraps a token key and writes the ceremony's outputs.
+func wrapInToken(t *testing.T, bundleDir, outDir string, spec byok.KeySpec, imp byok.Import) *hsm.Key {
+	t.Helper()
+	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-0000"), []byte("user-pin-0000"))
+	m, err := hsm.Open(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	tok, err := m.OpenToken(hsm.URI{Token: "BYOK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tok.Close() })
+	if err := tok.Login([]byte("user-pin-0000")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(bundleDir, online.ParametersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := byok.ParseParametersJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := byok.Spec(spec)
+	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: info.TokenType, Label: "byok-" + string(spec), Extractable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := byok.Request{Params: params, Spec: spec, Algorithm: byok.RSAAESKeyWrapSHA256, Import: imp}
+	res, err := byok.Wrap(context.Background(), tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byok.WriteOutputs(outDir, res, params.ImportToken); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func TestBYOKRoundTrip(t *testing.T) {
+	srv := awsfake.NewKMS(t)
+	ctx := context.Background()
+	k, err := online.NewKMS(ctx, connect(t, srv.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleDir := t.TempDir()
+	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: byok.SymmetricDefault, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA4096, Description: "BYOK test"}, bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Created || srv.State(b.KeyARN) != "PendingImport" {
+		t.Fatalf("prepare: created=%v state=%s", b.Created, srv.State(b.KeyARN))
+	}
+	outDir := t.TempDir()
+	key := wrapInToken(t, bundleDir, outDir, byok.SymmetricDefault, byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)})
+
+	res, err := k.ImportBYOK(ctx, outDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeyState != "Enabled" || res.KeyMaterialID == "" {
+		t.Errorf("import result %+v", res)
+	}
+	// The server unwrapped the material with its private key: it is the token's key.
+	material := srv.Material(b.KeyARN)
+	block := []byte("sixteen byte blk")
+	want, _ := key.EncryptBlock(block)
+	c, err := aes.NewCipher(material)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 16)
+	c.Encrypt(got, block)
+	if !bytes.Equal(got, want) {
+		t.Fatal("AWS holds different material from the token's key")
+	}
+	if _, err := os.Stat(filepath.Join(outDir, online.ImportResultFile)); err != nil {
+		t.Errorf("no import evidence written: %v", err)
+	}
+	// Every request was signed and carried the KMS target.
+	for _, r := range srv.Requests {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256") || r.Header.Get("X-Amz-Target") != "TrentService."+r.Operation {
+			t.Errorf("request %s: auth %q target %q", r.Operation, r.Header.Get("Authorization"), r.Header.Get("X-Amz-Target"))
+		}
+	}
+}
+
+func TestBYOKImportRefusals(t *testing.T) {
+	srv := awsfake.NewKMS(t)
+	ctx := context.Background()
+	k, err := online.NewKMS(ctx, connect(t, srv.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleDir := t.TempDir()
+	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: byok.HMAC256, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA2048}, bundleDir); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	wrapInToken(t, bundleDir, outDir, byok.HMAC256, byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire})
+
+	// A file changed after the ceremony is refused before anything is sent.
+	p := filepath.Join(outDir, byok.EncryptedKeyMaterialFile)
+	orig, _ := os.ReadFile(p)
+	os.WriteFile(p, append(bytes.Clone(orig), 0), 0o600)
+	calls := srv.Calls("ImportKeyMaterial")
+	if _, err := k.ImportBYOK(ctx, outDir, time.Now()); err == nil || !strings.Contains(err.Error(), "does not match the SHA-256") {
+		t.Errorf("tampered file: %v", err)
+	}
+	if srv.Calls("ImportKeyMaterial") != calls {
+		t.Error("a tampered file was sent to AWS")
+	}
+	os.WriteFile(p, orig, 0o600)
+
+	// AWS errors come back with what to do.
+	srv.FailNext("ImportKeyMaterial", awsfake.APIError{Status: 400, Type: "ExpiredImportTokenException", Message: "expired"})
+	if _, err := k.ImportBYOK(ctx, outDir, time.Now()); err == nil || !strings.Contains(err.Error(), "prepare again") {
+		t.Errorf("expired token: %v", err)
+	}
+	// Existing keys must be EXTERNAL and of the spec asked for.
+	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: "nope", KeySpec: byok.HMAC256, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA2048}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no such key") {
+		t.Errorf("unknown key: %v", err)
+	}
+	// Then the real import succeeds.
+	if _, err := k.ImportBYOK(ctx, outDir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,171 @@
+package ceremony
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
+)
+
+// step is one step of a ceremony plan.
+type step struct {
+	id, title string
+	// do, check and record describe the step for people: what the operator
+	// does, what the engine checks, what goes into the transcript.
+	do, check, record string
+	confirm           []script.Role
+	// outputs are the output files (names after the prefix) the step creates.
+	outputs []string
+	// usesSecret marks steps that need the quorum secret itself (not just a
+	// login), so the engine keeps it in memory until the last of them.
+	usesSecret bool
+	run        func(ctx context.Context, r *stepRun) error
+	// restore rebuilds, on resume, the state later steps need from the
+	// step's transcript entry (and the files it recorded).
+	restore func(ctx context.Context, e *Engine, en transcript.Entry) error
+}
+
+// stepRun collects what a running step records.
+type stepRun struct {
+	e     *Engine
+	st    *step
+	entry transcript.Entry
+}
+
+func (r *stepRun) detail(key, value string) {
+	r.entry.Details = append(r.entry.Details, transcript.Detail{Key: key, Value: value})
+}
+
+// confirm asks people to confirm and records who did.
+func (r *stepRun) confirm(ctx context.Context, statement string, facts []Fact, people []Person) error {
+	if len(people) == 0 {
+		return nil
+	}
+	got, err := r.e.p.Confirm(ctx, ConfirmRequest{Step: r.st.id, Statement: statement, Facts: facts, Required: people})
+	if err != nil {
+		return err
+	}
+	if len(got) != len(people) {
+		return fmt.Errorf("%w: %d of %d people confirmed", ErrDeclined, len(got), len(people))
+	}
+	for i, c := range got {
+		if c.Name != people[i].Name {
+			return fmt.Errorf("%w: confirmation by %q where %q was asked", ErrDeclined, c.Name, people[i].Name)
+		}
+		t := c.Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		r.entry.Actors = append(r.entry.Actors, transcript.Actor{Name: c.Name, Role: string(c.Role), Time: t.UTC().Truncate(time.Second)})
+	}
+	return nil
+}
+
+// confirmStep asks the roles the step names to confirm it.
+func (r *stepRun) confirmStep(ctx context.Context, statement string, facts []Fact) error {
+	if err := r.e.p.Inform(ctx, Notice{Step: r.st.id, Title: r.st.title, Facts: facts}); err != nil {
+		return err
+	}
+	return r.confirm(ctx, statement, facts, r.e.people(r.st.confirm...))
+}
+
+// input hashes a file the step reads and records it.
+func (r *stepRun) input(path string) (transcript.File, error) {
+	f, err := transcript.HashFile(path, path)
+	if err != nil {
+		return f, fmt.Errorf("read input %s: %w", path, err)
+	}
+	r.entry.Inputs = append(r.entry.Inputs, f)
+	return f, nil
+}
+
+// output writes an output file (O_EXCL, 0600, fsynced with its directory)
+// and records its hash.
+func (r *stepRun) output(what string, data []byte) (string, error) {
+	name := r.e.name(what)
+	path := filepath.Join(r.e.outDir, name)
+	if err := writeExcl(path, data); err != nil {
+		return "", err
+	}
+	f, err := transcript.HashFile(path, name)
+	if err != nil {
+		return "", err
+	}
+	r.entry.Outputs = append(r.entry.Outputs, f)
+	r.e.outputs = append(r.e.outputs, path)
+	return path, nil
+}
+
+// writeExcl creates path with data; it never overwrites. The file is 0600
+// and flushed, together with its directory entry, before it returns.
+func writeExcl(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists; the ceremony never overwrites a file", path)
+		}
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("flush %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("flush directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// within reports whether path is inside dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// Step identifiers that the engine itself refers to.
+const (
+	stepBegin  = "begin"
+	stepFinish = "finish"
+)
+
+var admins = []script.Role{script.Administrator, script.Witness}
+
+// planFor expands a script into its ordered steps.
+func planFor(s *script.Script) []*step {
+	plan := preflightSteps(s)
+	switch s.Kind {
+	case script.RootGeneration:
+		plan = append(plan, issueSharesStep(), unlockStep("verify the new shares and enrol the token"), enrolStep(s), generateKeyStep(s))
+		if s.Key.Backup {
+			plan = append(plan, backupKeyStep())
+		}
+		plan = append(plan, lintStep(), signStep())
+	case script.KeyRestore:
+		plan = append(plan, inputsStep(s), unlockStep("enrol the token and restore the key"), enrolStep(s), restoreKeyStep(), proveKeyStep())
+	case script.KeyBackup:
+		plan = append(plan, inputsStep(s), unlockStep("back up the key"), backupKeyStep())
+	}
+	return append(plan, finishStep())
+}

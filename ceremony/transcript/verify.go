@@ -1,0 +1,108 @@
+package transcript
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// VerifyError names the first entry of a transcript that does not match.
+type VerifyError struct {
+	Seq    int    // 1-based entry (line) number
+	Step   string // the step the entry claims, when it could be read
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	if e.Step != "" {
+		return fmt.Sprintf("transcript entry %d (step %s): %s", e.Seq, e.Step, e.Reason)
+	}
+	return fmt.Sprintf("transcript entry %d: %s", e.Seq, e.Reason)
+}
+
+// ErrEmpty is returned for a transcript without entries.
+var ErrEmpty = errors.New("transcript has no entries")
+
+// Report is what Verify found in a transcript that matches.
+type Report struct {
+	Entries []Entry
+	// Files is the number of output files whose hashes were checked.
+	Files int
+}
+
+// Final is the last entry, whose hash stands for the whole transcript.
+func (r *Report) Final() Entry { return r.Entries[len(r.Entries)-1] }
+
+// Verify reads the transcript at path and recomputes everything it can: every
+// line is a canonical entry, sequence numbers count up from 1, each entry's
+// previous hash is the hash of the entry before it, each entry's hash matches
+// its contents, and every output file an entry recorded (relative to the
+// transcript's directory) still has the recorded SHA-256. The first entry that
+// fails any of these is named in a *VerifyError.
+func Verify(path string) (*Report, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	if len(raw) == 0 {
+		return nil, ErrEmpty
+	}
+	dir := filepath.Dir(path)
+	rep := &Report{}
+	prev := GenesisHash
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	for i, line := range lines {
+		seq := i + 1
+		fail := func(step, format string, a ...any) error {
+			return &VerifyError{Seq: seq, Step: step, Reason: fmt.Sprintf(format, a...)}
+		}
+		body, complete := bytes.CutSuffix(line, []byte("\n"))
+		var e Entry
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil || dec.More() {
+			return nil, fail("", "not a readable transcript entry (the line was edited or damaged)")
+		}
+		if !complete {
+			return nil, fail(e.Step, "the line is incomplete (the transcript was cut short)")
+		}
+		canon, err := marshal(e)
+		if err != nil || !bytes.Equal(canon, body) {
+			return nil, fail(e.Step, "the line is not in the form the ceremony wrote (it was edited)")
+		}
+		if e.Seq != seq {
+			return nil, fail(e.Step, "sequence number %d where %d was expected (entries were removed, inserted or reordered)", e.Seq, seq)
+		}
+		if e.Prev != prev {
+			return nil, fail(e.Step, "its previous-entry hash does not match entry %d (entries were removed, inserted or reordered)", seq-1)
+		}
+		h, err := computeHash(e)
+		if err != nil || h != e.Hash {
+			return nil, fail(e.Step, "its contents do not match its hash (the entry was changed)")
+		}
+		for _, o := range e.Outputs {
+			if err := checkName(o.Path); err != nil {
+				return nil, fail(e.Step, "output %v", err)
+			}
+			got, err := HashFile(filepath.Join(dir, o.Path), o.Path)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return nil, fail(e.Step, "output file %s is missing from %s", o.Path, dir)
+			case err != nil:
+				return nil, fail(e.Step, "output file %s: %v", o.Path, err)
+			case got.SHA256 != o.SHA256 || got.Size != o.Size:
+				return nil, fail(e.Step, "output file %s has changed: SHA-256 %s, recorded %s", o.Path, got.SHA256, o.SHA256)
+			}
+			rep.Files++
+		}
+		prev = e.Hash
+		rep.Entries = append(rep.Entries, e)
+	}
+	return rep, nil
+}

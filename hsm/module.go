@@ -31,7 +31,17 @@ type Module struct {
 type loaded struct {
 	ctx  *pkcs11.Ctx
 	refs int
+	// env is the module's configuration variable (SOFTHSM2_CONF) when it was
+	// initialised: modules read it only then, so a second Open under another
+	// value would silently reach the first configuration's tokens.
+	env string
 }
+
+// confEnv is the variable SoftHSM reads its token store from.
+const confEnv = "SOFTHSM2_CONF"
+
+// ErrModuleBusy means the module is already loaded with another configuration.
+var ErrModuleBusy = errors.New("PKCS#11 module already loaded with another configuration")
 
 var (
 	libsMu sync.Mutex
@@ -49,6 +59,9 @@ func Open(path string) (*Module, error) {
 	libsMu.Lock()
 	defer libsMu.Unlock()
 	if l, ok := libs[path]; ok {
+		if l.env != os.Getenv(confEnv) {
+			return nil, fmt.Errorf("open PKCS#11 module %s: %w (%s was %q, now %q): close what uses it first", path, ErrModuleBusy, confEnv, l.env, os.Getenv(confEnv))
+		}
 		l.refs++
 		return &Module{path: path, lib: l}, nil
 	}
@@ -60,7 +73,7 @@ func Open(path string) (*Module, error) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("initialise PKCS#11 module %s: %w: %v", path, ErrModuleLoad, err)
 	}
-	l := &loaded{ctx: ctx, refs: 1}
+	l := &loaded{ctx: ctx, refs: 1, env: os.Getenv(confEnv)}
 	libs[path] = l
 	return &Module{path: path, lib: l}, nil
 }

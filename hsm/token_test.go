@@ -205,3 +205,18 @@ func TestImportSecretKey(t *testing.T) {
 		t.Error("a 20-byte value was accepted as AES-256")
 	}
 }
+
+// A module already loaded under one SoftHSM configuration is not silently
+// reused under another (a rehearsal must never reach the real token store).
+func TestOpenRefusesOtherConfiguration(t *testing.T) {
+	mod := softhsm.NewTestToken(t, "First", soPIN, userPIN)
+	m, err := hsm.Open(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	softhsm.NewTestStore(t) // points SOFTHSM2_CONF elsewhere
+	if _, err := hsm.Open(mod); !errors.Is(err, hsm.ErrModuleBusy) {
+		t.Fatalf("err = %v, want ErrModuleBusy", err)
+	}
+}

@@ -1,15 +1,9 @@
 package ui
 
 import (
-	"fmt"
-	"io/fs"
-	"strings"
-
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/keyceremony/keyceremony/assets"
 )
 
 func (w *MainWindow) homePage() fyne.CanvasObject {
@@ -26,22 +20,6 @@ func (w *MainWindow) homePage() fyne.CanvasObject {
 		widget.NewButton("Audit", func() { w.Select("audit") }),
 	)
 	return container.NewVBox(heading("Key Ceremony"), intro, form, shortcuts)
-}
-
-func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
-	var names []string
-	entries, _ := fs.ReadDir(assets.Ceremonies, "ceremonies")
-	for _, e := range entries {
-		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
-	}
-	intro := widget.NewLabel(fmt.Sprintf("Ceremony templates shipped with this build (%d). Run one headless with: keyceremony ceremony run SCRIPT --rehearse", len(names)))
-	intro.Wrapping = fyne.TextWrapWord
-	list := widget.NewList(
-		func() int { return len(names) },
-		func() fyne.CanvasObject { return widget.NewLabel("root-generation") },
-		func(id widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(names[id]) },
-	)
-	return container.NewBorder(container.NewVBox(heading("Ceremonies"), intro), nil, nil, nil, list)
 }
 
 func (w *MainWindow) auditPage() fyne.CanvasObject {

@@ -35,13 +35,14 @@ type page struct {
 // page on the right.
 type MainWindow struct {
 	fyne.Window
-	app     fyne.App
-	opts    Options
-	pages   []page
-	nav     *widget.List
-	content *fyne.Container
-	current string
-	tokens  *TokensPage
+	app        fyne.App
+	opts       Options
+	pages      []page
+	nav        *widget.List
+	content    *fyne.Container
+	current    string
+	tokens     *TokensPage
+	ceremonies *CeremoniesPage
 }
 
 // NewMainWindow builds the shell. It does not show it.
@@ -73,6 +74,9 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	split := container.NewHSplit(w.nav, w.content)
 	split.Offset = 0.16
 	w.SetContent(split)
+	// Pages with background work (token polling, a running ceremony) end
+	// it when the window closes, releasing the PKCS#11 module.
+	w.SetOnClosed(w.stopPages)
 	w.Resize(fyne.NewSize(1180, 760))
 	w.SetMaster()
 
@@ -98,17 +102,41 @@ func (w *MainWindow) Select(id string) {
 // Current is the id of the page on screen.
 func (w *MainWindow) Current() string { return w.current }
 
+// Ceremonies is the ceremonies page once it has been shown.
+func (w *MainWindow) Ceremonies() *CeremoniesPage { return w.ceremonies }
+
 // Tokens is the tokens page once it has been shown.
 func (w *MainWindow) Tokens() *TokensPage { return w.tokens }
 
 // stopper is a page with background work to end when it is left.
 type stopper interface{ Stop() }
 
-func (w *MainWindow) show(id string) {
+// stopPages ends background work when the window closes: token polling, and
+// a running ceremony (stopped where it is; it resumes from its transcript).
+func (w *MainWindow) stopPages() {
 	for _, old := range w.content.Objects {
 		if s, ok := old.(stopper); ok {
 			s.Stop()
 		}
+	}
+	if w.ceremonies != nil && w.ceremonies.wizard != nil {
+		w.ceremonies.wizard.Stop()
+	}
+}
+
+func (w *MainWindow) show(id string) {
+	// Leaving a page stops its polling; a running ceremony keeps running and
+	// is there again when its page is shown.
+	for _, old := range w.content.Objects {
+		if s, ok := old.(stopper); ok {
+			s.Stop()
+		}
+	}
+	if id == "ceremonies" && w.ceremonies != nil {
+		w.current = id
+		w.content.Objects = []fyne.CanvasObject{w.ceremonies}
+		w.content.Refresh()
+		return
 	}
 	for _, p := range w.pages {
 		if p.id == id {

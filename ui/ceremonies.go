@@ -1,0 +1,181 @@
+package ui
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ceremony"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/words"
+)
+
+// CeremoniesPage opens a script (or saves a template to edit), shows its
+// summary and SHA-256 to read aloud, and runs it in the wizard.
+type CeremoniesPage struct {
+	widget.BaseWidget
+	win     fyne.Window
+	body    *fyne.Container
+	content fyne.CanvasObject
+	wizard  *Wizard
+}
+
+func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
+	p := &CeremoniesPage{win: w.Window}
+	p.body = container.NewStack()
+	p.showStart()
+	p.content = p.body
+	p.ExtendBaseWidget(p)
+	w.ceremonies = p
+	return p
+}
+
+func (p *CeremoniesPage) CreateRenderer() fyne.WidgetRenderer {
+	return widget.NewSimpleRenderer(p.content)
+}
+
+// Wizard is the running wizard, if any.
+func (p *CeremoniesPage) Wizard() *Wizard { return p.wizard }
+
+func (p *CeremoniesPage) set(o fyne.CanvasObject) {
+	p.body.Objects = []fyne.CanvasObject{o}
+	p.body.Refresh()
+}
+
+func templateNames() []string {
+	var names []string
+	entries, _ := fs.ReadDir(assets.Ceremonies, "ceremonies")
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	return names
+}
+
+func (p *CeremoniesPage) showStart() {
+	open := widget.NewButtonWithIcon("Open ceremony script…", theme.FolderOpenIcon(), func() {
+		dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+			if err != nil || r == nil {
+				return
+			}
+			path := r.URI().Path()
+			r.Close()
+			p.OpenScript(path)
+		}, p.win).Show()
+	})
+	open.Importance = widget.HighImportance
+	names := templateNames()
+	list := widget.NewList(
+		func() int { return len(names) },
+		func() fyne.CanvasObject {
+			return container.NewBorder(nil, nil, nil, widget.NewButton("Save a copy to edit…", nil), widget.NewLabel("root-generation"))
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			c := o.(*fyne.Container)
+			c.Objects[0].(*widget.Label).SetText(names[id])
+			c.Objects[1].(*widget.Button).OnTapped = func() { p.saveTemplate(names[id]) }
+		},
+	)
+	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Open the reviewed script, or start from a template: save a copy, replace its EXAMPLE values, have it reviewed, then open it here. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
+	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(open), boldLabel("Templates"))
+	p.set(container.NewBorder(top, nil, nil, nil, list))
+}
+
+func (p *CeremoniesPage) saveTemplate(name string) {
+	data, err := fs.ReadFile(assets.Ceremonies, "ceremonies/"+name+".yaml")
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		if err != nil || w == nil {
+			return
+		}
+		defer w.Close()
+		if _, err := w.Write(data); err != nil {
+			dialog.ShowError(err, p.win)
+		}
+	}, p.win)
+	d.SetFileName(name + ".yaml")
+	d.Show()
+}
+
+// OpenScript loads and validates a script and shows its summary.
+func (p *CeremoniesPage) OpenScript(path string) {
+	s, err := script.Load(path)
+	if err != nil {
+		p.set(container.NewVBox(heading("The script cannot be used"), warningLabel(err.Error()),
+			wrapLabel("Nothing has touched the token. Correct the script (every problem is listed above), have the change reviewed, and open it again."),
+			widget.NewButton("Back", p.showStart)))
+		return
+	}
+	p.showSummary(s)
+}
+
+func (p *CeremoniesPage) showSummary(s *script.Script) {
+	sum := s.SHA256[:]
+	form := widget.NewForm(
+		widget.NewFormItem("Title", wrapLabel(s.Title)),
+		widget.NewFormItem("Kind", widget.NewLabel(string(s.Kind))),
+		widget.NewFormItem("Ceremony ID", widget.NewLabel(s.ID)),
+		widget.NewFormItem("Script", wrapLabel(s.Path)),
+		widget.NewFormItem("SHA-256", wrapLabel(hex.EncodeToString(sum))),
+		widget.NewFormItem("Read aloud", wrapLabel(strings.Join(words.Lines(sum, 8), "\n"))),
+	)
+	var people []string
+	for _, pt := range s.Participants {
+		people = append(people, fmt.Sprintf("%s — %s", pt.Name, pt.Role.Title()))
+	}
+	form.Append("Participants", wrapLabel(strings.Join(people, "\n")))
+	if s.Quorum.Threshold > 0 {
+		form.Append("Quorum", wrapLabel(fmt.Sprintf("%d of %d: %s", s.Quorum.Threshold, len(s.Quorum.Custodians), strings.Join(s.Quorum.Custodians, ", "))))
+	}
+	out := widget.NewEntry()
+	out.SetText(s.OutputDir())
+	form.Append("Output directory", out)
+	start := func(rehearse bool) {
+		dir := strings.TrimSpace(out.Text)
+		if dir == s.OutputDir() {
+			dir = "" // let the engine apply its rules (a rehearsal never writes to the real directory)
+		}
+		wz, err := NewWizard(p.win, s, dir, rehearse)
+		if err != nil {
+			dialog.ShowError(err, p.win)
+			return
+		}
+		p.wizard = wz
+		back := widget.NewButton("Back to ceremonies", p.showStart)
+		back.Hide()
+		wz.OnFinished = func(*ceremony.Result, error) { back.Show() }
+		p.set(container.NewBorder(nil, container.NewHBox(back), nil, nil, wz))
+		p.win.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+			if k.Name == fyne.KeyReturn || k.Name == fyne.KeyEnter {
+				wz.Primary()
+			}
+		})
+		wz.Start()
+	}
+	rehearse := widget.NewButtonWithIcon("Rehearse (throwaway token)", theme.MediaPlayIcon(), func() { start(true) })
+	run := widget.NewButtonWithIcon("Run the ceremony", theme.ConfirmIcon(), func() {
+		dialog.ShowConfirm("Run the real ceremony?", "This works on the real token named by the script. Has the script been reviewed and rehearsed?", func(ok bool) {
+			if ok {
+				start(false)
+			}
+		}, p.win)
+	})
+	run.Importance = widget.HighImportance
+	if _, err := os.Stat(filepath.Join(s.OutputDir(), s.Output.Prefix+".transcript.jsonl")); err == nil {
+		run.SetText("Resume the ceremony")
+	}
+	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run), nil, nil,
+		container.NewVScroll(form)))
+}

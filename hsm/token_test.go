@@ -3,8 +3,8 @@ package hsm_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
 	"crypto"
+	"crypto/aes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"

@@ -33,6 +33,7 @@ func main() {
 	fs := flag.NewFlagSet("keyceremony", flag.ContinueOnError)
 	module := fs.String("module", "", "PKCS#11 module for this session (default: Settings, else the built-in SoftHSM2)")
 	page := fs.String("page", "", "open this page first: home, tokens, ceremonies, audit, settings")
+	scriptPath := fs.String("script", "", "open this ceremony script on the Ceremonies page")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "run 'keyceremony help' for the headless commands")
 		os.Exit(2)
@@ -40,7 +41,7 @@ func main() {
 
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
-	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Version: version})
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Version: version})
 	w.ShowAndRun()
 }
 

@@ -24,14 +24,15 @@ import (
 // summary and SHA-256 to read aloud, and runs it in the wizard.
 type CeremoniesPage struct {
 	widget.BaseWidget
-	win     fyne.Window
-	body    *fyne.Container
-	content fyne.CanvasObject
-	wizard  *Wizard
+	win      fyne.Window
+	body     *fyne.Container
+	content  fyne.CanvasObject
+	wizard   *Wizard
+	settings *Settings
 }
 
 func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
-	p := &CeremoniesPage{win: w.Window}
+	p := &CeremoniesPage{win: w.Window, settings: w.settings()}
 	p.body = container.NewStack()
 	p.showStart()
 	p.content = p.body
@@ -141,6 +142,9 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	}
 	out := widget.NewEntry()
 	out.SetText(s.OutputDir())
+	if d := p.settings.OutputDir(); d != "" {
+		out.SetText(d)
+	}
 	form.Append("Output directory", out)
 	start := func(rehearse bool) {
 		dir := strings.TrimSpace(out.Text)
@@ -153,6 +157,7 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 			return
 		}
 		p.wizard = wz
+		p.settings.AddRecentTranscript(wz.engine.TranscriptPath())
 		back := widget.NewButton("Back to ceremonies", p.showStart)
 		back.Hide()
 		wz.OnFinished = func(*ceremony.Result, error) { back.Show() }

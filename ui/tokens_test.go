@@ -191,17 +191,3 @@ func TestTokensPageReportsBadModule(t *testing.T) {
 	waitForMarkup(t, w, "Cannot read tokens", "not found")
 }
 
-func TestSettingsPersistModule(t *testing.T) {
-	a := test.NewTempApp(t)
-	w := NewMainWindow(a, Options{Page: "settings"})
-	defer w.Close()
-	s := w.settings()
-	s.SetModule("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
-	if got := (&Settings{prefs: a.Preferences()}).Module(); got != "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so" {
-		t.Fatalf("saved module = %q", got)
-	}
-	// --module overrides the saved setting for one session without changing it.
-	if got := (&Settings{prefs: a.Preferences(), override: "/x.so"}).Module(); got != "/x.so" {
-		t.Fatalf("override = %q", got)
-	}
-}

@@ -20,6 +20,7 @@ import (
 type Options struct {
 	Module  string // PKCS#11 module for this session; empty: Settings, else built-in SoftHSM2
 	Page    string // page to open first
+	Script  string // ceremony script to open on the Ceremonies page
 	Version string
 }
 
@@ -48,6 +49,7 @@ type MainWindow struct {
 // NewMainWindow builds the shell. It does not show it.
 func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	w := &MainWindow{Window: a.NewWindow("Key Ceremony"), app: a, opts: opts}
+	applyTheme(a, w.settings().Theme())
 	w.pages = []page{
 		{"home", "Home", theme.HomeIcon(), w.homePage},
 		{"tokens", "Tokens", theme.StorageIcon(), func() fyne.CanvasObject {
@@ -84,7 +86,13 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	if start == "" {
 		start = "home"
 	}
+	if opts.Script != "" {
+		start = "ceremonies"
+	}
 	w.Select(start)
+	if opts.Script != "" && w.ceremonies != nil {
+		w.ceremonies.OpenScript(opts.Script)
+	}
 	return w
 }
 

@@ -121,7 +121,9 @@ func (wz *Wizard) build() {
 	left := container.NewBorder(boldLabel("Steps"), nil, nil, nil, wz.steps)
 	centre := container.NewBorder(container.NewVBox(wz.stepTitle, wz.stepInfo, widget.NewSeparator()), nil, nil, nil,
 		container.NewVScroll(wz.panel))
-	body := container.NewHSplit(left, container.NewVSplit(centre, logBox))
+	right := container.NewVSplit(centre, logBox)
+	right.Offset = 0.72 // the current step gets most of the height
+	body := container.NewHSplit(left, right)
 	body.Offset = 0.26
 	wz.content = container.NewBorder(container.NewVBox(wz.banner, title), container.NewHBox(wz.stopBtn), nil, nil, body)
 	wz.ExtendBaseWidget(wz)

@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 export LANG ?= C.UTF-8
+# Fyne reads the locale in an init function and logs an error for C/C.UTF-8;
+# naming English here keeps test and CI output clean (LANGUAGE only affects messages).
+export LANGUAGE ?= en
 BIN := bin/keyceremony
 
 # System packages: what the app needs at run time and to build the Fyne driver,
@@ -48,7 +51,7 @@ bench: deps-test
 	@if [ -x test/bench/audit.sh ]; then bash test/bench/audit.sh; fi
 
 screenshots: deps-test
-	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUI' ./test/e2e/
+	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
 
 clean:
 	rm -rf bin dist

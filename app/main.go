@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -24,7 +23,6 @@ const appID = "org.keyceremony.app"
 
 func main() {
 	cli.Version = version
-	fixLocaleForFyne()
 	args := os.Args[1:]
 	if cli.IsCommand(args) {
 		os.Exit(cli.Main(args, &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
@@ -34,6 +32,7 @@ func main() {
 	module := fs.String("module", "", "PKCS#11 module for this session (default: Settings, else the built-in SoftHSM2)")
 	page := fs.String("page", "", "open this page first: home, tokens, ceremonies, audit, settings")
 	scriptPath := fs.String("script", "", "open this ceremony script on the Ceremonies page")
+	rehearse := fs.Bool("rehearse", false, "with --script: start its rehearsal (throwaway token) at once")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "run 'keyceremony help' for the headless commands")
 		os.Exit(2)
@@ -41,29 +40,6 @@ func main() {
 
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
-	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Version: version})
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Version: version})
 	w.ShowAndRun()
-}
-
-// fixLocaleForFyne avoids a spurious "Error parsing user locale C" from Fyne
-// on machines whose locale is C or C.UTF-8 (servers, CI, fresh installs):
-// Fyne reads the locale lazily, so naming English in LANGUAGE, which gettext
-// consults only when the locale is not plain C, is enough.
-func fixLocaleForFyne() {
-	if os.Getenv("LANGUAGE") != "" {
-		return
-	}
-	loc := os.Getenv("LC_ALL")
-	if loc == "" {
-		loc = os.Getenv("LC_MESSAGES")
-	}
-	if loc == "" {
-		loc = os.Getenv("LANG")
-	}
-	if loc == "" || loc == "C" || loc == "POSIX" || strings.HasPrefix(loc, "C.") {
-		os.Setenv("LANGUAGE", "en")
-		if loc == "" || loc == "C" || loc == "POSIX" {
-			os.Setenv("LC_MESSAGES", "C.UTF-8")
-		}
-	}
 }

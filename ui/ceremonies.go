@@ -151,23 +151,7 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 		if dir == s.OutputDir() {
 			dir = "" // let the engine apply its rules (a rehearsal never writes to the real directory)
 		}
-		wz, err := NewWizard(p.win, s, dir, rehearse)
-		if err != nil {
-			dialog.ShowError(err, p.win)
-			return
-		}
-		p.wizard = wz
-		p.settings.AddRecentTranscript(wz.engine.TranscriptPath())
-		back := widget.NewButton("Back to ceremonies", p.showStart)
-		back.Hide()
-		wz.OnFinished = func(*ceremony.Result, error) { back.Show() }
-		p.set(container.NewBorder(nil, container.NewHBox(back), nil, nil, wz))
-		p.win.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
-			if k.Name == fyne.KeyReturn || k.Name == fyne.KeyEnter {
-				wz.Primary()
-			}
-		})
-		wz.Start()
+		p.run(s, dir, rehearse)
 	}
 	rehearse := widget.NewButtonWithIcon("Rehearse (throwaway token)", theme.MediaPlayIcon(), func() { start(true) })
 	run := widget.NewButtonWithIcon("Run the ceremony", theme.ConfirmIcon(), func() {
@@ -183,4 +167,35 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	}
 	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run), nil, nil,
 		container.NewVScroll(form)))
+}
+
+// run starts the wizard for s.
+func (p *CeremoniesPage) run(s *script.Script, outDir string, rehearse bool) {
+	wz, err := NewWizard(p.win, s, outDir, rehearse)
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	p.wizard = wz
+	p.settings.AddRecentTranscript(wz.engine.TranscriptPath())
+	back := widget.NewButton("Back to ceremonies", p.showStart)
+	back.Hide()
+	wz.OnFinished = func(*ceremony.Result, error) { back.Show() }
+	p.set(container.NewBorder(nil, container.NewHBox(back), nil, nil, wz))
+	p.win.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+		if k.Name == fyne.KeyReturn || k.Name == fyne.KeyEnter {
+			wz.Primary()
+		}
+	})
+	wz.Start()
+}
+
+// Rehearse opens the script at path and starts its rehearsal at once.
+func (p *CeremoniesPage) Rehearse(path string) {
+	s, err := script.Load(path)
+	if err != nil {
+		p.OpenScript(path) // shows the problems
+		return
+	}
+	p.run(s, "", true)
 }

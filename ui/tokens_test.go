@@ -190,4 +190,3 @@ func TestTokensPageReportsBadModule(t *testing.T) {
 	waitFor(t, "the load to fail", func() bool { return w.Tokens().Err() != nil })
 	waitForMarkup(t, w, "Cannot read tokens", "not found")
 }
-

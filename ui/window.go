@@ -18,10 +18,12 @@ import (
 
 // Options are what the command line passes to the GUI.
 type Options struct {
-	Module  string // PKCS#11 module for this session; empty: Settings, else built-in SoftHSM2
-	Page    string // page to open first
-	Script  string // ceremony script to open on the Ceremonies page
-	Version string
+	Module string // PKCS#11 module for this session; empty: Settings, else built-in SoftHSM2
+	Page   string // page to open first
+	Script string // ceremony script to open on the Ceremonies page
+	// Rehearse starts the script's rehearsal at once.
+	Rehearse bool
+	Version  string
 }
 
 // page is one entry of the navigation.
@@ -91,7 +93,11 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	}
 	w.Select(start)
 	if opts.Script != "" && w.ceremonies != nil {
-		w.ceremonies.OpenScript(opts.Script)
+		if opts.Rehearse {
+			w.ceremonies.Rehearse(opts.Script)
+		} else {
+			w.ceremonies.OpenScript(opts.Script)
+		}
 	}
 	return w
 }

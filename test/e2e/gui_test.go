@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,17 +117,47 @@ func distinctColours(img image.Image) int {
 	return len(seen)
 }
 
-// The GUI starts under Xvfb on the Tokens page with a real SoftHSM token.
-// With KC_SCREENSHOT_DIR set (make screenshots) the picture is kept for docs/.
-func TestGUIStartsOnTokensPage(t *testing.T) {
+// TestGUIScreens starts the real binary under Xvfb once per screen and takes
+// a screenshot of each. With KC_SCREENSHOT_DIR set (make screenshots) the
+// pictures are kept for docs/screenshots.
+func TestGUIScreens(t *testing.T) {
 	env := softhsmStore(t)
 	mustRun(t, env, "softhsm2-util", "--init-token", "--free", "--label", "Root CA 2026", "--so-pin", "11112222", "--pin", "33334444")
-	display := xvfb(t)
-	startGUI(t, env, display, "--page", "tokens")
-	time.Sleep(2 * time.Second) // let the first frame and the token load render
+	work := t.TempDir()
+	tmpl := mustRun(t, env, binary, "ceremony", "template", "root-generation")
+	tmpl = strings.Replace(tmpl, "air_gap: block", "air_gap: warn", 1) // the test machine is networked
+	tmpl = regexp.MustCompile(`directory: \S+`).ReplaceAllString(tmpl, "directory: "+filepath.Join(work, "out"))
+	scriptPath := filepath.Join(work, "root-2026.yaml")
+	if err := os.WriteFile(scriptPath, []byte(tmpl), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dir := os.Getenv("KC_SCREENSHOT_DIR")
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	screenshot(t, display, filepath.Join(dir, "tokens.png"))
+	screens := []struct {
+		name string
+		args []string
+	}{
+		{"home", []string{"--page", "home"}},
+		{"tokens", []string{"--page", "tokens"}},
+		{"ceremony-script", []string{"--script", scriptPath}},
+		{"ceremony-wizard-rehearsal", []string{"--script", scriptPath, "--rehearse"}},
+		{"audit", []string{"--page", "audit"}},
+		{"settings", []string{"--page", "settings"}},
+	}
+	for _, sc := range screens {
+		t.Run(sc.name, func(t *testing.T) {
+			display := xvfb(t)
+			startGUI(t, env, display, sc.args...)
+			time.Sleep(3 * time.Second) // first frame, token load, the rehearsal's first step
+			screenshot(t, display, filepath.Join(dir, sc.name+".png"))
+		})
+	}
+	// The whole wizard flow is driven in ui's widget test
+	// TestWizardRehearsalRootCeremony; here the rehearsal must at least never
+	// touch the real output directory.
+	if _, err := os.Stat(filepath.Join(work, "out")); err == nil {
+		t.Error("the rehearsal wrote into the real output directory")
+	}
 }

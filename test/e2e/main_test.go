@@ -56,7 +56,7 @@ func softhsmStore(t *testing.T) []string {
 	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return append(os.Environ(), "SOFTHSM2_CONF="+conf, "LANG=C.UTF-8", "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	return append(os.Environ(), "SOFTHSM2_CONF="+conf, "LANG=C.UTF-8", "LANGUAGE=en", "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 }
 
 func mustRun(t *testing.T, env []string, name string, args ...string) string {

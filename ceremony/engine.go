@@ -87,6 +87,8 @@ type Engine struct {
 	backup       *backupFile
 	fingerprints []paper.Fingerprint
 	outputs      []string
+	sign         *signState // ca-signing and crl
+	byok         *byokState // byok-wrap
 }
 
 // New prepares a ceremony and validates everything that can be checked
@@ -170,15 +172,19 @@ func (e *Engine) validate() error {
 		// A new ceremony must not find any of its outputs: they are created
 		// with O_EXCL, and a leftover would mean mixing two ceremonies.
 		for _, st := range e.plan {
-			for _, what := range st.outputs {
-				if _, err := os.Stat(filepath.Join(e.outDir, e.name(what))); err == nil {
-					bad("output.directory", "%s already exists: this ceremony's outputs must not exist before it starts (use another output directory)", filepath.Join(e.outDir, e.name(what)))
+			for _, p := range e.outputPaths(st) {
+				if _, err := os.Stat(p); err == nil {
+					bad("output.directory", "%s already exists: this ceremony's outputs must not exist before it starts (use another output directory)", p)
 				}
 			}
 		}
 	}
 	if e.opt.Rehearse && e.s.Kind == script.KeyBackup {
 		bad("kind", "a key-backup ceremony works on the token enrolled by the root ceremony and cannot be rehearsed on a throwaway token; rehearse the root-generation ceremony")
+	}
+	if e.opt.Rehearse && (e.s.Kind == script.CASigning || e.s.Kind == script.CRLIssuance || e.s.Kind == script.BYOKWrap) {
+		bad("kind", "a %s ceremony uses the token and quorum of the root ceremony, which a throwaway token does not have, so it cannot be rehearsed; "+
+			"'keyceremony ceremony plan' lists its steps and checks its inputs without touching the token", e.s.Kind)
 	}
 	// Inputs: present, hash as pinned.
 	check := func(path string, in *script.Input) {
@@ -200,6 +206,23 @@ func (e *Engine) validate() error {
 		check("restore.backup", &r.Backup)
 		check("restore.certificate", &r.Certificate)
 	}
+	if g := e.s.Signing; g != nil {
+		check("signing.issuer.certificate", &g.Issuer.Certificate)
+		if g.Subordinate != nil {
+			check("signing.subordinate.csr", &g.Subordinate.CSR)
+		}
+		if g.CrossCertificate != nil {
+			check("signing.cross_certificate.certificate", &g.CrossCertificate.Certificate)
+		}
+		if g.CRL != nil {
+			check("signing.crl.previous", g.CRL.Previous)
+		}
+	}
+	if b := e.s.BYOK; b != nil {
+		check("byok.parameters", b.Parameters)
+		check("byok.public_key", b.PublicKey)
+		check("byok.import_token", b.ImportToken)
+	}
 	if rec := e.s.Quorum.Record; rec != nil {
 		if r, err := quorum.ReadRecord(e.s.Resolve(rec.Path)); err == nil {
 			if msg := quorumMatchesScript(r, e.s); msg != "" {
@@ -207,6 +230,17 @@ func (e *Engine) validate() error {
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			bad("quorum.record", "%v", err)
+		}
+	}
+	if len(ps) == 0 && !resuming {
+		// What the inputs say, checked now so that a CSR, a profile or
+		// import parameters that cannot work are refused before anyone
+		// gathers; the inputs step checks them again during the ceremony.
+		if e.s.Signing != nil {
+			e.loadSigning(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
+		}
+		if e.s.BYOK != nil {
+			e.loadBYOK(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
 		}
 	}
 	if len(ps) > 0 {
@@ -344,8 +378,7 @@ func (e *Engine) resume(ctx context.Context) error {
 		if _, ok := e.done[st.id]; ok {
 			continue
 		}
-		for _, what := range st.outputs {
-			p := filepath.Join(e.outDir, e.name(what))
+		for _, p := range e.outputPaths(st) {
 			if _, err := os.Stat(p); err == nil {
 				aside := fmt.Sprintf("%s.incomplete-%s", p, time.Now().UTC().Format("20060102T150405Z"))
 				if err := os.Rename(p, aside); err != nil {

@@ -84,7 +84,7 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 	s = re.ReplaceAllString(s, `uri: "`+uri+`"`)
 	s = strings.Replace(s, "module: /usr/lib/softhsm/libsofthsm2.so", "module: "+w.module, 1)
 	s = strings.Replace(s, "air_gap: block", "air_gap: warn", 1)
-	s = regexp.MustCompile(`directory: \S+`).ReplaceAllString(s, "directory: "+out)
+	s = regexp.MustCompile(`(?m)^  directory: \S+`).ReplaceAllString(s, "  directory: "+out)
 	for i := 0; i+1 < len(edits); i += 2 {
 		if !strings.Contains(s, edits[i]) {
 			w.t.Fatalf("script edit: %q not in %s", edits[i], tmpl)

@@ -272,25 +272,29 @@ func TestInitializeBlankToken(t *testing.T) {
 	}
 	rec, _ := quorum.ReadRecord(filepath.Join(out, "example-root-2026.quorum.json"))
 	sec := unlockWith(t, rec, w.sharesFromCards("init", "Carol Chen", "Dan Diaz", "Erin Evans")...)
-	m, _ = hsm.Open(w.module)
-	defer m.Close()
-	tok, err := m.OpenToken(hsm.URI{Serial: serial, Token: "Fresh Root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok.Close()
-	so, _ := sec.PIN(quorum.SOPIN, 255)
-	if err := tok.LoginSO(so); err != nil {
-		t.Fatalf("the derived SO PIN does not open the new token: %v", err)
-	}
-	tok.Logout()
-	user, _ := sec.PIN(quorum.UserPIN, 255)
-	if err := tok.Login(user); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tok.FindKey(hsm.Filter{Label: "example-root-2026", Class: hsm.ClassPrivateKey}); err != nil {
-		t.Fatal(err)
-	}
+	func() {
+		// Closed before the rehearsal below: the module is loaded once per
+		// process, and the rehearsal points it at another token store.
+		m, _ := hsm.Open(w.module)
+		defer m.Close()
+		tok, err := m.OpenToken(hsm.URI{Serial: serial, Token: "Fresh Root"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tok.Close()
+		so, _ := sec.PIN(quorum.SOPIN, 255)
+		if err := tok.LoginSO(so); err != nil {
+			t.Fatalf("the derived SO PIN does not open the new token: %v", err)
+		}
+		tok.Logout()
+		user, _ := sec.PIN(quorum.UserPIN, 255)
+		if err := tok.Login(user); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tok.FindKey(hsm.Filter{Label: "example-root-2026", Class: hsm.ClassPrivateKey}); err != nil {
+			t.Fatal(err)
+		}
+	}()
 
 	// The same script rehearses on a blank throwaway slot.
 	rres, err := w.run(s, w.cardsOnly("init-rehearsal", "Erin Evans", "Frank Fox", "Grace Gray"), Options{Rehearse: true})

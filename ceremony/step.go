@@ -22,6 +22,10 @@ type step struct {
 	confirm           []script.Role
 	// outputs are the output files (names after the prefix) the step creates.
 	outputs []string
+	// fixedOutputs are output files whose names another tool fixes (the
+	// file names in the aws kms import-key-material command); they carry
+	// no prefix.
+	fixedOutputs []string
 	// usesSecret marks steps that need the quorum secret itself (not just a
 	// login), so the engine keeps it in memory until the last of them.
 	usesSecret bool
@@ -102,6 +106,29 @@ func (r *stepRun) output(what string, data []byte) (string, error) {
 	return path, nil
 }
 
+// outputPaths are the paths of every output file the step creates.
+func (e *Engine) outputPaths(st *step) []string {
+	var out []string
+	for _, what := range st.outputs {
+		out = append(out, filepath.Join(e.outDir, e.name(what)))
+	}
+	for _, name := range st.fixedOutputs {
+		out = append(out, filepath.Join(e.outDir, name))
+	}
+	return out
+}
+
+// recordOutput records a file the step wrote itself (not through output).
+func (r *stepRun) recordOutput(path string) error {
+	f, err := transcript.HashFile(path, filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	r.entry.Outputs = append(r.entry.Outputs, f)
+	r.e.outputs = append(r.e.outputs, path)
+	return nil
+}
+
 // writeExcl creates path with data; it never overwrites. The file is 0600
 // and flushed, together with its directory entry, before it returns.
 func writeExcl(path string, data []byte) error {
@@ -166,6 +193,10 @@ func planFor(s *script.Script) []*step {
 		plan = append(plan, inputsStep(s), unlockStep("enrol the token and restore the key"), enrolStep(s), restoreKeyStep(), proveKeyStep())
 	case script.KeyBackup:
 		plan = append(plan, inputsStep(s), unlockStep("back up the key"), backupKeyStep())
+	case script.CASigning, script.CRLIssuance:
+		plan = append(plan, signingPlan(s)...)
+	case script.BYOKWrap:
+		plan = append(plan, byokPlan(s)...)
 	}
 	return append(plan, finishStep())
 }

@@ -227,7 +227,9 @@ func (t *Token) WrapPlan(mech WrapMechanism, target KeyType) []WrapStep {
 	_, name := mech.pkcs11()
 	// kwpRepair: the token's RFC 5649 output must be fixed in host memory
 	// because the token pads the material itself (see kwpCompliant).
-	kwpRepair := !t.kwpCompliant() && !(target.secretLen() > 0 && target.secretLen()%8 == 0)
+	// A token without CKM_AES_KEY_WRAP_PAD needs no repair: it cannot compose
+	// at all, and only its native mechanisms (if any) apply.
+	kwpRepair := t.HasMechanism(ckmAESKeyWrapPad) && !t.kwpCompliant() && !(target.secretLen() > 0 && target.secretLen()%8 == 0)
 	kwpSteps := []WrapStep{
 		{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
 		{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},

@@ -24,13 +24,25 @@ type Kind string
 const (
 	RootGeneration Kind = "root-generation"
 	CASigning      Kind = "ca-signing"
-	BYOKWrap       Kind = "byok-wrap"
-	KeyBackup      Kind = "key-backup"
-	KeyRestore     Kind = "key-restore"
+	// CRLIssuance is a ca-signing ceremony that only issues the root's CRL.
+	CRLIssuance Kind = "crl"
+	BYOKWrap    Kind = "byok-wrap"
+	KeyBackup   Kind = "key-backup"
+	KeyRestore  Kind = "key-restore"
 )
 
 // Kinds lists every kind a script may name.
-var Kinds = []Kind{RootGeneration, CASigning, BYOKWrap, KeyBackup, KeyRestore}
+var Kinds = []Kind{RootGeneration, CASigning, CRLIssuance, BYOKWrap, KeyBackup, KeyRestore}
+
+// UsesQuorumRecord reports whether the kind works under a quorum created by
+// an earlier ceremony (named in quorum.record) rather than creating one.
+func (k Kind) UsesQuorumRecord() bool {
+	switch k {
+	case KeyRestore, KeyBackup, CASigning, CRLIssuance, BYOKWrap:
+		return true
+	}
+	return false
+}
 
 // Role is a participant's part in the ceremony.
 type Role string
@@ -78,6 +90,8 @@ type Script struct {
 	Certificate  *Certificate  `yaml:"certificate"`
 	Backup       *Backup       `yaml:"backup"`
 	Restore      *Restore      `yaml:"restore"`
+	Signing      *Signing      `yaml:"signing"`
+	BYOK         *BYOK         `yaml:"byok"`
 	Output       Output        `yaml:"output"`
 
 	// Set by Load, not by the YAML.
@@ -134,7 +148,7 @@ type Quorum struct {
 	Delivery []string `yaml:"delivery"`
 	// Record is the quorum record written by the ceremony that created the
 	// quorum; ceremonies that use an existing quorum (key-restore,
-	// key-backup) name it here.
+	// key-backup, ca-signing, crl, byok-wrap) name it here.
 	Record *Input `yaml:"record"`
 }
 

@@ -95,9 +95,7 @@ func (s *Script) validate() Problems {
 
 	// What the ceremony is.
 	switch s.Kind {
-	case RootGeneration, KeyRestore, KeyBackup:
-	case CASigning, BYOKWrap:
-		bad("kind", "%s ceremonies are not available in this version (supported: root-generation, key-backup, key-restore)", s.Kind)
+	case RootGeneration, KeyRestore, KeyBackup, CASigning, CRLIssuance, BYOKWrap:
 	case "":
 		bad("kind", "required (one of %s)", kindList())
 	default:
@@ -134,6 +132,9 @@ func (s *Script) validate() Problems {
 		RootGeneration: {EnrolInitialize, EnrolChangePIN},
 		KeyRestore:     {EnrolInitialize, EnrolChangePIN},
 		KeyBackup:      {EnrolQuorum},
+		CASigning:      {EnrolQuorum},
+		CRLIssuance:    {EnrolQuorum},
+		BYOKWrap:       {EnrolQuorum},
 	}[s.Kind]
 	switch {
 	case s.Token.Enrol == "":
@@ -206,6 +207,8 @@ func (s *Script) validate() Problems {
 	only(s.Certificate != nil, "certificate", RootGeneration)
 	only(s.Restore != nil, "restore", KeyRestore)
 	only(s.Backup != nil, "backup", KeyBackup)
+	only(s.Signing != nil, "signing", CASigning, CRLIssuance)
+	only(s.BYOK != nil, "byok", BYOKWrap)
 	if s.Key != nil {
 		if !contains(RootKeyTypes, s.Key.Type) {
 			bad("key.type", "%q is not allowed for a root key (one of %s)", s.Key.Type, strings.Join(RootKeyTypes, ", "))
@@ -227,6 +230,12 @@ func (s *Script) validate() Problems {
 	if b := s.Backup; b != nil && strings.TrimSpace(b.KeyLabel) == "" {
 		bad("backup.key_label", "required: the label of the key to back up")
 	}
+	if g := s.Signing; g != nil {
+		s.validateSigning(g, bad)
+	}
+	if b := s.BYOK; b != nil {
+		s.validateBYOK(b, bad)
+	}
 
 	// Outputs.
 	if s.Output.Directory == "" {
@@ -240,7 +249,7 @@ func (s *Script) validate() Problems {
 
 func (s *Script) validateQuorum(bad func(string, string, ...any)) {
 	q := s.Quorum
-	usesRecord := s.Kind == KeyRestore || s.Kind == KeyBackup
+	usesRecord := s.Kind.UsesQuorumRecord()
 	switch {
 	case usesRecord && q.Record == nil:
 		bad("quorum.record", "required in a %s ceremony: the quorum record written when the quorum was created", s.Kind)

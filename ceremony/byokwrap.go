@@ -1,0 +1,632 @@
+package ceremony
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/paper"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/words"
+	"github.com/keyceremony/keyceremony/hsm"
+)
+
+// byokState is what a byok-wrap ceremony works with, rebuilt from the inputs
+// and the transcript on resume.
+type byokState struct {
+	params   *byok.Parameters
+	req      byok.Request
+	info     byok.SpecInfo
+	keyLabel string
+	keyID    []byte
+	plan     []hsm.WrapStep // as confirmed before wrapping
+	manifest *byok.Manifest
+}
+
+// byokFiles are the outputs whose names the aws kms import-key-material
+// command line refers to.
+var byokFiles = []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile, byok.ManifestFile, byok.InstructionsFile}
+
+// parametersMaxAge: AWS import parameters expire 24 hours after they are
+// issued; a ParametersValidTo further ahead is a mistake (a mistyped date, or
+// the laptop's clock), allowing a few minutes of clock difference.
+const parametersMaxAge = 24*time.Hour + 10*time.Minute
+
+func byokPlan(s *script.Script) []*step {
+	// The plan comes before the key: a wrap the script does not allow is
+	// refused before anything is generated on the token.
+	return []*step{byokInputsStep(), unlockStep("unlock the token for the key material"), wrapPlanStep(), byokKeyStep(s), wrapStep(), tokenCopyStep(s), handoverStep()}
+}
+
+func byokInputsStep() *step {
+	return &step{
+		id: "inputs", title: "Import parameters checked",
+		do: "Compare the SHA-256 of the import parameters with the one computed on the connected machine, and the wrapping public key's " +
+			"fingerprint with the one shown there.",
+		check: "The parameters are AWS's (KeyId, ImportToken, PublicKey, ParametersValidTo), unexpired, with at least an hour left; " +
+			"the key spec, wrapping algorithm and wrapping key size are a combination AWS KMS accepts; the expiration and import type are allowed.",
+		record:  "Path, size and SHA-256 of every input; the KMS key, key spec, algorithm, wrapping key size and fingerprint, expiry of the parameters, and the import choices.",
+		confirm: admins, run: runBYOKInputs,
+		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
+			if err := sameInputs(en); err != nil {
+				return err
+			}
+			if err := e.loadInputs(nil); err != nil {
+				return err
+			}
+			var errs []error
+			e.byok = e.loadBYOKState(nil, time.Now(), false, func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
+			if len(errs) > 0 {
+				return errors.Join(errs...)
+			}
+			// The material's expiry was fixed when the inputs were checked.
+			if v := en.Detail("material valid to"); v != "" {
+				t, err := time.Parse(time.RFC3339, v)
+				if err != nil {
+					return err
+				}
+				e.byok.req.Import.ValidTo = t
+			}
+			return nil
+		},
+	}
+}
+
+// bundleFields are the fields import-parameters.json (written by the
+// connected side's prepare step) adds to the get-parameters-for-import JSON.
+type bundleFields struct {
+	KeySpec           string `json:"KeySpec"`
+	WrappingAlgorithm string `json:"WrappingAlgorithm"`
+	WrappingKeySpec   string `json:"WrappingKeySpec"`
+}
+
+func (e *Engine) loadBYOK(r *stepRun, now time.Time, bad func(path string, err error)) *byokState {
+	return e.loadBYOKState(r, now, true, bad)
+}
+
+// loadBYOKState reads the import parameters and builds the request; full
+// adds the checks that depend on the time (skipped when a resumed ceremony
+// rebuilds its state).
+func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(path string, err error)) *byokState {
+	b := e.s.BYOK
+	st := &byokState{}
+	read := func(path string, in *script.Input) []byte {
+		p := e.s.Resolve(in.Path)
+		if r != nil {
+			if _, err := r.input(p); err != nil {
+				bad(path, err)
+				return nil
+			}
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			bad(path+".path", fmt.Errorf("cannot read %s: %w", p, err))
+			return nil
+		}
+		return data
+	}
+	if b.Parameters != nil {
+		if data := read("byok.parameters", b.Parameters); data != nil {
+			p, err := byok.ParseParametersJSON(data)
+			if err != nil {
+				bad("byok.parameters", fmt.Errorf("%s: %w", b.Parameters.Path, err))
+			} else {
+				st.params = p
+				var extra bundleFields
+				if json.Unmarshal(data, &extra) == nil {
+					if extra.KeySpec != "" && extra.KeySpec != b.KeySpec {
+						bad("byok.key_spec", fmt.Errorf("the parameters were prepared for a %s key, the script says %s: the script must name the KMS key's spec", extra.KeySpec, b.KeySpec))
+					}
+					if extra.WrappingAlgorithm != "" && extra.WrappingAlgorithm != b.WrappingAlgorithm {
+						bad("byok.wrapping_algorithm", fmt.Errorf("the parameters were requested for %s, the script says %s: AWS accepts the material only wrapped with the algorithm the parameters were requested for; fetch new parameters or correct the script", extra.WrappingAlgorithm, b.WrappingAlgorithm))
+					}
+					if extra.WrappingKeySpec != "" && extra.WrappingKeySpec != string(p.WrappingKeySpec()) {
+						bad("byok.parameters", fmt.Errorf("the parameters say wrapping key %s but the public key is %s: the file was altered", extra.WrappingKeySpec, p.WrappingKeySpec()))
+					}
+				}
+			}
+		}
+	} else {
+		pub := read("byok.public_key", b.PublicKey)
+		tok := read("byok.import_token", b.ImportToken)
+		if pub != nil && tok != nil {
+			p, err := byok.ParseParametersFiles(b.KeyID, pub, tok, b.ParametersValidTo.UTC())
+			if err != nil {
+				bad("byok", err)
+			} else {
+				st.params = p
+			}
+		}
+	}
+	info, err := byok.Spec(byok.KeySpec(b.KeySpec))
+	if err != nil {
+		bad("byok.key_spec", err)
+		return st
+	}
+	st.info = info
+	st.req = byok.Request{
+		Params: st.params, Spec: info.Spec, Algorithm: byok.Algorithm(b.WrappingAlgorithm),
+		Import: byok.Import{ExpirationModel: b.Expiration.Model, ValidTo: b.Expiration.ValidToFrom(now), ImportType: b.ImportType},
+	}
+	if st.params == nil {
+		return st
+	}
+	if full {
+		for _, err := range st.req.Validate(now) {
+			bad("byok", err)
+		}
+		if st.params.ParametersValidTo.After(now.Add(parametersMaxAge)) {
+			bad("byok.parameters", fmt.Errorf("ParametersValidTo %s is more than 24 hours ahead, but AWS import parameters expire 24 hours after they are issued: check the value and the laptop's clock",
+				st.params.ParametersValidTo.Format(time.RFC3339)))
+		}
+	} else if err := byok.Check(st.req.Spec, st.req.Algorithm, st.params.WrappingKeySpec()); err != nil {
+		bad("byok", err)
+	}
+	return st
+}
+
+func runBYOKInputs(ctx context.Context, r *stepRun) error {
+	e := r.e
+	if err := e.loadInputs(r); err != nil {
+		return err
+	}
+	now := time.Now()
+	var errs []error
+	st := e.loadBYOK(r, now, func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
+	if len(errs) > 0 {
+		return fmt.Errorf("the import parameters cannot be used, nothing was wrapped: %w", errors.Join(errs...))
+	}
+	e.byok = st
+	p, req := st.params, st.req
+	wfp := sha256.Sum256(p.PublicKeyDER)
+	left := p.ParametersValidTo.Sub(now).Truncate(time.Minute)
+	r.detail("quorum set", e.record.SetID)
+	r.detail("kms key", p.KeyID)
+	r.detail("key spec", string(req.Spec))
+	r.detail("wrapping algorithm", string(req.Algorithm))
+	r.detail("wrapping key spec", string(p.WrappingKeySpec()))
+	r.detail("wrapping public key sha256", hex.EncodeToString(wfp[:]))
+	r.detail("wrapping public key words", words.String(wfp[:]))
+	r.detail("parameters valid to", p.ParametersValidTo.UTC().Format(time.RFC3339))
+	r.detail("expiration model", req.Import.ExpirationModel)
+	if !req.Import.ValidTo.IsZero() {
+		r.detail("material valid to", req.Import.ValidTo.UTC().Format(time.RFC3339))
+	}
+	r.detail("import type", importTypeText(req.Import.ImportType))
+	facts := []Fact{}
+	for _, f := range r.entry.Inputs {
+		facts = append(facts, Fact{Label: f.Path, Value: fmt.Sprintf("SHA-256 %s (%d bytes)", f.SHA256, f.Size)})
+	}
+	facts = append(facts,
+		Fact{Label: "KMS key", Value: p.KeyID},
+		Fact{Label: "Key spec", Value: fmt.Sprintf("%s (%s)", req.Spec, st.info.Material)},
+		Fact{Label: "Wrapping algorithm", Value: string(req.Algorithm)},
+		Fact{Label: "Wrapping key", Value: string(p.WrappingKeySpec())},
+		Fact{Label: "Wrapping public key SHA-256", Value: hex.EncodeToString(wfp[:]), Words: words.String(wfp[:])},
+		Fact{Label: "Parameters expire", Value: fmt.Sprintf("%s (in %s): the import must run on the connected machine before then", p.ParametersValidTo.UTC().Format(time.RFC3339), left)},
+		Fact{Label: "Material expiry", Value: materialExpiry(req.Import)},
+		Fact{Label: "Import type", Value: importTypeText(req.Import.ImportType)},
+	)
+	return r.confirmStep(ctx, "These are the import parameters AWS issued for this KMS key, and the import choices are those reviewed.", facts)
+}
+
+func importTypeText(t string) string {
+	switch t {
+	case byok.ImportTypeNew:
+		return "NEW_KEY_MATERIAL (re-import for rotation; then aws kms rotate-key-on-demand)"
+	case byok.ImportTypeExisting:
+		return "EXISTING_KEY_MATERIAL (re-import of the same material)"
+	}
+	return "first import (no --import-type)"
+}
+
+func materialExpiry(imp byok.Import) string {
+	if imp.ExpirationModel == byok.KeyMaterialExpires {
+		return "KEY_MATERIAL_EXPIRES at " + imp.ValidTo.UTC().Format(time.RFC3339)
+	}
+	return imp.ExpirationModel
+}
+
+func byokKeyStep(s *script.Script) *step {
+	st := &step{
+		id: "byok-key", title: "Key material ready in the token",
+		check:   "The key is of the type the KMS key spec needs, sensitive, and extractable (only wrapped) for this export.",
+		record:  "The key's label, ID, type and attributes; its public key fingerprint, or for a secret key its key check value.",
+		confirm: admins, usesSecret: true,
+		run: runBYOKKey, restore: restoreBYOKKey,
+	}
+	if s.BYOK.Key.Source == script.KeyGenerate {
+		st.do = fmt.Sprintf("Nothing: the token generates the key %q for this import.", s.BYOK.Key.Label)
+	} else {
+		st.do = fmt.Sprintf("Nothing: the engine finds the key %s.", s.BYOK.Key.URI)
+	}
+	return st
+}
+
+func runBYOKKey(ctx context.Context, r *stepRun) error {
+	e := r.e
+	b, st := e.s.BYOK, e.byok
+	if err := e.loginAs(ctx, "user", "prepare the key material"); err != nil {
+		return err
+	}
+	tok, _ := e.token()
+	var k *hsm.Key
+	var err error
+	if b.Key.Source == script.KeyGenerate {
+		label := b.Key.Label
+		if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
+			// Only an interrupted attempt of this step leaves such a key
+			// unrecorded (GenerateKey refuses labels in use); it was never
+			// wrapped. Replace it openly.
+			if err := r.confirmStep(ctx, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt, or a key this script must not reuse). Destroy it and generate a new one.", label),
+				[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
+				return err
+			}
+			for _, o := range old {
+				if err := tok.DestroyKey(o); err != nil {
+					return err
+				}
+				r.detail("unrecorded key destroyed", o.String())
+			}
+		}
+		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true})
+		if err != nil {
+			return err
+		}
+		r.detail("source", "generated in the token for this import")
+	} else {
+		u, err := hsm.ParseURI(b.Key.URI)
+		if err != nil {
+			return err
+		}
+		f := u.KeyFilter()
+		if f.Class == hsm.ClassAny {
+			f.Class = hsm.ClassPrivateKey
+			if !st.info.Private {
+				f.Class = hsm.ClassSecretKey
+			}
+		}
+		if k, err = tok.FindKey(f); err != nil {
+			return err
+		}
+		if k.Type() != st.info.TokenType {
+			return fmt.Errorf("the KMS key is %s, which needs a %s key, but %s is %s: name another key or fetch parameters for a KMS key of the matching spec", st.info.Spec, st.info.TokenType, b.Key.URI, k.Type())
+		}
+		if !k.Extractable() {
+			return fmt.Errorf("the token key %s was created non-extractable, so its material can never leave the token: use source: generate", b.Key.URI)
+		}
+		r.detail("source", "existing token key "+b.Key.URI)
+	}
+	if !k.Sensitive() || !k.Extractable() {
+		return fmt.Errorf("key %q has sensitive=%v extractable=%v; it must be sensitive and extractable only wrapped", k.Label(), k.Sensitive(), k.Extractable())
+	}
+	st.keyLabel, st.keyID = k.Label(), k.ID()
+	r.detail("key label", k.Label())
+	r.detail("key id", hex.EncodeToString(k.ID()))
+	r.detail("key", k.String())
+	r.detail("sensitive", "true")
+	r.detail("extractable", "true (wrapped only)")
+	facts := []Fact{{Label: "Key", Value: k.String()}}
+	if fp := k.Fingerprint(); fp != nil {
+		r.detail("public key sha256", hex.EncodeToString(fp))
+		r.detail("public key words", words.String(fp))
+		facts = append(facts, Fact{Label: "Public key SHA-256", Value: hex.EncodeToString(fp), Words: words.String(fp)})
+	} else if kcv, how, err := keyCheckValue(k); err == nil {
+		r.detail("key check value", hex.EncodeToString(kcv)+" ("+how+")")
+		facts = append(facts, Fact{Label: "Key check value", Value: hex.EncodeToString(kcv) + " (" + how + ")"})
+	}
+	return r.confirmStep(ctx, "This is the key whose material goes to AWS KMS.", facts)
+}
+
+// keyCheckValue identifies a secret key without revealing it: the first three
+// bytes of its output on a zero block, as key ceremonies customarily record.
+func keyCheckValue(k *hsm.Key) ([]byte, string, error) {
+	zero := make([]byte, 16)
+	switch k.Type() {
+	case hsm.AES128, hsm.AES256:
+		out, err := k.EncryptBlock(zero)
+		if err != nil {
+			return nil, "", err
+		}
+		return out[:3], "AES-ECB of a zero block, first 3 bytes", nil
+	case hsm.HMACSHA224, hsm.HMACSHA256, hsm.HMACSHA384, hsm.HMACSHA512:
+		out, err := k.MAC(zero)
+		if err != nil {
+			return nil, "", err
+		}
+		return out[:3], "HMAC of 16 zero bytes, first 3 bytes", nil
+	}
+	return nil, "", fmt.Errorf("no check value for %s", k.Type())
+}
+
+func restoreBYOKKey(ctx context.Context, e *Engine, en transcript.Entry) error {
+	id, err := hex.DecodeString(en.Detail("key id"))
+	if err != nil {
+		return err
+	}
+	e.byok.keyLabel, e.byok.keyID = en.Detail("key label"), id
+	return nil
+}
+
+// byokKey finds the key of this ceremony on the logged-in token.
+func (e *Engine) byokKey() (*hsm.Key, error) {
+	tok, err := e.token()
+	if err != nil {
+		return nil, err
+	}
+	class := hsm.ClassSecretKey
+	if e.byok.info.Private {
+		class = hsm.ClassPrivateKey
+	}
+	return tok.FindKey(hsm.Filter{Label: e.byok.keyLabel, ID: e.byok.keyID, Class: class})
+}
+
+func planLine(s hsm.WrapStep) string {
+	where := "in the token"
+	if !s.InToken {
+		where = "IN HOST MEMORY"
+	}
+	return fmt.Sprintf("%s (%s), %s", s.Action, s.Mechanism, where)
+}
+
+func wrapPlanStep() *step {
+	return &step{
+		id: "wrap-plan", title: "Wrapping plan confirmed",
+		do: "The user logs in with the quorum-derived PIN. Read how the token will wrap the material. Where the token lacks the mechanism, the same algorithm is composed from " +
+			"what it has, and the steps that would run in the laptop's memory are marked; confirm only if that is acceptable.",
+		check:   "The algorithm is never downgraded; a composition with host steps is refused unless the script allows it (allow_host_steps).",
+		record:  "Every step of the plan and whether it runs in the token or in host memory.",
+		confirm: admins, usesSecret: true, run: runWrapPlan,
+		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
+			return json.Unmarshal([]byte(en.Detail("plan (json)")), &e.byok.plan)
+		},
+	}
+}
+
+func runWrapPlan(ctx context.Context, r *stepRun) error {
+	e := r.e
+	st := e.byok
+	if err := e.loginAs(ctx, "user", "plan the wrap"); err != nil {
+		return err
+	}
+	tok, _ := e.token()
+	plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec)
+	if len(plan) == 0 {
+		return fmt.Errorf("the token cannot wrap %s material with %s", st.req.Spec, st.req.Algorithm)
+	}
+	var host []string
+	facts := []Fact{{Label: "Algorithm", Value: fmt.Sprintf("%s (%s)", st.req.Algorithm, st.req.Algorithm.Mechanism())}}
+	for i, s := range plan {
+		r.detail(fmt.Sprintf("plan step %d", i+1), planLine(s))
+		facts = append(facts, Fact{Label: fmt.Sprintf("Step %d", i+1), Value: planLine(s)})
+		if !s.InToken {
+			host = append(host, s.Action)
+		}
+	}
+	raw, _ := json.Marshal(plan)
+	r.detail("plan (json)", string(raw))
+	if len(host) > 0 && !e.s.BYOK.AllowHostSteps {
+		return fmt.Errorf("this token cannot do %s for %s material entirely inside it: %s would run in host memory, which the script does not allow (allow_host_steps: false). "+
+			"Use a token that does the algorithm in hardware (see ceremony/README.md), or review and set allow_host_steps: true", st.req.Algorithm, st.req.Spec, strings.Join(host, "; "))
+	}
+	statement := "The whole wrap runs inside the token."
+	if len(host) > 0 {
+		r.detail("host memory", "accepted: "+strings.Join(host, "; "))
+		statement = "We accept that the steps marked IN HOST MEMORY run in this laptop's memory (the material or the ephemeral key is cleared right after)."
+		if err := e.p.Inform(ctx, Notice{Step: r.st.id, Title: "Part of the wrap runs in host memory",
+			Warning: fmt.Sprintf("This token does not do %s for %s material entirely in hardware; in this laptop's memory: %s.", st.req.Algorithm, st.req.Spec, strings.Join(host, "; "))}); err != nil {
+			return err
+		}
+	} else {
+		r.detail("host memory", "none: every step runs in the token")
+	}
+	st.plan = plan
+	return r.confirmStep(ctx, statement, facts)
+}
+
+func wrapStep() *step {
+	return &step{
+		id: "wrap", title: "Key material wrapped for AWS KMS",
+		do:           "Nothing: the token wraps the material as planned; read the fingerprint of EncryptedKeyMaterial.bin aloud.",
+		check:        "The parameters are still valid; the wrap ran exactly as the confirmed plan; the files are new.",
+		record:       "EncryptedKeyMaterial.bin, ImportToken.bin, import-manifest.json and IMPORT-INSTRUCTIONS.txt with their SHA-256; how the wrap ran; the import command.",
+		confirm:      admins,
+		fixedOutputs: byokFiles,
+		run:          runWrap,
+		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
+			raw, err := os.ReadFile(filepath.Join(e.outDir, byok.ManifestFile))
+			if err != nil {
+				return err
+			}
+			var m byok.Manifest
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			e.byok.manifest = &m
+			if fp, err := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile]); err == nil {
+				e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: fp})
+			}
+			return nil
+		},
+	}
+}
+
+func sameSteps(a, b []hsm.WrapStep) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func runWrap(ctx context.Context, r *stepRun) error {
+	e := r.e
+	st := e.byok
+	if err := e.loginAs(ctx, "user", "wrap the key material"); err != nil {
+		return err
+	}
+	tok, _ := e.token()
+	k, err := e.byokKey()
+	if err != nil {
+		return err
+	}
+	if plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
+		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
+	}
+	res, err := byok.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())
+	if err != nil {
+		return err
+	}
+	if !sameSteps(res.Wrapped.Steps, st.plan) {
+		return errors.New("the wrap ran differently from the plan confirmed; nothing was written")
+	}
+	paths, err := byok.WriteOutputs(e.outDir, res, st.params.ImportToken)
+	for _, p := range paths {
+		if rerr := r.recordOutput(p); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := syncDir(e.outDir); err != nil {
+		return err
+	}
+	m := res.Manifest
+	st.manifest = &m
+	ekm, _ := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile])
+	itk, _ := hex.DecodeString(m.Files[byok.ImportTokenFile])
+	e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: ekm})
+	for i, s := range res.Wrapped.Steps {
+		r.detail(fmt.Sprintf("ran step %d", i+1), planLine(s))
+	}
+	inHost := "no"
+	if res.Wrapped.MaterialInHost() {
+		inHost = "yes, for the steps marked IN HOST MEMORY (cleared after use)"
+	}
+	r.detail("composed from other mechanisms", fmt.Sprint(res.Wrapped.Composed))
+	r.detail("material or ephemeral key in host memory", inHost)
+	r.detail("encrypted key material sha256", m.Files[byok.EncryptedKeyMaterialFile])
+	r.detail("encrypted key material words", words.String(ekm))
+	r.detail("import token sha256", m.Files[byok.ImportTokenFile])
+	r.detail("import command", m.Command)
+	return r.confirmStep(ctx, "The files for AWS KMS are written, and the fingerprint of EncryptedKeyMaterial.bin was read aloud.", []Fact{
+		{Label: byok.EncryptedKeyMaterialFile + " SHA-256", Value: m.Files[byok.EncryptedKeyMaterialFile], Words: words.String(ekm)},
+		{Label: byok.ImportTokenFile + " SHA-256", Value: m.Files[byok.ImportTokenFile], Words: words.String(itk)},
+		{Label: "Ran in host memory", Value: inHost},
+	})
+}
+
+func tokenCopyStep(s *script.Script) *step {
+	st := &step{id: "token-copy", confirm: admins, run: runTokenCopy}
+	if *s.BYOK.KeepInToken {
+		st.title = "Token copy kept as escrow"
+		st.do = "Nothing: the script keeps the token's copy of the material as the customer's own escrow copy."
+		st.check = "The key is still on the token."
+		st.record = "That the token keeps the key, with its label and ID."
+	} else {
+		st.title = "Token copy destroyed"
+		st.do = "Confirm, then the token's copy of the material is destroyed."
+		st.check = "After destruction no key with the label and ID is left on the token."
+		st.record = "The destroyed key's label and ID, and the check that it is gone."
+	}
+	return st
+}
+
+func runTokenCopy(ctx context.Context, r *stepRun) error {
+	e := r.e
+	st := e.byok
+	if err := e.loginAs(ctx, "user", "dispose of the token's copy"); err != nil {
+		return err
+	}
+	tok, _ := e.token()
+	filter := hsm.Filter{Label: st.keyLabel, ID: st.keyID}
+	k, err := e.byokKey()
+	if *e.s.BYOK.KeepInToken {
+		if err != nil {
+			return fmt.Errorf("the key kept as escrow copy is not on the token: %w", err)
+		}
+		// It stays extractable on purpose: imported material expires or can be
+		// deleted, and the same material must then be wrapped again
+		// (EXISTING_KEY_MATERIAL). The quorum guards the token instead.
+		r.detail("kept in token", k.String())
+		return r.confirmStep(ctx, "The token keeps its copy of the material as our escrow copy; the token stays under the quorum's control.", []Fact{{Label: "Kept", Value: k.String()}})
+	}
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		// An interrupted attempt of this step destroyed it before recording.
+		r.detail("destroyed", fmt.Sprintf("label %q id %s was already gone (destroyed by the interrupted attempt of this step)", st.keyLabel, hex.EncodeToString(st.keyID)))
+	} else if err != nil {
+		return err
+	} else {
+		if err := r.confirmStep(ctx, "Destroy the token's copy of the material: after this only AWS KMS holds it. This cannot be undone.", []Fact{{Label: "Key to destroy", Value: k.String()}}); err != nil {
+			return err
+		}
+		if err := tok.DestroyKey(k); err != nil {
+			return err
+		}
+		r.detail("destroyed", k.String())
+	}
+	if left, err := tok.FindKeys(filter); err != nil {
+		return err
+	} else if len(left) > 0 {
+		return fmt.Errorf("after destruction %d objects labelled %q with ID %x are still on the token", len(left), st.keyLabel, st.keyID)
+	}
+	r.detail("check", "no object with this label and ID is left on the token")
+	return nil
+}
+
+func handoverStep() *step {
+	return &step{
+		id: "handover", title: "Import handed over to the connected machine",
+		do: "Read the instructions for the connected machine: which files to carry, what to check and run there, and by when " +
+			"(the import parameters expire 24 hours after AWS issued them).",
+		check:   "The instructions name the files with their SHA-256 and the exact import command.",
+		record:  "The deadline, the files to carry and the command.",
+		confirm: admins, run: runHandover,
+	}
+}
+
+func runHandover(ctx context.Context, r *stepRun) error {
+	e := r.e
+	m := e.byok.manifest
+	if m == nil {
+		return errors.New("no manifest: the wrap step has not run")
+	}
+	left := time.Until(m.ParametersValidTo).Truncate(time.Minute)
+	carry := strings.Join(byokFiles, ", ")
+	deadline := m.ParametersValidTo.UTC().Format(time.RFC3339)
+	facts := []Fact{
+		{Label: "1. Carry", Value: fmt.Sprintf("%s from %s to the connected machine", carry, e.outDir)},
+		{Label: "   Deadline", Value: fmt.Sprintf("%s (in %s); after that fetch new parameters and repeat this ceremony", deadline, left)},
+		{Label: "2. Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.EncryptedKeyMaterialFile, m.Files[byok.EncryptedKeyMaterialFile])},
+		{Label: "   Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.ImportTokenFile, m.Files[byok.ImportTokenFile])},
+		{Label: "3. Run there", Value: m.Command},
+		{Label: "4. Confirm", Value: "aws kms describe-key --key-id " + m.KeyID + " shows KeyState Enabled"},
+	}
+	if m.Import.ImportType == byok.ImportTypeNew {
+		facts = append(facts, Fact{Label: "5. Rotate", Value: "aws kms rotate-key-on-demand --key-id " + m.KeyID})
+	}
+	facts = append(facts, Fact{Label: "The same, printable", Value: filepath.Join(e.outDir, byok.InstructionsFile)})
+	r.detail("import deadline", deadline)
+	r.detail("files to carry", carry+" (from "+e.outDir+")")
+	r.detail("import command", m.Command)
+	if err := e.p.Inform(ctx, Notice{Step: r.st.id, Title: "On the connected machine", Facts: facts,
+		Warning: fmt.Sprintf("Import before %s (in %s): the import token expires 24 hours after AWS issued it.", deadline, left)}); err != nil {
+		return err
+	}
+	return r.confirm(ctx, "The administrator takes the output directory to the connected machine and runs the import as instructed before the deadline.",
+		[]Fact{{Label: "Files to carry", Value: carry}, {Label: "Deadline", Value: deadline}}, e.people(r.st.confirm...))
+}

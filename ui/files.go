@@ -1,5 +1,14 @@
 package ui
 
-import "os"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+)
 
 func removeFile(path string) error { return os.Remove(path) }
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -59,6 +59,7 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 			return w.tokens
 		}},
 		{"ceremonies", "Ceremonies", theme.DocumentIcon(), w.ceremoniesPage},
+		{"byok", "BYOK import", theme.UploadIcon(), w.byokPage},
 		{"audit", "Audit", theme.SearchIcon(), w.auditPage},
 		{"settings", "Settings", theme.SettingsIcon(), w.settingsPage},
 	}

@@ -143,6 +143,7 @@ func TestGUIScreens(t *testing.T) {
 		{"tokens", []string{"--page", "tokens"}},
 		{"ceremony-script", []string{"--script", scriptPath}},
 		{"ceremony-wizard-rehearsal", []string{"--script", scriptPath, "--rehearse"}},
+		{"byok", []string{"--page", "byok"}},
 		{"audit", []string{"--page", "audit"}},
 		{"settings", []string{"--page", "settings"}},
 	}

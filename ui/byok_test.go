@@ -1,0 +1,86 @@
+package ui
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+)
+
+func paramsJSON(t *testing.T, bits int, validTo time.Time, extra string) []byte {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return []byte(fmt.Sprintf(`{"KeyId":"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","ImportToken":%q,"PublicKey":%q,"ParametersValidTo":%q%s}`,
+		base64.StdEncoding.EncodeToString([]byte("token")), base64.StdEncoding.EncodeToString(spki), validTo.Format(time.RFC3339), extra))
+}
+
+func TestCheckParameters(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name    string
+		data    []byte
+		spec    byok.KeySpec
+		alg     byok.Algorithm
+		problem string // "" means usable
+	}{
+		{"usable", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, ""},
+		{"expired", paramsJSON(t, 2048, now.Add(-time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "expired"},
+		{"RSA material under OAEP", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.RSA2048, byok.RSAESOAEPSHA256, "RSA_AES_KEY_WRAP"},
+		{"P-521 under OAEP with RSA-2048", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.ECCNISTP521, byok.RSAESOAEPSHA1, "too large"},
+		{"bundle for another algorithm", paramsJSON(t, 2048, now.Add(20*time.Hour), `,"KeySpec":"SYMMETRIC_DEFAULT","WrappingAlgorithm":"RSAES_OAEP_SHA_1"`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "must match"},
+		{"not parameters", []byte(`{"hello":1}`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "missing"},
+	}
+	for _, tc := range tests {
+		facts, problems := checkParameters(tc.data, tc.spec, tc.alg, now)
+		joined := strings.Join(problems, "; ")
+		if tc.problem == "" && len(problems) > 0 || tc.problem != "" && !strings.Contains(joined, tc.problem) {
+			t.Errorf("%s: problems %q, want %q", tc.name, joined, tc.problem)
+		}
+		if tc.problem == "" && (len(facts) == 0 || !strings.Contains(facts[1][1], "RSA_2048")) {
+			t.Errorf("%s: facts %v", tc.name, facts)
+		}
+	}
+}
+
+func TestImportInstructionsCheckManifest(t *testing.T) {
+	dir := t.TempDir()
+	material, token := []byte("wrapped material"), []byte("import token")
+	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
+		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
+		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
+	m.Command = byok.ImportCommand(m)
+	b, _ := json.Marshal(m)
+	os.WriteFile(filepath.Join(dir, byok.ManifestFile), b, 0o600)
+	os.WriteFile(filepath.Join(dir, byok.EncryptedKeyMaterialFile), material, 0o600)
+	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), token, 0o600)
+	out := importInstructions(dir)
+	if !strings.Contains(out, "ok EncryptedKeyMaterial.bin") || !strings.Contains(out, "aws kms import-key-material") {
+		t.Fatalf("instructions:\n%s", out)
+	}
+	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), []byte("other"), 0o600)
+	if out := importInstructions(dir); !strings.Contains(out, "CHANGED ImportToken.bin") {
+		t.Fatalf("a changed file was not flagged:\n%s", out)
+	}
+}
+
+func TestBYOKPageShowsTheWholeFlow(t *testing.T) {
+	a := test.NewTempApp(t)
+	w := NewMainWindow(a, Options{Page: "byok"})
+	defer w.Close()
+	waitForMarkup(t, w, "1. On the connected machine", "get-parameters-for-import", "2. Check the files you brought", "3. Run the byok-wrap ceremony", "4. On the connected machine again")
+}

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,4 +135,9 @@ func writeJSONError(w http.ResponseWriter, e APIError) {
 	w.Header().Set("X-Amzn-ErrorType", e.Type)
 	w.WriteHeader(e.Status)
 	json.NewEncoder(w).Encode(map[string]string{"__type": e.Type, "message": e.Message})
+}
+
+// CertificatePEM is the server certificate, for an AWS_CA_BUNDLE file.
+func (s *Server) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
 }

@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/online"
+)
+
+// The connected side. Every command here opens a network connection to AWS,
+// and only because a person typed it.
+func init() {
+	Register(&Command{Name: "aws", Summary: "connected-side steps: BYOK prepare/import with AWS KMS", Run: func(ctx context.Context, env *Env, args []string) error {
+		return subcommand(ctx, env, "aws", args, map[string]func(context.Context, *Env, []string) error{
+			"byok": func(ctx context.Context, env *Env, args []string) error {
+				return subcommand(ctx, env, "aws byok", args, map[string]func(context.Context, *Env, []string) error{
+					"prepare": awsBYOKPrepare,
+					"import":  awsBYOKImport,
+				})
+			},
+		})
+	}})
+}
+
+func connectionFlags(fs interface {
+	String(string, string, string) *string
+}) func() online.Connection {
+	profile := fs.String("profile", "", "AWS profile (default: the standard credential chain)")
+	region := fs.String("region", "", "AWS region (default: from the profile or AWS_REGION)")
+	endpoint := fs.String("endpoint-url", "", "override the service endpoint (VPC endpoints, tests)")
+	return func() online.Connection {
+		return online.Connection{Profile: *profile, Region: *region, Endpoint: *endpoint}
+	}
+}
+
+func awsBYOKPrepare(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "aws byok prepare")
+	conn := connectionFlags(fs)
+	keyID := fs.String("key-id", "", "existing KMS key (origin EXTERNAL); empty: create one")
+	desc := fs.String("description", "", "description of a new key")
+	spec := fs.String("key-spec", "SYMMETRIC_DEFAULT", "KMS key spec")
+	alg := fs.String("wrapping-algorithm", "RSA_AES_KEY_WRAP_SHA_256", "wrapping algorithm")
+	wks := fs.String("wrapping-key-spec", "RSA_4096", "wrapping key spec")
+	out := fs.String("out", ".", "directory for import-parameters.json (carry it to the ceremony)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	k, err := online.NewKMS(ctx, conn())
+	if err != nil {
+		return err
+	}
+	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: *keyID, Description: *desc, KeySpec: byok.KeySpec(*spec),
+		Algorithm: byok.Algorithm(*alg), WrappingKeySpec: byok.WrappingKeySpec(*wks)}, *out)
+	if err != nil {
+		return err
+	}
+	verb := "Using"
+	if b.Created {
+		verb = "Created"
+	}
+	fmt.Fprintf(env.Stdout, "%s KMS key %s (%s, origin EXTERNAL).\nWrote %s/%s: carry it to the ceremony.\nThe parameters expire at %s (in %s): run the byok-wrap ceremony and the import before then.\n",
+		verb, b.KeyARN, b.KeySpec, *out, online.ParametersFile, b.ParametersValidTo.Format(time.RFC3339), time.Until(b.ParametersValidTo).Round(time.Minute))
+	return nil
+}
+
+func awsBYOKImport(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "aws byok import DIR")
+	conn := connectionFlags(fs)
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("keyceremony aws byok import [--profile P --region R] DIR (the byok-wrap ceremony's output directory)")
+	}
+	k, err := online.NewKMS(ctx, conn())
+	if err != nil {
+		return err
+	}
+	res, err := k.ImportBYOK(ctx, fs.Arg(0), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Imported into %s: key state %s, key material %s.\nEvidence written to %s/%s; add it to the ceremony's records.\n",
+		res.KeyARN, res.KeyState, res.KeyMaterialID, fs.Arg(0), online.ImportResultFile)
+	return nil
+}
+
+// reorderFlags moves flags (and their values) before positional arguments.
+func reorderFlags(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) > 1 && a[0] == '-' {
+			flags = append(flags, a)
+			if !containsEq(a) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return append(flags, rest...)
+}
+
+func containsEq(s string) bool {
+	for _, c := range s {
+		if c == '=' {
+			return true
+		}
+	}
+	return false
+}

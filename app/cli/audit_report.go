@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyceremony/keyceremony/audit/report"
+	"github.com/keyceremony/keyceremony/audit/report/rotation"
+	"github.com/keyceremony/keyceremony/audit/report/rules"
+	"github.com/keyceremony/keyceremony/audit/report/usage"
+	"github.com/keyceremony/keyceremony/audit/store"
+)
+
+const auditReportUsage = `keyceremony audit report rotation|usage --db PATH --from DATE --to DATE [filters] -o report.pdf [--csv out.csv] [--json out.json] [--force]
+
+DATE is YYYY-MM-DD (UTC; --to includes that whole day) or an RFC 3339 time
+(--to excluded). Filters: --account ID, --region NAME, --key ARN-or-ID.
+rotation: --policy-days N (default 365), --import-max-days N, --expiry-warn-days N.
+usage: --business-hours 08-18, --business-days Mon-Fri, --tz Europe/Berlin, --top N.
+Output files are written 0600 and never replaced unless --force.`
+
+// auditReport runs "keyceremony audit report rotation|usage ...".
+func auditReport(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		return usagef("%s", auditReportUsage)
+	}
+	kind := args[0]
+	if kind != "rotation" && kind != "usage" {
+		return usagef("unknown report %q (rotation or usage)\n%s", kind, auditReportUsage)
+	}
+	fs := flag.NewFlagSet("audit report "+kind, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fmt.Fprintln(env.Stderr, auditReportUsage) }
+	dbPath := fs.String("db", "", "audit database (required)")
+	fromS := fs.String("from", "", "start of the period (required)")
+	toS := fs.String("to", "", "end of the period (required)")
+	account := fs.String("account", "", "only this AWS account")
+	region := fs.String("region", "", "only this region")
+	key := fs.String("key", "", "only this key (ARN or key id)")
+	pdfOut := fs.String("o", "", "PDF output file")
+	csvOut := fs.String("csv", "", "CSV output file")
+	jsonOut := fs.String("json", "", "JSON output file")
+	force := fs.Bool("force", false, "replace existing output files")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	policyDays := fs.Int("policy-days", 365, "rotation: key material must be rotated at least every N days")
+	importMax := fs.Int("import-max-days", 0, "rotation: imported material must expire within N days of import (0: not checked)")
+	warnDays := fs.Int("expiry-warn-days", 30, "rotation: flag imported material expiring within N days")
+	hours := fs.String("business-hours", "08-18", "usage: business hours, HH-HH")
+	days := fs.String("business-days", "Mon-Fri", "usage: business days")
+	tz := fs.String("tz", "UTC", "usage: time zone of the business hours (IANA name)")
+	top := fs.Int("top", 10, "usage: rows of the top-N tables")
+	fs.StringVar(pdfOut, "out", "", "PDF output file (same as -o)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q\n%s", fs.Arg(0), auditReportUsage)
+	}
+	if *dbPath == "" || *fromS == "" || *toS == "" {
+		return usagef("--db, --from and --to are required\n%s", auditReportUsage)
+	}
+	if *pdfOut == "" && *csvOut == "" && *jsonOut == "" {
+		return usagef("name at least one output: -o report.pdf, --csv FILE or --json FILE")
+	}
+	from, err := reportTime(*fromS, false)
+	if err != nil {
+		return usagef("--from: %v", err)
+	}
+	to, err := reportTime(*toS, true)
+	if err != nil {
+		return usagef("--to: %v", err)
+	}
+	sc := report.Scope{From: from, To: to, Account: *account, Region: *region, KeyARN: *key}
+	if err := sc.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if *policyDays <= 0 || *importMax < 0 || *warnDays < 0 || *top <= 0 {
+		return usagef("--policy-days and --top must be positive, --import-max-days and --expiry-warn-days not negative")
+	}
+	var bh usage.BusinessHours
+	if kind == "usage" {
+		a, b, ok := strings.Cut(*hours, "-")
+		start, err1 := strconv.Atoi(a)
+		end, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil {
+			return usagef("--business-hours %q: use HH-HH, e.g. 08-18", *hours)
+		}
+		bh = usage.BusinessHours{Zone: *tz, StartHour: start, EndHour: end, Weekdays: *days}
+	}
+	// Refuse before computing anything: a report on a million events is
+	// not thrown away because of a name clash at the end.
+	outs := []string{*pdfOut, *csvOut, *jsonOut}
+	seen := map[string]bool{}
+	for _, p := range outs {
+		if p == "" {
+			continue
+		}
+		if seen[p] {
+			return usagef("%s is named twice as an output", p)
+		}
+		seen[p] = true
+		if err := report.CheckOutput(p, *force); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(*dbPath); err != nil {
+		return fmt.Errorf("audit database %s: %w (ingest logs first: keyceremony audit ingest --db %s PATHS)", *dbPath, err, *dbPath)
+	}
+	// A soft memory limit keeps the report's resident memory near what it
+	// holds live (the GC works harder rather than letting garbage grow),
+	// unless the operator set GOMEMLIMIT.
+	if env.getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(150 << 20))
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	progress := func(p report.Progress) {
+		if !*quiet {
+			fmt.Fprintf(env.Stderr, "[%d/%d] %s\n", p.Step, p.Steps, p.Stage)
+		}
+	}
+	type renderer struct {
+		pdf, csv, json func(io.Writer) error
+	}
+	var r renderer
+	var summary string
+	start := time.Now()
+	switch kind {
+	case "rotation":
+		rep, err := rotation.Build(ctx, st, rotation.Options{Scope: sc, Progress: progress, Generator: Version,
+			Policy: rules.Policy{RotationDays: *policyDays, ImportMaxDays: *importMax, ExpiryWarnDays: *warnDays}})
+		if err != nil {
+			return fmt.Errorf("rotation report: %w", err)
+		}
+		r = renderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}
+		s := rep.Summary.ByStatus
+		summary = fmt.Sprintf("%d keys: %d compliant, %d non-compliant, %d unknown, %d not eligible for automatic rotation, %d deleted",
+			rep.Summary.Keys, s[rules.Compliant], s[rules.NonCompliant], s[rules.StatusUnknown], s[rules.NotEligible], s[rules.NotApplicable])
+		if len(rep.Coverage) > 0 {
+			summary += fmt.Sprintf("; KMS evidence missing for %d span(s) of days", len(rep.Coverage))
+		}
+	case "usage":
+		rep, err := usage.Build(ctx, st, usage.Options{Scope: sc, Progress: progress, Generator: Version, BusinessHours: bh, TopN: *top})
+		if err != nil {
+			return fmt.Errorf("usage report: %w", err)
+		}
+		r = renderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}
+		t := rep.Totals
+		summary = fmt.Sprintf("%d events, %d cryptographic calls (%d failed), %d of %d keys used, %d principals (%d new), %d administrative events",
+			t.Events, t.CryptoCalls, t.Failed, t.KeysUsed, t.KeysInScope, t.Principals, t.NewPrincipals, t.AdminEvents)
+		if len(rep.Coverage) > 0 {
+			summary += fmt.Sprintf("; KMS evidence missing for %d span(s) of days", len(rep.Coverage))
+		}
+	}
+	for _, o := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{*pdfOut, r.pdf}, {*csvOut, r.csv}, {*jsonOut, r.json}} {
+		if o.path == "" {
+			continue
+		}
+		if err := report.WriteFile(o.path, *force, o.write); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "wrote %s\n", o.path)
+	}
+	fmt.Fprintf(env.Stdout, "%s report, %s: %s (%.1f s)\n", kind, sc.String(), summary, time.Since(start).Seconds())
+	return nil
+}
+
+// reportTime reads a report date: YYYY-MM-DD is a UTC day (as an end, the
+// whole day is included), anything else an RFC 3339 time.
+func reportTime(s string, end bool) (time.Time, error) {
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		if end {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither YYYY-MM-DD nor an RFC 3339 time", s)
+	}
+	return t.UTC(), nil
+}

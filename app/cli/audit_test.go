@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The audit group is registered and its usage errors map to ours (exit 2);
+// the commands themselves are tested in audit/auditcli.
+func TestAuditGroupRegistered(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &errb}
+	err := Run(context.Background(), []string{"audit", "nope"}, env)
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `unknown subcommand "nope" for audit`) {
+		t.Fatalf("err = %v", err)
+	}
+	db := filepath.Join(t.TempDir(), "a.db")
+	if err := Run(context.Background(), []string{"audit", "events", "--db", db, "--count"}, env); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "0" {
+		t.Fatalf("count on an empty database printed %q", out.String())
+	}
+	if code := Main([]string{"audit", "ingest"}, env); code != 2 {
+		t.Fatalf("ingest without paths exited %d, want 2", code)
+	}
+}

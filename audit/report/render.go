@@ -1,0 +1,134 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/keyceremony/keyceremony/audit/report/pdfdoc"
+)
+
+// WriteJSON writes v as indented JSON (the machine-readable export).
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// MaxFilesListed bounds the ingested-file appendix of a PDF; the JSON
+// export always lists every file.
+const MaxFilesListed = 2000
+
+// NewDoc starts a report PDF with its cover: scope, filters, generation,
+// the database's provenance and the input digest.
+func NewDoc(m Meta, scope Scope, extra [][2]string) (*pdfdoc.Doc, error) {
+	d, err := pdfdoc.New(pdfdoc.Info{
+		Title:     m.Title,
+		Scope:     scope.String(),
+		Footer:    "input SHA-256 " + m.InputSHA256[:min(16, len(m.InputSHA256))] + "… · generated " + FormatTime(m.GeneratedAt),
+		Generated: m.GeneratedAt,
+		Author:    "keyceremony " + m.Generator,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Cover(m.Title, scope.String())
+	filters := func(v string) string {
+		if v == "" {
+			return "all"
+		}
+		return v
+	}
+	p := m.Provenance
+	kv := [][2]string{
+		{"Period", FormatPeriod(scope.From, scope.To)},
+		{"Account filter", filters(scope.Account)},
+		{"Region filter", filters(scope.Region)},
+		{"Key filter", filters(scope.KeyARN)},
+	}
+	kv = append(kv, extra...)
+	kv = append(kv,
+		[2]string{"Generated", FormatTime(m.GeneratedAt) + " by keyceremony " + m.Generator},
+		[2]string{"Database", p.Database + " (schema v" + strconv.Itoa(p.SchemaVersion) + ")"},
+		[2]string{"Events in the database", strconv.FormatInt(p.Events, 10) + " KMS events, first " + FormatTime(p.FirstEvent) + ", last " + FormatTime(p.LastEvent)},
+		[2]string{"Ingested files", fmt.Sprintf("%d (%d inventory), %d failed to load; listed with their SHA-256 in the appendix", p.Files, p.InventoryFiles, p.FailedFiles)},
+		[2]string{"SHA-256 of the file set", p.FilesSHA256},
+		[2]string{"SHA-256 of the report's input", m.InputSHA256 + " (" + strconv.FormatInt(m.InputRows, 10) + " query result rows)"},
+	)
+	d.KV(kv)
+	d.Note("The input SHA-256 covers, in a canonical encoding, every row the report's queries returned; re-running the report on the same database gives the same value. The same figures are exported as CSV and JSON from the same model, so the PDF and the exports cannot disagree.")
+	return d, nil
+}
+
+// FilesAppendix lists the ingested files with their SHA-256.
+func FilesAppendix(d *pdfdoc.Doc, p Provenance) {
+	d.NewPage()
+	d.Heading(0, "Appendix: ingested files")
+	d.Note(fmt.Sprintf("%d file(s); SHA-256 of the sorted list of their SHA-256s: %s.", p.Files, p.FilesSHA256))
+	var rows [][]string
+	for i, f := range p.FileList {
+		if i == MaxFilesListed {
+			d.Note(fmt.Sprintf("Only the first %d files are listed here; the JSON export lists all %d.", MaxFilesListed, len(p.FileList)))
+			break
+		}
+		rows = append(rows, []string{f.Path, f.SHA256, f.Format, strconv.Itoa(f.Records), strconv.Itoa(f.KMSNew)})
+	}
+	d.Table([]pdfdoc.Column{{Title: "File", Mono: true}, {Title: "SHA-256", Width: 52, Mono: true}, {Title: "Format", Width: 20},
+		{Title: "Records", Width: 14, Align: "R"}, {Title: "New KMS events", Width: 16, Align: "R"}}, rows, pdfdoc.TableOpts{FontSize: 6.5})
+}
+
+// CoverageSection states the coverage gaps.
+func CoverageSection(d *pdfdoc.Doc, gaps []Gap, pairs int) {
+	d.Heading(0, "Coverage of the evidence")
+	if len(gaps) == 0 {
+		d.Para(fmt.Sprintf("Every day of the period has KMS events for all %d account/region pair(s) in scope.", pairs))
+		return
+	}
+	n := 0
+	for _, g := range gaps {
+		n += g.Days
+	}
+	d.Warn(fmt.Sprintf("KMS evidence is missing for %d account/region day(s) of the period. What happened then is unknown: the report does not read silence as 'no use' or 'no change'.", n))
+	var rows [][]string
+	for _, g := range gaps {
+		what := "no CloudTrail logs"
+		if g.Kind == GapNoKMS {
+			what = "logs without KMS events (trail may exclude them)"
+		}
+		rows = append(rows, []string{g.Account, g.Region, g.From, g.To, strconv.Itoa(g.Days), what})
+	}
+	d.Table([]pdfdoc.Column{{Title: "Account", Width: 26, Mono: true}, {Title: "Region", Width: 24}, {Title: "From", Width: 20},
+		{Title: "To (incl.)", Width: 20}, {Title: "Days", Width: 12, Align: "R"}, {Title: "Evidence missing because"}}, rows, pdfdoc.TableOpts{})
+}
+
+// StatusColor colours status words in tables.
+func StatusColor(v string) (r, g, b int, ok bool) {
+	switch {
+	case strings.HasPrefix(v, "non-compliant"):
+		return 170, 20, 20, true
+	case strings.HasPrefix(v, "compliant"):
+		return 20, 120, 40, true
+	case strings.HasPrefix(v, "unknown"):
+		return 150, 100, 0, true
+	case strings.HasPrefix(v, "not-eligible"):
+		return 40, 70, 150, true
+	}
+	return 0, 0, 0, false
+}
+
+// Join joins non-empty strings.
+func Join(sep string, v ...string) string {
+	var out []string
+	for _, s := range v {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, sep)
+}

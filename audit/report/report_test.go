@@ -1,0 +1,118 @@
+package report
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func d(s string) time.Time { t, _ := time.Parse("2006-01-02", s); return t }
+
+func TestCoverageGaps(t *testing.T) {
+	c := &Coverage{days: map[Pair]map[string]dayCov{
+		{"1", "r"}: {"2025-03-01": {5, 5}, "2025-03-02": {5, 0}, "2025-03-03": {5, 0}, "2025-03-05": {5, 5}, "2025-03-06": {5, 5}},
+	}, first: map[Pair]string{{"1", "r"}: "2025-03-01"}}
+	gaps := c.Between("1", "r", d("2025-03-01"), d("2025-03-08"))
+	want := []Gap{{"1", "r", "2025-03-02", "2025-03-03", 2, GapNoKMS}, {"1", "r", "2025-03-04", "2025-03-04", 1, GapNoLogs}, {"1", "r", "2025-03-07", "2025-03-07", 1, GapNoLogs}}
+	if len(gaps) != len(want) {
+		t.Fatalf("gaps %+v", gaps)
+	}
+	for i := range want {
+		if gaps[i] != want[i] {
+			t.Errorf("gap %d = %+v, want %+v", i, gaps[i], want[i])
+		}
+	}
+	if !strings.Contains(gaps[0].Describe(), "trail may exclude KMS events") {
+		t.Errorf("describe: %s", gaps[0].Describe())
+	}
+	if got := c.CompleteSince("1", "r", d("2025-03-07")); !got.Equal(d("2025-03-05")) {
+		t.Errorf("complete since %s", got)
+	}
+	if got := c.CompleteSince("1", "r", d("2025-03-08")); !got.Equal(d("2025-03-08")) {
+		t.Errorf("complete since with the last day missing: %s", got)
+	}
+	if !c.Complete("1", "r", d("2025-03-05"), d("2025-03-07")) || c.Complete("1", "r", d("2025-03-01"), d("2025-03-03")) {
+		t.Error("Complete")
+	}
+	if got := c.Between("2", "r", d("2025-03-01"), d("2025-03-03")); len(got) != 1 || got[0].Days != 2 || got[0].Kind != GapNoLogs {
+		t.Errorf("a pair with no logs at all: %+v", got)
+	}
+}
+
+func TestDigestIsCanonical(t *testing.T) {
+	sum := func(f func(*Digest)) string {
+		d := NewDigest()
+		f(d)
+		s, _ := d.Sum()
+		return s
+	}
+	a := sum(func(d *Digest) { d.Section("x"); d.Row("ab", "c"); d.Ints(1, 2) })
+	for name, other := range map[string]func(*Digest){
+		"boundary moved": func(d *Digest) { d.Section("x"); d.Row("a", "bc"); d.Ints(1, 2) },
+		"int vs string":  func(d *Digest) { d.Section("x"); d.Row("ab", "c"); d.Row("1", "2") },
+		"section name":   func(d *Digest) { d.Section("y"); d.Row("ab", "c"); d.Ints(1, 2) },
+		"null vs empty":  func(d *Digest) { d.Section("x"); d.Row("ab", nil); d.Ints(1, 2) },
+	} {
+		if sum(other) == a {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+	if sum(func(d *Digest) { d.Section("x"); d.Row("ab", "c"); d.Ints(1, 2) }) != a {
+		t.Error("the same rows gave another digest")
+	}
+}
+
+func TestWriteFileRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.pdf")
+	write := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	if err := WriteFile(p, false, write("one")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+	if err := WriteFile(p, false, write("two")); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("overwrite without force: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "one" {
+		t.Errorf("content %q", b)
+	}
+	if err := WriteFile(p, true, write("two")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "two" {
+		t.Errorf("content after force %q", b)
+	}
+	// A failed render leaves nothing behind.
+	q := filepath.Join(dir, "q.pdf")
+	if err := WriteFile(q, false, func(io.Writer) error { return errors.New("boom") }); err == nil {
+		t.Error("render error lost")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	if err := CheckOutput(filepath.Join(dir, "no/such/dir/x.pdf"), false); err == nil {
+		t.Error("missing directory accepted")
+	}
+}
+
+func TestScope(t *testing.T) {
+	if err := (Scope{}).Validate(); err == nil {
+		t.Error("empty scope accepted")
+	}
+	if err := (Scope{From: d("2025-03-02"), To: d("2025-03-01")}).Validate(); err == nil {
+		t.Error("reversed period accepted")
+	}
+	s := Scope{From: d("2025-03-01"), To: d("2025-04-01"), Account: "1"}
+	if got := s.String(); got != "2025-03-01 to 2025-03-31 (UTC, inclusive), account 1" {
+		t.Errorf("String() = %q", got)
+	}
+}

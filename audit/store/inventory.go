@@ -1,0 +1,261 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keyceremony/keyceremony/audit/cloudtrail"
+	"github.com/keyceremony/keyceremony/audit/inventory"
+)
+
+// ImportInventory stores inventory documents inside the current file.
+// The document bytes are kept as evidence in a raw block of the file (block
+// is their DEFLATE, rawSize their length). A newer snapshot of a key wins;
+// a partial document (say, rotation status only) fills its fields without
+// erasing the others.
+func (w *Writer) ImportInventory(docs []*inventory.Doc, block []byte, rawSize int) (keys int, err error) {
+	if !w.inFile {
+		return 0, errors.New("store: ImportInventory outside a file")
+	}
+	if _, err := w.insBlock.ExecContext(w.ctx, w.nextBlock, w.fileID, CodecDeflate, rawSize, block); err != nil {
+		return 0, fmt.Errorf("store inventory document: %w", err)
+	}
+	w.nextBlock++
+	q := inventoryUpsert()
+	for _, d := range docs {
+		for _, k := range d.Keys {
+			id, err := w.key(k.ARN)
+			if err != nil {
+				return keys, err
+			}
+			var meta, rot, use any
+			if k.State != "" || k.Spec != "" || k.Origin != "" {
+				meta = d.GeneratedAt
+			}
+			if k.RotationEnabled != nil {
+				rot = d.GeneratedAt
+			}
+			if k.LastUsedAt != 0 || k.LastUsedOperation != "" {
+				use = d.GeneratedAt
+			}
+			_, err = w.conn.ExecContext(w.ctx, q, id, d.GeneratedAt, meta, rot, use, w.fileID,
+				nullStr(k.Spec), nullStr(k.Usage), nullStr(k.Origin), nullStr(k.Manager), nullStr(k.State), nullBool(k.Enabled),
+				nullStr(k.Description), nullTime(k.CreatedAt), nullTime(k.DeletionDate), nullTime(k.ValidTo),
+				nullStr(k.ExpirationModel), nullBool(k.MultiRegion), nullStr(k.CustomKeyStore),
+				nullBool(k.RotationEnabled), nullable(k.RotationPeriodDays), nullTime(k.NextRotation),
+				nullTime(k.LastUsedAt), nullStr(k.LastUsedOperation), string(k.JSON))
+			if err != nil {
+				return keys, fmt.Errorf("store inventory of %s: %w", k.ARN, err)
+			}
+			keys++
+		}
+		for _, a := range d.Aliases {
+			al, err := w.alias(a.ARN)
+			if err != nil {
+				return keys, err
+			}
+			var target int64
+			if a.TargetARN != "" {
+				if target, err = w.key(a.TargetARN); err != nil {
+					return keys, err
+				}
+			}
+			if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), d.GeneratedAt, sourceInventory, nil); err != nil {
+				return keys, fmt.Errorf("store alias %s: %w", a.ARN, err)
+			}
+			w.dirtyAlias[al] = true
+		}
+	}
+	return keys, nil
+}
+
+func nullBool(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	if *b {
+		return int64(1)
+	}
+	return int64(0)
+}
+
+type target struct {
+	key    int64
+	since  int64
+	source int
+}
+
+// ResolveAliases fills the key of events that named only an alias (a
+// denied call has no resources list) from what is known of the alias over
+// time: the CreateAlias/UpdateAlias history first (the target in force at
+// the event's time), the inventory otherwise. It revisits every event of an
+// alias whose history changed in this run, so loading logs and inventory in
+// any order gives the same result. It returns the number of events updated.
+func (w *Writer) ResolveAliases() (int, error) {
+	if w.inFile {
+		return 0, errors.New("store: ResolveAliases inside a file")
+	}
+	if err := w.begin(); err != nil {
+		return 0, err
+	}
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT DISTINCT alias FROM events WHERE alias IS NOT NULL AND key IS NULL`)
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		w.dirtyAlias[id] = true
+	}
+	rows.Close()
+	ids := make([]int64, 0, len(w.dirtyAlias))
+	for id := range w.dirtyAlias {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	updated := 0
+	for _, al := range ids {
+		n, err := w.resolveAlias(al)
+		if err != nil {
+			return updated, fmt.Errorf("resolve alias %d: %w", al, err)
+		}
+		updated += n
+	}
+	clear(w.dirtyAlias)
+	return updated, w.Commit()
+}
+
+func (w *Writer) resolveAlias(al int64) (int, error) {
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT coalesce(key,0), since, source FROM alias_targets WHERE alias = ? ORDER BY since, source`, al)
+	if err != nil {
+		return 0, err
+	}
+	var hist, inv []target
+	for rows.Next() {
+		var t target
+		if err := rows.Scan(&t.key, &t.since, &t.source); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if t.source == sourceEvent {
+			hist = append(hist, t)
+		} else {
+			inv = append(inv, t)
+		}
+	}
+	rows.Close()
+	if len(hist) == 0 && len(inv) == 0 {
+		return 0, nil
+	}
+	// Walk the alias's events in time order and update them in runs that
+	// resolve to the same key: one UPDATE per run, not per event.
+	rows, err = w.conn.QueryContext(w.ctx, `SELECT id, time, coalesce(key,0), key_source FROM events
+		WHERE alias = ? AND (key IS NULL OR key_source IN (?, ?)) ORDER BY time, id`, al, int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
+	if err != nil {
+		return 0, err
+	}
+	type change struct {
+		ids []int64
+		key int64
+		src int
+	}
+	var changes []*change
+	for rows.Next() {
+		var id, t, key int64
+		var src int
+		if err := rows.Scan(&id, &t, &key, &src); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		k, s := pick(hist, inv, t)
+		if k == key && s == src {
+			continue
+		}
+		if n := len(changes); n > 0 && changes[n-1].key == k && changes[n-1].src == s {
+			changes[n-1].ids = append(changes[n-1].ids, id)
+		} else {
+			changes = append(changes, &change{ids: []int64{id}, key: k, src: s})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range changes {
+		for len(c.ids) > 0 {
+			chunk := c.ids[:min(len(c.ids), 500)]
+			c.ids = c.ids[len(chunk):]
+			if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET key = ?, key_source = ? WHERE id IN `+inList(chunk),
+				nullable(c.key), c.src); err != nil {
+				return n, err
+			}
+			n += len(chunk)
+		}
+	}
+	return n, nil
+}
+
+// pick chooses the alias target for an event at time t: the last change
+// recorded in CloudTrail at or before t; failing that the inventory
+// snapshot at or before t, or the earliest one (an inventory taken later is
+// the best evidence there is when the logs hold no alias change).
+func pick(hist, inv []target, t int64) (int64, int) {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].since <= t {
+			if hist[i].key == 0 { // DeleteAlias: the alias named no key then
+				return 0, int(cloudtrail.KeyNone)
+			}
+			return hist[i].key, int(cloudtrail.KeyAlias)
+		}
+	}
+	if len(inv) == 0 {
+		return 0, int(cloudtrail.KeyNone)
+	}
+	best := inv[0]
+	for _, x := range inv {
+		if x.since <= t {
+			best = x
+		}
+	}
+	if best.key == 0 {
+		return 0, int(cloudtrail.KeyNone)
+	}
+	return best.key, int(cloudtrail.KeyInventory)
+}
+
+// Inventory columns by the kind of document that knows them. A document
+// updates the columns of the kinds it carries, and only with information at
+// least as recent as what is stored, so partial documents (describe-key,
+// then get-key-rotation-status) merge in any order.
+var (
+	metaCols     = []string{"key_spec", "key_usage", "origin", "manager", "state", "enabled", "description", "created_at", "deletion_date", "valid_to", "expiration_model", "multi_region", "custom_key_store"}
+	rotationCols = []string{"rotation_enabled", "rotation_period_days", "next_rotation"}
+	usageCols    = []string{"last_used_at", "last_used_operation"}
+)
+
+func inventoryUpsert() string {
+	cols := []string{"key", "as_of", "meta_as_of", "rotation_as_of", "usage_as_of", "file"}
+	cols = append(cols, metaCols...)
+	cols = append(cols, rotationCols...)
+	cols = append(cols, usageCols...)
+	cols = append(cols, "json")
+	q := "INSERT INTO inventory (" + strings.Join(cols, ", ") + ") VALUES (" +
+		strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ") ON CONFLICT (key) DO UPDATE SET " +
+		"as_of = max(as_of, excluded.as_of), file = excluded.file, json = excluded.json"
+	group := func(stamp string, cols []string) {
+		newer := "excluded." + stamp + " IS NOT NULL AND (" + stamp + " IS NULL OR excluded." + stamp + " >= " + stamp + ")"
+		for _, c := range append(cols, stamp) {
+			q += ", " + c + " = CASE WHEN " + newer + " THEN excluded." + c + " ELSE " + c + " END"
+		}
+	}
+	group("meta_as_of", metaCols)
+	group("rotation_as_of", rotationCols)
+	group("usage_as_of", usageCols)
+	return q
+}

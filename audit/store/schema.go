@@ -1,0 +1,246 @@
+package store
+
+// migrations are applied in order; migrations[i] upgrades version i to i+1.
+// A database records its version in schema_version; Open upgrades an older
+// database in one transaction, so a failed upgrade leaves it as it was.
+// Never edit a released migration: append a new one.
+//
+// The layout is documented column by column in docs/audit-ingest.md.
+var migrations = []string{
+	// v1: events, their raw evidence, provenance, dimensions, inventory.
+	`
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (0);
+
+CREATE TABLE strs (
+	id INTEGER PRIMARY KEY,
+	s  TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE principals (
+	id       INTEGER PRIMARY KEY,
+	arn      TEXT NOT NULL,
+	type     TEXT NOT NULL,
+	account  TEXT NOT NULL,
+	role_arn TEXT NOT NULL,
+	UNIQUE (arn, type, account)
+);
+CREATE INDEX principals_role ON principals(role_arn) WHERE role_arn <> '';
+
+CREATE TABLE keys (
+	id      INTEGER PRIMARY KEY,
+	arn     TEXT NOT NULL UNIQUE,
+	account TEXT NOT NULL,
+	region  TEXT NOT NULL,
+	key_id  TEXT NOT NULL
+);
+
+CREATE TABLE aliases (
+	id      INTEGER PRIMARY KEY,
+	arn     TEXT NOT NULL UNIQUE,
+	account TEXT NOT NULL,
+	region  TEXT NOT NULL,
+	name    TEXT NOT NULL
+);
+CREATE INDEX aliases_name ON aliases(name);
+
+CREATE TABLE alias_targets (
+	alias  INTEGER NOT NULL REFERENCES aliases(id),
+	key    INTEGER REFERENCES keys(id),
+	since  INTEGER NOT NULL,
+	source INTEGER NOT NULL,
+	event  INTEGER,
+	UNIQUE (alias, since, source, key)
+);
+
+CREATE TABLE runs (
+	id           INTEGER PRIMARY KEY,
+	started_at   INTEGER NOT NULL,
+	finished_at  INTEGER,
+	args         TEXT NOT NULL,
+	files_ok     INTEGER NOT NULL DEFAULT 0,
+	files_dup    INTEGER NOT NULL DEFAULT 0,
+	files_failed INTEGER NOT NULL DEFAULT 0,
+	kms_new      INTEGER NOT NULL DEFAULT 0,
+	kms_dup      INTEGER NOT NULL DEFAULT 0,
+	non_kms      INTEGER NOT NULL DEFAULT 0,
+	status       TEXT NOT NULL DEFAULT 'running'
+);
+
+CREATE TABLE files (
+	id          INTEGER PRIMARY KEY,
+	sha256      BLOB NOT NULL UNIQUE,
+	size        INTEGER NOT NULL,
+	path        TEXT NOT NULL,
+	format      TEXT NOT NULL,
+	compression TEXT NOT NULL,
+	records     INTEGER NOT NULL,
+	kms_new     INTEGER NOT NULL,
+	kms_dup     INTEGER NOT NULL,
+	non_kms     INTEGER NOT NULL,
+	first_time  INTEGER,
+	last_time   INTEGER,
+	account     TEXT,
+	region      TEXT,
+	day         TEXT,
+	ingested_at INTEGER NOT NULL,
+	run         INTEGER REFERENCES runs(id)
+);
+
+CREATE TABLE file_names (
+	file    INTEGER NOT NULL REFERENCES files(id),
+	path    TEXT NOT NULL,
+	seen_at INTEGER NOT NULL,
+	PRIMARY KEY (file, path)
+) WITHOUT ROWID;
+
+CREATE TABLE failures (
+	id     INTEGER PRIMARY KEY,
+	run    INTEGER REFERENCES runs(id),
+	path   TEXT NOT NULL,
+	size   INTEGER,
+	sha256 BLOB,
+	error  TEXT NOT NULL,
+	at     INTEGER NOT NULL
+);
+
+CREATE TABLE raw_blocks (
+	id    INTEGER PRIMARY KEY,
+	file  INTEGER NOT NULL REFERENCES files(id),
+	codec INTEGER NOT NULL,
+	size  INTEGER NOT NULL,
+	data  BLOB NOT NULL
+);
+
+CREATE TABLE events (
+	id            INTEGER PRIMARY KEY,
+	time          INTEGER NOT NULL,
+	event_id      BLOB NOT NULL UNIQUE,
+	name          INTEGER NOT NULL,
+	category      INTEGER NOT NULL,
+	read_only     INTEGER,
+	account       INTEGER,
+	region        INTEGER,
+	principal     INTEGER,
+	invoked_by    INTEGER,
+	source_ip     INTEGER,
+	user_agent    INTEGER,
+	key           INTEGER,
+	key2          INTEGER,
+	key_source    INTEGER NOT NULL,
+	alias         INTEGER,
+	error_code    INTEGER,
+	error_message TEXT,
+	block         INTEGER NOT NULL,
+	off           INTEGER NOT NULL,
+	len           INTEGER NOT NULL,
+	valid_to      INTEGER,
+	deletion_date INTEGER,
+	rotation_type INTEGER,
+	key_material  INTEGER
+);
+CREATE INDEX events_time           ON events(time);
+CREATE INDEX events_key_time       ON events(key, time) WHERE key IS NOT NULL;
+CREATE INDEX events_key2_time      ON events(key2, time) WHERE key2 IS NOT NULL;
+CREATE INDEX events_principal_time ON events(principal, time);
+CREATE INDEX events_name_time      ON events(name, time);
+CREATE INDEX events_alias_time     ON events(alias, time) WHERE alias IS NOT NULL;
+
+CREATE TABLE coverage (
+	account     TEXT NOT NULL,
+	region      TEXT NOT NULL,
+	day         TEXT NOT NULL,
+	files       INTEGER NOT NULL DEFAULT 0,
+	records     INTEGER NOT NULL DEFAULT 0,
+	kms_records INTEGER NOT NULL DEFAULT 0,
+	kms_events  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (account, region, day)
+) WITHOUT ROWID;
+
+CREATE TABLE inventory (
+	key                  INTEGER PRIMARY KEY REFERENCES keys(id),
+	as_of                INTEGER NOT NULL,
+	meta_as_of           INTEGER,
+	rotation_as_of       INTEGER,
+	usage_as_of          INTEGER,
+	file                 INTEGER REFERENCES files(id),
+	key_spec             TEXT,
+	key_usage            TEXT,
+	origin               TEXT,
+	manager              TEXT,
+	state                TEXT,
+	enabled              INTEGER,
+	description          TEXT,
+	created_at           INTEGER,
+	deletion_date        INTEGER,
+	valid_to             INTEGER,
+	expiration_model     TEXT,
+	multi_region         INTEGER,
+	custom_key_store     TEXT,
+	rotation_enabled     INTEGER,
+	rotation_period_days INTEGER,
+	next_rotation        INTEGER,
+	last_used_at         INTEGER,
+	last_used_operation  TEXT,
+	json                 TEXT NOT NULL
+);
+
+-- A readable view for people using the sqlite3 shell.
+CREATE VIEW events_v AS
+SELECT e.id,
+       datetime(e.time, 'unixepoch') AS time_utc,
+       CASE WHEN typeof(e.event_id) = 'blob' THEN lower(
+            substr(hex(e.event_id),1,8)||'-'||substr(hex(e.event_id),9,4)||'-'||substr(hex(e.event_id),13,4)||'-'||
+            substr(hex(e.event_id),17,4)||'-'||substr(hex(e.event_id),21,12)) ELSE e.event_id END AS event_id,
+       n.s AS event_name,
+       CASE e.category WHEN 1 THEN 'data' WHEN 2 THEN 'service' ELSE 'management' END AS category,
+       e.read_only,
+       acc.s AS account, reg.s AS region,
+       p.arn AS principal_arn, p.type AS principal_type, p.role_arn,
+       inv.s AS invoked_by, ip.s AS source_ip, ua.s AS user_agent,
+       k.arn AS key_arn, k2.arn AS key2_arn, e.key_source, a.arn AS alias_arn,
+       ec.s AS error_code, e.error_message,
+       datetime(e.valid_to, 'unixepoch') AS valid_to,
+       datetime(e.deletion_date, 'unixepoch') AS deletion_date,
+       rt.s AS rotation_type, km.s AS key_material_id
+FROM events e
+LEFT JOIN strs n ON n.id = e.name
+LEFT JOIN strs acc ON acc.id = e.account
+LEFT JOIN strs reg ON reg.id = e.region
+LEFT JOIN principals p ON p.id = e.principal
+LEFT JOIN strs inv ON inv.id = e.invoked_by
+LEFT JOIN strs ip ON ip.id = e.source_ip
+LEFT JOIN strs ua ON ua.id = e.user_agent
+LEFT JOIN keys k ON k.id = e.key
+LEFT JOIN keys k2 ON k2.id = e.key2
+LEFT JOIN aliases a ON a.id = e.alias
+LEFT JOIN strs ec ON ec.id = e.error_code
+LEFT JOIN strs rt ON rt.id = e.rotation_type
+LEFT JOIN strs km ON km.id = e.key_material;
+`,
+	// v2: failed calls get their own small index: "errors only" is the most
+	// common review filter and errors are a few percent of events, so a
+	// partial index answers it without scanning the time index.
+	`
+CREATE INDEX events_errors_time ON events(time) WHERE error_code IS NOT NULL;
+`,
+}
+
+// secondaryIndexes are the events indexes the queries use, beyond the
+// UNIQUE index on event_id that deduplication needs. A bulk load drops them
+// and builds them once at the end (sorting once is far cheaper than a
+// million random B-tree inserts); every ingest ends by creating any that are
+// missing, so a load killed half-way is fully indexed after the next run.
+// They must match the indexes the migrations create.
+var secondaryIndexes = []struct{ name, sql string }{
+	{"events_time", "CREATE INDEX IF NOT EXISTS events_time ON events(time)"},
+	{"events_key_time", "CREATE INDEX IF NOT EXISTS events_key_time ON events(key, time) WHERE key IS NOT NULL"},
+	{"events_key2_time", "CREATE INDEX IF NOT EXISTS events_key2_time ON events(key2, time) WHERE key2 IS NOT NULL"},
+	{"events_principal_time", "CREATE INDEX IF NOT EXISTS events_principal_time ON events(principal, time)"},
+	{"events_name_time", "CREATE INDEX IF NOT EXISTS events_name_time ON events(name, time)"},
+	{"events_alias_time", "CREATE INDEX IF NOT EXISTS events_alias_time ON events(alias, time) WHERE alias IS NOT NULL"},
+	{"events_errors_time", "CREATE INDEX IF NOT EXISTS events_errors_time ON events(time) WHERE error_code IS NOT NULL"},
+}
+
+// SchemaVersion is the version this code writes.
+var SchemaVersion = len(migrations)

@@ -1,0 +1,457 @@
+package store
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyceremony/keyceremony/audit/cloudtrail"
+)
+
+var ctx = context.Background()
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), "sub", "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// fixture parses the cloudtrail package's hand-written records.
+func fixture(t *testing.T) (kms []cloudtrail.Record, raw map[string][]byte) {
+	t.Helper()
+	f, err := os.Open("../cloudtrail/testdata/kms-shapes.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := cloudtrail.NewReader(f)
+	raw = map[string][]byte{}
+	for {
+		b, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Clone(b)
+		var r cloudtrail.Record
+		if err := cloudtrail.Parse(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.IsKMS() {
+			kms = append(kms, r)
+			raw[r.EventID] = b
+		}
+	}
+	return kms, raw
+}
+
+func batch(t *testing.T, recs []cloudtrail.Record) *Batch {
+	t.Helper()
+	var rawBuf, comp bytes.Buffer
+	for _, r := range recs {
+		rawBuf.Write(r.Raw)
+	}
+	zw, _ := flate.NewWriter(&comp, 2)
+	zw.Write(rawBuf.Bytes())
+	zw.Close()
+	return &Batch{Records: recs, Block: comp.Bytes(), RawSize: rawBuf.Len()}
+}
+
+// load writes recs as one file named name.
+func load(t *testing.T, st *Store, name string, recs []cloudtrail.Record, savepoint bool) FileResult {
+	t.Helper()
+	w, err := st.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.BeginFile(FileMeta{Path: name}, savepoint); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.AddBatch(batch(t, recs)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte(name)), Records: len(recs), Format: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ResolveAliases(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keyceremony")
+	path := filepath.Join(dir, "audit.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kms, _ := fixture(t)
+	load(t, st, "a", kms[:1], false)
+	fi, _ := os.Stat(dir)
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v", fi.Mode().Perm())
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", p, fi.Mode().Perm())
+		}
+	}
+	if v, err := st.Version(ctx); err != nil || v != SchemaVersion {
+		t.Fatalf("version %d %v", v, err)
+	}
+}
+
+func TestMigrateUpgradesOldDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	// A database as version 1 of this code left it, with an event in it.
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	os.Remove(path)
+	os.Remove(path + "-wal")
+	os.Remove(path + "-shm")
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Store{db: db}
+	if err := old.migrate(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO events (time, event_id, name, category, key_source, block, off, len) VALUES (1, 'x', 1, 0, 0, 1, 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v, _ := st.Version(ctx); v != SchemaVersion {
+		t.Fatalf("upgraded to v%d, want v%d", v, SchemaVersion)
+	}
+	var n int
+	st.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'events_errors_time'`).Scan(&n)
+	if n != 1 {
+		t.Fatal("v2 index missing after upgrade")
+	}
+	st.db.QueryRow(`SELECT count(*) FROM events WHERE event_id = 'x'`).Scan(&n)
+	if n != 1 {
+		t.Fatal("event lost in upgrade")
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.db.Exec(`UPDATE schema_version SET version = 99`)
+	st.Close()
+	_, err = Open(ctx, path)
+	if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "v99") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestWriterDedupeAndByteExactRaw(t *testing.T) {
+	st := openTemp(t)
+	kms, raws := fixture(t)
+	res := load(t, st, "first", kms, false)
+	if res.KMSNew != len(kms) || res.KMSDup != 0 {
+		t.Fatalf("first load %+v", res)
+	}
+	// The same events delivered again in another file are duplicates.
+	res = load(t, st, "again", kms[3:7], false)
+	if res.KMSNew != 0 || res.KMSDup != 4 {
+		t.Fatalf("second load %+v", res)
+	}
+	// A mix: the duplicate rows are told apart from the new ones.
+	mix := append([]cloudtrail.Record{}, kms[0:2]...)
+	extra := kms[2]
+	extra.EventID = "not-a-uuid-id"
+	mix = append(mix, extra)
+	res = load(t, st, "mix", mix, false)
+	if res.KMSNew != 1 || res.KMSDup != 2 {
+		t.Fatalf("mixed load %+v", res)
+	}
+	tot, _ := st.Totals(ctx)
+	if tot.Events != int64(len(kms)+1) {
+		t.Fatalf("%d events", tot.Events)
+	}
+	for id, want := range raws {
+		got, err := st.RawEvent(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("raw of %s differs", id)
+		}
+	}
+	if _, err := st.RawEvent(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	// No block was stored for the all-duplicate file.
+	if tot.Blocks != 2 {
+		t.Fatalf("%d blocks, want 2", tot.Blocks)
+	}
+}
+
+func TestAbortFileRollsBackAlone(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	w, err := st.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// One good file, then one that fails half-way in the same transaction.
+	w.BeginFile(FileMeta{Path: "good"}, true)
+	w.AddBatch(batch(t, kms[:2]))
+	if _, err := w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte("good"))}); err != nil {
+		t.Fatal(err)
+	}
+	w.BeginFile(FileMeta{Path: "bad"}, true)
+	if _, _, err := w.AddBatch(batch(t, kms[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AbortFile(errors.New("record 9: broken"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The dimension rows of the aborted file are gone; the caches must not
+	// point at them: loading the same records again must work.
+	w.BeginFile(FileMeta{Path: "retry"}, true)
+	if _, _, err := w.AddBatch(batch(t, kms[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte("retry"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tot, _ := st.Totals(ctx)
+	if tot.Events != int64(len(kms)) || tot.Files != 2 {
+		t.Fatalf("totals %+v", tot)
+	}
+	var orphans int
+	st.db.QueryRow(`SELECT count(*) FROM events e LEFT JOIN keys k ON k.id = e.key WHERE e.key IS NOT NULL AND k.id IS NULL`).Scan(&orphans)
+	if orphans != 0 {
+		t.Fatalf("%d events point at missing keys", orphans)
+	}
+	f, _ := st.Failures(ctx)
+	if len(f) != 1 || f[0].Path != "bad" || !strings.Contains(f[0].Error, "record 9") {
+		t.Fatalf("failures %+v", f)
+	}
+}
+
+func TestSameSHAUnderAnotherName(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	w, _ := st.NewWriter(ctx)
+	defer w.Close()
+	sum := sha256.Sum256([]byte("content"))
+	for _, name := range []string{"a.json.gz", "copy/a.json.gz"} {
+		w.BeginFile(FileMeta{Path: name}, true)
+		w.AddBatch(batch(t, kms))
+		res, err := w.CommitFile(FileEnd{SHA256: sum})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "a.json.gz" && !res.Duplicate {
+			t.Fatal("second name not recognised by SHA-256")
+		}
+	}
+	w.Commit()
+	files, _ := st.Files(ctx)
+	if len(files) != 1 || len(files[0].Names) != 2 {
+		t.Fatalf("files %+v", files)
+	}
+}
+
+func TestAliasResolutionFollowsHistory(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	load(t, st, "all", kms, false)
+	for id, want := range map[string]string{
+		"5c1e7d2a-0010-4b8e-9e6f-1a2b3c4d5e10": "arn:aws:kms:eu-central-1:210987654321:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", // before UpdateAlias
+		"5c1e7d2a-0011-4b8e-9e6f-1a2b3c4d5e11": "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4", // after
+	} {
+		e, err := st.EventByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.KeyARN != want || e.KeySource != "alias-history" {
+			t.Errorf("%s: key %s (%s), want %s", id, e.KeyARN, e.KeySource, want)
+		}
+	}
+	al, _ := st.Aliases(ctx)
+	if len(al) != 1 || !strings.HasSuffix(al[0].KeyARN, "9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4") {
+		t.Fatalf("aliases %+v", al)
+	}
+}
+
+func TestEventsFiltersAndKeysetPaging(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	load(t, st, "all", kms, false)
+	keyB := "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4"
+	tests := []struct {
+		name string
+		f    Filter
+		want int
+	}{
+		{"all", Filter{}, 13},
+		{"key (both ReEncrypt slots)", Filter{KeyARN: keyB}, 5}, // ReEncrypt dst, ScheduleKeyDeletion, UpdateAlias, GenerateDataKey, denied after update
+		{"key id", Filter{KeyARN: "9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4"}, 5},
+		{"alias", Filter{Alias: "alias/payments"}, 9}, // named the alias, or used one of its two keys
+		{"principal", Filter{Principal: "arn:aws:iam::210987654321:user/dana"}, 7},
+		{"role", Filter{Principal: "arn:aws:iam::210987654321:role/Rewrapper"}, 1},
+		{"name", Filter{EventName: "Decrypt"}, 3},
+		{"errors", Filter{ErrorsOnly: true}, 2},
+		{"errors on key", Filter{ErrorsOnly: true, KeyARN: keyB}, 1},
+		{"account", Filter{Account: "210987654321"}, 13},
+		{"region none", Filter{Region: "us-east-1"}, 0},
+		{"time range", Filter{From: time.Date(2024, 6, 3, 0, 0, 0, 0, time.UTC), To: time.Date(2024, 6, 4, 0, 0, 0, 0, time.UTC)}, 6},
+		{"unknown key", Filter{KeyARN: "nope"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := st.CountEvents(ctx, tc.f)
+			if err != nil || n != int64(tc.want) {
+				t.Fatalf("count %d %v, want %d", n, err, tc.want)
+			}
+			for _, order := range []Order{Newest, Oldest} {
+				var seen []Event
+				var cur *Cursor
+				for pages := 0; ; pages++ {
+					pg, err := st.Events(ctx, tc.f, order, cur, 2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					seen = append(seen, pg.Events...)
+					if pg.Next == nil {
+						break
+					}
+					if pages > 20 {
+						t.Fatal("paging does not end")
+					}
+					cur = pg.Next
+				}
+				if len(seen) != tc.want {
+					t.Fatalf("order %d: paged %d events, want %d", order, len(seen), tc.want)
+				}
+				ids := map[int64]bool{}
+				for i, e := range seen {
+					if ids[e.ID] {
+						t.Fatalf("event %d twice", e.ID)
+					}
+					ids[e.ID] = true
+					if i > 0 {
+						a, b := seen[i-1], e
+						before := a.Time.Before(b.Time) || (a.Time.Equal(b.Time) && a.ID < b.ID)
+						if (order == Oldest) != before {
+							t.Fatalf("order %d broken at %d", order, i)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// The GUI pages over a million rows: every filter must be answered from an
+// index, never by scanning the events table or sorting all matches.
+func TestQueryPlansUseIndexes(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	load(t, st, "all", kms, false)
+	cur := &Cursor{Time: 1 << 40, ID: 1 << 40}
+	for _, f := range []Filter{
+		{}, {KeyARN: kms[0].KeyARN}, {Alias: "alias/payments"}, {Principal: kms[0].PrincipalARN},
+		{EventName: "Decrypt"}, {ErrorsOnly: true}, {From: time.Unix(0, 0), To: time.Unix(1<<40, 0)},
+	} {
+		p, err := st.plan(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, order := range []Order{Newest, Oldest} {
+			q, args := p.sql(order, cur, 50)
+			rows, err := st.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				rows.Scan(&id, &parent, &unused, &detail)
+				plan = append(plan, detail)
+			}
+			rows.Close()
+			all := strings.Join(plan, " | ")
+			for _, d := range plan {
+				if strings.HasPrefix(d, "SCAN e") && !strings.Contains(d, "INDEX") {
+					t.Errorf("%+v: full scan: %s", f, all)
+				}
+				if len(p.branches) == 1 && strings.Contains(d, "TEMP B-TREE") {
+					t.Errorf("%+v: sorts instead of walking an index: %s", f, all)
+				}
+			}
+		}
+	}
+}
+
+func TestCoverageFillsGaps(t *testing.T) {
+	st := openTemp(t)
+	w, _ := st.NewWriter(ctx)
+	defer w.Close()
+	day := func(d string) int64 { t, _ := time.Parse("2006-01-02", d); return t.Unix() / 86400 }
+	for _, d := range []string{"2024-06-01", "2024-06-04"} {
+		w.BeginFile(FileMeta{Path: d, Account: "1", Region: "r", Day: d}, false)
+		w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte(d)), Records: 5,
+			Days: map[DayKey]*DayCount{{"1", "r", day(d)}: {Records: 5}}})
+	}
+	w.Commit()
+	cov, err := st.Coverage(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cov {
+		got = append(got, c.Day+":"+string(rune('0'+c.Files)))
+	}
+	if strings.Join(got, " ") != "2024-06-01:1 2024-06-02:0 2024-06-03:0 2024-06-04:1" {
+		t.Fatalf("coverage %v", got)
+	}
+}

@@ -46,6 +46,7 @@ type MainWindow struct {
 	current    string
 	tokens     *TokensPage
 	ceremonies *CeremoniesPage
+	audit      *AuditPage
 }
 
 // NewMainWindow builds the shell. It does not show it.
@@ -120,6 +121,9 @@ func (w *MainWindow) Current() string { return w.current }
 // Ceremonies is the ceremonies page once it has been shown.
 func (w *MainWindow) Ceremonies() *CeremoniesPage { return w.ceremonies }
 
+// Audit is the audit page once it has been shown.
+func (w *MainWindow) Audit() *AuditPage { return w.audit }
+
 // Tokens is the tokens page once it has been shown.
 func (w *MainWindow) Tokens() *TokensPage { return w.tokens }
 
@@ -137,6 +141,9 @@ func (w *MainWindow) stopPages() {
 	if w.ceremonies != nil && w.ceremonies.wizard != nil {
 		w.ceremonies.wizard.Stop()
 	}
+	if w.audit != nil {
+		w.audit.Close()
+	}
 }
 
 func (w *MainWindow) show(id string) {
@@ -146,6 +153,12 @@ func (w *MainWindow) show(id string) {
 		if s, ok := old.(stopper); ok {
 			s.Stop()
 		}
+	}
+	if id == "audit" && w.audit != nil {
+		w.current = id
+		w.content.Objects = []fyne.CanvasObject{w.audit}
+		w.content.Refresh()
+		return
 	}
 	if id == "ceremonies" && w.ceremonies != nil {
 		w.current = id

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
 )
 
 // xvfb starts a private X display and returns its name.
@@ -131,6 +133,13 @@ func TestGUIScreens(t *testing.T) {
 	if err := os.WriteFile(scriptPath, []byte(tmpl), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// An audit database with generated CloudTrail logs, loaded by the binary
+	// into the default location the GUI opens.
+	logs := filepath.Join(work, "logs")
+	if _, err := cloudtrailgen.Generate(logs, cloudtrailgen.Config{KMSEvents: 20000, Days: 7, FileInterval: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, env, binary, "audit", "ingest", logs)
 	dir := os.Getenv("KC_SCREENSHOT_DIR")
 	if dir == "" {
 		dir = t.TempDir()

@@ -1,0 +1,141 @@
+package ui
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/audit/store"
+	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
+)
+
+func auditDB(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if _, err := cloudtrailgen.Generate(logs, cloudtrailgen.Config{KMSEvents: 2500, Days: 5, FileInterval: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.db")
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.Run(context.Background(), st, []string{logs}, ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return path
+}
+
+// sqlEventIDs is the ground truth: the event ids a plain SQL query over the
+// documented view returns, newest first.
+func sqlEventIDs(t *testing.T, st *store.Store, where string, args ...any) []string {
+	t.Helper()
+	rows, err := st.DB().Query(`SELECT event_id FROM events_v WHERE `+where+` ORDER BY time_utc DESC, id DESC`, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestAuditTableShowsExactlyTheSQLRows(t *testing.T) {
+	path := auditDB(t)
+	a := test.NewTempApp(t)
+	a.Preferences().SetString(prefAuditDB, path)
+	w := NewMainWindow(a, Options{Page: "audit"})
+	defer w.Close()
+	p := w.Audit()
+	waitFor(t, "the first listing", func() bool { return p.Source() != nil })
+
+	for _, tc := range []struct {
+		name   string
+		set    map[string]string
+		errors bool
+		where  string
+		args   []any
+	}{
+		{"all", nil, false, "1", nil},
+		{"one event name", map[string]string{"Event": "Decrypt"}, false, "event_name = ?", []any{"Decrypt"}},
+		{"errors only", nil, true, "error_code IS NOT NULL", nil},
+		{"period and name", map[string]string{"Event": "Decrypt", "From": "2025-03-02", "To": "2025-03-04"}, false,
+			"event_name = ? AND time_utc >= ? AND time_utc < ?", []any{"Decrypt", "2025-03-02 00:00:00", "2025-03-04 00:00:00"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.Source()
+			fyne.DoAndWait(func() {
+				for _, e := range p.filters {
+					e.SetText("")
+				}
+				for k, v := range tc.set {
+					p.filters[k].SetText(v)
+				}
+				p.errsOnly.Checked = tc.errors
+				p.Apply()
+			})
+			waitFor(t, "the listing", func() bool { return p.Source() != before })
+			want := sqlEventIDs(t, p.Store(), tc.where, tc.args...)
+			src := p.Source()
+			if src.Len() != len(want) {
+				t.Fatalf("table has %d rows, SQL returns %d", src.Len(), len(want))
+			}
+			if len(want) == 0 {
+				t.Fatal("the filter matched nothing; the generated data should have some")
+			}
+			for i := range want {
+				ev, ok := src.Row(i)
+				if !ok {
+					if _, err := src.Fetch(context.Background(), i/src.PageSize()); err != nil {
+						t.Fatal(err)
+					}
+					ev, _ = src.Row(i)
+				}
+				if ev.EventID != want[i] {
+					t.Fatalf("row %d: table %s, SQL %s", i, ev.EventID, want[i])
+				}
+			}
+			if len(want) > 0 {
+				first, _ := src.Row(0)
+				waitForMarkup(t, w, first.Time.UTC().Format("2006-01-02 15:04:05"), first.Name)
+			}
+		})
+	}
+
+	// Selecting a row shows its original record, byte for byte the stored evidence.
+	before := p.Source()
+	fyne.DoAndWait(func() {
+		for _, e := range p.filters {
+			e.SetText("")
+		}
+		p.errsOnly.Checked = false
+		p.Apply()
+	})
+	waitFor(t, "the listing", func() bool { return p.Source() != before })
+	src := p.Source()
+	ev, ok := src.Row(0)
+	if !ok {
+		t.Fatal("first row not loaded")
+	}
+	raw, err := p.Store().RawEvent(context.Background(), ev.EventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fyne.DoAndWait(func() { p.table.Select(tableCell(0)) })
+	waitFor(t, "the detail pane", func() bool { return strings.Contains(p.detail.Text, ev.EventID) })
+	if !strings.Contains(string(raw), ev.EventID) {
+		t.Fatal("raw record does not carry its event id")
+	}
+}

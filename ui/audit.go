@@ -55,6 +55,7 @@ type AuditPage struct {
 	stopBtn  *widget.Button
 	table    *widget.Table
 	detail   *widget.Label
+	charts   *fyne.Container
 	filters  map[string]*widget.Entry
 	errsOnly *widget.Check
 	order    *widget.Select
@@ -175,7 +176,12 @@ func (p *AuditPage) build() {
 	top := container.NewVBox(heading("Audit"), p.dbLabel,
 		container.NewHBox(files, folder, p.stopBtn), p.progress, p.status,
 		grid, container.NewHBox(p.errsOnly, p.order, apply), p.reportButtons())
-	split := container.NewVSplit(p.table, container.NewVScroll(p.detail))
+	p.charts = container.NewVBox(wrapLabel("Charts appear when a listing is ready."))
+	tabs := container.NewAppTabs(
+		container.NewTabItem("Original record", container.NewVScroll(p.detail)),
+		container.NewTabItem("Charts", container.NewVScroll(p.charts)),
+	)
+	split := container.NewVSplit(p.table, tabs)
 	split.Offset = 0.7
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.ExtendBaseWidget(p)
@@ -273,6 +279,12 @@ func (p *AuditPage) Apply() {
 			src.OnPage = func(int, error) { fyne.Do(func() { p.table.Refresh() }) }
 			_, err = src.Fetch(ctx, 0)
 		}
+		var days, names []store.Count
+		if err == nil {
+			if days, err = st.DailyCounts(ctx, f); err == nil {
+				names, err = st.NameCounts(ctx, f)
+			}
+		}
 		fyne.Do(func() {
 			if err != nil {
 				if ctx.Err() == nil {
@@ -284,6 +296,15 @@ func (p *AuditPage) Apply() {
 			p.src = src
 			p.mu.Unlock()
 			p.status.SetText(fmt.Sprintf("%d events match (listed in %s).", src.Len(), time.Since(start).Round(time.Millisecond)))
+			scope := "all keys in the listing"
+			if f.KeyARN != "" {
+				scope = "key " + f.KeyARN
+			}
+			p.charts.Objects = []fyne.CanvasObject{
+				newBarChart("Daily events — "+scope, days, false),
+				newBarChart("Operations mix — "+scope, names, true),
+			}
+			p.charts.Refresh()
 			p.table.Refresh()
 			p.table.ScrollToTop()
 			if p.OnListed != nil {

@@ -2,12 +2,14 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 
 	"github.com/keyceremony/keyceremony/audit/ingest"
@@ -60,6 +62,21 @@ func TestAuditTableShowsExactlyTheSQLRows(t *testing.T) {
 	defer w.Close()
 	p := w.Audit()
 	waitFor(t, "the first listing", func() bool { return p.Source() != nil })
+
+	// The charts show the listing's operations mix as the store counts it.
+	names, err := p.Store().NameCounts(context.Background(), store.Filter{})
+	if err != nil || len(names) < 3 {
+		t.Fatalf("name counts %v %v", names, err)
+	}
+	waitFor(t, "the charts", func() bool {
+		want := fmt.Sprintf("%s  %d", names[0].Label, names[0].N)
+		for _, txt := range findAll[*canvas.Text](p.charts) {
+			if txt.Text == want {
+				return true
+			}
+		}
+		return false
+	})
 
 	for _, tc := range []struct {
 		name   string

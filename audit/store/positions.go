@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // PageStarts walks the listing (f, order) once, reading only the indexed
@@ -52,4 +53,46 @@ func (s *Store) PageStarts(ctx context.Context, f Filter, order Order, every int
 		starts = starts[:len(starts)-1] // no empty last page
 	}
 	return starts, n, nil
+}
+
+// Count is a labelled number of events.
+type Count struct {
+	Label string
+	N     int64
+}
+
+// DailyCounts counts the events matching f per UTC day (YYYY-MM-DD), in
+// day order: the data of a daily-usage chart.
+func (s *Store) DailyCounts(ctx context.Context, f Filter) ([]Count, error) {
+	return s.grouped(ctx, f, `SELECT strftime('%Y-%m-%d', time, 'unixepoch') AS d, count(*) FROM events WHERE id IN (%s) GROUP BY d ORDER BY d`)
+}
+
+// NameCounts counts the events matching f per event name, most frequent
+// first: the data of an operations-mix chart.
+func (s *Store) NameCounts(ctx context.Context, f Filter) ([]Count, error) {
+	return s.grouped(ctx, f, `SELECT n.s, count(*) AS c FROM events e JOIN strs n ON n.id = e.name WHERE e.id IN (%s) GROUP BY n.s ORDER BY c DESC, n.s`)
+}
+
+func (s *Store) grouped(ctx context.Context, f Filter, outer string) ([]Count, error) {
+	p, err := s.plan(ctx, f)
+	if err != nil || p.empty {
+		return nil, err
+	}
+	inner, args := p.sql(Newest, nil, 0)
+	// The id query selects (id, time); keep the ids.
+	q := strings.Replace(outer, "%s", "SELECT id FROM ("+inner+")", 1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	defer rows.Close()
+	var out []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Label, &c.N); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

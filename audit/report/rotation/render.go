@@ -173,7 +173,7 @@ func (r *Report) WritePDF(w io.Writer) error {
 	if len(rows) == 0 {
 		d.Para("No finding.")
 	} else {
-		d.Table([]pdfdoc.Column{{Title: "Key", Width: 40, Mono: true}, {Title: "Status", Width: 17, Color: report.StatusColor},
+		d.Table([]pdfdoc.Column{{Title: "Key", Width: 40, Mono: true}, {Title: "Status", Width: 20, Color: report.StatusColor},
 			{Title: "Findings"}, {Title: "Evidence event ids", Width: pdfdoc.MonoWidth(36, 6.8), Mono: true}}, rows, pdfdoc.TableOpts{FontSize: 6.8})
 	}
 

@@ -88,8 +88,8 @@ type Facts struct {
 	Spec           string // SYMMETRIC_DEFAULT, RSA_2048, HMAC_256, ECC_NIST_P256, ...
 	Origin         string // AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE
 	CustomKeyStore string // custom key store id, if any
-	// RotationAccepted: KMS accepted EnableKeyRotation for the key, which
-	// it does only for keys eligible for automatic rotation.
+	// RotationAccepted: KMS accepted EnableKeyRotation for the key or
+	// rotated it automatically, which it does only for eligible keys.
 	RotationAccepted bool
 
 	Deleted bool // DeleteKey seen (or inventory state)
@@ -147,8 +147,8 @@ var EligibilityRules = []EligibilityRule{
 	{"E1", "manager is AWS", AWSManaged,
 		"AWS managed key: AWS rotates its key material every year",
 		func(f Facts) bool { return f.Manager == "AWS" }},
-	{"E2", "KMS accepted EnableKeyRotation for the key", Eligible,
-		"KMS accepted EnableKeyRotation, which it allows only on keys eligible for automatic rotation",
+	{"E2", "KMS accepted EnableKeyRotation for the key, or rotated it automatically", Eligible,
+		"KMS accepted EnableKeyRotation or rotated the key automatically, which it does only for keys eligible for automatic rotation",
 		func(f Facts) bool { return f.RotationAccepted }},
 	{"E3", "origin is EXTERNAL", NotEligibleKey,
 		"imported key material (origin EXTERNAL): automatic rotation does not apply; rotate on demand after importing new key material",

@@ -101,6 +101,8 @@ type ident struct {
 	keys               map[int64]bool
 	firstSeen          int64
 	firstPrincipal     int64
+	periodFirst        int64 // first event in the period
+	periodFirstRow     int64
 }
 
 type cnt struct{ calls, failed int64 }
@@ -452,6 +454,9 @@ func (b *builder) stream() error {
 		off := crypto && b.bh.outside(t)
 		idx := b.identOf(pr, inv)
 		id0 := b.idents[idx]
+		if id0.calls == 0 {
+			id0.periodFirst, id0.periodFirstRow = t, id
+		}
 		id0.calls++
 		if failed {
 			id0.failed++
@@ -586,7 +591,11 @@ func (b *builder) keyAgg(id int64) *agg {
 	return k.agg
 }
 
-// firstSeen dates every identity's first event in the database.
+// firstSeen dates every identity's first event in the database. An
+// identity named by its principal takes the principal's first event (from
+// the principal index alone); one named by the service that called (AWS
+// services share one principal) looks for an earlier event of that
+// principal and service, which the same index finds in time order.
 func (b *builder) firstSeen() error {
 	rows, err := b.db.QueryContext(b.ctx, FirstSeenQuery)
 	if err != nil {
@@ -600,19 +609,41 @@ func (b *builder) firstSeen() error {
 			return err
 		}
 		b.dig.Ints(pr, t)
-		p := b.princ[pr]
-		if p == nil || p.ident < 0 {
-			// Service principals: date every identity they appear under.
-			for k, i := range b.byInv {
-				if k[0] == pr {
-					b.seen(i, pr, t)
-				}
-			}
-			continue
+		if p := b.princ[pr]; p != nil && p.ident >= 0 {
+			b.seen(p.ident, pr, t)
 		}
-		b.seen(p.ident, pr, t)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	from := b.o.Scope.From.Unix()
+	keys := make([][2]int64, 0, len(b.byInv))
+	for k := range b.byInv {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		i := b.byInv[k]
+		id := b.idents[i]
+		var t int64
+		err := b.db.QueryRowContext(b.ctx, `SELECT time FROM events WHERE principal = ? AND coalesce(invoked_by, 0) = ? AND time < ?
+			ORDER BY time LIMIT 1`, k[0], k[1], from).Scan(&t)
+		switch {
+		case err == sql.ErrNoRows:
+			if id.calls > 0 {
+				b.seen(i, k[0], id.periodFirst)
+			}
+		case err != nil:
+			return fmt.Errorf("date first use of a service principal: %w", err)
+		default:
+			b.dig.Ints(k[0], k[1], t)
+			b.seen(i, k[0], t)
+		}
+	}
+	return nil
 }
 
 func (b *builder) seen(i int32, pr, t int64) {
@@ -985,16 +1016,12 @@ func (b *builder) evidence(r *Report) error {
 			needs = append(needs, need{id, "last use up to the inventory"})
 		}
 	}
-	// New identities: their first event.
-	newRows := map[int64]bool{}
+	// New identities: their first event, which is their first in the period.
+	newRow := map[string]int64{}
 	for _, id := range b.idents {
 		if id.calls > 0 && id.firstSeen >= b.o.Scope.From.Unix() && id.firstSeen < b.o.Scope.To.Unix() {
-			var row int64
-			if err := b.db.QueryRowContext(b.ctx, `SELECT id FROM events WHERE principal = ? AND time = ? ORDER BY id LIMIT 1`,
-				id.firstPrincipal, id.firstSeen).Scan(&row); err == nil {
-				needs = append(needs, need{row, "first event of a new principal"})
-				newRows[row] = true
-			}
+			needs = append(needs, need{id.periodFirstRow, "first event of a new principal"})
+			newRow[id.name] = id.periodFirstRow
 		}
 	}
 	rowIDs := map[int64]bool{}
@@ -1069,18 +1096,8 @@ func (b *builder) evidence(r *Report) error {
 		}
 	}
 	for i := range r.Principals {
-		p := &r.Principals[i]
-		if !p.New {
-			continue
-		}
-		for _, id := range b.idents {
-			if id.name == p.Identity {
-				for row := range newRows {
-					if in := byRow[row]; in.pr == id.firstPrincipal && in.t == id.firstSeen {
-						p.FirstEventID = in.eventID
-					}
-				}
-			}
+		if p := &r.Principals[i]; p.New {
+			p.FirstEventID = byRow[newRow[p.Identity]].eventID
 		}
 	}
 	seen := map[string]bool{}

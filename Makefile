@@ -15,7 +15,7 @@ TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
 # Short fuzzing in CI; longer runs by hand with FUZZTIME=10m make fuzz.
 FUZZTIME ?= 15s
 
-.PHONY: all run build test vet fuzz bench screenshots deps-run deps-test clean
+.PHONY: all run build test vet fuzz bench screenshots package deps-run deps-test clean
 
 all: build
 
@@ -52,6 +52,14 @@ bench: deps-test
 
 screenshots: deps-test
 	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
+
+# A desktop package (tar.xz with .desktop entry and icon) from FyneApp.toml,
+# with the fyne tool at a pinned version.
+FYNE_TOOL := fyne.io/tools/cmd/fyne@v1.7.4
+package: build
+	mkdir -p dist
+	$(GO) run $(FYNE_TOOL) package --os linux --executable $(BIN) --release
+	mv "Key Ceremony.tar.xz" dist/
 
 clean:
 	rm -rf bin dist

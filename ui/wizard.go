@@ -266,7 +266,7 @@ func (wz *Wizard) showNotice(n ceremony.Notice, reply func(any, error)) {
 func (wz *Wizard) showConfirm(r ceremony.ConfirmRequest, reply func(any, error)) {
 	stmt := wrapLabel(r.Statement)
 	stmt.TextStyle = fyne.TextStyle{Bold: true}
-	checks := make([]*widget.Check, len(r.Required))
+	checks := make([]*enterCheck, len(r.Required))
 	confirm := widget.NewButtonWithIcon("Confirm", theme.ConfirmIcon(), nil)
 	confirm.Importance = widget.HighImportance
 	update := func() {
@@ -280,7 +280,7 @@ func (wz *Wizard) showConfirm(r ceremony.ConfirmRequest, reply func(any, error))
 	}
 	var boxes []fyne.CanvasObject
 	for i, p := range r.Required {
-		checks[i] = widget.NewCheck(fmt.Sprintf("I, %s (%s), confirm this", p.Name, p.Role.Title()), func(bool) { update() })
+		checks[i] = newEnterCheck(fmt.Sprintf("I, %s (%s), confirm this", p.Name, p.Role.Title()), func(bool) { update() }, wz.Primary)
 		boxes = append(boxes, checks[i])
 	}
 	do := func() {
@@ -498,4 +498,28 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 		{Label: "Final hash", Value: fmt.Sprintf("%x", res.FinalHash), Words: words.String(res.FinalHash)},
 	}
 	wz.setPanel(nil, wrapLabel("Print the transcript PDF, read the final hash aloud, and have every participant sign."), factsView(facts))
+}
+
+// enterCheck is a checkbox that passes Enter to the panel's main action, so
+// a confirmation can be given from the keyboard alone: Tab to each name,
+// Space to tick it, Enter to confirm (Fyne delivers keys to the focused
+// widget only, and a plain Check ignores Enter).
+type enterCheck struct {
+	widget.Check
+	onEnter func()
+}
+
+func (c *enterCheck) TypedKey(k *fyne.KeyEvent) {
+	if (k.Name == fyne.KeyReturn || k.Name == fyne.KeyEnter) && c.onEnter != nil {
+		c.onEnter()
+		return
+	}
+	c.Check.TypedKey(k)
+}
+
+func newEnterCheck(label string, changed func(bool), onEnter func()) *enterCheck {
+	c := &enterCheck{onEnter: onEnter}
+	c.Text, c.OnChanged = label, changed
+	c.ExtendBaseWidget(c)
+	return c
 }

@@ -120,7 +120,7 @@ func TestWizardRehearsalRootCeremony(t *testing.T) {
 		case "inform":
 			tapButton(t, wz, "Continue")
 		case "confirm":
-			checks := inPanel[*widget.Check](wz)
+			checks := inPanel[*enterCheck](wz)
 			if len(checks) == 0 {
 				t.Fatal("a confirmation without anyone named")
 			}

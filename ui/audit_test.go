@@ -175,7 +175,9 @@ func TestAuditReportExport(t *testing.T) {
 		p.filters["To"].SetText("2025-03-06")
 		p.Report("usage", out)
 	})
-	waitFor(t, "the report", func() bool { return strings.HasPrefix(p.status.Text, "Wrote ") || strings.Contains(p.status.Text, "failed") })
+	waitFor(t, "the report", func() bool {
+		return strings.HasPrefix(p.status.Text, "Wrote ") || strings.Contains(p.status.Text, "failed")
+	})
 	if !strings.HasPrefix(p.status.Text, "Wrote ") {
 		t.Fatalf("report: %s", p.status.Text)
 	}

@@ -55,7 +55,8 @@ bench: deps-test
 screenshots: deps-test
 	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
 
-# A desktop package (tar.xz with .desktop entry and icon) from FyneApp.toml,
+# A desktop package (tar.xz with .desktop entry and icon) from FyneApp.toml
+# (fyne increments Build there for each release package: commit that change),
 # with the fyne tool at a pinned version.
 FYNE_TOOL := fyne.io/tools/cmd/fyne@v1.7.4
 package: build

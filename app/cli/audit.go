@@ -19,6 +19,9 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "report" {
 		return auditReport(ctx, env, args[1:])
 	}
+	if len(args) > 0 && args[0] == "fetch" {
+		return auditFetch(ctx, env, args[1:])
+	}
 	err := auditcli.Run(ctx, &auditcli.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, args)
 	if errors.Is(err, auditcli.ErrUsage) {
 		return usagef("%s", strings.TrimPrefix(err.Error(), auditcli.ErrUsage.Error()+": "))

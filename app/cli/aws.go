@@ -6,18 +6,25 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/casign"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
 
 // The connected side. Every command here opens a network connection to AWS,
 // and only because a person typed it.
 func init() {
-	Register(&Command{Name: "aws", Summary: "connected-side steps: BYOK prepare/import with AWS KMS", Run: func(ctx context.Context, env *Env, args []string) error {
+	Register(&Command{Name: "aws", Summary: "connected-side steps: BYOK prepare/import with AWS KMS, Private CA CSR and certificate", Run: func(ctx context.Context, env *Env, args []string) error {
 		return subcommand(ctx, env, "aws", args, map[string]func(context.Context, *Env, []string) error{
 			"byok": func(ctx context.Context, env *Env, args []string) error {
 				return subcommand(ctx, env, "aws byok", args, map[string]func(context.Context, *Env, []string) error{
 					"prepare": awsBYOKPrepare,
 					"import":  awsBYOKImport,
+				})
+			},
+			"pca": func(ctx context.Context, env *Env, args []string) error {
+				return subcommand(ctx, env, "aws pca", args, map[string]func(context.Context, *Env, []string) error{
+					"get-csr":     awsPCAGetCSR,
+					"import-cert": awsPCAImportCert,
 				})
 			},
 		})
@@ -112,4 +119,51 @@ func containsEq(s string) bool {
 		}
 	}
 	return false
+}
+
+func awsPCAGetCSR(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "aws pca get-csr")
+	conn := connectionFlags(fs)
+	arn := fs.String("ca-arn", "", "the subordinate CA's ARN (required)")
+	out := fs.String("o", "", "file for the CSR (PEM; must not exist) (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *arn == "" || *out == "" || fs.NArg() != 0 {
+		return usagef("keyceremony aws pca get-csr [--profile P --region R] --ca-arn ARN -o FILE")
+	}
+	p, err := online.NewPCA(ctx, conn())
+	if err != nil {
+		return err
+	}
+	csr, err := p.GetCSR(ctx, *arn, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Wrote the CSR of %s (subject %s, %s key) to %s: carry it to the ca-signing ceremony.\n",
+		*arn, csr.Subject, casign.KeyType(csr.PublicKey), *out)
+	return nil
+}
+
+func awsPCAImportCert(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "aws pca import-cert DIR")
+	conn := connectionFlags(fs)
+	arn := fs.String("ca-arn", "", "the subordinate CA's ARN (required)")
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
+		return err
+	}
+	if *arn == "" || fs.NArg() != 1 {
+		return usagef("keyceremony aws pca import-cert [--profile P --region R] --ca-arn ARN DIR (the ca-signing ceremony's output directory)")
+	}
+	p, err := online.NewPCA(ctx, conn())
+	if err != nil {
+		return err
+	}
+	res, err := p.ImportCertificate(ctx, *arn, fs.Arg(0), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Installed the certificate (SHA-256 %s) into %s: status %s, valid %s to %s.\nEvidence written to %s/%s; add it to the ceremony's records.\n",
+		res.CertificateSHA256, res.CertificateAuthorityArn, res.Status, res.NotBefore.Format(time.RFC3339), res.NotAfter.Format(time.RFC3339), fs.Arg(0), online.PCAImportResultFile)
+	return nil
 }

@@ -85,25 +85,34 @@ func startGUI(t *testing.T, env []string, display string, args ...string) {
 	fail("the Key Ceremony window did not appear")
 }
 
-// screenshot captures the whole display to path and checks it is not blank.
+// screenshot captures the whole display to path once the window has drawn
+// (a loaded machine may take a while for the first frame): it retries until
+// the picture is not blank, for at most 30 seconds (a hang guard).
 func screenshot(t *testing.T, display, path string) {
 	t.Helper()
-	cmd := exec.Command("import", "-window", "root", path)
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot is not a PNG: %v", err)
-	}
-	if distinctColours(img) < 8 {
-		t.Fatalf("screenshot %s is blank", path)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cmd := exec.Command("import", "-window", "root", path)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("import: %v\n%s", err, out)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("screenshot is not a PNG: %v", err)
+		}
+		if distinctColours(img) >= 8 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("screenshot %s is blank", path)
+		}
+		time.Sleep(time.Second)
 	}
 }
 

@@ -235,7 +235,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 		return nil, err
 	}
 	// A load that will at least double the table runs without the
-	// secondary indexes and builds them at the end.
+	// indexes, deduplicating eventIDs in memory, and builds them at the end.
 	var total int64
 	for _, s := range srcs {
 		total += s.size
@@ -243,6 +243,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	if existing, err := w.EventCount(); err != nil {
 		return nil, err
 	} else if est := total * gzipRatio / bytesPerEvent; opt.Bulk == BulkOn || (opt.Bulk == BulkAuto && total >= bulkMinBytes && est > existing) {
+		w.BulkEvents = est
 		if err := w.DropIndexes(); err != nil {
 			return nil, err
 		}

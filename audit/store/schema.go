@@ -224,10 +224,103 @@ LEFT JOIN strs km ON km.id = e.key_material;
 	`
 CREATE INDEX events_errors_time ON events(time) WHERE error_code IS NOT NULL;
 `,
+	// v3: eventID uniqueness moves from a column constraint (an automatic
+	// index that can never be dropped) to the named UNIQUE index
+	// event_id_unique, so that a bulk load can deduplicate in memory and
+	// build it once at the end, like the other indexes, instead of
+	// inserting a million random keys into a B-tree (the largest cost of
+	// the load). The table is rebuilt as SQLite requires to drop a
+	// constraint; same columns, same order, same row ids.
+	`
+DROP VIEW events_v;
+CREATE TABLE events_v3 (
+	id            INTEGER PRIMARY KEY,
+	time          INTEGER NOT NULL,
+	event_id      BLOB NOT NULL,
+	name          INTEGER NOT NULL,
+	category      INTEGER NOT NULL,
+	read_only     INTEGER,
+	account       INTEGER,
+	region        INTEGER,
+	principal     INTEGER,
+	invoked_by    INTEGER,
+	source_ip     INTEGER,
+	user_agent    INTEGER,
+	key           INTEGER,
+	key2          INTEGER,
+	key_source    INTEGER NOT NULL,
+	alias         INTEGER,
+	error_code    INTEGER,
+	error_message TEXT,
+	block         INTEGER NOT NULL,
+	off           INTEGER NOT NULL,
+	len           INTEGER NOT NULL,
+	valid_to      INTEGER,
+	deletion_date INTEGER,
+	rotation_type INTEGER,
+	key_material  INTEGER
+);
+INSERT INTO events_v3 SELECT id, time, event_id, name, category, read_only, account, region, principal,
+	invoked_by, source_ip, user_agent, key, key2, key_source, alias, error_code, error_message,
+	block, off, len, valid_to, deletion_date, rotation_type, key_material FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE UNIQUE INDEX event_id_unique ON events(event_id);
+CREATE INDEX events_time           ON events(time);
+CREATE INDEX events_key_time       ON events(key, time) WHERE key IS NOT NULL;
+CREATE INDEX events_key2_time      ON events(key2, time) WHERE key2 IS NOT NULL;
+CREATE INDEX events_principal_time ON events(principal, time);
+CREATE INDEX events_name_time      ON events(name, time);
+CREATE INDEX events_alias_time     ON events(alias, time) WHERE alias IS NOT NULL;
+CREATE INDEX events_errors_time    ON events(time) WHERE error_code IS NOT NULL;
+` + eventsView,
 }
 
+// eventsView is the events_v view of v1, recreated by v3 (a view must go
+// while its table is rebuilt).
+const eventsView = `
+CREATE VIEW events_v AS
+SELECT e.id,
+       datetime(e.time, 'unixepoch') AS time_utc,
+       CASE WHEN typeof(e.event_id) = 'blob' THEN lower(
+            substr(hex(e.event_id),1,8)||'-'||substr(hex(e.event_id),9,4)||'-'||substr(hex(e.event_id),13,4)||'-'||
+            substr(hex(e.event_id),17,4)||'-'||substr(hex(e.event_id),21,12)) ELSE e.event_id END AS event_id,
+       n.s AS event_name,
+       CASE e.category WHEN 1 THEN 'data' WHEN 2 THEN 'service' ELSE 'management' END AS category,
+       e.read_only,
+       acc.s AS account, reg.s AS region,
+       p.arn AS principal_arn, p.type AS principal_type, p.role_arn,
+       inv.s AS invoked_by, ip.s AS source_ip, ua.s AS user_agent,
+       k.arn AS key_arn, k2.arn AS key2_arn, e.key_source, a.arn AS alias_arn,
+       ec.s AS error_code, e.error_message,
+       datetime(e.valid_to, 'unixepoch') AS valid_to,
+       datetime(e.deletion_date, 'unixepoch') AS deletion_date,
+       rt.s AS rotation_type, km.s AS key_material_id
+FROM events e
+LEFT JOIN strs n ON n.id = e.name
+LEFT JOIN strs acc ON acc.id = e.account
+LEFT JOIN strs reg ON reg.id = e.region
+LEFT JOIN principals p ON p.id = e.principal
+LEFT JOIN strs inv ON inv.id = e.invoked_by
+LEFT JOIN strs ip ON ip.id = e.source_ip
+LEFT JOIN strs ua ON ua.id = e.user_agent
+LEFT JOIN keys k ON k.id = e.key
+LEFT JOIN keys k2 ON k2.id = e.key2
+LEFT JOIN aliases a ON a.id = e.alias
+LEFT JOIN strs ec ON ec.id = e.error_code
+LEFT JOIN strs rt ON rt.id = e.rotation_type
+LEFT JOIN strs km ON km.id = e.key_material;
+`
+
+// uniqueIndex deduplicates events by eventID (v3). A bulk load drops it
+// with the secondary indexes while it deduplicates in memory (see
+// Writer.DropIndexes); any other writer that finds it missing builds it
+// before writing a single event.
+var uniqueIndex = struct{ name, sql string }{
+	"event_id_unique", "CREATE UNIQUE INDEX IF NOT EXISTS event_id_unique ON events(event_id)"}
+
 // secondaryIndexes are the events indexes the queries use, beyond the
-// UNIQUE index on event_id that deduplication needs. A bulk load drops them
+// UNIQUE index on event_id that deduplication needs (uniqueIndex). A bulk load drops them
 // and builds them once at the end (sorting once is far cheaper than a
 // million random B-tree inserts); every ingest ends by creating any that are
 // missing, so a load killed half-way is fully indexed after the next run.

@@ -153,29 +153,26 @@ func (s *Store) migrate(ctx context.Context, target int) error {
 	return nil
 }
 
-// MissingIndexes lists the secondary indexes a bulk load dropped and has
-// not rebuilt yet: the load is running, or was killed (the next ingest
+// MissingIndexes lists the indexes a bulk load dropped and has not
+// rebuilt yet: the load is running, or was killed (the next ingest
 // rebuilds them; queries still work meanwhile, only slower). Open does not
 // rebuild them itself so that a reader opening the database during a bulk
 // load never competes with it for the write lock.
 func (s *Store) MissingIndexes(ctx context.Context) ([]string, error) {
-	m, err := s.missingIndexes(ctx)
-	for i, q := range m {
-		m[i] = strings.Fields(q)[5]
-	}
-	return m, err
-}
-
-func (s *Store) missingIndexes(ctx context.Context) ([]string, error) {
-	var missing []string
-	for _, ix := range secondaryIndexes {
+	var names []string
+	for _, ix := range allIndexes() {
 		var n int
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?`, ix.name).Scan(&n); err != nil {
 			return nil, err
 		}
 		if n == 0 {
-			missing = append(missing, ix.sql)
+			names = append(names, ix.name)
 		}
 	}
-	return missing, nil
+	return names, nil
+}
+
+// allIndexes is the unique index on event_id then the secondary indexes.
+func allIndexes() []struct{ name, sql string } {
+	return append([]struct{ name, sql string }{uniqueIndex}, secondaryIndexes...)
 }

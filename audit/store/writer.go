@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -94,6 +95,9 @@ type Writer struct {
 	// the WAL stays small.
 	MaxTxEvents int
 	MaxTxAge    time.Duration
+	// BulkEvents, if set before DropIndexes, is the expected number of new
+	// events: the in-memory eventID set is sized for it once.
+	BulkEvents int64
 
 	nextBlock, nextFile int64
 	savedBlock          int64
@@ -111,6 +115,61 @@ type Writer struct {
 	newPerDay  map[DayKey]int
 	dirtyAlias map[int64]bool
 	args       []any
+
+	// ids is set during a bulk load (DropIndexes): the eventIDs in the
+	// table, so that duplicates are found in memory while the UNIQUE index
+	// is dropped. It is complete as long as no other connection has
+	// written since ver (PRAGMA data_version), which begin checks.
+	ids     *idSet
+	ver     int64
+	fileIDs []eventKey // ids added by the current file (undone with it)
+	sel     []int
+}
+
+// eventKey is an eventID as the UNIQUE index compares it: the 16 bytes of
+// a canonical UUID (stored as a blob), or the text of anything else.
+type eventKey struct {
+	uuid [16]byte
+	text string // "" for a UUID
+	isID bool   // a UUID
+}
+
+// idSet is the set of stored eventIDs a bulk load deduplicates with.
+type idSet struct {
+	uuids map[[16]byte]struct{}
+	texts map[string]struct{}
+}
+
+func keyOf(id string) eventKey {
+	if u, ok := uuid16(id); ok {
+		return eventKey{uuid: u, isID: true}
+	}
+	return eventKey{text: id}
+}
+
+func (s *idSet) has(k eventKey) bool {
+	if k.isID {
+		_, ok := s.uuids[k.uuid]
+		return ok
+	}
+	_, ok := s.texts[k.text]
+	return ok
+}
+
+func (s *idSet) add(k eventKey) {
+	if k.isID {
+		s.uuids[k.uuid] = struct{}{}
+	} else {
+		s.texts[k.text] = struct{}{}
+	}
+}
+
+func (s *idSet) del(k eventKey) {
+	if k.isID {
+		delete(s.uuids, k.uuid)
+	} else {
+		delete(s.texts, k.text)
+	}
 }
 
 type principalKey struct{ arn, typ, account string }
@@ -156,6 +215,9 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 	}
 	if err == nil {
 		err = w.loadCaches()
+	}
+	if err == nil {
+		w.ver, err = w.dataVersion()
 	}
 	if err != nil {
 		w.Close()
@@ -206,6 +268,94 @@ func (w *Writer) begin() error {
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	w.inTx, w.txEvents, w.txStarted = true, 0, time.Now()
+	if err := w.syncOthers(); err != nil {
+		w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
+		w.inTx = false
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	return nil
+}
+
+// syncOthers runs at the start of every write transaction, holding the
+// write lock. If another connection (another ingest) has committed since
+// this writer's last transaction, the row-id counters are read again and
+// a bulk load's in-memory eventID set is abandoned: events may be written
+// without the UNIQUE index on event_id only by the bulk load that dropped
+// it, and only while its set is complete. Without a set, a missing index
+// (a bulk load running elsewhere, or killed) is built before any event is
+// written; what is committed is unique, so the build cannot fail on
+// duplicates.
+func (w *Writer) syncOthers() error {
+	v, err := w.dataVersion()
+	if err != nil {
+		return err
+	}
+	if v != w.ver {
+		if err := w.loadCounters(); err != nil {
+			return err
+		}
+		w.dropIDs()
+		w.ver = v
+	}
+	if w.ids != nil {
+		return nil
+	}
+	var n int
+	if err := w.conn.QueryRowContext(w.ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?`,
+		uniqueIndex.name).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if err := w.exec(uniqueIndex.sql); err != nil {
+			return fmt.Errorf("build index %s: %w", uniqueIndex.name, err)
+		}
+	}
+	return nil
+}
+
+func (w *Writer) dataVersion() (int64, error) {
+	var v int64
+	err := w.conn.QueryRowContext(w.ctx, "PRAGMA data_version").Scan(&v)
+	return v, err
+}
+
+func (w *Writer) dropIDs() {
+	if w.ids != nil {
+		w.ids = nil
+		w.fileIDs = nil
+		debug.FreeOSMemory() // tens of MiB at a million events
+	}
+}
+
+// loadIDs reads every stored eventID into a new set.
+func (w *Writer) loadIDs() error {
+	set := &idSet{uuids: make(map[[16]byte]struct{}, w.maxEvent+max(w.BulkEvents, 0)), texts: map[string]struct{}{}}
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id FROM events`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v any
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		switch v := v.(type) {
+		case []byte:
+			if len(v) != 16 {
+				return fmt.Errorf("store: event_id blob of %d bytes", len(v))
+			}
+			set.uuids[[16]byte(v)] = struct{}{}
+		case string:
+			set.texts[v] = struct{}{}
+		default:
+			return fmt.Errorf("store: event_id of type %T", v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	w.ids = set
 	return nil
 }
 
@@ -293,6 +443,7 @@ func (w *Writer) BeginFile(meta FileMeta, savepoint bool) error {
 	w.kmsNew, w.kmsDup = 0, 0
 	clear(w.newPerDay)
 	w.undo = w.undo[:0]
+	w.fileIDs = w.fileIDs[:0]
 	return nil
 }
 
@@ -313,31 +464,59 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 		off += len(b.Records[i].Raw)
 	}
 	isNew := make([]bool, len(b.Records))
+	// sel: the records to insert. During a bulk load, the ones whose
+	// eventID is not in the set yet (duplicates are settled here, the
+	// UNIQUE index being dropped); otherwise all, and INSERT OR IGNORE
+	// tells which were new.
+	sel := w.sel[:0]
+	for i := range b.Records {
+		if w.ids == nil {
+			sel = append(sel, i)
+			continue
+		}
+		k := keyOf(b.Records[i].EventID)
+		if w.ids.has(k) {
+			continue
+		}
+		if !k.isID {
+			k.text = strings.Clone(k.text) // may alias a record buffer
+		}
+		w.ids.add(k)
+		w.fileIDs = append(w.fileIDs, k)
+		sel = append(sel, i)
+	}
+	w.sel = sel
 	// Alias changes go one by one (their row id is needed for the alias
 	// history); runs of other records go in multi-row INSERTs, which cost
 	// a fraction of one statement per row.
-	for i := 0; i < len(b.Records); {
+	for k := 0; k < len(sel); {
+		i := sel[k]
 		if aliasChange(&b.Records[i]) {
 			if isNew[i], err = w.insertOne(&b.Records[i], blockID, offs[i]); err != nil {
 				return 0, 0, fmt.Errorf("store event %s: %w", b.Records[i].EventID, err)
 			}
-			i++
+			k++
 			continue
 		}
-		j := i
-		for j < len(b.Records) && j-i < multiRows && !aliasChange(&b.Records[j]) {
+		j := k
+		for j < len(sel) && j-k < multiRows && !aliasChange(&b.Records[sel[j]]) {
 			j++
 		}
-		if err := w.insertMany(b.Records[i:j], blockID, offs[i:j], isNew[i:j]); err != nil {
+		if err := w.insertMany(b.Records, sel[k:j], blockID, offs, isNew); err != nil {
 			return 0, 0, fmt.Errorf("store events: %w", err)
 		}
-		i = j
+		k = j
 	}
 	for i := range b.Records {
 		r := &b.Records[i]
 		if isNew[i] {
 			newEvents++
-			w.newPerDay[DayKey{r.Account, r.Region, floorDiv(r.Time, 86400)}]++
+			dk := DayKey{r.Account, r.Region, floorDiv(r.Time, 86400)}
+			if _, ok := w.newPerDay[dk]; !ok {
+				// A map key outlives the record buffer it may alias.
+				dk.Account, dk.Region = strings.Clone(dk.Account), strings.Clone(dk.Region)
+			}
+			w.newPerDay[dk]++
 		} else {
 			dups++
 		}
@@ -389,15 +568,17 @@ func (w *Writer) manyStmt(n int) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func (w *Writer) insertMany(recs []cloudtrail.Record, block int64, offs []int, isNew []bool) error {
-	st, err := w.manyStmt(len(recs))
+// insertMany inserts recs[idx[0]], recs[idx[1]], ... in one statement and
+// sets isNew of those that were not stored yet.
+func (w *Writer) insertMany(all []cloudtrail.Record, idx []int, block int64, offs []int, isNew []bool) error {
+	st, err := w.manyStmt(len(idx))
 	if err != nil {
 		return err
 	}
-	args := w.margs[:len(recs)*nEventCols]
-	for i := range recs {
-		if _, _, err := w.fill(&recs[i], block, offs[i], args[i*nEventCols:(i+1)*nEventCols]); err != nil {
-			return fmt.Errorf("event %s: %w", recs[i].EventID, err)
+	args := w.margs[:len(idx)*nEventCols]
+	for n, i := range idx {
+		if _, _, err := w.fill(&all[i], block, offs[i], args[n*nEventCols:(n+1)*nEventCols]); err != nil {
+			return fmt.Errorf("event %s: %w", all[i].EventID, err)
 		}
 	}
 	res, err := st.ExecContext(w.ctx, args...)
@@ -410,8 +591,8 @@ func (w *Writer) insertMany(recs []cloudtrail.Record, block int64, offs []int, i
 	}
 	prev := w.maxEvent
 	w.maxEvent += n
-	if int(n) == len(recs) {
-		for i := range isNew {
+	if int(n) == len(idx) {
+		for _, i := range idx {
 			isNew[i] = true
 		}
 		return nil
@@ -434,10 +615,18 @@ func (w *Writer) insertMany(recs []cloudtrail.Record, block int64, offs []int, i
 		}
 		inserted[EventIDString(v)] = true
 	}
-	for i := range recs {
-		isNew[i] = inserted[recs[i].EventID]
+	if err := rows.Err(); err != nil {
+		return err
 	}
-	return rows.Err()
+	// The first of several copies of an eventID in one statement is the
+	// one inserted.
+	for _, i := range idx {
+		if id := all[i].EventID; inserted[id] {
+			isNew[i] = true
+			delete(inserted, id)
+		}
+	}
+	return nil
 }
 
 // insertOne stores one record and, for a successful alias change, its
@@ -567,10 +756,18 @@ func nullTime(t int64) any {
 // its 16 bytes (less than half the index space of the text), anything else
 // as text. The two never compare equal, so uniqueness is preserved.
 func EventIDValue(id string) any {
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+	u, ok := uuid16(id)
+	if !ok {
 		return id
 	}
-	b := make([]byte, 16)
+	return u[:]
+}
+
+// uuid16 parses a canonical lower-case UUID.
+func uuid16(id string) (b [16]byte, ok bool) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return b, false
+	}
 	j := 0
 	for i := 0; i < 36; i += 2 {
 		if i == 8 || i == 13 || i == 18 || i == 23 {
@@ -580,12 +777,12 @@ func EventIDValue(id string) any {
 		hi, ok1 := lowerHex(id[i])
 		lo, ok2 := lowerHex(id[i+1])
 		if !ok1 || !ok2 {
-			return id
+			return b, false
 		}
 		b[j] = hi<<4 | lo
 		j++
 	}
-	return b
+	return b, true
 }
 
 func lowerHex(c byte) (byte, bool) {
@@ -868,6 +1065,12 @@ func (w *Writer) rollbackFile() error {
 		w.undo[i]()
 	}
 	w.undo = w.undo[:0]
+	if w.ids != nil {
+		for _, k := range w.fileIDs {
+			w.ids.del(k)
+		}
+	}
+	w.fileIDs = w.fileIDs[:0]
 	w.nextBlock = w.savedBlock
 	w.inFile = false
 	return nil
@@ -931,6 +1134,20 @@ func (w *Writer) resetCaches() {
 	w.undo = w.undo[:0]
 	w.loadCounters()
 	w.loadCaches()
+	// The set held the rolled-back transaction's ids too: reload it from
+	// what is committed (without the write lock, hence its version first).
+	v, err := w.dataVersion()
+	if err != nil {
+		w.ver = -1 // unknown: the next begin reloads
+	} else {
+		w.ver = v
+	}
+	if w.ids != nil {
+		w.dropIDs()
+		if err != nil || w.loadIDs() != nil {
+			w.dropIDs()
+		}
+	}
 }
 
 // EventCount is the number of stored events (a bulk-load heuristic).
@@ -940,22 +1157,50 @@ func (w *Writer) EventCount() (int64, error) {
 	return n, err
 }
 
-// DropIndexes starts a bulk load: the secondary indexes go until
-// BuildIndexes (or the next Open) recreates them. Deduplication is
-// unaffected: it uses the UNIQUE index on event_id, which stays.
+// DropIndexes starts a bulk load: the secondary indexes and the UNIQUE
+// index on event_id go until BuildIndexes (or the next ingest) recreates
+// them. Deduplication moves to memory: every stored eventID is loaded into
+// a set, which the load extends; begin checks that no other connection
+// writes meanwhile, and if one does, rebuilds the UNIQUE index before
+// writing anything else. A load killed half-way leaves unique events
+// without the index; the next writer builds it before its first event.
 func (w *Writer) DropIndexes() error {
 	if w.inFile {
 		return errors.New("store: DropIndexes inside a file")
 	}
-	if err := w.begin(); err != nil {
+	if w.inTx {
+		if err := w.Commit(); err != nil {
+			return err
+		}
+	}
+	// Not begin: it would build the UNIQUE index a killed load left out.
+	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	w.inTx, w.txEvents, w.txStarted = true, 0, time.Now()
+	if err := w.loadCounters(); err != nil {
 		return err
 	}
-	for _, ix := range secondaryIndexes {
+	for _, ix := range allIndexes() {
 		if err := w.exec("DROP INDEX IF EXISTS " + ix.name); err != nil {
 			return fmt.Errorf("drop index %s: %w", ix.name, err)
 		}
 	}
-	return w.Commit()
+	if err := w.loadIDs(); err != nil {
+		return fmt.Errorf("read event ids: %w", err)
+	}
+	if err := w.Commit(); err != nil {
+		w.dropIDs()
+		return err
+	}
+	// Our own commits leave data_version as it is; anyone else's changes it.
+	v, err := w.dataVersion()
+	if err != nil {
+		w.dropIDs()
+		return err
+	}
+	w.ver = v
+	return nil
 }
 
 // BuildIndexes creates the secondary indexes that are missing.
@@ -978,7 +1223,10 @@ func (w *Writer) BuildIndexes() error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	for _, ix := range secondaryIndexes {
+	// The set is no longer needed once the UNIQUE index is back; freeing
+	// it first leaves its memory to the sorter.
+	w.dropIDs()
+	for _, ix := range allIndexes() {
 		if err := w.exec(ix.sql); err != nil {
 			return fmt.Errorf("build index %s: %w", ix.name, err)
 		}

@@ -132,7 +132,7 @@ func BenchmarkPageFetch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-index")
+	indexTime := time.Since(start)
 	pages := (src.Len() + src.PageSize() - 1) / src.PageSize()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -145,4 +145,6 @@ func BenchmarkPageFetch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(src.Len()), "rows")
+	// Reported after the loop: ResetTimer clears extra metrics.
+	b.ReportMetric(float64(indexTime.Milliseconds()), "ms-index")
 }

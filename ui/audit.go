@@ -279,12 +279,6 @@ func (p *AuditPage) Apply() {
 			src.OnPage = func(int, error) { fyne.Do(func() { p.table.Refresh() }) }
 			_, err = src.Fetch(ctx, 0)
 		}
-		var days, names []store.Count
-		if err == nil {
-			if days, err = st.DailyCounts(ctx, f); err == nil {
-				names, err = st.NameCounts(ctx, f)
-			}
-		}
 		fyne.Do(func() {
 			if err != nil {
 				if ctx.Err() == nil {
@@ -296,6 +290,26 @@ func (p *AuditPage) Apply() {
 			p.src = src
 			p.mu.Unlock()
 			p.status.SetText(fmt.Sprintf("%d events match (listed in %s).", src.Len(), time.Since(start).Round(time.Millisecond)))
+			p.table.Refresh()
+			p.table.ScrollToTop()
+			if p.OnListed != nil {
+				p.OnListed()
+			}
+		})
+		if err != nil {
+			return
+		}
+		// The charts aggregate every matching event: computed after the
+		// table is on screen, so a million rows never delay the listing.
+		days, err := st.DailyCounts(ctx, f)
+		var names []store.Count
+		if err == nil {
+			names, err = st.NameCounts(ctx, f)
+		}
+		if err != nil {
+			return
+		}
+		fyne.Do(func() {
 			scope := "all keys in the listing"
 			if f.KeyARN != "" {
 				scope = "key " + f.KeyARN
@@ -305,11 +319,6 @@ func (p *AuditPage) Apply() {
 				newBarChart("Operations mix — "+scope, names, true),
 			}
 			p.charts.Refresh()
-			p.table.Refresh()
-			p.table.ScrollToTop()
-			if p.OnListed != nil {
-				p.OnListed()
-			}
 		})
 	}()
 }

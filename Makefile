@@ -48,6 +48,10 @@ fuzz:
 	  done; \
 	done
 
+# The browse and report benchmarks use 1,000,000-event databases (built once,
+# cached); make bench KC_BROWSE_EVENTS=200000 for a quicker run.
+KC_BROWSE_EVENTS ?= 1000000
+export KC_BROWSE_EVENTS
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ -x test/bench/audit.sh ]; then bash test/bench/audit.sh; fi

@@ -104,6 +104,11 @@ func NewTokensPage(win fyne.Window, s *Settings) *TokensPage {
 	p.moduleLabel = widget.NewLabel("")
 	p.moduleLabel.Truncation = fyne.TextTruncateEllipsis
 	p.status = widget.NewLabel("Reading tokens…")
+	var found []string
+	for _, c := range hsm.DiscoverModules() {
+		found = append(found, fmt.Sprintf("%s (%s)", c.Name, c.Path))
+	}
+	modules := wrapLabel("PKCS#11 modules found on this machine: " + orDefault(strings.Join(found, "; "), "none") + ". Choose one in Settings.")
 	p.slotList = widget.NewList(
 		func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.state.slots) },
 		func() fyne.CanvasObject {
@@ -125,7 +130,7 @@ func NewTokensPage(win fyne.Window, s *Settings) *TokensPage {
 	}
 	p.details = container.NewStack(widget.NewLabel("Select a slot to see its token."))
 	refresh := widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), p.Reload)
-	top := container.NewBorder(nil, nil, nil, container.NewVBox(refresh), container.NewVBox(heading("Tokens"), p.moduleLabel, p.status))
+	top := container.NewBorder(nil, nil, nil, container.NewVBox(refresh), container.NewVBox(heading("Tokens"), p.moduleLabel, modules, p.status))
 	split := container.NewHSplit(p.slotList, p.details)
 	split.Offset = 0.4
 	p.ExtendBaseWidget(p)

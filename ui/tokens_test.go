@@ -86,7 +86,7 @@ func TestTokensPageShowsRealToken(t *testing.T) {
 	if serial == "" {
 		t.Fatalf("test token not among %+v", w.Tokens().Slots())
 	}
-	waitForMarkup(t, w, "UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token", fmt.Sprintf("Mechanisms (%d)", len(mechs)))
+	waitForMarkup(t, w, "PKCS#11 modules found on this machine: SoftHSM2 (", "UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token", fmt.Sprintf("Mechanisms (%d)", len(mechs)))
 
 	tabs := findAll[*container.AppTabs](w.Canvas().Content())
 	if len(tabs) != 1 {

@@ -15,10 +15,13 @@ import (
 	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
 )
 
-// xvfb starts a private X display and returns its name.
+// xvfb starts a private X display and returns its name. It starts at a
+// display number derived from the process id and checks that its own server
+// came up and stayed up, so two runs on one machine (or one in a chroot, which
+// shares abstract X sockets) never end up on the same server.
 func xvfb(t *testing.T) string {
 	t.Helper()
-	for d := 90; d < 200; d++ {
+	for d := 100 + os.Getpid()%500; d < 1000; d++ {
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d)); err == nil {
 			continue
 		}
@@ -30,14 +33,24 @@ func xvfb(t *testing.T) string {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start Xvfb (make test installs xvfb): %v", err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d)); err == nil {
-				return display
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		up := false
+		for i := 0; i < 100 && !up; i++ {
+			select {
+			case <-exited:
+				i = 100 // this number is taken elsewhere: try the next one
+			case <-time.After(50 * time.Millisecond):
+				_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d))
+				up = err == nil
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatal("Xvfb did not come up")
+		if !up {
+			cmd.Process.Kill()
+			continue
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		return display
 	}
 	t.Fatal("no free X display")
 	return ""

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,21 +36,33 @@ func xvfb(t *testing.T) string {
 		}
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
+		// Up means the server answers a client, not merely that its socket
+		// file exists.
 		up := false
-		for i := 0; i < 100 && !up; i++ {
+		for i := 0; i < 200 && !up; i++ {
 			select {
 			case <-exited:
-				i = 100 // this number is taken elsewhere: try the next one
+				i = 200 // this number is taken elsewhere: try the next one
 			case <-time.After(50 * time.Millisecond):
-				_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d))
-				up = err == nil
+				probe := exec.Command("xdotool", "getdisplaygeometry")
+				probe.Env = append(os.Environ(), "DISPLAY="+display)
+				up = probe.Run() == nil
 			}
 		}
 		if !up {
 			cmd.Process.Kill()
 			continue
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		t.Cleanup(func() {
+			// SIGTERM lets Xvfb remove its lock and socket files.
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
 		return display
 	}
 	t.Fatal("no free X display")

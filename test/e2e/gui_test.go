@@ -30,7 +30,9 @@ func xvfb(t *testing.T) string {
 			continue
 		}
 		display := fmt.Sprintf(":%d", d)
-		cmd := exec.Command("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+		// -noreset: by default Xvfb resets when its last client leaves, and a
+		// client connecting during the reset fails to open the display.
+		cmd := exec.Command("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset")
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start Xvfb (make test installs xvfb): %v", err)
 		}

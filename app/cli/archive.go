@@ -26,7 +26,7 @@ func archivePut(ctx context.Context, env *Env, args []string) error {
 	prefix := fs.String("prefix", "", "key prefix, e.g. ceremonies/root-2026")
 	mode := fs.String("mode", "", "Object Lock mode: COMPLIANCE or GOVERNANCE (required)")
 	until := fs.String("retain-until", "", "retain until, YYYY-MM-DD (UTC) or RFC 3339 (required)")
-	if err := parseFlags(fs, reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if *bucket == "" || *mode == "" || *until == "" || fs.NArg() == 0 {

@@ -75,7 +75,7 @@ func awsBYOKPrepare(ctx context.Context, env *Env, args []string) error {
 func awsBYOKImport(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "aws byok import DIR")
 	conn := connectionFlags(fs)
-	if err := parseFlags(fs, reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -92,33 +92,6 @@ func awsBYOKImport(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "Imported into %s: key state %s, key material %s.\nEvidence written to %s/%s; add it to the ceremony's records.\n",
 		res.KeyARN, res.KeyState, res.KeyMaterialID, fs.Arg(0), online.ImportResultFile)
 	return nil
-}
-
-// reorderFlags moves flags (and their values) before positional arguments.
-func reorderFlags(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if len(a) > 1 && a[0] == '-' {
-			flags = append(flags, a)
-			if !containsEq(a) && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-			continue
-		}
-		rest = append(rest, a)
-	}
-	return append(flags, rest...)
-}
-
-func containsEq(s string) bool {
-	for _, c := range s {
-		if c == '=' {
-			return true
-		}
-	}
-	return false
 }
 
 func awsPCAGetCSR(ctx context.Context, env *Env, args []string) error {
@@ -149,7 +122,7 @@ func awsPCAImportCert(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "aws pca import-cert DIR")
 	conn := connectionFlags(fs)
 	arn := fs.String("ca-arn", "", "the subordinate CA's ARN (required)")
-	if err := parseFlags(fs, reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if *arn == "" || fs.NArg() != 1 {

@@ -39,7 +39,7 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 	out := fs.String("out", "", "output directory (default: the script's output.directory)")
 	answers := fs.String("answers", "", "answer prompts from this YAML file: FOR TESTING AND REHEARSAL ONLY")
 	rehearse := fs.Bool("rehearse", false, "run against a throwaway SoftHSM token; every output is marked REHEARSAL")
-	if err := parseFlags(fs, reorder(args)); err != nil {
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -76,29 +76,6 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// reorder moves flags before the script path, so both "run SCRIPT --out D"
-// and "run --out D SCRIPT" work with the standard flag package.
-func reorder(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			rest = append(rest, args[i+1:]...)
-			i = len(args)
-		case strings.HasPrefix(a, "-"):
-			flags = append(flags, a)
-			if !strings.Contains(a, "=") && (a == "--out" || a == "-out" || a == "--answers" || a == "-answers") && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return append(flags, rest...)
-}
-
 func ceremonyVerify(_ context.Context, env *Env, args []string) error {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		return usagef("keyceremony ceremony verify TRANSCRIPT")
@@ -127,7 +104,7 @@ func ceremonyVerify(_ context.Context, env *Env, args []string) error {
 func ceremonyPlan(_ context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "ceremony plan SCRIPT")
 	rehearse := fs.Bool("rehearse", false, "plan a rehearsal")
-	if err := parseFlags(fs, reorder(args)); err != nil {
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -9,6 +9,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -138,4 +139,36 @@ func subcommand(ctx context.Context, env *Env, group string, args []string, subs
 		return usagef("unknown subcommand %q for %s (one of: %s)", args[0], group, strings.Join(names, ", "))
 	}
 	return f(ctx, env, args[1:])
+}
+
+// reorder moves flags (with their values) before positional arguments, so
+// "run SCRIPT --out D" works as well as "run --out D SCRIPT" with the
+// standard flag package. The flag set says which flags take a value: a
+// boolean flag never swallows the argument after it.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(append(flags, "--"), append(rest, args[i+1:]...)...)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") {
+				continue
+			}
+			f := fs.Lookup(name)
+			if f == nil {
+				continue // parse reports the unknown flag
+			}
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
 }

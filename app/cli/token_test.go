@@ -124,3 +124,13 @@ func TestMissingModuleIsClear(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestReorderKnowsBoolFlags(t *testing.T) {
+	fs := newFlags(&Env{Stderr: &bytes.Buffer{}}, "x")
+	fs.String("out", "", "")
+	fs.Bool("rehearse", false, "")
+	got := strings.Join(reorder(fs, []string{"script.yaml", "--rehearse", "extra", "--out", "dir", "--out=d2"}), " ")
+	if got != "--rehearse --out dir --out=d2 script.yaml extra" {
+		t.Fatalf("reorder = %q", got)
+	}
+}

@@ -493,6 +493,9 @@ func lookupEvent(entry []byte, n int) ([]byte, error) {
 			if err != nil {
 				return nil, &RecordError{Index: n, Err: err}
 			}
+			if len(s) == 0 {
+				return nil, &RecordError{Index: n, Err: errors.New("CloudTrailEvent is an empty string")}
+			}
 			return s, nil
 		}
 		if err = d.skip(); err != nil {

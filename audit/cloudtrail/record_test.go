@@ -338,6 +338,7 @@ func TestReaderInventoryAndErrors(t *testing.T) {
 		{"truncated after record", `{"Records":[{"eventID":"a"}`, "file truncated?"},
 		{"not JSON", "PK\x03\x04garbage", "expected a JSON object"},
 		{"missing comma", `{"Records":[{"a":1} {"b":2}]}`, "want ',' or ']' between records"},
+		{"empty CloudTrailEvent", `{"Events":[{"EventId":"e","CloudTrailEvent":""}]}`, "CloudTrailEvent is an empty string"},
 		{"inventory after records", `{"eventID":"a","eventTime":"2024-01-01T00:00:00Z"}` + "\n" + `{"Keys":[]}`, "inventory document follows"},
 	}
 	for _, tc := range tests {

@@ -7,10 +7,19 @@ export LANG ?= C.UTF-8
 export LANGUAGE ?= en
 BIN := bin/keyceremony
 
+# Version from FyneApp.toml unless given (make release VERSION=1.2.3); the
+# commit from git, marked -dirty for uncommitted changes. Both are stamped into
+# the binary (ceremony/buildinfo) and recorded in every ceremony transcript.
+VERSION ?= $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
+COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
+STAMP = -X github.com/keyceremony/keyceremony/ceremony/buildinfo.stamp=keyceremony-stamp:v1:$(VERSION)+dev:$(COMMIT):end
+
 # System packages: what the app needs at run time and to build the Fyne driver,
 # and what the tests add (screenshots, PDF text, the sqlite3 shell for the ingest baseline).
 RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
 TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
+# Release builds add the Windows cross-compiler and what the offline-bundle test needs.
+RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 debootstrap file xz-utils
 
 # Fuzzing explores random inputs, so it is not part of `make test` (a CI run must
 # not turn red by luck): `make fuzz` (FUZZTIME=10m for a long run) explores, and
@@ -18,7 +27,8 @@ TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
 # replays it on every run as a regression case.
 FUZZTIME ?= 1m
 
-.PHONY: all run build test vet fuzz bench screenshots package deps-run deps-test clean
+.PHONY: all run build test vet fuzz bench screenshots package deps-run deps-test deps-release \
+	release bundle sums verify-reproducible release-test clean
 
 all: build
 
@@ -28,8 +38,11 @@ deps-run:
 deps-test:
 	@bash .ci/deps.sh $(TEST_PKGS)
 
+deps-release:
+	@bash .ci/deps.sh $(RELEASE_PKGS)
+
 build: deps-run
-	$(GO) build -trimpath -o $(BIN) ./app
+	$(GO) build -trimpath -ldflags "$(STAMP)" -o $(BIN) ./app
 
 run: build
 	./$(BIN)
@@ -72,3 +85,50 @@ package: build
 
 clean:
 	rm -rf bin dist
+
+# ---- Releases (README: "Releases and air-gapped install") --------------------
+# make release VERSION=x.y.z   dist/: Linux binary and desktop archive, Windows
+#                              GUI and console .exe, a CycloneDX SBOM for each
+#                              binary, SHA256SUMS
+# make bundle                  dist/keyceremony-offline-VERSION-debian12-amd64.tar
+# make verify-reproducible     two builds, two directories, identical hashes
+# make release-test            what CI runs after make test: all of the above,
+#                              the Windows import-table check, and the offline
+#                              install in a fresh Debian 12 root without network
+DIST := dist
+LINUX_BIN = $(DIST)/keyceremony-$(VERSION)-linux-amd64
+WIN_GUI = $(DIST)/keyceremony-$(VERSION)-windows-amd64.exe
+WIN_CLI = $(DIST)/keyceremony-cli-$(VERSION)-windows-amd64.exe
+BUNDLE = $(DIST)/keyceremony-offline-$(VERSION)-debian12-amd64.tar
+
+release: deps-release
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	bash .ci/release/build.sh $(VERSION) $(DIST)
+	@# The desktop archive (.desktop entry, icon) from FyneApp.toml; fyne
+	@# bumps Build in FyneApp.toml, which a release build must not change.
+	tmp=$$(mktemp -d) && cp FyneApp.toml $$tmp/ && cp $(LINUX_BIN) $$tmp/keyceremony && \
+	  $(GO) run $(FYNE_TOOL) package --os linux --executable $$tmp/keyceremony --release --app-version $(VERSION) && \
+	  cp $$tmp/FyneApp.toml FyneApp.toml && rm -rf $$tmp && \
+	  mv "Key Ceremony.tar.xz" $(DIST)/keyceremony-$(VERSION)-linux-amd64.tar.xz
+	for b in $(LINUX_BIN) $(WIN_GUI) $(WIN_CLI); do ./$(LINUX_BIN) version --sbom $$b > $$b.cdx.json; done
+	$(MAKE) --no-print-directory sums
+
+bundle: deps-release
+	@test -x $(LINUX_BIN) || bash .ci/release/build.sh $(VERSION) $(DIST) linux
+	bash .ci/release/bundle.sh $(VERSION) $(LINUX_BIN) $(DIST)
+	$(MAKE) --no-print-directory sums
+
+# SHA256SUMS over every artefact in dist/.
+sums:
+	cd $(DIST) && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+verify-reproducible: deps-release
+	bash .ci/release/verify-reproducible.sh $(VERSION)
+
+release-test: release bundle
+	cd $(DIST) && sha256sum --quiet -c SHA256SUMS
+	bash .ci/release/check-windows.sh $(WIN_GUI) gui
+	bash .ci/release/check-windows.sh $(WIN_CLI) console
+	bash .ci/release/test-bundle.sh $(BUNDLE)
+	$(MAKE) --no-print-directory verify-reproducible

@@ -12,17 +12,14 @@ import (
 
 	"github.com/keyceremony/keyceremony/app/cli"
 	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ceremony/buildinfo"
 	"github.com/keyceremony/keyceremony/ui"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
 
 // appID matches FyneApp.toml; preferences are stored under it.
 const appID = "org.keyceremony.app"
 
 func main() {
-	cli.Version = version
 	args := os.Args[1:]
 	if cli.IsCommand(args) {
 		os.Exit(cli.Main(args, &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
@@ -40,6 +37,6 @@ func main() {
 
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
-	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Version: version})
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Version: buildinfo.Version()})
 	w.ShowAndRun()
 }

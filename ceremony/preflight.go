@@ -10,22 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyceremony/keyceremony/ceremony/buildinfo"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
-// Version is recorded in every transcript; the CLI sets it from the build.
-var Version = "dev"
-
 func preflightSteps(s *script.Script) []*step {
 	return []*step{
 		{
 			id: stepBegin, title: "Script identified",
-			do:      "Read the script's SHA-256 aloud and compare it with the reviewed copy.",
-			check:   "The script parsed and validated; the output files do not exist yet.",
-			record:  "Script path and SHA-256, ceremony identity, rehearsal flag, engine version.",
+			do:      "Read the script's SHA-256 aloud and compare it with the reviewed copy; read the Key Ceremony binary's SHA-256 aloud and compare it with the release's published SHA256SUMS.",
+			check:   "The script parsed and validated; the output files do not exist yet; the running executable was hashed.",
+			record:  "Script path and SHA-256, ceremony identity, rehearsal flag, and the binary that runs the ceremony: version, commit, path, SHA-256.",
 			confirm: admins, outputs: []string{"transcript.jsonl"},
 			run: runBegin,
 		},
@@ -70,16 +68,25 @@ func preflightSteps(s *script.Script) []*step {
 func runBegin(ctx context.Context, r *stepRun) error {
 	e := r.e
 	sum := e.s.SHA256[:]
+	// The transcript must name the exact software that wrote it; a binary
+	// that cannot hash itself does not run a ceremony.
+	exe, exeHex, err := buildinfo.Executable()
+	if err != nil {
+		return fmt.Errorf("%w (the transcript must record the SHA-256 of the binary running the ceremony)", err)
+	}
+	exeSum, _ := hex.DecodeString(exeHex)
 	facts := []Fact{
 		{Label: "Ceremony", Value: fmt.Sprintf("%s (%s)", e.s.Title, e.s.Kind)},
 		{Label: "Script", Value: e.s.Path},
 		{Label: "Script SHA-256", Value: hex.EncodeToString(sum), Words: words.String(sum)},
+		{Label: "Key Ceremony binary", Value: fmt.Sprintf("%s (commit %s) at %s", buildinfo.Version(), buildinfo.Commit(), exe)},
+		{Label: "Binary SHA-256", Value: exeHex, Words: words.String(exeSum)},
 		{Label: "Output directory", Value: e.outDir},
 	}
 	if e.opt.Rehearse {
 		facts = append(facts, Fact{Label: "REHEARSAL", Value: "throwaway SoftHSM token; every output is marked REHEARSAL"})
 	}
-	if err := r.confirmStep(ctx, "The script SHA-256 read aloud matches the reviewed copy of the script.", facts); err != nil {
+	if err := r.confirmStep(ctx, "The script SHA-256 read aloud matches the reviewed copy of the script, and the binary SHA-256 matches the published SHA256SUMS.", facts); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(e.outDir, 0o700); err != nil {
@@ -96,7 +103,11 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	r.detail("kind", string(e.s.Kind))
 	r.detail("script sha256", hex.EncodeToString(sum))
 	r.detail("script words", words.String(sum))
-	r.detail("engine version", Version)
+	r.detail("binary version", buildinfo.Version())
+	r.detail("binary commit", buildinfo.Commit())
+	r.detail("binary path", exe)
+	r.detail("binary sha256", exeHex)
+	r.detail("binary words", words.String(exeSum))
 	if e.opt.Rehearse {
 		r.detail("rehearsal", "yes: throwaway SoftHSM token, outputs are not for production")
 	}

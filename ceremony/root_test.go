@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -79,6 +80,22 @@ func TestRootGeneration(t *testing.T) {
 	rep, err := transcript.Verify(res.Transcript)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The first entry names the binary that ran the ceremony: here the test
+	// binary, hashed independently.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfBytes, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rep.Entries[0].Detail("binary sha256"), fmt.Sprintf("%x", sha256.Sum256(selfBytes)); got != want {
+		t.Errorf("transcript names binary %q, the running binary is %s", got, want)
+	}
+	if rep.Entries[0].Detail("binary words") == "" || rep.Entries[0].Detail("binary version") == "" {
+		t.Errorf("binary words/version missing: %v", rep.Entries[0].Details)
 	}
 	var unlock transcript.Entry
 	for _, en := range rep.Entries {

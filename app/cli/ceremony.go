@@ -45,7 +45,6 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("keyceremony ceremony run SCRIPT [--out DIR] [--answers FILE] [--rehearse]")
 	}
-	ceremony.Version = Version
 	s, err := script.Load(fs.Arg(0))
 	if err != nil {
 		return err
@@ -87,6 +86,13 @@ func ceremonyVerify(_ context.Context, env *Env, args []string) error {
 	first, last := rep.Entries[0], rep.Final()
 	fmt.Fprintf(env.Stdout, "Transcript OK: %d entries chained, %d output files match.\n", len(rep.Entries), rep.Files)
 	fmt.Fprintf(env.Stdout, "Ceremony   %s (%s)\nScript     SHA-256 %s\n", first.Detail("ceremony id"), first.Detail("kind"), first.Detail("script sha256"))
+	if exe := first.Detail("binary sha256"); exe != "" {
+		fmt.Fprintf(env.Stdout, "Binary     keyceremony %s (commit %s)\n           SHA-256 %s\n           %s\n",
+			first.Detail("binary version"), first.Detail("binary commit"), exe, first.Detail("binary words"))
+		fmt.Fprintln(env.Stdout, "           compare it with the SHA256SUMS published for that release")
+	} else {
+		fmt.Fprintln(env.Stdout, "Binary     not recorded (transcript written before Key Ceremony recorded its own hash)")
+	}
 	if first.Rehearsal {
 		fmt.Fprintln(env.Stdout, "REHEARSAL: this transcript comes from a rehearsal on a throwaway token.")
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,6 +154,16 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	rep, err := transcript.Verify(tr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The header names the binary that ran the ceremony (here the test
+	// binary acting as the CLI), and verify prints it.
+	self, _ := os.ReadFile(os.Args[0])
+	selfSum := fmt.Sprintf("%x", sha256.Sum256(self))
+	if got := rep.Entries[0].Detail("binary sha256"); got != selfSum {
+		t.Errorf("transcript header names binary %q, the CLI binary is %s", got, selfSum)
+	}
+	if !strings.Contains(vout, "SHA-256 "+selfSum) || !strings.Contains(vout, rep.Entries[0].Detail("binary words")) {
+		t.Errorf("verify does not print the binary's hash and words:\n%s", vout)
 	}
 	count := map[string]int{}
 	for _, en := range rep.Entries {

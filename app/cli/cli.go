@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/keyceremony/keyceremony/ceremony/buildinfo"
 )
 
 // Env is what a command may touch: its streams and the process environment.
@@ -71,8 +73,9 @@ func IsCommand(args []string) bool {
 	return ok || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "version"
 }
 
-// Version is set by the main package from FyneApp.toml metadata or -ldflags.
-var Version = "dev"
+// Version is the binary's stamped version (see ceremony/buildinfo), named in
+// report metadata.
+var Version = buildinfo.Version()
 
 // Main runs one command line and returns the process exit code.
 func Main(args []string, env *Env) int {
@@ -98,8 +101,7 @@ func Run(ctx context.Context, args []string, env *Env) error {
 		return nil
 	}
 	if args[0] == "version" {
-		fmt.Fprintf(env.Stdout, "keyceremony %s\n", Version)
-		return nil
+		return versionCommand(env, args[1:])
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -120,7 +122,7 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].Summary)
 	}
-	fmt.Fprintln(w, "  version    print the version")
+	fmt.Fprintln(w, "  version    version, commit, modules and SHA-256 of this binary [--json]")
 	fmt.Fprintln(w, "\nRun 'keyceremony COMMAND -h' for a command's options.")
 }
 

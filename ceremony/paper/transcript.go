@@ -66,6 +66,14 @@ func TranscriptPDF(w io.Writer, t Transcript) error {
 	field(pdf, "Script", t.ScriptPath, false)
 	field(pdf, "Script SHA-256", hexGroups(t.ScriptSHA256), true)
 	field(pdf, "Script words", words.String(t.ScriptSHA256), false)
+	// The first entry names the binary that ran the ceremony; printed in the
+	// header so the signatories see which release they vouch for.
+	if exe := t.Entries[0].Detail("binary sha256"); exe != "" {
+		sum, _ := hex.DecodeString(exe)
+		field(pdf, "Key Ceremony", fmt.Sprintf("%s (commit %s)", t.Entries[0].Detail("binary version"), t.Entries[0].Detail("binary commit")), false)
+		field(pdf, "Binary SHA-256", hexGroups(sum), true)
+		field(pdf, "Binary words", words.String(sum), false)
+	}
 	field(pdf, "Started (UTC)", t.Entries[0].Time.UTC().Format("2006-01-02 15:04:05"), false)
 	field(pdf, "Last entry (UTC)", final.Time.UTC().Format("2006-01-02 15:04:05"), false)
 

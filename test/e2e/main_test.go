@@ -12,8 +12,14 @@ import (
 	"testing"
 )
 
-// binary is the keyceremony executable built once for the package.
+// binary is the keyceremony executable built once for the package, stamped
+// the way the Makefile stamps its builds.
 var binary string
+
+const (
+	stampVersion = "0.0.0-e2e"
+	stampCommit  = "0000000000000000000000000000000000e2e000"
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "keyceremony-e2e-")
@@ -24,7 +30,8 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "keyceremony")
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(here), "..", "..")
-	build := exec.Command("go", "build", "-o", binary, "./app")
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, "-ldflags",
+		"-X github.com/keyceremony/keyceremony/ceremony/buildinfo.stamp=keyceremony-stamp:v1:"+stampVersion+":"+stampCommit+":end", "./app")
 	build.Dir = root
 	var out bytes.Buffer
 	build.Stdout, build.Stderr = &out, &out

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/ceremony"
+	"github.com/keyceremony/keyceremony/ceremony/buildinfo"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 )
 
@@ -49,7 +50,8 @@ func (w *MainWindow) homePage() fyne.CanvasObject {
 		widget.NewFormItem("Network", airgap),
 		widget.NewFormItem("Token module", wrapLabel(orDefault(s.Module(), "built-in SoftHSM2"))),
 		widget.NewFormItem("Audit database", wrapLabel(dbInfo)),
-		widget.NewFormItem("Version", widget.NewLabel(w.opts.Version)),
+		widget.NewFormItem("Version", widget.NewLabel(w.opts.Version+" (commit "+shortCommit(buildinfo.Commit())+")")),
+		widget.NewFormItem("Binary SHA-256", binaryHash()),
 	)
 	recent := s.RecentTranscripts()
 	statuses := make([]string, len(recent))
@@ -88,4 +90,30 @@ func (w *MainWindow) homePage() fyne.CanvasObject {
 	}
 	top := container.NewVBox(heading("This laptop"), form, shortcuts, boldLabel("Recent ceremonies"), empty)
 	return container.NewBorder(top, nil, nil, nil, list)
+}
+
+// binaryHash shows the SHA-256 of the running executable, the value a witness
+// compares with the release's SHA256SUMS before a ceremony.
+func binaryHash() fyne.CanvasObject {
+	_, sum, err := buildinfo.Executable()
+	if err != nil {
+		l := wrapLabel("cannot hash the running executable: " + err.Error())
+		l.Importance = widget.DangerImportance
+		return l
+	}
+	l := widget.NewLabel(sum)
+	l.TextStyle = fyne.TextStyle{Monospace: true}
+	l.Truncation = fyne.TextTruncateEllipsis
+	return l
+}
+
+func shortCommit(c string) string {
+	rev, dirty := strings.CutSuffix(c, "-dirty")
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
 }

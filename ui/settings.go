@@ -23,7 +23,10 @@ const (
 	prefBusinessEnd   = "audit.businessHoursEnd"
 	prefRotationDays  = "audit.rotationPolicyDays"
 	prefTheme         = "ui.theme"
+	prefOnline        = "online.enabled"
 )
+
+const onlineCheckText = "Enable online actions (this machine is connected)"
 
 // Settings are the user's persistent choices.
 type Settings struct {
@@ -69,6 +72,14 @@ func (s *Settings) RotationPolicyDays() int { return s.prefs.IntWithFallback(pre
 
 // Theme is "dark", "light" or "" for the system's choice.
 func (s *Settings) Theme() string { return s.prefs.String(prefTheme) }
+
+// OnlineEnabled says whether the Online actions page is shown: only on a
+// connected workstation whose user turned it on (default off, so an
+// air-gapped laptop never offers a button that would reach for AWS).
+func (s *Settings) OnlineEnabled() bool { return s.prefs.BoolWithFallback(prefOnline, false) }
+
+// SetOnlineEnabled shows or hides the Online actions page.
+func (s *Settings) SetOnlineEnabled(on bool) { s.prefs.SetBool(prefOnline, on) }
 
 // RecentTranscripts are ceremonies run or opened here, newest first.
 func (s *Settings) RecentTranscripts() []string { return s.prefs.StringList(prefRecent) }
@@ -131,6 +142,8 @@ func (w *MainWindow) settingsPage() fyne.CanvasObject {
 	themeSel := widget.NewRadioGroup([]string{"system", "light", "dark"}, nil)
 	themeSel.Horizontal = true
 	themeSel.SetSelected(orDefault(s.Theme(), "system"))
+	online := widget.NewCheck(onlineCheckText, nil)
+	online.SetChecked(s.OnlineEnabled())
 	status := widget.NewLabel("")
 	save := widget.NewButton("Save", func() {
 		hourStart, err1 := strconv.Atoi(start.Text)
@@ -156,6 +169,10 @@ func (w *MainWindow) settingsPage() fyne.CanvasObject {
 			}
 			s.prefs.SetString(prefTheme, t)
 			applyTheme(w.app, t)
+			if online.Checked != s.OnlineEnabled() {
+				s.SetOnlineEnabled(online.Checked)
+				w.refreshPages()
+			}
 			status.SetText("Saved.")
 			status.Importance = widget.SuccessImportance
 		}
@@ -169,7 +186,8 @@ func (w *MainWindow) settingsPage() fyne.CanvasObject {
 		widget.NewFormItem("Business hours (UTC)", container.NewGridWithColumns(2, start, end)),
 		widget.NewFormItem("Rotation policy (days)", rot),
 		widget.NewFormItem("Theme", themeSel),
+		widget.NewFormItem("Online actions", online),
 	)
-	note := wrapLabel("Settings hold paths and choices only; no PIN, share or passphrase is ever stored.")
+	note := wrapLabel("Settings hold paths and choices only; no PIN, share, passphrase or AWS credential is ever stored. Leave online actions off on the air-gapped laptop: with them on, the Online actions page offers buttons that contact AWS (each only when pressed and confirmed).")
 	return container.NewVBox(heading("Settings"), form, container.NewHBox(save, status), note)
 }

@@ -47,23 +47,16 @@ type MainWindow struct {
 	tokens     *TokensPage
 	ceremonies *CeremoniesPage
 	audit      *AuditPage
+	// online is the Online actions page, kept while the window lives so
+	// an action still running shows its progress when the page is shown again.
+	online fyne.CanvasObject
 }
 
 // NewMainWindow builds the shell. It does not show it.
 func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	w := &MainWindow{Window: a.NewWindow("Key Ceremony"), app: a, opts: opts}
 	applyTheme(a, w.settings().Theme())
-	w.pages = []page{
-		{"home", "Home", theme.HomeIcon(), w.homePage},
-		{"tokens", "Tokens", theme.StorageIcon(), func() fyne.CanvasObject {
-			w.tokens = NewTokensPage(w.Window, w.settings())
-			return w.tokens
-		}},
-		{"ceremonies", "Ceremonies", theme.DocumentIcon(), w.ceremoniesPage},
-		{"byok", "BYOK import", theme.UploadIcon(), w.byokPage},
-		{"audit", "Audit", theme.SearchIcon(), w.auditPage},
-		{"settings", "Settings", theme.SettingsIcon(), w.settingsPage},
-	}
+	w.pages = w.pageList()
 	w.content = container.NewStack()
 	w.nav = widget.NewList(
 		func() int { return len(w.pages) },
@@ -102,6 +95,41 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 		}
 	}
 	return w
+}
+
+// pageList is the navigation. Online actions appear only when enabled in
+// Settings: the page is not merely disabled but absent, and so is its id
+// for Select and --page.
+func (w *MainWindow) pageList() []page {
+	pages := []page{
+		{"home", "Home", theme.HomeIcon(), w.homePage},
+		{"tokens", "Tokens", theme.StorageIcon(), func() fyne.CanvasObject {
+			w.tokens = NewTokensPage(w.Window, w.settings())
+			return w.tokens
+		}},
+		{"ceremonies", "Ceremonies", theme.DocumentIcon(), w.ceremoniesPage},
+		{"byok", "BYOK import", theme.UploadIcon(), w.byokPage},
+		{"audit", "Audit", theme.SearchIcon(), w.auditPage},
+	}
+	if w.settings().OnlineEnabled() {
+		pages = append(pages, page{"online", "Online actions", theme.ComputerIcon(), w.onlinePage})
+	}
+	return append(pages, page{"settings", "Settings", theme.SettingsIcon(), w.settingsPage})
+}
+
+// refreshPages rebuilds the navigation after Settings changed which pages
+// exist, keeping the page on screen selected without rebuilding it.
+func (w *MainWindow) refreshPages() {
+	w.pages = w.pageList()
+	w.nav.Refresh()
+	for i, p := range w.pages {
+		if p.id == w.current {
+			onSelected := w.nav.OnSelected
+			w.nav.OnSelected = nil
+			w.nav.Select(i)
+			w.nav.OnSelected = onSelected
+		}
+	}
 }
 
 // Select shows the page with the given id ("home", "tokens", ...).

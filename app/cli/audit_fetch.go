@@ -10,25 +10,34 @@ import (
 	"github.com/keyceremony/keyceremony/audit/store"
 )
 
-const auditFetchUsage = `keyceremony audit fetch [--db PATH] [--profile P] [--region R] [--endpoint-url URL] [--from DATE] [--to DATE] [--json] [--no-progress]`
+const auditFetchUsage = `keyceremony audit fetch [--db PATH] [--profile P] [--region R] [--endpoint-url URL] [--from DATE] [--to DATE] [--json] [--no-progress]
+keyceremony audit fetch --s3-bucket B [--s3-prefix P] [--org-id o-...] [--account ID,...] [--regions R,...] --from DAY --to DAY --out DIR [--ingest [--db PATH]] [--profile P] [--region R] [--json] [--no-progress]`
 
 // auditFetch pulls KMS events from CloudTrail LookupEvents into the audit
-// database. It opens a network connection to AWS, and only because a
+// database or, with --s3-bucket, a trail's log files from S3 into a
+// directory. It opens a network connection to AWS, and only because a
 // person typed it.
 func auditFetch(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "audit fetch")
 	conn := connectionFlags(fs)
 	dbPath := fs.String("db", "", "audit database (default: the user's, as for audit ingest)")
-	from := fs.String("from", "", "oldest time, YYYY-MM-DD (UTC) or RFC 3339 (default and limit: 90 days ago)")
-	to := fs.String("to", "", "newest time (default: now)")
-	account := fs.String("account", "", "account id the state is kept under (default: from sts:GetCallerIdentity)")
+	from := fs.String("from", "", "oldest time, YYYY-MM-DD (UTC) or RFC 3339 (default and limit: 90 days ago); with --s3-bucket the first day (required)")
+	to := fs.String("to", "", "newest time (default: now); with --s3-bucket the last day, included (required)")
+	account := fs.String("account", "", "account id the state is kept under (default: from sts:GetCallerIdentity); with --s3-bucket the accounts whose logs to download, comma-separated (default: every account in the bucket)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	quiet := fs.Bool("no-progress", false, "no progress lines on standard error")
+	s3f := trailFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected argument %q\n%s", fs.Arg(0), auditFetchUsage)
+	}
+	if *s3f.bucket != "" {
+		return auditFetchS3(ctx, env, conn(), s3f, *from, *to, *account, *dbPath, *asJSON, *quiet)
+	}
+	if s3f.used() {
+		return usagef("--s3-prefix, --org-id, --regions, --out and --ingest go with --s3-bucket\n%s", auditFetchUsage)
 	}
 	var opt awsfetch.Options
 	var err error

@@ -13,7 +13,7 @@ import (
 // The connected side. Every command here opens a network connection to AWS,
 // and only because a person typed it.
 func init() {
-	Register(&Command{Name: "aws", Summary: "connected-side steps: BYOK prepare/import with AWS KMS, Private CA CSR and certificate", Run: func(ctx context.Context, env *Env, args []string) error {
+	Register(&Command{Name: "aws", Summary: "connected-side steps: BYOK prepare/import with AWS KMS, Private CA CSR and certificate, KMS key inventory", Run: func(ctx context.Context, env *Env, args []string) error {
 		return subcommand(ctx, env, "aws", args, map[string]func(context.Context, *Env, []string) error{
 			"byok": func(ctx context.Context, env *Env, args []string) error {
 				return subcommand(ctx, env, "aws byok", args, map[string]func(context.Context, *Env, []string) error{
@@ -21,6 +21,7 @@ func init() {
 					"import":  awsBYOKImport,
 				})
 			},
+			"inventory": awsInventory,
 			"pca": func(ctx context.Context, env *Env, args []string) error {
 				return subcommand(ctx, env, "aws pca", args, map[string]func(context.Context, *Env, []string) error{
 					"get-csr":     awsPCAGetCSR,

@@ -217,21 +217,38 @@ func explain(what string, err error) error {
 	return fmt.Errorf("%s: %s (%s: %s)", what, hint, ae.ErrorCode(), ae.ErrorMessage())
 }
 
+// writeNew writes an output into a ceremony directory: 0600, never over
+// an existing file.
 func writeNew(path string, data []byte) error {
+	return writeExcl(path, data, "use a new directory")
+}
+
+// writeNewFile writes a file the operator named: 0600, never over an
+// existing file.
+func writeNewFile(path string, data []byte) error {
+	return writeExcl(path, data, "choose another file name (nothing is overwritten)")
+}
+
+func writeExcl(path string, data []byte, hint string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists: use a new directory", path)
+			return fmt.Errorf("%s already exists: %s", path, hint)
 		}
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	// A file that could not be written whole is removed: half an output
+	// must not pass for one.
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -154,6 +154,7 @@ func WriteSBOM(w io.Writer, path string) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // purl qualifiers keep their '&'
 	return enc.Encode(bom)
 }
 

@@ -28,6 +28,12 @@ func init() {
 			"template": ceremonyTemplate,
 		})
 	}})
+	// "transcript verify" is what auditors look for; the same check.
+	Register(&Command{Name: "transcript", Summary: "verify a ceremony transcript (same as ceremony verify)", Run: func(ctx context.Context, env *Env, args []string) error {
+		return subcommand(ctx, env, "transcript", args, map[string]func(context.Context, *Env, []string) error{
+			"verify": ceremonyVerify,
+		})
+	}})
 }
 
 // afterStep is called after each completed step; the subprocess tests set it

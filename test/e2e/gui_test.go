@@ -192,9 +192,13 @@ func TestGUIScreens(t *testing.T) {
 		{"byok", []string{"--page", "byok"}},
 		{"audit", []string{"--page", "audit"}},
 		{"settings", []string{"--page", "settings"}},
+		{"online", []string{"--page", "online"}}, // after "Enable online actions" in Settings
 	}
 	for _, sc := range screens {
 		t.Run(sc.name, func(t *testing.T) {
+			if sc.name == "online" {
+				enableOnlineActions(t, env)
+			}
 			display := xvfb(t)
 			startGUI(t, env, display, sc.args...)
 			time.Sleep(3 * time.Second) // first frame, token load, the rehearsal's first step
@@ -206,5 +210,24 @@ func TestGUIScreens(t *testing.T) {
 	// touch the real output directory.
 	if _, err := os.Stat(filepath.Join(work, "out")); err == nil {
 		t.Error("the rehearsal wrote into the real output directory")
+	}
+}
+
+// enableOnlineActions sets the Settings switch the way the GUI stores it:
+// Fyne's preferences file of the app under XDG_CONFIG_HOME.
+func enableOnlineActions(t *testing.T, env []string) {
+	t.Helper()
+	var config string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "XDG_CONFIG_HOME="); ok {
+			config = v
+		}
+	}
+	dir := filepath.Join(config, "fyne", "org.keyceremony.app")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "preferences.json"), []byte(`{"online.enabled":true}`), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -58,15 +58,23 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	env := softhsmStore(t)
 	mustRun(t, env, "softhsm2-util", "--init-token", "--free", "--label", "Root 2026", "--so-pin", "vendor-so-1111", "--pin", "vendor-user-2222")
 	show := mustRun(t, env, "softhsm2-util", "--show-slots")
-	m := regexp.MustCompile(`Label:\s+Root 2026\s*\n(?:.*\n)*?\s*Serial number:\s+(\S+)`).FindStringSubmatch(show)
-	if m == nil {
+	// softhsm2-util prints one block per slot: take the serial of ours.
+	var serial string
+	for _, block := range strings.Split(show, "\nSlot ") {
+		if regexp.MustCompile(`Label:[ \t]+Root 2026[ \t]*\n`).MatchString(block + "\n") {
+			if m := regexp.MustCompile(`Serial number:[ \t]+(\S+)`).FindStringSubmatch(block); m != nil {
+				serial = m[1]
+			}
+		}
+	}
+	if serial == "" {
 		t.Fatalf("no serial in:\n%s", show)
 	}
 	raw, err := assets.Ceremonies.ReadFile("ceremonies/root-generation.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := regexp.MustCompile(`uri: "pkcs11:[^"]*"`).ReplaceAllString(string(raw), `uri: "pkcs11:serial=`+m[1]+`"`)
+	s := regexp.MustCompile(`uri: "pkcs11:[^"]*"`).ReplaceAllString(string(raw), `uri: "pkcs11:serial=`+serial+`"`)
 	for _, r := range [][2]string{{"air_gap: block", "air_gap: warn"}, {"delivery: [card, file]", "delivery: [file]"},
 		{"backup: true", "backup: false"}, {"not_before: 2026-12-01T00:00:00Z", "not_before: 2025-01-01T00:00:00Z"}} {
 		if !strings.Contains(s, r[0]) {
@@ -75,6 +83,8 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 		s = strings.Replace(s, r[0], r[1], 1)
 	}
 	dir := t.TempDir()
+	// Shares must not go into the temporary directory: give the binary its own.
+	env = append(env, "TMPDIR="+t.TempDir())
 	s = strings.Replace(s, "directory: ceremony-output", "directory: "+filepath.Join(dir, "out"), 1)
 	script := filepath.Join(dir, "root.yaml")
 	os.WriteFile(script, []byte(s), 0o600)
@@ -98,8 +108,10 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	if header.Detail("binary sha256") != want || header.Detail("binary version") != stampVersion || header.Detail("binary commit") != stampCommit {
 		t.Fatalf("transcript header: %v; sha256sum of the binary: %s", header.Details, want)
 	}
-	out := mustRun(t, env, binary, "ceremony", "verify", tr)
-	if !strings.Contains(out, "SHA-256 "+want) || !strings.Contains(out, header.Detail("binary words")) {
-		t.Fatalf("ceremony verify does not print the binary hash:\n%s", out)
+	for _, verify := range [][]string{{"ceremony", "verify", tr}, {"transcript", "verify", tr}} {
+		out := mustRun(t, env, binary, verify...)
+		if !strings.Contains(out, "SHA-256 "+want) || !strings.Contains(out, header.Detail("binary words")) {
+			t.Fatalf("%s %s does not print the binary hash:\n%s", verify[0], verify[1], out)
+		}
 	}
 }

@@ -518,12 +518,7 @@ func TestBYOKRefusals(t *testing.T) {
 func TestBYOKWithConnectedSide(t *testing.T) {
 	f := newRootFixture(t, "KMS Token")
 	srv := awsfake.NewKMS(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_PROFILE", "")
+	awsfake.IsolateEnv(t)
 	ctx := context.Background()
 	k, err := online.NewKMS(ctx, online.Connection{Region: "eu-west-1", Endpoint: srv.URL, RootCAs: srv.CertPool()})
 	if err != nil {

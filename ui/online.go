@@ -428,7 +428,7 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 			return nil, err
 		}
 		req := online.TrailRequest{Bucket: strings.TrimSpace(bucket.Text), Prefix: strings.TrimSpace(prefix.Text),
-			Accounts: splitComma(accounts.Text), Regions: splitComma(regions.Text), From: first, To: last, Dir: out.Text}
+			Accounts: online.ParseList(accounts.Text), Regions: online.ParseList(regions.Text), From: first, To: last, Dir: out.Text}
 		ingestToo, db := load.Checked, p.w.settings().AuditDB()
 		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
 			tl, err := online.NewTrailLogs(ctx, c)
@@ -466,16 +466,6 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 		widget.NewFormItem("Regions", regions), widget.NewFormItem("First day", from), widget.NewFormItem("Last day", to),
 		widget.NewFormItem("Download directory", p.pathRow(out, "")), widget.NewFormItem("", load))
 	return card("Audit: download trail logs from S3", "audit fetch --s3-bucket", form, b)
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func (p *onlinePage) archiveCard() fyne.CanvasObject {

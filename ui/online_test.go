@@ -18,17 +18,8 @@ import (
 // credentials, no profile files, the fake's certificate as the CA bundle.
 func awsTestEnv(t *testing.T, srv *awsfake.Server) {
 	t.Helper()
-	dir := t.TempDir()
-	bundle := filepath.Join(dir, "ca.pem")
-	os.WriteFile(bundle, srv.CertificatePEM(), 0o600)
-	t.Setenv("AWS_CA_BUNDLE", bundle)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	awsfake.IsolateEnv(t)
+	srv.TrustFromEnv(t)
 }
 
 // waitForLabels waits until the labels on the window (dialogs included)

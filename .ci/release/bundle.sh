@@ -82,11 +82,14 @@ while IFS== read -r p v; do
 done <"$work/closure.txt"
 [ ${#want[@]} -gt 0 ] || { echo "bundle: empty dependency list (apt sources?)" >&2; exit 1; }
 echo "bundle: downloading ${#want[@]} packages"
-# apt-get download drops privileges to _apt, which must be able to write here.
-chmod 0777 "$b/debs"
+# As root, apt-get download drops privileges to _apt (its sandbox): give it
+# the download directory and a path to it, and take the files back after.
+if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+  chmod 0755 "$work" "$b"; chown _apt "$b/debs"
+fi
 (cd "$b/debs" && apt-get download -q "${want[@]}" >/dev/null 2>"$work/download.err") \
   || { echo "bundle: apt-get download failed:"; cat "$work/download.err"; exit 1; } >&2
-chmod 0755 "$b/debs"
+[ "$(id -u)" -ne 0 ] || chown -R root:root "$b/debs"
 
 # 3. Installer, README, hashes.
 install -m 0755 "$repo/.ci/release/install.sh" "$b/install.sh"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/auditcli"
@@ -42,16 +41,6 @@ func (f trailFlagSet) used() bool {
 	return *f.prefix != "" || *f.org != "" || *f.regions != "" || *f.out != "" || *f.ingest
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trailFlagSet, from, to, accounts, db string, asJSON, quiet bool) error {
 	if from == "" || to == "" || *f.out == "" {
 		return usagef("--s3-bucket needs --from, --to and --out\n%s", auditFetchUsage)
@@ -65,7 +54,7 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 	if err != nil {
 		return usagef("--to: %v", err)
 	}
-	req := online.TrailRequest{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: splitList(accounts), Regions: splitList(*f.regions),
+	req := online.TrailRequest{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: online.ParseList(accounts), Regions: online.ParseList(*f.regions),
 		From: first, To: last, Dir: *f.out, Workers: *f.workers}
 	if !quiet {
 		var shown time.Time

@@ -10,18 +10,12 @@ import (
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
+// awsEnv isolates the credential chain and trusts the fake through
+// AWS_CA_BUNDLE, as the CLI would trust a VPC endpoint's private CA.
 func awsEnv(t *testing.T, srv *awsfake.Server) {
 	t.Helper()
-	dir := t.TempDir()
-	bundle := filepath.Join(dir, "ca.pem")
-	os.WriteFile(bundle, srv.CertificatePEM(), 0o600)
-	t.Setenv("AWS_CA_BUNDLE", bundle)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	awsfake.IsolateEnv(t)
+	srv.TrustFromEnv(t)
 }
 
 // The CLI fetches through the real SDK with the real clock: a few pages.

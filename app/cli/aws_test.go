@@ -15,14 +15,7 @@ import (
 func TestAWSBYOKPrepareCLI(t *testing.T) {
 	srv := awsfake.NewKMS(t)
 	dir := t.TempDir()
-	bundle := filepath.Join(dir, "ca.pem")
-	os.WriteFile(bundle, srv.CertificatePEM(), 0o600)
-	t.Setenv("AWS_CA_BUNDLE", bundle)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_PROFILE", "")
+	awsEnv(t, srv.Server)
 	out, _, err := run(t, "", "aws", "byok", "prepare", "--region", "eu-west-1", "--endpoint-url", srv.URL, "--key-spec", "HMAC_256",
 		"--wrapping-algorithm", "RSAES_OAEP_SHA_256", "--wrapping-key-spec", "RSA_2048", "--out", dir)
 	if err != nil {

@@ -67,6 +67,19 @@ type TrailRequest struct {
 	Progress func(TrailProgress) // called from one goroutine at a time
 }
 
+// ParseList splits a comma-separated list of accounts or regions as a
+// person types it in a flag or a form field ("111122223333, 444455556666"),
+// dropping blanks.
+func ParseList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // TrailProgress is reported after every file and at each new day.
 type TrailProgress struct {
 	Day                         string // the day being listed

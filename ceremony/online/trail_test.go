@@ -274,3 +274,16 @@ func TestTrailDownloadDiscoversAndFails(t *testing.T) {
 		t.Errorf("denied: %v", err)
 	}
 }
+
+func TestParseList(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                              "",
+		" , ":                           "",
+		"111122223333":                  "111122223333",
+		"111122223333, 444455556666 ,,": "111122223333|444455556666",
+	} {
+		if got := strings.Join(online.ParseList(in), "|"); got != want {
+			t.Errorf("ParseList(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -140,4 +142,33 @@ func writeJSONError(w http.ResponseWriter, e APIError) {
 // CertificatePEM is the server certificate, for an AWS_CA_BUNDLE file.
 func (s *Server) CertificatePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+}
+
+// IsolateEnv makes the standard AWS credential chain see only static test
+// credentials: no profile or credentials files, no instance metadata, no
+// region, and no CA bundle (this environment sets AWS_CA_BUNDLE; callers
+// that reach a fake through the chain rather than Connection.RootCAs add
+// TrustFromEnv).
+func IsolateEnv(t testing.TB) {
+	t.Helper()
+	none := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_CONFIG_FILE", none)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CA_BUNDLE", "")
+}
+
+// TrustFromEnv points AWS_CA_BUNDLE at this server's certificate, for code
+// that builds its clients from the environment (the CLI, the GUI).
+func (s *Server) TrustFromEnv(t testing.TB) {
+	t.Helper()
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, s.CertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", bundle)
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -80,4 +82,23 @@ func mustRun(t *testing.T, env []string, name string, args ...string) string {
 		t.Logf("%s %v wrote to stderr: %s", name, args, stderr.Bytes())
 	}
 	return string(out)
+}
+
+// tokenSerial initialises a SoftHSM token with softhsm2-util (not with our
+// code) and returns the serial softhsm2-util shows for it: one block per
+// slot, the serial of the block with our label.
+func tokenSerial(t *testing.T, env []string, label, soPIN, pin string) string {
+	t.Helper()
+	mustRun(t, env, "softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", soPIN, "--pin", pin)
+	show := mustRun(t, env, "softhsm2-util", "--show-slots")
+	labelRE := regexp.MustCompile(`Label:[ \t]+` + regexp.QuoteMeta(label) + `[ \t]*\n`)
+	for _, block := range strings.Split(show, "\nSlot ") {
+		if labelRE.MatchString(block + "\n") {
+			if m := regexp.MustCompile(`Serial number:[ \t]+(\S+)`).FindStringSubmatch(block); m != nil {
+				return m[1]
+			}
+		}
+	}
+	t.Fatalf("softhsm2-util does not show token %q:\n%s", label, show)
+	return ""
 }

@@ -56,20 +56,7 @@ func TestVersionNamesTheBinary(t *testing.T) {
 // prints it for the witness.
 func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	env := softhsmStore(t)
-	mustRun(t, env, "softhsm2-util", "--init-token", "--free", "--label", "Root 2026", "--so-pin", "vendor-so-1111", "--pin", "vendor-user-2222")
-	show := mustRun(t, env, "softhsm2-util", "--show-slots")
-	// softhsm2-util prints one block per slot: take the serial of ours.
-	var serial string
-	for _, block := range strings.Split(show, "\nSlot ") {
-		if regexp.MustCompile(`Label:[ \t]+Root 2026[ \t]*\n`).MatchString(block + "\n") {
-			if m := regexp.MustCompile(`Serial number:[ \t]+(\S+)`).FindStringSubmatch(block); m != nil {
-				serial = m[1]
-			}
-		}
-	}
-	if serial == "" {
-		t.Fatalf("no serial in:\n%s", show)
-	}
+	serial := tokenSerial(t, env, "Root 2026", "vendor-so-1111", "vendor-user-2222")
 	raw, err := assets.Ceremonies.ReadFile("ceremonies/root-generation.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/keyceremony/keyceremony/ceremony/byok"
 )
@@ -196,26 +195,18 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 	return res, nil
 }
 
-// explain turns AWS error codes into what the operator should do.
-func explain(what string, err error) error {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	hint := map[string]string{
-		"ExpiredImportTokenException":   "the import token expired (24 hours): prepare again and repeat the ceremony",
-		"InvalidImportTokenException":   "the import token does not belong to this key or these parameters: use the bundle prepared for this key",
-		"InvalidCiphertextException":    "AWS could not unwrap the material: the ceremony used other parameters or the files were damaged",
-		"IncorrectKeyMaterialException": "the material is not what this key expects (a different key's material, or a wrong format)",
-		"AccessDeniedException":         "the credentials lack permission; check the IAM policy and key policy",
-		"ThrottlingException":           "AWS is throttling requests; wait and retry",
-		"NotFoundException":             "no such key in this account and region",
-	}[ae.ErrorCode()]
-	if hint == "" {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return fmt.Errorf("%s: %s (%s: %s)", what, hint, ae.ErrorCode(), ae.ErrorMessage())
+// kmsHints turn KMS error codes into what the operator should do.
+var kmsHints = map[string]string{
+	"ExpiredImportTokenException":   "the import token expired (24 hours): prepare again and repeat the ceremony",
+	"InvalidImportTokenException":   "the import token does not belong to this key or these parameters: use the bundle prepared for this key",
+	"InvalidCiphertextException":    "AWS could not unwrap the material: the ceremony used other parameters or the files were damaged",
+	"IncorrectKeyMaterialException": "the material is not what this key expects (a different key's material, or a wrong format)",
+	"AccessDeniedException":         "the credentials lack permission; check the IAM policy and key policy",
+	"ThrottlingException":           "AWS is throttling requests; wait and retry",
+	"NotFoundException":             "no such key in this account and region",
 }
+
+func explain(what string, err error) error { return explainWith(what, err, kmsHints) }
 
 // writeNew writes an output into a ceremony directory: 0600, never over
 // an existing file.

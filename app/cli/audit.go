@@ -15,12 +15,16 @@ func init() {
 }
 
 func runAudit(ctx context.Context, env *Env, args []string) error {
-	// "audit report" lives in app/cli (audit_report.go); the rest in auditcli.
+	// "audit report", "audit fetch" and "audit athena" live in app/cli
+	// (audit_*.go: they need the AWS connection flags); the rest in auditcli.
 	if len(args) > 0 && args[0] == "report" {
 		return auditReport(ctx, env, args[1:])
 	}
 	if len(args) > 0 && args[0] == "fetch" {
 		return auditFetch(ctx, env, args[1:])
+	}
+	if len(args) > 0 && args[0] == "athena" {
+		return auditAthena(ctx, env, args[1:])
 	}
 	err := auditcli.Run(ctx, &auditcli.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, args)
 	if errors.Is(err, auditcli.ErrUsage) {

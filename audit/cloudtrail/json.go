@@ -485,6 +485,18 @@ func (d *dec) optInt() (int64, error) {
 	return 0, d.skip()
 }
 
+// optScalar returns the text of a number or string (unquoted), "" for
+// null or anything else (skipped).
+func (d *dec) optScalar() (string, error) {
+	d.ws()
+	c := d.peek()
+	if c == '-' || (c >= '0' && c <= '9') {
+		n, err := d.number()
+		return string(n), err
+	}
+	return d.optStr()
+}
+
 var errNotObject = errors.New("not a JSON object")
 
 // foldKey lower-cases an ASCII key into buf for case-insensitive matching

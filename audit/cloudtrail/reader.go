@@ -69,6 +69,7 @@ type Reader struct {
 	docs    int
 	count   int
 	noBytes bool
+	lastOff int64 // stream offset of the last record returned, -1 if not verbatim
 }
 
 const (
@@ -80,7 +81,7 @@ const (
 
 // NewReader returns a Reader over src (already decompressed).
 func NewReader(src io.Reader) *Reader {
-	return &Reader{src: src, buf: make([]byte, 0, 256<<10), MaxValueSize: 8 << 20, noBytes: true}
+	return &Reader{src: src, buf: make([]byte, 0, 256<<10), MaxValueSize: 8 << 20, noBytes: true, lastOff: -1}
 }
 
 // Reset reuses the Reader (and its buffer) for another input; a worker
@@ -92,7 +93,7 @@ func (rd *Reader) Reset(src io.Reader) {
 	if cap(buf) > 4<<20 {
 		buf = make([]byte, 0, 256<<10) // do not keep a huge buffer after one huge record
 	}
-	*rd = Reader{src: src, buf: buf, MaxValueSize: max, noBytes: true}
+	*rd = Reader{src: src, buf: buf, MaxValueSize: max, noBytes: true, lastOff: -1}
 }
 
 // Format is the detected format, known after the first call to Next.
@@ -100,6 +101,13 @@ func (rd *Reader) Format() Format { return rd.format }
 
 // Offset is the number of input bytes consumed so far.
 func (rd *Reader) Offset() int64 { return rd.base + int64(rd.r) }
+
+// RecordOffset is the offset in the input stream of the record the last
+// Next returned, or -1 when that record is not a verbatim slice of the
+// input (a lookup-events CloudTrailEvent, decoded from a JSON string). The
+// ingest uses it to point at records inside the file it keeps as evidence
+// instead of copying and compressing them again.
+func (rd *Reader) RecordOffset() int64 { return rd.lastOff }
 
 // Count is the number of records returned so far.
 func (rd *Reader) Count() int { return rd.count }
@@ -235,6 +243,7 @@ func (rd *Reader) Next() ([]byte, error) {
 					return nil, err
 				}
 				raw := rd.buf[rd.r : rd.r+n]
+				rd.lastOff = rd.base + int64(rd.r)
 				rd.r += n
 				rd.docs++
 				rd.count++
@@ -308,9 +317,11 @@ func (rd *Reader) Next() ([]byte, error) {
 				return nil, err
 			}
 			raw := rd.buf[rd.r : rd.r+n]
+			rd.lastOff = rd.base + int64(rd.r)
 			rd.r += n
 			rd.count++
 			if rd.inArray == 2 {
+				rd.lastOff = -1
 				return lookupEvent(raw, rd.count)
 			}
 			return raw, nil

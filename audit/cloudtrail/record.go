@@ -11,6 +11,7 @@ package cloudtrail
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -136,6 +137,40 @@ type Record struct {
 	RotationType  string
 	KeyMaterialID string
 	ImportType    string
+
+	// Detail holds what a key-lifecycle event says about the key beyond
+	// the columns above; set for the DetailEvents, zero otherwise.
+	Detail Detail
+}
+
+// Detail is what the rotation report needs from a key-lifecycle record and
+// only the record states: from CreateKey the key's spec, origin, manager,
+// custom key store, description and multi-Region flag
+// (responseElements.keyMetadata, else the request); from EnableKeyRotation
+// its rotationPeriodInDays; from ImportKeyMaterial its importType and
+// expirationModel; from RotateKey (and RotateKeyOnDemand) the key material
+// made current. A field the record does not state stays empty: KMS's
+// defaults are the reader's decision, never filled in here.
+type Detail struct {
+	KeySpec, Origin, KeyManager, CustomKeyStore, Description string
+	MultiRegion                                              int8 // -1 not stated, 0 false, 1 true
+	RotationPeriodDays                                       int64
+	ImportType, ExpirationModel                              string
+	// KeyMaterialID: serviceEventDetails.currentKeyMaterialId first (newer
+	// RotateKey records carry only that), then any keyMaterialId.
+	KeyMaterialID string
+}
+
+// DetailEvents are the event names whose records carry a Detail.
+var DetailEvents = []string{"CreateKey", "EnableKeyRotation", "ImportKeyMaterial", "RotateKey", "RotateKeyOnDemand"}
+
+// HasDetail reports whether r is one of the DetailEvents.
+func (r *Record) HasDetail() bool {
+	switch r.Name {
+	case "CreateKey", "EnableKeyRotation", "ImportKeyMaterial", "RotateKey", "RotateKeyOnDemand":
+		return r.IsKMS()
+	}
+	return false
 }
 
 // IsKMS reports whether the record is an AWS KMS event.
@@ -177,6 +212,17 @@ type parser struct {
 	sedKeyID                               string
 	uiAccount                              string
 	digest                                 bool
+
+	// Detail candidates, by where they were found.
+	req, meta                          detailFields
+	reqExpiration, reqPeriod           string
+	reqMaterial, respMaterial          string
+	sedCurrent, sedMaterial, sedOrigin string
+}
+
+type detailFields struct {
+	spec, cmkSpec, origin, manager, store, description string
+	multiRegion                                        int8
 }
 
 // Parse parses one record. raw must be the complete JSON object; rec is
@@ -186,7 +232,7 @@ func Parse(raw []byte, rec *Record) error {
 	if !utf8.Valid(raw) {
 		return fmt.Errorf("invalid UTF-8 at byte %d", invalidUTF8At(raw))
 	}
-	p := parser{r: rec}
+	p := parser{r: rec, req: detailFields{multiRegion: -1}, meta: detailFields{multiRegion: -1}}
 	d := dec{b: raw}
 	d.ws()
 	if d.peek() != '{' {
@@ -395,11 +441,50 @@ func (p *parser) request(d *dec) error {
 			r.ImportType, err = d.optStr()
 		case "keymaterialid":
 			r.KeyMaterialID, err = d.optStr()
+			p.reqMaterial = r.KeyMaterialID
+		case "expirationmodel":
+			p.reqExpiration, err = d.optStr()
+		case "rotationperiodindays":
+			p.reqPeriod, err = d.optScalar()
 		default:
-			err = d.skip()
+			var ok bool
+			if ok, err = p.req.member(d, k); !ok && err == nil {
+				err = d.skip()
+			}
 		}
 		return err
 	})
+}
+
+// member reads the key-metadata fields a CreateKey request or response may
+// state; ok is false for any other member (not consumed).
+func (f *detailFields) member(d *dec, k string) (ok bool, err error) {
+	switch k {
+	case "keyspec":
+		f.spec, err = d.optStr()
+	case "customermasterkeyspec":
+		f.cmkSpec, err = d.optStr()
+	case "origin":
+		f.origin, err = d.optStr()
+	case "keymanager":
+		f.manager, err = d.optStr()
+	case "customkeystoreid":
+		f.store, err = d.optStr()
+	case "description":
+		f.description, err = d.optStr()
+	case "multiregion":
+		var v, known bool
+		v, known, err = d.optBool()
+		if known {
+			f.multiRegion = 0
+			if v {
+				f.multiRegion = 1
+			}
+		}
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 func (p *parser) response(d *dec) error {
@@ -413,6 +498,9 @@ func (p *parser) response(d *dec) error {
 						p.respKeyMetaARN, err = d.optStr()
 						return err
 					}
+					if ok, err := p.meta.member(d, k); ok || err != nil {
+						return err
+					}
 					return d.skip()
 				})
 			})
@@ -422,6 +510,7 @@ func (p *parser) response(d *dec) error {
 			p.respDeletion, err = d.optStr()
 		case "keymaterialid":
 			r.KeyMaterialID, err = d.optStr()
+			p.respMaterial = r.KeyMaterialID
 		default:
 			err = d.skip()
 		}
@@ -439,6 +528,11 @@ func (p *parser) serviceDetails(d *dec) error {
 			r.RotationType, err = d.optStr()
 		case "keymaterialid":
 			r.KeyMaterialID, err = d.optStr()
+			p.sedMaterial = r.KeyMaterialID
+		case "currentkeymaterialid":
+			p.sedCurrent, err = d.optStr()
+		case "keyorigin":
+			p.sedOrigin, err = d.optStr()
 		default:
 			err = d.skip()
 		}
@@ -666,5 +760,59 @@ func (p *parser) finish() error {
 			r.DeletionDate = t
 		}
 	}
+	if r.HasDetail() {
+		p.detail()
+	}
 	return nil
+}
+
+// detail settles the Detail from its candidates: what KMS answered
+// (keyMetadata) before what the caller asked for.
+func (p *parser) detail() {
+	d := &p.r.Detail
+	m, q := &p.meta, &p.req
+	d.KeySpec = first(m.spec, m.cmkSpec, q.spec, q.cmkSpec)
+	d.Origin = first(m.origin, q.origin, p.sedOrigin)
+	d.KeyManager = m.manager
+	d.CustomKeyStore = first(m.store, q.store)
+	d.Description = first(m.description, q.description)
+	d.MultiRegion = m.multiRegion
+	if d.MultiRegion < 0 {
+		d.MultiRegion = q.multiRegion
+	}
+	if n, err := strconv.ParseInt(strings.Trim(p.reqPeriod, `"`), 10, 64); err == nil && n > 0 {
+		d.RotationPeriodDays = n
+	}
+	d.ImportType, d.ExpirationModel = p.r.ImportType, p.reqExpiration
+	d.KeyMaterialID = first(p.sedCurrent, p.sedMaterial, p.respMaterial, p.reqMaterial)
+}
+
+func first(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// CategoryOf is the category of a KMS event by its name and eventType, as
+// Parse sets it (for callers that have the fields but not the record, such
+// as aggregates counted elsewhere).
+func CategoryOf(name, eventType string) Category {
+	switch {
+	case eventType == "AwsServiceEvent":
+		return Service
+	case dataPlane[name]:
+		return Data
+	}
+	return Management
+}
+
+// KeyRef resolves a keyId-style reference (key ARN, key id, alias name or
+// alias ARN) of an event of the given account and region, as Parse does:
+// a key id becomes a key ARN, an alias name an alias ARN.
+func KeyRef(ref, region, account string) (keyARN, aliasARN string) {
+	p := parser{r: &Record{Region: region, Account: account}}
+	return p.ref(ref)
 }

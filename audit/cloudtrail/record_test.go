@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -85,6 +86,8 @@ func TestParseShapes(t *testing.T) {
 			want(t, "key", r.KeyARN, keyC)
 			want(t, "source", r.KeySource, KeyResponse)
 			want(t, "category", r.Category, Management)
+			want(t, "detail", r.Detail, Detail{KeySpec: "SYMMETRIC_DEFAULT", Origin: "EXTERNAL", KeyManager: "CUSTOMER",
+				Description: "imported key", MultiRegion: -1})
 		}},
 		{"5c1e7d2a-0004-4b8e-9e6f-1a2b3c4d5e04", func(t *testing.T, r *Record) { // automatic rotation
 			want(t, "category", r.Category, Service)
@@ -104,8 +107,11 @@ func TestParseShapes(t *testing.T) {
 			want(t, "key", r.KeyARN, keyC)
 			want(t, "import", r.ImportType, "NEW_KEY_MATERIAL")
 			want(t, "material", r.KeyMaterialID, "ffee000011112222333344445555666677778888999900001111222233334444")
+			want(t, "detail", r.Detail, Detail{ImportType: "NEW_KEY_MATERIAL", ExpirationModel: "KEY_MATERIAL_EXPIRES", MultiRegion: -1,
+				KeyMaterialID: "ffee000011112222333344445555666677778888999900001111222233334444"})
 		}},
 		{"5c1e7d2a-0007-4b8e-9e6f-1a2b3c4d5e07", func(t *testing.T, r *Record) { // 24h clock with a stray PM
+			want(t, "no detail", r.Detail, Detail{})
 			want(t, "deletion", r.DeletionDate, ts("2024-06-23T18:58:30Z"))
 			want(t, "pending", r.PendingDays, int64(20))
 			want(t, "key", r.KeyARN, keyB)
@@ -158,6 +164,44 @@ func want[T comparable](t *testing.T, what string, got, exp T) {
 	t.Helper()
 	if got != exp {
 		t.Errorf("%s = %v, want %v", what, got, exp)
+	}
+}
+
+// The facts the rotation report reads from lifecycle records (stored by
+// the ingest in event_details): newer RotateKey records name the material
+// made current only as currentKeyMaterialId, EnableKeyRotation's period may
+// be a number or (Athena) a string inside a body given as JSON text, and a
+// response's keyMetadata wins over the request.
+func TestParseDetails(t *testing.T) {
+	for _, c := range []struct {
+		name, rec string
+		want      Detail
+	}{
+		{"RotateKey current material", `{"eventID":"r1","eventTime":"2025-03-01T00:00:00Z","eventSource":"kms.amazonaws.com",
+			"eventName":"RotateKey","eventType":"AwsServiceEvent","serviceEventDetails":{"keyId":"k","rotationType":"ON_DEMAND",
+			"currentKeyMaterialId":"cur","keyOrigin":"AWS_KMS"}}`,
+			Detail{Origin: "AWS_KMS", KeyMaterialID: "cur", MultiRegion: -1}},
+		{"EnableKeyRotation number", `{"eventID":"r2","eventTime":"2025-03-01T00:00:00Z","eventSource":"kms.amazonaws.com",
+			"eventName":"EnableKeyRotation","requestParameters":{"keyId":"k","rotationPeriodInDays":180}}`,
+			Detail{RotationPeriodDays: 180, MultiRegion: -1}},
+		{"EnableKeyRotation Athena text", `{"eventid":"r3","eventtime":"2025-03-01T00:00:00Z","eventsource":"kms.amazonaws.com",
+			"eventname":"EnableKeyRotation","requestparameters":"{\"keyId\":\"k\",\"rotationPeriodInDays\":\"90\"}"}`,
+			Detail{RotationPeriodDays: 90, MultiRegion: -1}},
+		{"CreateKey response wins", `{"eventID":"r4","eventTime":"2025-03-01T00:00:00Z","eventSource":"kms.amazonaws.com",
+			"eventName":"CreateKey","requestParameters":{"customerMasterKeySpec":"RSA_2048","customKeyStoreId":"cks-1","multiRegion":true},
+			"responseElements":{"keyMetadata":{"arn":"arn:aws:kms:eu-west-1:1:key/x","keySpec":"RSA_3072","keyManager":"CUSTOMER","origin":"AWS_CLOUDHSM","multiRegion":false}}}`,
+			Detail{KeySpec: "RSA_3072", Origin: "AWS_CLOUDHSM", KeyManager: "CUSTOMER", CustomKeyStore: "cks-1", MultiRegion: 0}},
+		{"Decrypt has none", `{"eventID":"r5","eventTime":"2025-03-01T00:00:00Z","eventSource":"kms.amazonaws.com",
+			"eventName":"GenerateDataKey","requestParameters":{"keyId":"k","keySpec":"AES_256"}}`,
+			Detail{}},
+	} {
+		var r Record
+		if err := Parse([]byte(c.rec), &r); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r.Detail != c.want {
+			t.Errorf("%s: detail %+v, want %+v", c.name, r.Detail, c.want)
+		}
 	}
 }
 
@@ -401,4 +445,65 @@ func (c *chunky) Read(p []byte) (int, error) {
 		p = p[:7]
 	}
 	return c.r.Read(p)
+}
+
+// RecordOffset places each record of a log file or of JSON lines in the
+// input stream (the ingest keeps a gzip file whole and points into it),
+// across buffer refills, and is -1 for a lookup-events record, which is
+// decoded from a string and so is not in the input as such.
+func TestReaderRecordOffset(t *testing.T) {
+	// A log file larger than the Reader's buffer, so offsets must survive
+	// compaction and growth.
+	var big bytes.Buffer
+	big.WriteString(`{"Records":[`)
+	for i := 0; i < 4000; i++ {
+		if i > 0 {
+			big.WriteString(",\n ")
+		}
+		fmt.Fprintf(&big, `{"eventID":"e%d","eventTime":"2025-03-01T00:00:00Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","pad":"%s"}`, i, strings.Repeat("x", i%300))
+	}
+	big.WriteString("]}")
+	for _, name := range []string{"kms-shapes.json", "lake.jsonl", "lookup-events.json", "big"} {
+		input, err := os.ReadFile("testdata/" + name)
+		if name == "big" {
+			input, err = big.Bytes(), nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := NewReader(iotestOneByte{bytes.NewReader(input)}) // forces a refill at every byte
+		n := 0
+		for {
+			raw, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			off := rd.RecordOffset()
+			if rd.Format() == FormatLookupEvents {
+				if off != -1 {
+					t.Fatalf("%s record %d: offset %d for a decoded record", name, n, off)
+				}
+				continue
+			}
+			if off < 0 || !bytes.Equal(input[off:off+int64(len(raw))], raw) {
+				t.Fatalf("%s record %d: offset %d does not point at the record", name, n, off)
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%s: no records", name)
+		}
+	}
+}
+
+type iotestOneByte struct{ r io.Reader }
+
+func (o iotestOneByte) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return o.r.Read(p[:1])
 }

@@ -36,10 +36,10 @@ func (wk *worker) member(archive, name string, size int64, r io.Reader) {
 			wk.dup(meta, id)
 			return
 		}
-		wk.stream(meta, bytes.NewReader(data), &sum, memberTime())
+		wk.stream(meta, bytes.NewReader(data), data, &sum, memberTime())
 		return
 	}
-	wk.stream(meta, r, nil, memberTime())
+	wk.stream(meta, r, nil, nil, memberTime())
 }
 
 func (wk *worker) tar(r io.Reader, archive string) {

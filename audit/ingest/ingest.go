@@ -118,6 +118,11 @@ const (
 	streamThreshold = 8 << 20   // a file's parsed batches held before streaming to the writer
 	budgetTotal     = 32 << 20  // parsed batches waiting for the writer, all workers together
 	streamDepth     = 4         // batches in flight for a streamed file
+	// maxFileBlock bounds the decompressed size of a gzip file kept whole
+	// as its own evidence block: reading one record back decompresses the
+	// file up to it, which must stay cheap (CloudTrail delivers files of a
+	// few MB at most; a larger one gets 256 KiB blocks of its own).
+	maxFileBlock = 16 << 20
 
 	// Bulk-load heuristic: input size to events, assuming gzipped logs.
 	bulkMinBytes  = 16 << 20
@@ -137,6 +142,7 @@ var (
 	rawPool  = sync.Pool{New: func() any { b := make([]byte, 0, blockSize+64<<10); return &b }}
 	recPool  = sync.Pool{New: func() any { r := make([]cloudtrail.Record, 0, 512); return &r }}
 	compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+	offsPool = sync.Pool{New: func() any { o := make([]int64, 0, 512); return &o }}
 )
 
 // recycle returns a written (or dropped) batch's buffers to the pools.
@@ -149,13 +155,20 @@ func recycle(it item) {
 		recs := it.b.Records[:0]
 		clear(recs[:cap(recs)])
 		recPool.Put(&recs)
-		c := it.b.Block[:0]
-		compPool.Put(&c)
+		if cap(it.b.Block) > 0 {
+			c := it.b.Block[:0]
+			compPool.Put(&c)
+		}
+		if cap(it.b.FileOffs) > 0 {
+			o := it.b.FileOffs[:0]
+			offsPool.Put(&o)
+		}
 	}
 }
 
 type unitEnd struct {
 	fe       store.FileEnd
+	budget   int64 // held for fe.Block (the file kept as evidence) until written
 	err      error
 	dupOf    int64
 	inv      []*inventory.Doc
@@ -237,6 +250,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	// A load that will at least double the table runs without the
 	// indexes, deduplicating eventIDs in memory, and builds them at the end.
 	var total int64
+	bulk := false
 	for _, s := range srcs {
 		total += s.size
 	}
@@ -247,6 +261,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 		if err := w.DropIndexes(); err != nil {
 			return nil, err
 		}
+		bulk = true
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -297,7 +312,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	}
 	// Drain whatever the workers still queue so they can exit.
 	for u := range p.queue {
-		go drain(u)
+		go p.drain(u)
 	}
 	p.sum.Elapsed = time.Since(start)
 	p.sum.Bytes = p.bytesDone.Load()
@@ -307,6 +322,28 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	if ctx.Err() != nil {
 		p.sum.Cancelled = true
 	}
+	// A bulk load resolves aliases before building the indexes: one pass
+	// over the table, and updates that maintain no index (see
+	// store.Writer.ResolveAliases). Otherwise after: it walks each alias's
+	// events through its index.
+	resolve := func() error {
+		if p.sum.Cancelled {
+			return nil
+		}
+		p.prog.Phase = "resolving aliases"
+		p.report(true)
+		n, err := w.ResolveAliases()
+		if err != nil {
+			return fmt.Errorf("resolve aliases: %w", err)
+		}
+		p.sum.AliasesResolved = n
+		return nil
+	}
+	if bulk {
+		if err := resolve(); err != nil {
+			return &p.sum, err
+		}
+	}
 	p.prog.Phase = "indexing"
 	p.report(true)
 	// Even after a cancellation, and also when an earlier bulk load was
@@ -315,15 +352,10 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	if err := w.BuildIndexes(); err != nil {
 		return &p.sum, fmt.Errorf("build indexes: %w", err)
 	}
-	// After the indexes: it looks events up by alias.
-	p.prog.Phase = "resolving aliases"
-	p.report(true)
-	if !p.sum.Cancelled {
-		n, err := w.ResolveAliases()
-		if err != nil {
-			return &p.sum, fmt.Errorf("resolve aliases: %w", err)
+	if !bulk {
+		if err := resolve(); err != nil {
+			return &p.sum, err
 		}
-		p.sum.AliasesResolved = n
 	}
 	status := "done"
 	if p.sum.Cancelled {
@@ -343,10 +375,12 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	return &p.sum, nil
 }
 
-func drain(u *unit) {
-	for range u.ch {
+func (p *pipeline) drain(u *unit) {
+	for it := range u.ch {
+		p.release(it.budget)
 	}
-	<-u.end
+	e := <-u.end
+	p.release(e.budget)
 }
 
 func (p *pipeline) addBytes(n int64) { p.bytesDone.Add(n) }
@@ -405,11 +439,11 @@ func (p *pipeline) enqueue(u *unit) error {
 func (p *pipeline) write() error {
 	for u := range p.queue {
 		if p.ctx.Err() != nil {
-			go drain(u)
+			go p.drain(u)
 			continue
 		}
 		if err := p.writeUnit(u); err != nil {
-			go drain(u)
+			go p.drain(u)
 			return err
 		}
 		p.report(false)
@@ -436,6 +470,7 @@ func (p *pipeline) writeUnit(u *unit) error {
 		}
 	}
 	e := <-u.end
+	defer p.release(e.budget)
 	p.prog.FilesDone++
 	switch {
 	case e.dupOf != 0:
@@ -490,6 +525,7 @@ func (p *pipeline) add(u *unit, it item) error {
 func (p *pipeline) writeComplete(u *unit) error {
 	w := p.w
 	e := <-u.end
+	defer p.release(e.budget)
 	p.prog.FilesDone++
 	release := func() {
 		for it := range u.ch {
@@ -615,7 +651,7 @@ func (wk *worker) source(s source) {
 		if in == nil {
 			in = os.Stdin
 		}
-		wk.stream(metaFor("-", 0), &countingReader{r: in, p: p}, nil, time.Now())
+		wk.stream(metaFor("-", 0), &countingReader{r: in, p: p}, nil, nil, time.Now())
 		return
 	}
 	f, err := os.Open(s.path)
@@ -642,7 +678,7 @@ func (wk *worker) source(s source) {
 			wk.dup(meta, id)
 			return
 		}
-		wk.stream(meta, bytes.NewReader(data), &sum, s.modTime)
+		wk.stream(meta, bytes.NewReader(data), data, &sum, s.modTime)
 		return
 	}
 	// A large file: hash it first (cheap next to parsing) so a file already
@@ -671,7 +707,7 @@ func (wk *worker) source(s source) {
 		wk.failEarly(meta, err)
 		return
 	}
-	wk.stream(meta, &countingReader{r: f, p: p}, &sum, s.modTime)
+	wk.stream(meta, &countingReader{r: f, p: p}, nil, &sum, s.modTime)
 }
 
 func isZip(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "PK\x03\x04" }
@@ -699,11 +735,16 @@ type fileState struct {
 	u       *unit
 	pending []item
 	local   int64
+	// block is the whole file as stored (gzip), kept as the evidence its
+	// records point into; blockBudget is its share of the budget, held
+	// until the writer is done with the file.
+	block       []byte
+	blockBudget int64
 }
 
 func (fs *fileState) emit(b *store.Batch, raw []byte) error {
 	p := fs.wk.p
-	size := int64(cap(b.Block)) + int64(len(b.Records))*int64(recordOverhead) + int64(cap(raw))
+	size := int64(cap(b.Block)) + int64(len(b.Records))*int64(recordOverhead) + int64(cap(raw)) + 8*int64(cap(b.FileOffs))
 	if fs.u == nil {
 		if fs.local+size <= streamThreshold {
 			if err := p.acquire(size); err != nil {
@@ -741,6 +782,12 @@ func (fs *fileState) send(it item) error {
 // finish hands the end of the file to the writer.
 func (fs *fileState) finish(e unitEnd) {
 	p := fs.wk.p
+	if e.err != nil {
+		p.release(fs.blockBudget) // the block is not needed
+	} else {
+		e.budget = fs.blockBudget
+	}
+	fs.blockBudget = 0
 	if fs.u == nil {
 		if e.err != nil {
 			for _, it := range fs.pending {
@@ -759,6 +806,7 @@ func (fs *fileState) finish(e unitEnd) {
 			for _, it := range fs.pending {
 				p.release(it.budget)
 			}
+			p.release(e.budget)
 		}
 		return
 	}
@@ -766,9 +814,11 @@ func (fs *fileState) finish(e unitEnd) {
 	fs.u.end <- e
 }
 
-// stream parses one file from r (raw bytes as stored). sum is the file's
+// stream parses one file from r (raw bytes as stored). whole is the same
+// bytes when the file was read into memory (else nil); sum is the file's
 // SHA-256 when already computed; otherwise it is computed while reading.
-func (wk *worker) stream(meta store.FileMeta, r io.Reader, sum *[32]byte, modTime time.Time) {
+func (wk *worker) stream(meta store.FileMeta, r io.Reader, whole []byte, sum *[32]byte, modTime time.Time) {
+	p := wk.p
 	var h hash.Hash
 	if sum == nil {
 		h = sha256.New()
@@ -800,7 +850,8 @@ func (wk *worker) stream(meta store.FileMeta, r io.Reader, sum *[32]byte, modTim
 		content = zr
 		gz = zr
 	}
-	cbr := bufio.NewReaderSize(content, 64<<10)
+	size := &sizeCounter{r: content}
+	cbr := bufio.NewReaderSize(size, 64<<10)
 	if hd, _ := cbr.Peek(262); len(hd) == 262 && string(hd[257:262]) == "ustar" {
 		wk.tar(cbr, meta.Path)
 		if h != nil {
@@ -809,7 +860,23 @@ func (wk *worker) stream(meta store.FileMeta, r io.Reader, sum *[32]byte, modTim
 		return
 	}
 	fs := &fileState{wk: wk, meta: meta}
+	if gz != nil && whole != nil && gzipISize(whole) <= maxFileBlock {
+		// A small gzip file: its records are stored as offsets into the
+		// file itself, kept as delivered (see store.CodecGzip).
+		if err := p.acquire(int64(len(whole))); err != nil {
+			wk.failEarly(meta, err)
+			return
+		}
+		fs.block, fs.blockBudget, fs.local = whole, int64(len(whole)), int64(len(whole))
+	}
 	end, err := wk.parse(fs, cbr, modTime)
+	if err == nil && fs.block != nil && end.inv == nil {
+		// Whatever follows the JSON is part of the decompressed size the
+		// block is checked against when read back.
+		if _, err = io.Copy(io.Discard, cbr); err == nil {
+			end.fe.Block, end.fe.BlockCodec, end.fe.BlockSize = fs.block, store.CodecGzip, size.n
+		}
+	}
 	if err != nil && gz != nil && !isCancel(err) {
 		// Corrupt compressed data usually shows first as broken JSON; the
 		// gzip checksum tells the real cause.
@@ -846,24 +913,41 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 	var rec cloudtrail.Record
 	newBuf := func() []byte { return (*rawPool.Get().(*[]byte))[:0] }
 	newRecs := func() []cloudtrail.Record { return (*recPool.Get().(*[]cloudtrail.Record))[:0] }
+	newOffs := func() []int64 { return (*offsPool.Get().(*[]int64))[:0] }
 	buf := newBuf()
 	recs := newRecs()
+	var offs []int64
+	if fs.block != nil {
+		offs = newOffs()
+	}
 	defer func() { // whatever was not handed over goes back
-		recycle(item{raw: buf, b: &store.Batch{Records: recs}})
+		recycle(item{raw: buf, b: &store.Batch{Records: recs, FileOffs: offs}})
 	}()
+	// shared: the records in buf are verbatim slices of the file kept as
+	// evidence (fs.block) and go as offsets into it; otherwise they are
+	// compressed into a block of their own (a lookup-events record is
+	// decoded from a JSON string, so it is not in the file as such).
+	shared := false
 	flush := func() error {
 		if len(recs) == 0 {
 			return nil
 		}
-		comp := (*compPool.Get().(*[]byte))[:0]
-		cb := bytes.NewBuffer(comp)
-		wk.fw.Reset(cb)
-		wk.fw.Write(buf)
-		if err := wk.fw.Close(); err != nil {
-			return err
-		}
-		b := &store.Batch{Records: recs, Block: cb.Bytes(), RawSize: len(buf)}
 		raw := buf
+		var b *store.Batch
+		if shared {
+			b = &store.Batch{Records: recs, FileOffs: offs, RawSize: len(buf)}
+			offs = newOffs()
+		} else {
+			comp := (*compPool.Get().(*[]byte))[:0]
+			cb := bytes.NewBuffer(comp)
+			wk.fw.Reset(cb)
+			wk.fw.Write(buf)
+			if err := wk.fw.Close(); err != nil {
+				return err
+			}
+			b = &store.Batch{Records: recs, Block: cb.Bytes(), RawSize: len(buf)}
+		}
+		b.Prepare()
 		buf, recs = newBuf(), newRecs()
 		return fs.emit(b, raw)
 	}
@@ -892,6 +976,13 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 		idx++
 		if idx%1024 == 0 && p.ctx.Err() != nil {
 			return e, p.ctx.Err()
+		}
+		off := rd.RecordOffset()
+		if recShared := fs.block != nil && off >= 0; recShared != shared {
+			if err := flush(); err != nil {
+				return e, err
+			}
+			shared = recShared
 		}
 		if len(buf)+len(raw) > cap(buf) {
 			if err := flush(); err != nil {
@@ -929,6 +1020,9 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 		}
 		dc.KMSRecords++
 		recs = append(recs, rec)
+		if shared {
+			offs = append(offs, off)
+		}
 		if len(buf) >= blockSize {
 			if err := flush(); err != nil {
 				return e, err
@@ -942,6 +1036,28 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 }
 
 func cloneStr(s string) string { return string([]byte(s)) }
+
+// gzipISize is the decompressed size a gzip file's trailer states (of its
+// last member, modulo 4 GiB: a hint, enough to choose how to keep it).
+func gzipISize(b []byte) int64 {
+	if len(b) < 18 {
+		return 0
+	}
+	t := b[len(b)-4:]
+	return int64(uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24)
+}
+
+// sizeCounter counts the decompressed bytes of a file.
+type sizeCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *sizeCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
 
 func floorDiv(a, b int64) int64 {
 	q := a / b

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -183,7 +184,16 @@ func gzipFile(t *testing.T, src, dst string) {
 	os.WriteFile(dst, buf.Bytes(), 0o600)
 }
 
+// Every input shape, loaded normally and as a bulk load (indexes dropped,
+// aliases resolved by one pass over the table before the indexes are
+// built): the same events, keys, aliases and raw records.
 func TestIngestEveryShape(t *testing.T) {
+	for _, bulk := range []BulkMode{BulkAuto, BulkOn} {
+		t.Run(fmt.Sprint("bulk=", bulk), func(t *testing.T) { ingestEveryShape(t, bulk) })
+	}
+}
+
+func ingestEveryShape(t *testing.T, bulk BulkMode) {
 	dir := t.TempDir()
 	gzipFile(t, ctData+"kms-shapes.json", filepath.Join(dir, "AWSLogs/210987654321/CloudTrail/eu-central-1/2024/06/03/210987654321_CloudTrail_eu-central-1_20240603T0915Z_x.json.gz"))
 	copyFile(t, ctData+"lookup-events.json", filepath.Join(dir, "lookup.json"))
@@ -197,7 +207,7 @@ func TestIngestEveryShape(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "README.txt"), []byte("notes"), 0o600)
 
 	st := openStore(t)
-	sum := run(t, st, []string{dir}, Options{})
+	sum := run(t, st, []string{dir}, Options{Bulk: bulk})
 	// kms-shapes: 13 KMS + 1 other. lookup-events: 3 KMS already seen + 1 other.
 	// lake.jsonl: 4 KMS already seen (one in Athena's lower case).
 	// denied.jsonl: 1 new KMS event naming only alias/imported.
@@ -529,3 +539,111 @@ func TestIngestCancelThenResume(t *testing.T) {
 }
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 1<<20) }
+
+// A gzip log file is kept as delivered: one raw block holding the file's
+// own bytes (store.CodecGzip), the records pointed at inside it, byte for
+// byte; so is a file of several gzip members. Records that are not
+// verbatim slices of the file (lookup-events, whose record is a decoded
+// string) and files that inflate to more than maxFileBlock get DEFLATE
+// blocks of their own, as before.
+func TestIngestKeepsGzipFilesAsEvidence(t *testing.T) {
+	dir := t.TempDir()
+	plain, _ := os.ReadFile(ctData + "kms-shapes.json")
+	gz := func(parts ...[]byte) []byte {
+		var buf bytes.Buffer
+		for _, p := range parts {
+			zw := gzip.NewWriter(&buf)
+			zw.Write(p)
+			zw.Close()
+		}
+		return buf.Bytes()
+	}
+	logFile := gz(plain)
+	// The same records split in two documents, one gzip member each.
+	var doc struct{ Records []json.RawMessage }
+	if err := json.Unmarshal(plain, &doc); err != nil {
+		t.Fatal(err)
+	}
+	half := func(recs []json.RawMessage) []byte {
+		b, _ := json.Marshal(map[string]any{"Records": recs})
+		return b
+	}
+	members := gz(half(doc.Records[:7]), []byte("\n"), half(doc.Records[7:]))
+	lookup, _ := os.ReadFile(ctData + "lookup-events.json")
+	big := gz(append(append([]byte{}, plain...), bytes.Repeat([]byte(" "), maxFileBlock+1)...))
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	raws := fixtureRaw(t)
+	for _, c := range []struct {
+		name        string
+		data        []byte
+		codec, kept int // codec of the blocks; kept: 1 when the block is the file itself
+	}{
+		{"log.json.gz", logFile, store.CodecGzip, 1},
+		{"members.json.gz", members, store.CodecGzip, 1},
+		{"lookup.json.gz", gz(lookup), store.CodecDeflate, 0},
+		{"big.json.gz", big, store.CodecDeflate, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openStore(t)
+			sum := run(t, st, []string{write(c.name, c.data)}, Options{})
+			if sum.FilesOK != 1 || sum.KMSNew == 0 {
+				t.Fatalf("summary %+v", sum)
+			}
+			rows, err := st.DB().Query(`SELECT codec, size, data FROM raw_blocks`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, kept := 0, 0
+			for rows.Next() {
+				var codec, size int
+				var data []byte
+				if err := rows.Scan(&codec, &size, &data); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				if codec != c.codec {
+					t.Errorf("block of codec %d, want %d", codec, c.codec)
+				}
+				if bytes.Equal(data, c.data) {
+					kept++
+				}
+			}
+			rows.Close()
+			if n == 0 || kept != c.kept {
+				t.Fatalf("%d blocks, %d of them the file itself (want %d)", n, kept, c.kept)
+			}
+			var out bytes.Buffer
+			if got, err := st.ExportRaw(bg, store.Filter{}, &out); err != nil || int64(got) != sum.KMSNew {
+				t.Fatalf("export %d %v", got, err)
+			}
+			rd := cloudtrail.NewReader(&out)
+			for {
+				raw, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r cloudtrail.Record
+				cloudtrail.Parse(raw, &r)
+				// A record as it is in the fixtures, or (the file of two
+				// members re-encodes them) as it is in the file given.
+				zr, _ := gzip.NewReader(bytes.NewReader(c.data))
+				given, _ := io.ReadAll(zr)
+				if !oneOf(raw, raws[r.EventID]) && !(c.kept == 1 && bytes.Contains(given, raw)) {
+					t.Fatalf("%s: export of %s is not byte-equal", c.name, r.EventID)
+				}
+				if got, err := st.RawEvent(bg, r.EventID); err != nil || !bytes.Equal(got, raw) {
+					t.Fatalf("%s: raw %s: %v", c.name, r.EventID, err)
+				}
+			}
+		})
+	}
+}

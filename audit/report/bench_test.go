@@ -111,20 +111,30 @@ func render(ctx context.Context, st *store.Store, kind string, out func(string) 
 		}
 		pdf, csv, js = r.WritePDF, r.WriteCSV, r.WriteJSON
 	}
-	for ext, f := range map[string]func(io.Writer) error{"pdf": pdf, "csv": csv, "json": js} {
+	// At once, as the CLI writes them (app/cli/audit_report.go).
+	outs := map[string]func(io.Writer) error{"pdf": pdf, "csv": csv, "json": js}
+	errs := make(chan error, len(outs))
+	for ext, f := range outs {
 		w := out(ext)
-		bw := bufio.NewWriterSize(w, 1<<16)
-		if err := f(bw); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if c, ok := w.(io.Closer); ok {
-			c.Close()
+		go func() {
+			bw := bufio.NewWriterSize(w, 1<<16)
+			err := f(bw)
+			if err == nil {
+				err = bw.Flush()
+			}
+			if c, ok := w.(io.Closer); ok {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	var err error
+	for range outs {
+		if e := <-errs; e != nil && err == nil {
+			err = e
 		}
 	}
-	return nil
+	return err
 }
 
 func benchReport(b *testing.B, kind string) {

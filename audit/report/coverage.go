@@ -17,6 +17,10 @@ const (
 	// GapNoKMS: CloudTrail records but none from KMS (a trail that
 	// excludes KMS events, or KMS data events not selected).
 	GapNoKMS = "no-kms-events"
+	// GapAggregates: no records, only aggregates (counts per key, day,
+	// operation and principal from a query that ran elsewhere): enough to
+	// count use, not to establish what a record would (a key's lifecycle).
+	GapAggregates = "aggregates-only"
 )
 
 // Gap is a run of consecutive UTC days for one account and region whose
@@ -37,11 +41,26 @@ func (g Gap) Describe() string {
 	if g.To != g.From {
 		span += " to " + g.To
 	}
-	what := "no CloudTrail logs"
-	if g.Kind == GapNoKMS {
-		what = "CloudTrail logs without any KMS event (trail may exclude KMS events)"
+	switch g.Kind {
+	case GapNoKMS:
+		return fmt.Sprintf("%s/%s %s (%d day(s)): CloudTrail logs without any KMS event (trail may exclude KMS events); KMS evidence for this span is missing",
+			g.Account, g.Region, span, g.Days)
+	case GapAggregates:
+		return fmt.Sprintf("%s/%s %s (%d day(s)): only aggregates (event counts, no records); per-event evidence for this span is missing",
+			g.Account, g.Region, span, g.Days)
 	}
-	return fmt.Sprintf("%s/%s %s (%d day(s)): %s; KMS evidence for this span is missing", g.Account, g.Region, span, g.Days, what)
+	return fmt.Sprintf("%s/%s %s (%d day(s)): no CloudTrail logs; KMS evidence for this span is missing", g.Account, g.Region, span, g.Days)
+}
+
+// What is the reason a gap gives, in a few words, for a table.
+func (g Gap) What() string {
+	switch g.Kind {
+	case GapNoKMS:
+		return "logs without KMS events (trail may exclude them)"
+	case GapAggregates:
+		return "aggregates only: counts, no per-event records"
+	}
+	return "no CloudTrail logs"
 }
 
 // Pair is an account and region.
@@ -55,6 +74,11 @@ type Coverage struct {
 	days     map[Pair]map[string]dayCov
 	first    map[Pair]string // first day with any record
 	pairs    []Pair
+	agg      map[Pair]map[string]int64 // events counted by aggregates
+	// AggregatesAreEvidence: a day with aggregates and no records is
+	// covered (the usage report counts use from aggregates); otherwise it
+	// is a GapAggregates (what a record states is not in a count).
+	AggregatesAreEvidence bool
 }
 
 // LoadCoverage reads the per-day coverage for every account and region in
@@ -83,6 +107,23 @@ func LoadCoverage(ctx context.Context, st *store.Store, sc Scope, extra []Pair) 
 			if r.Records > 0 && (c.first[p] == "" || r.Day < c.first[p]) {
 				c.first[p] = r.Day
 			}
+		}
+	}
+	aggs, err := st.AggregateDays(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the aggregates: %w", err)
+	}
+	for _, a := range aggs {
+		p := Pair{a.Account, a.Region}
+		add(p)
+		if _, ok := c.days[p]; ok {
+			if c.agg == nil {
+				c.agg = map[Pair]map[string]int64{}
+			}
+			if c.agg[p] == nil {
+				c.agg[p] = map[string]int64{}
+			}
+			c.agg[p][a.Day] = a.Events
 		}
 	}
 	for _, p := range extra {
@@ -115,6 +156,7 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 		return nil
 	}
 	m := c.days[Pair{account, region}]
+	agg := c.agg[Pair{account, region}]
 	var out []Gap
 	var cur *Gap
 	last := to.Add(-time.Second).UTC().Truncate(24 * time.Hour)
@@ -123,6 +165,10 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 		kind := ""
 		dc := m[ds]
 		switch {
+		case dc.records == 0 && agg[ds] > 0:
+			if !c.AggregatesAreEvidence {
+				kind = GapAggregates
+			}
 		case dc.records == 0:
 			kind = GapNoLogs
 		case dc.kms == 0:
@@ -147,6 +193,13 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 // the account and region.
 func (c *Coverage) Complete(account, region string, from, to time.Time) bool {
 	return len(c.Between(account, region, from, to)) == 0
+}
+
+// Aggregated reports whether the account and region have aggregates and
+// no record on day (YYYY-MM-DD): the usage report counts those days from
+// the aggregates.
+func (c *Coverage) Aggregated(account, region, day string) bool {
+	return c.days[Pair{account, region}][day].records == 0 && c.agg[Pair{account, region}][day] > 0
 }
 
 // LogStart is the first day with any CloudTrail record for the account

@@ -21,8 +21,11 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		index       string
 		noTemp      bool // no temporary b-tree (sort or grouping) over the rows
 	}{
-		{"usage stream", usage.StreamQuery(""), []any{1, 2}, "USING INDEX events_time", true},
-		{"usage stream, one key", usage.StreamQuery(" AND (e.key IN (1) OR e.key2 IN (1))"), []any{1, 2}, "events_key", false},
+		{"usage stream", usage.StreamQuery("", []int64{3, 4}, true), []any{1, 2}, "USING INDEX events_time", true},
+		{"usage stream, one key", usage.StreamQuery(" AND (e.key IN (1) OR e.key2 IN (1))", nil, false), []any{1, 2}, "events_key", false},
+		{"usage span", usage.SpanQuery, []any{1, 2}, "USING COVERING INDEX events_time", true},
+		{"usage aggregates", usage.AggregatesQuery, []any{"2025-03-01", "2025-03-07"}, "USING INDEX aggregates_day", true},
+		{"usage stream in place", usage.RowidStreamQuery("", []int64{3}, true), []any{1, 9, 1, 2}, "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", true},
 		{"first seen", usage.FirstSeenQuery, nil, "USING COVERING INDEX events_principal_time", true},
 		{"last use", usage.LastUseQuery, []any{1, 2}, "USING INDEX events_key_time", true},
 		{"lifecycle", rotation.EventsQuery([]int64{1, 2, 3}), []any{1}, "USING INDEX events_name_time", false},

@@ -28,7 +28,33 @@ type Provenance struct {
 	InventoryFiles int    `json:"inventory_files"`
 	FailedFiles    int    `json:"failed_files"`
 	FileList       []File `json:"file_list"`
+	// Aggregates: queries that ran elsewhere (Athena over an organisation's
+	// trail) and left counts of events, not the events: for the days they
+	// cover there is no per-event evidence.
+	AggregateSources []AggregateSource `json:"aggregate_sources"`
+	AggregatedEvents int64             `json:"aggregated_events"`
+	AggregateDays    int               `json:"aggregate_days"` // account/region days with aggregates
 }
+
+// AggregateSource is the provenance of one set of aggregates.
+type AggregateSource struct {
+	Kind         string    `json:"kind"`
+	QueryID      string    `json:"query_execution_id"`
+	Table        string    `json:"table"` // catalog.database.table
+	Workgroup    string    `json:"workgroup"`
+	Output       string    `json:"output_location"`
+	From         time.Time `json:"from"`
+	To           time.Time `json:"to"`
+	Rows         int64     `json:"rows"`
+	Events       int64     `json:"events"`
+	ResultSHA256 string    `json:"result_sha256"`
+	DataScanned  int64     `json:"data_scanned_bytes"`
+	FinishedAt   time.Time `json:"finished_at"`
+	Query        string    `json:"query"`
+}
+
+// AggregateOnly is true when the database holds aggregates and no event.
+func (p Provenance) AggregateOnly() bool { return p.Events == 0 && p.AggregatedEvents > 0 }
 
 // File is one ingested file.
 type File struct {
@@ -86,5 +112,25 @@ func LoadProvenance(ctx context.Context, st *store.Store, q *sql.Conn) (Provenan
 		return p, fmt.Errorf("list the files that failed to load: %w", err)
 	}
 	p.FailedFiles = len(fails)
+	srcs, err := st.AggregateSources(ctx)
+	if err != nil {
+		return p, fmt.Errorf("list the aggregate sources: %w", err)
+	}
+	for _, a := range srcs {
+		p.AggregateSources = append(p.AggregateSources, AggregateSource{Kind: a.Kind, QueryID: a.QueryID,
+			Table: a.Catalog + "." + a.Database + "." + a.Table, Workgroup: a.Workgroup, Output: a.OutputLocation, From: a.From, To: a.To,
+			Rows: a.Rows, Events: a.Events, ResultSHA256: hex.EncodeToString(a.ResultSHA256[:]), DataScanned: a.DataScanned,
+			FinishedAt: a.FinishedAt, Query: a.Query})
+	}
+	if len(srcs) > 0 {
+		days, err := st.AggregateDays(ctx)
+		if err != nil {
+			return p, fmt.Errorf("read the aggregates: %w", err)
+		}
+		for _, d := range days {
+			p.AggregatedEvents += d.Events
+		}
+		p.AggregateDays = len(days)
+	}
 	return p, nil
 }

@@ -1,10 +1,13 @@
 package report
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +117,47 @@ func TestScope(t *testing.T) {
 	s := Scope{From: d("2025-03-01"), To: d("2025-04-01"), Account: "1"}
 	if got := s.String(); got != "2025-03-01 to 2025-03-31 (UTC, inclusive), account 1" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// The JSON export is valid JSON equal to encoding/json's, with one line per
+// top-level member and per element of a top-level array or object, deeper
+// values compact; strings holding brackets, commas, colons, quotes and
+// backslashes are left alone.
+func TestWriteJSONLayout(t *testing.T) {
+	v := map[string]any{
+		"meta":  map[string]any{"title": `a "quoted" {title}, with: [brackets]\`, "n": 1},
+		"rows":  []any{map[string]any{"id": "e1", "nested": []int{1, 2}}, map[string]any{"id": "e2,]"}},
+		"empty": []int{},
+		"obj":   map[string]any{},
+	}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, v); err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "empty": [],
+  "meta": {
+    "n": 1,
+    "title": "a \"quoted\" {title}, with: [brackets]\\"
+  },
+  "obj": {},
+  "rows": [
+    {"id":"e1","nested":[1,2]},
+    {"id":"e2,]"}
+  ]
+}
+`
+	if buf.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	var back, orig any
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(v)
+	json.Unmarshal(raw, &orig)
+	if !reflect.DeepEqual(back, orig) {
+		t.Fatal("the laid out JSON does not decode to the same value")
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -525,22 +526,44 @@ func (c *blockCache) block(ctx context.Context, db *sql.DB, id int64) ([]byte, e
 
 // ReadBlock returns the uncompressed contents of a raw block.
 func ReadBlock(ctx context.Context, db *sql.DB, id int64) ([]byte, error) {
+	return readBlock(ctx, db, id)
+}
+
+func readBlock(ctx context.Context, q querier, id int64) ([]byte, error) {
 	var codec, size int64
 	var comp []byte
-	if err := db.QueryRowContext(ctx, `SELECT codec, size, data FROM raw_blocks WHERE id = ?`, id).Scan(&codec, &size, &comp); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT codec, size, data FROM raw_blocks WHERE id = ?`, id).Scan(&codec, &size, &comp); err != nil {
 		return nil, fmt.Errorf("raw block %d: %w", id, err)
 	}
-	if codec != CodecDeflate {
-		return nil, fmt.Errorf("raw block %d: unknown codec %d", id, codec)
+	data, err := DecodeBlock(codec, size, comp)
+	if err != nil {
+		return nil, fmt.Errorf("raw block %d: %w", id, err)
 	}
+	return data, nil
+}
+
+// DecodeBlock decompresses the data of a raw_blocks row (codec, size, data).
+func DecodeBlock(codec, size int64, comp []byte) ([]byte, error) {
 	out := make([]byte, 0, size)
 	buf := bytes.NewBuffer(out)
-	zr := flate.NewReader(bytes.NewReader(comp))
-	if _, err := io.Copy(buf, zr); err != nil {
-		return nil, fmt.Errorf("raw block %d: %w", id, err)
+	switch codec {
+	case CodecDeflate:
+		if _, err := io.Copy(buf, flate.NewReader(bytes.NewReader(comp))); err != nil {
+			return nil, err
+		}
+	case CodecGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(comp)) // every member, as the ingest read them
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.Copy(buf, zr); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown codec %d", codec)
 	}
 	if int64(buf.Len()) != size {
-		return nil, fmt.Errorf("raw block %d: %d bytes, expected %d (database damaged?)", id, buf.Len(), size)
+		return nil, fmt.Errorf("%d bytes, expected %d (database damaged?)", buf.Len(), size)
 	}
 	return buf.Bytes(), nil
 }

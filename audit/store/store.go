@@ -142,6 +142,11 @@ func (s *Store) migrate(ctx context.Context, target int) error {
 		if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("upgrade schema v%d to v%d: %w", i, i+1, err)
 		}
+		if code := migrationCode[i]; code != nil {
+			if err := code(ctx, conn); err != nil {
+				return fmt.Errorf("upgrade schema v%d to v%d: %w", i, i+1, err)
+			}
+		}
 		if _, err := conn.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
 			return fmt.Errorf("upgrade schema v%d to v%d: %w", i, i+1, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -453,5 +454,153 @@ func TestCoverageFillsGaps(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "2024-06-01:1 2024-06-02:0 2024-06-03:0 2024-06-04:1" {
 		t.Fatalf("coverage %v", got)
+	}
+}
+
+// v4 keeps the lifecycle facts in event_details, written by the ingest;
+// a v3 database gets the same rows from its raw records when opened.
+func TestDetailsWrittenAndBackfilledFromV3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v3.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms, _ := fixture(t)
+	load(t, st, "a", kms, true)
+	dump := func(st *Store) []string {
+		rows, err := st.DB().Query(`SELECT n.s, coalesce(d.key_spec,''), coalesce(d.origin,''), coalesce(d.key_manager,''),
+			coalesce(d.description,''), coalesce(d.multi_region,-1), coalesce(d.rotation_period_days,0), coalesce(d.import_type,''),
+			coalesce(d.expiration_model,''), coalesce(d.key_material,'')
+			FROM event_details d JOIN events e ON e.id = d.event JOIN strs n ON n.id = e.name ORDER BY e.id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			v := make([]any, 10)
+			p := make([]any, 10)
+			for i := range v {
+				p[i] = &v[i]
+			}
+			if err := rows.Scan(p...); err != nil {
+				t.Fatal(err)
+			}
+			parts := make([]string, len(v))
+			for i := range v {
+				parts[i] = fmt.Sprint(v[i])
+			}
+			out = append(out, strings.Join(parts, "|"))
+		}
+		return out
+	}
+	written := dump(st)
+	// kms-shapes.json: CreateKey (EXTERNAL), RotateKey, ImportKeyMaterial.
+	want := []string{
+		"CreateKey|SYMMETRIC_DEFAULT|EXTERNAL|CUSTOMER|imported key|-1|0|||",
+		"RotateKey|||||-1|0|||",
+		"ImportKeyMaterial|||||-1|0|NEW_KEY_MATERIAL|KEY_MATERIAL_EXPIRES|ffee000011112222333344445555666677778888999900001111222233334444",
+	}
+	if strings.Join(written, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("event_details written by the ingest:\n%s\nwant:\n%s", strings.Join(written, "\n"), strings.Join(want, "\n"))
+	}
+	// Back to v3 as that version left it: no event_details (nor the later
+	// aggregates), the v1 view.
+	for _, q := range []string{`DROP VIEW events_v`, `DROP TABLE event_details`, `DROP TABLE aggregates`, `DROP TABLE aggregate_sources`,
+		eventsView, `UPDATE schema_version SET version = 3`} {
+		if _, err := st.DB().Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	st.Close()
+
+	st, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v, _ := st.Version(ctx); v != SchemaVersion || SchemaVersion < 5 {
+		t.Fatalf("version %d after upgrade (code v%d)", v, SchemaVersion)
+	}
+	if got := dump(st); strings.Join(got, "\n") != strings.Join(written, "\n") {
+		t.Fatalf("backfilled:\n%s\nwritten by the ingest:\n%s", strings.Join(got, "\n"), strings.Join(written, "\n"))
+	}
+	var spec string
+	if err := st.DB().QueryRow(`SELECT key_spec FROM events_v WHERE event_name = 'CreateKey'`).Scan(&spec); err != nil || spec != "SYMMETRIC_DEFAULT" {
+		t.Fatalf("events_v key_spec %q %v", spec, err)
+	}
+}
+
+// Record strings alias the ingest's batch buffers, which are reused once a
+// batch is written. The per-day counts of new events are kept until the
+// file commits, so their keys must not alias a buffer: a Go map assignment
+// to an existing string key replaces the stored key with the new one, and
+// the 1M-event benchmark database had coverage rows named by fragments of
+// other records ("eventSour" in account "\",\"tls").
+func TestCoverageKeysOutliveRecordBuffers(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	size := 0
+	for _, r := range kms {
+		size += len(r.Raw)
+	}
+	buf := make([]byte, 0, size) // never reallocated: records keep aliasing it
+	var recs []cloudtrail.Record
+	for _, r := range kms {
+		if r.Account != "210987654321" || r.Region != "eu-central-1" {
+			continue
+		}
+		start := len(buf)
+		buf = append(buf, r.Raw...)
+		var rec cloudtrail.Record
+		if err := cloudtrail.Parse(buf[start:len(buf):len(buf)], &rec); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) < 3 {
+		t.Fatalf("%d fixture records in one account and region", len(recs))
+	}
+	w, err := st.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.BeginFile(FileMeta{Path: "f"}, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs { // one batch per record: every day key is seen again
+		if _, _, err := w.AddBatch(batch(t, recs[i:i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range buf {
+		buf[i] = 'x' // the ingest reuses the buffer for the next batch
+	}
+	if _, err := w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte("f")), Records: len(recs), Format: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.DB().Query(`SELECT account, region, kms_events FROM coverage`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	total := 0
+	for rows.Next() {
+		var a, r string
+		var n int
+		if err := rows.Scan(&a, &r, &n); err != nil {
+			t.Fatal(err)
+		}
+		if a != "210987654321" || r != "eu-central-1" {
+			t.Errorf("coverage row named %q/%q", a, r)
+		}
+		total += n
+	}
+	if total != len(recs) {
+		t.Fatalf("coverage counts %d new events, want %d", total, len(recs))
 	}
 }

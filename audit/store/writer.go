@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -15,16 +16,45 @@ import (
 // CodecDeflate marks a raw block compressed with raw DEFLATE (RFC 1951).
 const CodecDeflate = 1
 
+// CodecGzip marks a raw block that is an input file itself, as delivered:
+// a gzip file of one or more members (RFC 1952), whose decompressed bytes
+// hold the records at their offsets. Keeping a CloudTrail log file's own
+// compressed bytes spares compressing every record a second time, the
+// largest CPU cost of a load after parsing.
+const CodecGzip = 2
+
 // Batch is one raw block of KMS records from one file. The ingest worker
 // concatenates the records' Raw bytes in order and compresses them into
 // Block; the writer stores the block once and, per record, its offset and
 // length inside the uncompressed block. Compressing a block of neighbouring
 // records instead of each record alone is what keeps the evidence small:
 // CloudTrail records repeat each other's ARNs, agents and field names.
+//
+// Alternatively (FileOffs set, Block nil) the records are verbatim slices
+// of the current file, which is kept whole as its own evidence block
+// (FileEnd.Block): FileOffs[i] is where Records[i].Raw starts in the file's
+// decompressed bytes. One file may mix both kinds of batch.
 type Batch struct {
-	Records []cloudtrail.Record
-	Block   []byte // DEFLATE of the concatenated Records[i].Raw
-	RawSize int
+	Records  []cloudtrail.Record
+	Block    []byte // DEFLATE of the concatenated Records[i].Raw
+	RawSize  int
+	FileOffs []int64
+
+	keys []eventKey // set by Prepare
+}
+
+// Prepare does the part of AddBatch's work that needs no database (parsing
+// each eventID into the form it is stored and deduplicated in), so that
+// ingest workers do it in parallel instead of the single writer.
+func (b *Batch) Prepare() {
+	if cap(b.keys) >= len(b.Records) {
+		b.keys = b.keys[:len(b.Records)]
+	} else {
+		b.keys = make([]eventKey, len(b.Records))
+	}
+	for i := range b.Records {
+		b.keys[i] = keyOf(b.Records[i].EventID)
+	}
 }
 
 // FileMeta describes an input file before it is read.
@@ -56,6 +86,13 @@ type FileEnd struct {
 	Records, NonKMS     int
 	FirstTime, LastTime int64
 	Days                map[DayKey]*DayCount
+	// Block is the file's own evidence block (CodecGzip: the file as
+	// stored; BlockSize its decompressed length), required when batches of
+	// the file used FileOffs. It is stored only if one of those records
+	// was new.
+	Block      []byte
+	BlockCodec int
+	BlockSize  int64
 }
 
 // FileResult is the outcome of one committed file.
@@ -80,6 +117,7 @@ type Writer struct {
 	insBlock, insFile, insName, insFailure *sql.Stmt
 	insStr, insPrincipal, insKey, insAlias *sql.Stmt
 	insTarget, selFileBySHA, covUpsert     *sql.Stmt
+	insDetail                              *sql.Stmt
 
 	strs       map[string]int64
 	principals map[principalKey]int64
@@ -102,17 +140,30 @@ type Writer struct {
 	nextBlock, nextFile int64
 	savedBlock          int64
 	maxEvent            int64 // largest events.id (new rows follow it)
-	insMany             map[int]*sql.Stmt
-	margs               []any
+	// startMax is maxEvent when the writer started, and othersWrote tells
+	// whether another connection has committed since: ResolveAliases then
+	// only needs to look for unresolved aliases among the rows up to
+	// startMax (this writer's own rows mark their aliases as they go).
+	startMax    int64
+	othersWrote bool
+	insMany     map[int]*sql.Stmt
+	margs       []any
+	// rawMany are the multi-row INSERTs prepared on the driver connection
+	// itself (used inside conn.Raw): database/sql's checks and conversions
+	// of 24 arguments a row were a tenth of the writer's time.
+	rawMany map[int]driver.Stmt
+	nargs   []driver.NamedValue
 
 	run        int64
 	inFile     bool
+	fileBlock  int64 // id reserved for the current file's own block (0: none yet)
+	fileNew    int   // new events that point into it
 	savepoint  bool
 	meta       FileMeta
 	fileID     int64
 	kmsNew     int
 	kmsDup     int
-	newPerDay  map[DayKey]int
+	newPerDay  map[DayKey]*int
 	dirtyAlias map[int64]bool
 	args       []any
 
@@ -183,10 +234,10 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 	w := &Writer{s: s, ctx: ctx, conn: conn,
 		strs: map[string]int64{}, principals: map[principalKey]int64{},
 		keys: map[string]int64{}, aliases: map[string]int64{},
-		dirtyAlias: map[int64]bool{}, newPerDay: map[DayKey]int{},
+		dirtyAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
 		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second,
 		args: make([]any, nEventCols), margs: make([]any, nEventCols*multiRows),
-		insMany: map[int]*sql.Stmt{},
+		insMany: map[int]*sql.Stmt{}, rawMany: map[int]driver.Stmt{}, nargs: make([]driver.NamedValue, nEventCols*multiRows),
 	}
 	prep := func(dst **sql.Stmt, q string) {
 		if err != nil {
@@ -206,12 +257,14 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 	prep(&w.insAlias, `INSERT OR IGNORE INTO aliases (arn, account, region, name) VALUES (?,?,?,?)`)
 	prep(&w.insTarget, `INSERT OR IGNORE INTO alias_targets (alias, key, since, source, event) VALUES (?,?,?,?,?)`)
 	prep(&w.selFileBySHA, `SELECT id FROM files WHERE sha256 = ?`)
+	prep(&w.insDetail, insDetailSQL)
 	prep(&w.covUpsert, `INSERT INTO coverage (account, region, day, files, records, kms_records, kms_events)
 		VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, region, day) DO UPDATE SET
 		files = files + excluded.files, records = records + excluded.records,
 		kms_records = kms_records + excluded.kms_records, kms_events = kms_events + excluded.kms_events`)
 	if err == nil {
 		err = w.loadCounters()
+		w.startMax = w.maxEvent
 	}
 	if err == nil {
 		err = w.loadCaches()
@@ -244,13 +297,21 @@ func (w *Writer) Close() error {
 		w.inTx = false
 	}
 	for _, st := range []*sql.Stmt{w.insBlock, w.insFile, w.insName, w.insFailure,
-		w.insStr, w.insPrincipal, w.insKey, w.insAlias, w.insTarget, w.selFileBySHA, w.covUpsert} {
+		w.insStr, w.insPrincipal, w.insKey, w.insAlias, w.insTarget, w.selFileBySHA, w.covUpsert, w.insDetail} {
 		if st != nil {
 			st.Close()
 		}
 	}
 	for _, st := range w.insMany {
 		st.Close()
+	}
+	if len(w.rawMany) > 0 {
+		w.conn.Raw(func(any) error {
+			for _, st := range w.rawMany {
+				st.Close()
+			}
+			return nil
+		})
 	}
 	return w.conn.Close()
 }
@@ -296,6 +357,7 @@ func (w *Writer) syncOthers() error {
 		}
 		w.dropIDs()
 		w.ver = v
+		w.othersWrote = true
 	}
 	if w.ids != nil {
 		return nil
@@ -440,6 +502,7 @@ func (w *Writer) BeginFile(meta FileMeta, savepoint bool) error {
 	w.inFile, w.savepoint, w.meta = true, savepoint, meta
 	w.fileID = w.nextFile
 	w.savedBlock = w.nextBlock
+	w.fileBlock, w.fileNew = 0, 0
 	w.kmsNew, w.kmsDup = 0, 0
 	clear(w.newPerDay)
 	w.undo = w.undo[:0]
@@ -458,10 +521,27 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 	}
 	blockID := w.nextBlock
 	offs := make([]int, len(b.Records))
-	off := 0
-	for i := range b.Records {
-		offs[i] = off
-		off += len(b.Records[i].Raw)
+	if b.FileOffs != nil {
+		if len(b.FileOffs) != len(b.Records) {
+			return 0, 0, errors.New("store: batch with a file offset per record expected")
+		}
+		if w.fileBlock == 0 {
+			w.fileBlock = w.nextBlock
+			w.nextBlock++
+		}
+		blockID = w.fileBlock
+		for i, o := range b.FileOffs {
+			offs[i] = int(o)
+		}
+	} else {
+		off := 0
+		for i := range b.Records {
+			offs[i] = off
+			off += len(b.Records[i].Raw)
+		}
+	}
+	if len(b.keys) != len(b.Records) {
+		b.Prepare()
 	}
 	isNew := make([]bool, len(b.Records))
 	// sel: the records to insert. During a bulk load, the ones whose
@@ -474,7 +554,7 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 			sel = append(sel, i)
 			continue
 		}
-		k := keyOf(b.Records[i].EventID)
+		k := b.keys[i]
 		if w.ids.has(k) {
 			continue
 		}
@@ -486,23 +566,24 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 		sel = append(sel, i)
 	}
 	w.sel = sel
-	// Alias changes go one by one (their row id is needed for the alias
-	// history); runs of other records go in multi-row INSERTs, which cost
-	// a fraction of one statement per row.
+	// Alias changes and lifecycle events go one by one (their row id is
+	// needed for the alias history and event_details); runs of other
+	// records go in multi-row INSERTs, which cost a fraction of one
+	// statement per row.
 	for k := 0; k < len(sel); {
 		i := sel[k]
-		if aliasChange(&b.Records[i]) {
-			if isNew[i], err = w.insertOne(&b.Records[i], blockID, offs[i]); err != nil {
+		if oneByOne(&b.Records[i]) {
+			if isNew[i], err = w.insertOne(&b.Records[i], &b.keys[i], blockID, offs[i]); err != nil {
 				return 0, 0, fmt.Errorf("store event %s: %w", b.Records[i].EventID, err)
 			}
 			k++
 			continue
 		}
 		j := k
-		for j < len(sel) && j-k < multiRows && !aliasChange(&b.Records[sel[j]]) {
+		for j < len(sel) && j-k < multiRows && !oneByOne(&b.Records[sel[j]]) {
 			j++
 		}
-		if err := w.insertMany(b.Records, sel[k:j], blockID, offs, isNew); err != nil {
+		if err := w.insertMany(b.Records, b.keys, sel[k:j], blockID, offs, isNew); err != nil {
 			return 0, 0, fmt.Errorf("store events: %w", err)
 		}
 		k = j
@@ -512,18 +593,28 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 		if isNew[i] {
 			newEvents++
 			dk := DayKey{r.Account, r.Region, floorDiv(r.Time, 86400)}
-			if _, ok := w.newPerDay[dk]; !ok {
-				// A map key outlives the record buffer it may alias.
+			// A map key outlives the record buffer it may alias, so it is
+			// cloned when added; and the map is never assigned to for an
+			// existing key: Go then replaces the stored key with the new
+			// one (string keys), which would alias the buffer again.
+			if n := w.newPerDay[dk]; n != nil {
+				*n++
+			} else {
 				dk.Account, dk.Region = strings.Clone(dk.Account), strings.Clone(dk.Region)
+				one := 1
+				w.newPerDay[dk] = &one
 			}
-			w.newPerDay[dk]++
 		} else {
 			dups++
 		}
 	}
 	// A block whose records were all stored before holds nothing new:
 	// skip it (re-ingesting the same events in another file adds no bytes).
-	if newEvents > 0 {
+	switch {
+	case newEvents == 0:
+	case b.FileOffs != nil:
+		w.fileNew += newEvents // the file's block goes in at CommitFile
+	default:
 		if _, err := w.insBlock.ExecContext(w.ctx, blockID, w.fileID, CodecDeflate, b.RawSize, b.Block); err != nil {
 			return 0, 0, fmt.Errorf("store raw block: %w", err)
 		}
@@ -534,6 +625,9 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 	w.txEvents += len(b.Records)
 	return newEvents, dups, nil
 }
+
+// oneByOne: records whose row id is needed (see AddBatch).
+func oneByOne(r *cloudtrail.Record) bool { return aliasChange(r) || r.HasDetail() }
 
 func aliasChange(r *cloudtrail.Record) bool {
 	switch r.Name {
@@ -558,9 +652,7 @@ func (w *Writer) manyStmt(n int) (*sql.Stmt, error) {
 	if st := w.insMany[n]; st != nil {
 		return st, nil
 	}
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", nEventCols), ",") + ")"
-	q := "INSERT OR IGNORE INTO events " + eventColumns + " VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
-	st, err := w.conn.PrepareContext(w.ctx, q)
+	st, err := w.conn.PrepareContext(w.ctx, manySQL(n))
 	if err != nil {
 		return nil, err
 	}
@@ -568,24 +660,58 @@ func (w *Writer) manyStmt(n int) (*sql.Stmt, error) {
 	return st, nil
 }
 
+func manySQL(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", nEventCols), ",") + ")"
+	return "INSERT OR IGNORE INTO events " + eventColumns + " VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// execMany runs the INSERT of len(args)/nEventCols rows on the driver
+// connection and returns how many rows it inserted.
+func (w *Writer) execMany(args []any) (int64, error) {
+	n := len(args) / nEventCols
+	var affected int64
+	err := w.conn.Raw(func(dc any) error {
+		st := w.rawMany[n]
+		if st == nil {
+			pc, ok := dc.(driver.ConnPrepareContext)
+			if !ok {
+				return fmt.Errorf("the SQLite driver (%T) cannot prepare statements directly", dc)
+			}
+			s, err := pc.PrepareContext(w.ctx, manySQL(n))
+			if err != nil {
+				return err
+			}
+			st = s
+			w.rawMany[n] = st
+		}
+		ec, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("the SQLite driver's statement (%T) cannot execute with a context", st)
+		}
+		nargs := w.nargs[:len(args)]
+		for i, a := range args {
+			nargs[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		}
+		res, err := ec.ExecContext(w.ctx, nargs)
+		if err != nil {
+			return err
+		}
+		affected, err = res.RowsAffected()
+		return err
+	})
+	return affected, err
+}
+
 // insertMany inserts recs[idx[0]], recs[idx[1]], ... in one statement and
 // sets isNew of those that were not stored yet.
-func (w *Writer) insertMany(all []cloudtrail.Record, idx []int, block int64, offs []int, isNew []bool) error {
-	st, err := w.manyStmt(len(idx))
-	if err != nil {
-		return err
-	}
+func (w *Writer) insertMany(all []cloudtrail.Record, keys []eventKey, idx []int, block int64, offs []int, isNew []bool) error {
 	args := w.margs[:len(idx)*nEventCols]
 	for n, i := range idx {
-		if _, _, err := w.fill(&all[i], block, offs[i], args[n*nEventCols:(n+1)*nEventCols]); err != nil {
+		if _, _, err := w.fill(&all[i], &keys[i], block, offs[i], args[n*nEventCols:(n+1)*nEventCols]); err != nil {
 			return fmt.Errorf("event %s: %w", all[i].EventID, err)
 		}
 	}
-	res, err := st.ExecContext(w.ctx, args...)
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
+	n, err := w.execMany(args)
 	if err != nil {
 		return err
 	}
@@ -631,8 +757,8 @@ func (w *Writer) insertMany(all []cloudtrail.Record, idx []int, block int64, off
 
 // insertOne stores one record and, for a successful alias change, its
 // place in the alias history.
-func (w *Writer) insertOne(r *cloudtrail.Record, block int64, off int) (bool, error) {
-	al, _, err := w.fill(r, block, off, w.args)
+func (w *Writer) insertOne(r *cloudtrail.Record, k *eventKey, block int64, off int) (bool, error) {
+	al, _, err := w.fill(r, k, block, off, w.args)
 	if err != nil {
 		return false, err
 	}
@@ -649,11 +775,18 @@ func (w *Writer) insertOne(r *cloudtrail.Record, block int64, off int) (bool, er
 		return false, err
 	}
 	w.maxEvent++
-	if al != 0 && aliasChange(r) {
-		evID, err := res.LastInsertId()
-		if err != nil {
+	var evID int64
+	if r.HasDetail() || (al != 0 && aliasChange(r)) {
+		if evID, err = res.LastInsertId(); err != nil {
 			return true, err
 		}
+	}
+	if r.HasDetail() {
+		if _, err := w.insDetail.ExecContext(w.ctx, detailArgs(evID, &r.Detail)...); err != nil {
+			return true, fmt.Errorf("store event details: %w", err)
+		}
+	}
+	if al != 0 && aliasChange(r) {
 		var target int64
 		if r.AliasTarget != "" {
 			if target, err = w.key(r.AliasTarget); err != nil {
@@ -669,7 +802,7 @@ func (w *Writer) insertOne(r *cloudtrail.Record, block int64, off int) (bool, er
 }
 
 // fill writes the 24 column values of r into a.
-func (w *Writer) fill(r *cloudtrail.Record, block int64, off int, a []any) (alias, key int64, err error) {
+func (w *Writer) fill(r *cloudtrail.Record, k *eventKey, block int64, off int, a []any) (alias, key int64, err error) {
 	id := func(s string) any {
 		if err != nil || s == "" {
 			return nil
@@ -679,7 +812,11 @@ func (w *Writer) fill(r *cloudtrail.Record, block int64, off int, a []any) (alia
 		return v
 	}
 	a[0] = r.Time
-	a[1] = EventIDValue(r.EventID)
+	if k.isID {
+		a[1] = k.uuid[:] // the batch outlives the statement; the driver copies it
+	} else {
+		a[1] = r.EventID
+	}
 	a[2] = id(r.Name)
 	a[3] = int64(r.Category)
 	if r.ReadOnly < 0 {
@@ -973,6 +1110,14 @@ func (w *Writer) CommitFile(end FileEnd) (FileResult, error) {
 	if end.Records > 0 {
 		first, last = end.FirstTime, end.LastTime
 	}
+	if w.fileNew > 0 {
+		if end.Block == nil || end.BlockCodec == 0 {
+			return FileResult{}, w.abort(errors.New("store: records point into the file's own block, but it was not given"))
+		}
+		if _, err := w.insBlock.ExecContext(w.ctx, w.fileBlock, w.fileID, end.BlockCodec, end.BlockSize, end.Block); err != nil {
+			return FileResult{}, w.abort(fmt.Errorf("store raw block: %w", err))
+		}
+	}
 	_, err := w.insFile.ExecContext(w.ctx, w.fileID, end.SHA256[:], m.Size, m.Path, end.Format, m.Compression,
 		end.Records, w.kmsNew, w.kmsDup, end.NonKMS, first, last,
 		nullStr(m.Account), nullStr(m.Region), nullStr(m.Day), now, nullable(w.run))
@@ -1030,7 +1175,8 @@ func (w *Writer) coverage(end FileEnd) error {
 		r.records += c.Records
 		r.kmsRecords += c.KMSRecords
 	}
-	for k, n := range w.newPerDay {
+	for k, pn := range w.newPerDay {
+		n := *pn
 		get(k.Account, k.Region, dayString(k.Day)).kmsEvents += n
 	}
 	for k, r := range rows {

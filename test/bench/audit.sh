@@ -40,13 +40,15 @@ NFILES=$(find "$TREE/AWSLogs" -name '*.json.gz' | wc -l)
 go test -c -o "$WORK/kc-audit" ./audit/auditcli
 KC=(env KC_AUDIT_CLI_CHILD=1 "$WORK/kc-audit"); KC_DESC="audit/auditcli test binary (KC_AUDIT_CLI_CHILD=1), same code as keyceremony"
 
-# timed LABEL CMD...: runs CMD under GNU time, sets SECS and RSS_KB.
+# timed LABEL CMD...: runs CMD under GNU time, sets SECS, CPU (user+system
+# seconds) and RSS_KB.
 timed() {
   local label=$1; shift
   /usr/bin/time -v -o "$WORK/$label.time" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" || {
     echo "audit bench: $label failed:" >&2; cat "$WORK/$label.err" >&2; exit 1; }
   SECS=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/$label.time")
   RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/$label.time")
+  CPU=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$WORK/$label.time")
 }
 
 echo "tree: $TREE ($NFILES files, $((GZBYTES/1048576)) MiB gzipped, $UNIQUE unique KMS events)"
@@ -54,13 +56,13 @@ sync
 
 # --- keyceremony -------------------------------------------------------------
 timed project "${KC[@]}" audit ingest --no-progress --json --db "$WORK/project.db" "$TREE/AWSLogs"
-P_SECS=$SECS; P_RSS=$RSS_KB
+P_SECS=$SECS; P_RSS=$RSS_KB; P_CPU=$CPU
 P_NEW=$(sed -n 's/.*"kms_events_new": \([0-9]*\).*/\1/p' "$WORK/project.out")
 P_SIZE=$(stat -c %s "$WORK/project.db")
 
 # --- baseline: gunzip the tree, then the sqlite3 shell's JSON functions ------
 timed gunzip bash -c "cp -r '$TREE/AWSLogs' '$WORK/plain' && gunzip -r '$WORK/plain'"
-G_SECS=$SECS; G_RSS=$RSS_KB
+G_SECS=$SECS; G_RSS=$RSS_KB; G_CPU=$CPU
 {
   cat <<'SQL'
 CREATE TABLE events (
@@ -93,19 +95,25 @@ SQL
 } > "$WORK/load.sql"
 timed baseline sqlite3 "$WORK/baseline.db" ".read $WORK/load.sql"
 B_SECS=$(awk -v a="$G_SECS" -v b="$SECS" 'BEGIN{print a+b}'); B_RSS=$(( RSS_KB > G_RSS ? RSS_KB : G_RSS ))
+B_CPU=$(awk -v a="$G_CPU" -v b="$CPU" 'BEGIN{print a+b}')
 B_ROWS=$(sqlite3 "$WORK/baseline.db" 'SELECT count(*) FROM events')
 B_SIZE=$(stat -c %s "$WORK/baseline.db")
 
 # --- report ------------------------------------------------------------------
-awk -v ps="$P_SECS" -v pn="$P_NEW" -v pz="$P_SIZE" -v pr="$P_RSS" \
-    -v bs="$B_SECS" -v bn="$B_ROWS" -v bz="$B_SIZE" -v br="$B_RSS" -v gs="$G_SECS" 'BEGIN {
+# CPU time is printed too: on a machine shared with other work the wall
+# times of the parallel side suffer more than the single-threaded
+# baseline's, and the CPU seconds say how much work each side did.
+awk -v ps="$P_SECS" -v pn="$P_NEW" -v pz="$P_SIZE" -v pr="$P_RSS" -v pc="$P_CPU" \
+    -v bs="$B_SECS" -v bn="$B_ROWS" -v bz="$B_SIZE" -v br="$B_RSS" -v gs="$G_SECS" -v bc="$B_CPU" \
+    -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
   printf "\n%-28s %16s %16s %10s\n", "", "keyceremony", "sqlite3 baseline", "ratio"
   printf "%-28s %16d %16d\n", "KMS events stored", pn, bn
   printf "%-28s %16.1f %16.1f %9.2fx\n", "wall time (s)", ps, bs, bs/ps
+  printf "%-28s %16.1f %16.1f %9.2fx\n", "CPU time, user+system (s)", pc, bc, bc/pc
   printf "%-28s %16.0f %16.0f %9.2fx\n", "events/s", pn/ps, bn/bs, (pn/ps)/(bn/bs)
   printf "%-28s %16.1f %16.1f %9.2fx\n", "database size (MiB)", pz/1048576, bz/1048576, pz/bz
   printf "%-28s %16.1f %16.1f\n", "peak RSS (MiB)", pr/1024, br/1024
-  printf "(baseline time = gunzip %.1f s + sqlite3 load %.1f s; peak RSS = max of the two)\n", gs, bs-gs
+  printf "(baseline time = gunzip %.1f s + sqlite3 load %.1f s; peak RSS = max of the two; load average at the end %s)\n", gs, bs-gs, load
 }'
 echo "keyceremony: $KC_DESC audit ingest --no-progress --json --db DB $TREE/AWSLogs"
 echo "baseline:    cp -r + gunzip -r, then sqlite3 DB '.read load.sql' (one INSERT OR IGNORE ... json_each(readfile(f), '\$.Records') per file, one transaction)"

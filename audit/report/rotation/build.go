@@ -53,8 +53,8 @@ type ev struct {
 	validTo, deletionDate  int64
 	rotationType, material string
 	principal              int64
-	block, off, n          int64
-	det                    *detail
+	stored                 *detail // event_details, if the event has a row
+	det                    *detail // set for the events that decide a fact (loadDetails)
 }
 
 func (e *ev) t() time.Time { return time.Unix(e.time, 0).UTC() }
@@ -75,7 +75,7 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer release()
-	b := &builder{ctx: ctx, st: st, db: conn, pool: st.DB(), o: o, dig: report.NewDigest(), strs: map[int64]string{}}
+	b := &builder{ctx: ctx, st: st, db: conn, o: o, dig: report.NewDigest(), strs: map[int64]string{}}
 	r := &Report{Policy: o.Policy}
 	r.Meta = report.Meta{Kind: "rotation", Title: "KMS key rotation compliance report", GeneratedAt: now().UTC().Truncate(time.Second),
 		Generator: o.Generator, Scope: o.Scope.JSON()}
@@ -101,10 +101,8 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	if err := b.resolveNames(); err != nil {
 		return nil, err
 	}
-	steps.Next("reading the raw records that decide key facts")
-	if err := b.loadDetails(); err != nil {
-		return nil, err
-	}
+	steps.Next("selecting the events that decide key facts")
+	b.loadDetails()
 	steps.Next("reading the ingest coverage")
 	var pairs []report.Pair
 	for _, k := range b.keys {
@@ -137,7 +135,15 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	if r.Coverage == nil {
 		r.Coverage = []report.Gap{}
 	}
-	if len(prov.FileList) == 0 {
+	switch {
+	case prov.AggregateOnly():
+		r.Notes = append(r.Notes, "Aggregates cannot show a key's lifecycle: whether rotation is enabled, when material was rotated or imported, "+
+			"whether deletion is pending are in the records of those events, which the database does not hold. Every day of the "+
+			"period with aggregates only is listed as a coverage gap (aggregates-only), and the facts that need those records are unknown.")
+	case len(prov.AggregateSources) > 0:
+		r.Notes = append(r.Notes, "Days with aggregates only (no records) are coverage gaps for this report (aggregates-only): "+
+			"a count of events does not show what they changed, so facts that need those days' records are unknown.")
+	case len(prov.FileList) == 0:
 		r.Notes = append(r.Notes, "The database holds no ingested file: every fact below is unknown.")
 	}
 	return r, nil
@@ -147,7 +153,6 @@ type builder struct {
 	ctx   context.Context
 	st    *store.Store
 	db    *sql.Conn // every query of the report
-	pool  *sql.DB   // for the parallel raw reads
 	o     Options
 	dig   *report.Digest
 	cov   *report.Coverage
@@ -269,11 +274,15 @@ func inList(ids []int64) string {
 }
 
 // EventsQuery is the lifecycle query (exported for the plan test): it is
-// driven by the events_name_time index, one range per event name.
+// driven by the events_name_time index, one range per event name, and
+// picks up each event's facts from event_details by its primary key.
 func EventsQuery(nameIDs []int64) string {
 	return `SELECT e.id, e.event_id, e.time, e.name, e.key, e.error_code, e.valid_to, e.deletion_date,
-		e.rotation_type, e.key_material, e.principal, e.block, e.off, e.len
-		FROM events e WHERE e.name IN ` + inList(nameIDs) + ` AND e.time < ? AND e.key IS NOT NULL
+		e.rotation_type, e.key_material, e.principal,
+		d.event, d.key_spec, d.origin, d.key_manager, d.custom_key_store, d.description,
+		d.rotation_period_days, d.import_type, d.expiration_model, d.key_material
+		FROM events e LEFT JOIN event_details d ON d.event = e.id
+		WHERE e.name IN ` + inList(nameIDs) + ` AND e.time < ? AND e.key IS NOT NULL
 		ORDER BY e.time, e.id`
 }
 
@@ -303,9 +312,16 @@ func (b *builder) loadEvents() error {
 		e := &ev{}
 		var evID any
 		var name int64
-		var errc, vt, dd, rt, km, pr sql.NullInt64
-		if err := rows.Scan(&e.row, &evID, &e.time, &name, &e.key, &errc, &vt, &dd, &rt, &km, &pr, &e.block, &e.off, &e.n); err != nil {
+		var errc, vt, dd, rt, km, pr, dEvent, dPeriod sql.NullInt64
+		var dSpec, dOrigin, dManager, dStore, dDesc, dImport, dExp, dMat sql.NullString
+		if err := rows.Scan(&e.row, &evID, &e.time, &name, &e.key, &errc, &vt, &dd, &rt, &km, &pr,
+			&dEvent, &dSpec, &dOrigin, &dManager, &dStore, &dDesc, &dPeriod, &dImport, &dExp, &dMat); err != nil {
 			return fmt.Errorf("read lifecycle events: %w", err)
+		}
+		if dEvent.Valid {
+			e.stored = &detail{KeySpec: dSpec.String, Origin: dOrigin.String, KeyManager: dManager.String,
+				CustomKeyStore: dStore.String, Description: dDesc.String, RotationPeriodDays: int(dPeriod.Int64),
+				ImportType: dImport.String, ExpirationModel: dExp.String, KeyMaterialID: dMat.String}
 		}
 		k := b.byID[e.key]
 		if k == nil {
@@ -317,7 +333,9 @@ func (b *builder) loadEvents() error {
 		e.errCode = b.lazyStr(errc)
 		e.rotationType = b.lazyStr(rt)
 		e.material = b.lazyStr(km)
-		b.dig.Row(e.eventID, e.time, name, k.arn, errc.Int64, vt.Int64, dd.Int64, rt.Int64, km.Int64, pr.Int64)
+		b.dig.Row(e.eventID, e.time, name, k.arn, errc.Int64, vt.Int64, dd.Int64, rt.Int64, km.Int64, pr.Int64,
+			dSpec.String, dOrigin.String, dManager.String, dStore.String, dDesc.String, dPeriod.Int64,
+			dImport.String, dExp.String, dMat.String)
 		k.events = append(k.events, e)
 	}
 	return rows.Err()
@@ -448,19 +466,21 @@ func (b *builder) resolveNames() error {
 	return nil
 }
 
-// loadDetails reads the raw records of the events that decide a fact: the
-// key's CreateKey (when no inventory gives spec, origin and manager), the
-// last accepted EnableKeyRotation (its period), the last import of key
-// material and, for imported keys, the last on-demand rotation and the
-// import before it.
-func (b *builder) loadDetails() error {
-	var reqs []*rawReq
+// loadDetails picks the events whose facts (event_details, read with the
+// lifecycle events) decide the report: the key's CreateKey (when no
+// inventory gives spec, origin and manager), the last accepted
+// EnableKeyRotation (its period), the last import of key material and, for
+// imported keys, the last on-demand rotation and the import before it. An
+// event without a row states nothing (an empty detail, as its record would).
+func (b *builder) loadDetails() {
 	need := func(e *ev) {
 		if e == nil || e.det != nil {
 			return
 		}
-		e.det = &detail{}
-		reqs = append(reqs, &rawReq{row: e.row, block: e.block, off: e.off, n: e.n, out: e.det})
+		e.det = e.stored
+		if e.det == nil {
+			e.det = &detail{}
+		}
 	}
 	for _, k := range b.keys {
 		var create, enable, imp, onDemand *ev
@@ -504,7 +524,6 @@ func (b *builder) loadDetails() error {
 			}
 		}
 	}
-	return readDetails(b.ctx, b.pool, reqs)
 }
 
 func days(d time.Duration) int { return int(d / day) }

@@ -129,6 +129,11 @@ func (r *Report) WritePDF(w io.Writer) error {
 	d.Heading(0, "Findings")
 	d.Note("For each key: every check that is not compliant and every lifecycle flag, with the CloudTrail events they rest on (listed in full in the evidence appendix).")
 	rows = nil
+	// The findings table names at most MaxEvidencePerFlag events per key;
+	// the appendix leaves out the ones it does not name (a key refused
+	// thousands of calls would otherwise fill hundreds of pages; the JSON
+	// export lists every one).
+	printed, unnamed := map[string]bool{}, map[string]bool{}
 	for i := range r.Keys {
 		k := &r.Keys[i]
 		var lines []string
@@ -168,6 +173,13 @@ func (r *Report) WritePDF(w io.Writer) error {
 		if len(lines) == 0 {
 			continue
 		}
+		for i, id := range evList {
+			if i < MaxEvidencePerFlag {
+				printed[id] = true
+			} else {
+				unnamed[id] = true
+			}
+		}
 		rows = append(rows, []string{keyLabel(k), string(k.Status()), strings.Join(lines, "\n"), ids(evList, MaxEvidencePerFlag)})
 	}
 	if len(rows) == 0 {
@@ -196,8 +208,18 @@ func (r *Report) WritePDF(w io.Writer) error {
 	d.NewPage()
 	d.Heading(0, "Appendix: evidence events")
 	d.Note("Every CloudTrail event a finding or flag above rests on. Find the original record with: keyceremony audit raw --db DB EVENT-ID.")
+	for id := range printed {
+		delete(unnamed, id)
+	}
+	if len(unnamed) > 0 {
+		d.Note(fmt.Sprintf("The findings above name at most %d events per key: %d events they do not name are left out here. All %d evidence events are in the JSON export (evidence) and the CSV (evidence_event_ids).",
+			MaxEvidencePerFlag, len(unnamed), len(r.Evidence)))
+	}
 	rows = nil
 	for _, e := range r.Evidence {
+		if unnamed[e.EventID] {
+			continue
+		}
 		name := e.Name
 		if e.Error != "" {
 			name += " (failed: " + e.Error + ")"

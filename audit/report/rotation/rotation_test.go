@@ -336,3 +336,54 @@ func TestRotationDeterministic(t *testing.T) {
 		t.Error("two renderings of the same database differ")
 	}
 }
+
+// The findings table names at most MaxEvidencePerFlag events per key; the
+// PDF's evidence appendix leaves out the ones it does not name (a key
+// refused thousands of calls would fill hundreds of pages), says so, and
+// the JSON export keeps them all.
+func TestEvidenceAppendixListsTheEventsThePDFNames(t *testing.T) {
+	s := fixture.NewScenario()
+	deleting := s.Keys["deleting"]
+	var refused []string
+	for i := 0; i < MaxEvidencePerFlag+8; i++ {
+		refused = append(refused, s.Tree.Add(fixture.Event{Time: time.Date(2025, 3, 23, 10, i, 0, 0, time.UTC), Name: "Encrypt",
+			Account: fixture.A1, Region: fixture.R1, Principal: fixture.AppS2, KeyARN: deleting, Error: "KMSInvalidStateException",
+			Request: map[string]any{"keyId": deleting}}))
+	}
+	r := build(t, s, false)
+	_, back := exported(t, r)
+	inJSON := map[string]bool{}
+	for _, e := range back.Evidence {
+		inJSON[e.EventID] = true
+	}
+	for _, id := range refused {
+		if !inJSON[id] {
+			t.Fatalf("refused call %s missing from the JSON evidence", id)
+		}
+	}
+	pdf := filepath.Join(t.TempDir(), "rotation.pdf")
+	if err := report.WriteFile(pdf, false, r.WritePDF); err != nil {
+		t.Fatal(err)
+	}
+	text := fixture.PDFText(t, pdf)
+	appendix := text[strings.Index(text, "Appendix: evidence events"):]
+	flat := strings.Join(strings.Fields(appendix), " ")
+	if !strings.Contains(flat, "The findings above name at most 12 events per key:") || !strings.Contains(flat, "are in the JSON export") {
+		t.Fatalf("the appendix does not say it leaves events out:\n%.600s", flat)
+	}
+	listed := 0
+	for _, id := range refused {
+		if strings.Contains(appendix, id) {
+			listed++
+		}
+	}
+	if listed == 0 || listed >= len(refused) {
+		t.Fatalf("%d of the key's %d refused calls are in the appendix; want the ones the findings name, not all", listed, len(refused))
+	}
+	// Events of other findings are all still there.
+	for _, label := range []string{"deleting.schedule", "external.import2", "keydisabled.refused"} {
+		if !strings.Contains(appendix, s.IDs[label]) {
+			t.Errorf("appendix lacks %s (%s)", label, s.IDs[label])
+		}
+	}
+}

@@ -57,6 +57,9 @@ type Totals struct {
 	Principals    int   `json:"principals"`     // identities seen
 	NewPrincipals int   `json:"new_principals"` // identities first seen in the period
 	AdminEvents   int   `json:"admin_events"`
+	// AggregatedEvents of Events are counted from aggregates (no event
+	// id, no time of day: not in OffHours).
+	AggregatedEvents int64 `json:"aggregated_events"`
 }
 
 // DayCount is one day of a series.
@@ -75,16 +78,19 @@ type Count struct {
 
 // Usage is the breakdown of a set of events (one key's, or those naming no key).
 type Usage struct {
-	Events      int64      `json:"events"`
-	CryptoCalls int64      `json:"crypto_calls"`
-	Failed      int64      `json:"failed"`
-	OffHours    int64      `json:"off_hours"`
-	Operations  []Count    `json:"operations"` // by event name; ReEncrypt as ReEncryptFrom / ReEncryptTo
-	Principals  []Count    `json:"principals"` // by identity
-	Services    []Count    `json:"services"`   // by invoking AWS service (userIdentity.invokedBy)
-	Accounts    []Count    `json:"accounts"`   // by caller account
-	Errors      []Count    `json:"errors"`     // by error code
-	Daily       []DayCount `json:"daily"`
+	Events      int64 `json:"events"`
+	CryptoCalls int64 `json:"crypto_calls"`
+	Failed      int64 `json:"failed"`
+	OffHours    int64 `json:"off_hours"`
+	// Aggregated of Events are counted from aggregates (no event id, no
+	// time of day).
+	Aggregated int64      `json:"aggregated_events,omitempty"`
+	Operations []Count    `json:"operations"` // by event name; ReEncrypt as ReEncryptFrom / ReEncryptTo
+	Principals []Count    `json:"principals"` // by identity
+	Services   []Count    `json:"services"`   // by invoking AWS service (userIdentity.invokedBy)
+	Accounts   []Count    `json:"accounts"`   // by caller account
+	Errors     []Count    `json:"errors"`     // by error code
+	Daily      []DayCount `json:"daily"`
 }
 
 // Key is one key's usage.
@@ -137,6 +143,10 @@ type AdminEvent struct {
 	KeyARN    string    `json:"key_arn"`
 	Principal string    `json:"principal"`
 	Error     string    `json:"error,omitempty"`
+	// Count and FromAggregates: a group of Count events counted by
+	// aggregates, with no event id; Time is the first of them.
+	Count          int64 `json:"count,omitempty"`
+	FromAggregates bool  `json:"from_aggregates,omitempty"`
 }
 
 // LastUseCheck compares the inventory's GetKeyLastUsage result with the

@@ -93,6 +93,9 @@ func (r *Report) WritePDF(w io.Writer) error {
 		{"Principals seen / new in the period", fmt.Sprintf("%d / %d", t.Principals, t.NewPrincipals)},
 		{"Administrative events", strconv.Itoa(t.AdminEvents) + " (" + strings.Join(AdminNames, ", ") + ")"},
 	})
+	if t.AggregatedEvents > 0 {
+		d.KV([][2]string{{"Of the events, counted from aggregates", fmt.Sprintf("%d: no event id, no time of day (not in the off-hours figure); see the cover", t.AggregatedEvents)}})
+	}
 	calls, failed := series(r.Daily)
 	d.BarChart(pdfdoc.Chart{Title: "All keys: cryptographic calls per day", Labels: labels(r.Days), Values: calls, Overlay: failed,
 		OverlayLabel: "failed", ValuesLabel: "cryptographic calls per UTC day"})
@@ -158,6 +161,15 @@ func (r *Report) WritePDF(w io.Writer) error {
 	d.NewPage()
 	d.Heading(0, "Administrative events")
 	d.Note("The calls auditors alarm on: " + strings.Join(AdminNames, ", ") + ", with who made them and when.")
+	aggAdmin := 0
+	for _, a := range r.Admin {
+		if a.FromAggregates {
+			aggAdmin++
+		}
+	}
+	if aggAdmin > 0 {
+		d.Warn(fmt.Sprintf("%d row(s) below come from aggregates: a count of events on a day, by one principal on one key, with no event id (the time is the first of them). The records themselves are not in the database.", aggAdmin))
+	}
 	rows = nil
 	for i, a := range r.Admin {
 		if i == MaxAdminRows {
@@ -168,7 +180,12 @@ func (r *Report) WritePDF(w io.Writer) error {
 		if a.Error != "" {
 			name += " (failed: " + a.Error + ")"
 		}
-		rows = append(rows, []string{report.FormatTime(a.Time), name, a.KeyARN, a.Principal, a.EventID})
+		id := a.EventID
+		if a.FromAggregates {
+			name = fmt.Sprintf("%d × %s", a.Count, name)
+			id = "aggregate: no event id"
+		}
+		rows = append(rows, []string{report.FormatTime(a.Time), name, a.KeyARN, a.Principal, id})
 	}
 	if len(rows) == 0 {
 		d.Para("None in the period.")
@@ -257,6 +274,9 @@ func (r *Report) WritePDF(w io.Writer) error {
 	d.NewPage()
 	d.Heading(0, "Appendix: evidence events")
 	d.Note("The CloudTrail events behind the findings above (administrative events carry their ids in their own table). Find an original record with: keyceremony audit raw --db DB EVENT-ID.")
+	if t.AggregatedEvents > 0 {
+		d.Warn(fmt.Sprintf("%d events were counted from aggregates: they have no event id, so findings that rest on them (uses, new principals, cross-account calls) cite no event here.", t.AggregatedEvents))
+	}
 	rows = nil
 	for i, e := range r.Evidence {
 		if i == 3*MaxAdminRows {
@@ -313,6 +333,9 @@ func (r *Report) keySection(d *pdfdoc.Doc, k *Key) {
 	for _, g := range k.Gaps {
 		kv = append(kv, [2]string{"Coverage gap", g.Describe()})
 	}
+	if k.Aggregated > 0 {
+		kv = append(kv, [2]string{"Counted from aggregates", fmt.Sprintf("%d of the %d events (no event id, no time of day)", k.Aggregated, k.Events)})
+	}
 	d.KV(kv)
 	calls, failed := series(k.Daily)
 	d.BarChart(pdfdoc.Chart{Title: "Cryptographic calls per day", Labels: labels(r.Days), Values: calls, Overlay: failed, OverlayLabel: "failed", Height: 40})
@@ -331,7 +354,7 @@ var CSVHeader = []string{"section", "key_arn", "name", "calls", "failed", "time"
 
 // WriteCSV writes every figure of the report, one per row:
 //
-//	total           name=events|crypto_calls|failed|off_hours|cross_account|keys_used|keys_in_scope|principals|new_principals|admin_events
+//	total           name=events|crypto_calls|failed|off_hours|cross_account|keys_used|keys_in_scope|principals|new_principals|admin_events|aggregated_events
 //	day             all keys, name=YYYY-MM-DD, calls and failed cryptographic calls
 //	key             per key: name=events|crypto_calls|failed|off_hours
 //	key_day         per key and day
@@ -344,7 +367,7 @@ var CSVHeader = []string{"section", "key_arn", "name", "calls", "failed", "time"
 //	principal_total per principal (time = first seen)
 //	new_principal   per new principal (time = first seen, event_id = first event)
 //	unused_key      per key without a successful cryptographic call (time = last use before the period)
-//	admin_event     per administrative event
+//	admin_event     per administrative event (from aggregates: per group, calls = its count, name ends " (aggregate)", no event_id)
 //	last_use_check  per key with a GetKeyLastUsage result (name=agree|disagree, time = CloudTrail last use)
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
@@ -358,7 +381,8 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		v    int64
 	}{{"events", t.Events}, {"crypto_calls", t.CryptoCalls}, {"failed", t.Failed}, {"off_hours", t.OffHours},
 		{"cross_account", t.CrossAccount}, {"keys_used", int64(t.KeysUsed)}, {"keys_in_scope", int64(t.KeysInScope)},
-		{"principals", int64(t.Principals)}, {"new_principals", int64(t.NewPrincipals)}, {"admin_events", int64(t.AdminEvents)}} {
+		{"principals", int64(t.Principals)}, {"new_principals", int64(t.NewPrincipals)}, {"admin_events", int64(t.AdminEvents)},
+		{"aggregated_events", t.AggregatedEvents}} {
 		row("total", "", x.name, x.v, 0, "", "", "")
 	}
 	for _, dc := range r.Daily {
@@ -408,7 +432,15 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		if a.Error != "" {
 			name += " (failed: " + a.Error + ")"
 		}
-		row("admin_event", a.KeyARN, name, 1, map[bool]int64{true: 1, false: 0}[a.Error != ""], report.FormatTime(a.Time), a.Principal, a.EventID)
+		calls := max(a.Count, 1)
+		failed := int64(0)
+		if a.Error != "" {
+			failed = calls
+		}
+		if a.FromAggregates {
+			name += " (aggregate)"
+		}
+		row("admin_event", a.KeyARN, name, calls, failed, report.FormatTime(a.Time), a.Principal, a.EventID)
 	}
 	for _, c := range r.LastUse {
 		res := "agree"

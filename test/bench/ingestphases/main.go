@@ -1,0 +1,69 @@
+// Command ingestphases runs the audit ingest on a tree and prints how long
+// each phase took (loading, indexing, resolving aliases): the benchmark in
+// test/bench/audit.sh measures the whole run, this says where it went.
+//
+//	go run ./test/bench/ingestphases -db /tmp/x.db ~/.cache/keyceremony-bench/cloudtrail-1000000/AWSLogs
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"time"
+
+	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/audit/store"
+)
+
+func main() {
+	db := flag.String("db", "", "database to create (must not exist)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile")
+	workers := flag.Int("workers", 0, "parsing goroutines (0: GOMAXPROCS)")
+	flag.Parse()
+	if *db == "" || flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: ingestphases -db NEW.db PATH...")
+		os.Exit(2)
+	}
+	if _, err := os.Stat(*db); err == nil {
+		fmt.Fprintln(os.Stderr, *db, "exists")
+		os.Exit(2)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128 << 20) // as the CLI does
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx := context.Background()
+	start := time.Now()
+	st, err := store.Open(ctx, *db)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer st.Close()
+	phase, since := "", start
+	opt := ingest.Options{Workers: *workers, ProgressEvery: 10 * time.Millisecond, Progress: func(p ingest.Progress) {
+		if p.Phase != phase {
+			if phase != "" {
+				fmt.Printf("%-18s %6.2f s\n", phase, time.Since(since).Seconds())
+			}
+			phase, since = p.Phase, time.Now()
+		}
+	}}
+	sum, err := ingest.Run(ctx, st, flag.Args(), opt)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("total              %6.2f s, %d new events, %d files\n", time.Since(start).Seconds(), sum.KMSNew, sum.FilesOK)
+}

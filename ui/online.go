@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keyceremony/keyceremony/audit/athena"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
 	"github.com/keyceremony/keyceremony/audit/ingest"
 	"github.com/keyceremony/keyceremony/audit/store"
@@ -48,6 +49,9 @@ type onlinePage struct {
 	buttons                   []*widget.Button
 	stop                      context.CancelFunc
 	running                   bool
+	// writesAudit names the actions (by title) that load the audit
+	// database: when one ends, an open Audit page lists again.
+	writesAudit map[string]bool
 }
 
 func (w *MainWindow) onlinePage() fyne.CanvasObject {
@@ -55,7 +59,7 @@ func (w *MainWindow) onlinePage() fyne.CanvasObject {
 		return w.online
 	}
 	s := w.settings()
-	p := &onlinePage{w: w, profile: widget.NewEntry(), region: widget.NewEntry(), endpoint: widget.NewEntry()}
+	p := &onlinePage{w: w, profile: widget.NewEntry(), region: widget.NewEntry(), endpoint: widget.NewEntry(), writesAudit: map[string]bool{}}
 	p.profile.SetPlaceHolder("default credential chain")
 	p.profile.SetText(s.prefs.String(prefOnlineProfile))
 	p.region.SetPlaceHolder("from the profile or AWS_REGION")
@@ -81,7 +85,7 @@ func (w *MainWindow) onlinePage() fyne.CanvasObject {
 	)
 	body := container.NewVBox(heading("Online actions"), warn, conn,
 		p.byokPrepareCard(), p.byokImportCard(), p.pcaCSRCard(), p.pcaImportCard(),
-		p.fetchCard(), p.inventoryCard(), p.trailCard(), p.archiveCard(),
+		p.fetchCard(), p.inventoryCard(), p.trailCard(), p.athenaCard(), p.archiveCard(),
 		widget.NewSeparator(), container.NewHBox(p.status, p.cancel), p.result)
 	w.online = container.NewVScroll(body)
 	return w.online
@@ -169,8 +173,17 @@ func (p *onlinePage) start(title string, c online.Connection, act onlineAction) 
 				p.result.Importance = widget.SuccessImportance
 			}
 			p.result.SetText(out)
+			if p.writesAudit[title] && p.w.audit != nil {
+				p.w.audit.Apply() // even after a failure: what was committed is there
+			}
 		})
 	}()
+}
+
+// loadsAudit marks b's action as one that loads the audit database.
+func (p *onlinePage) loadsAudit(b *widget.Button) *widget.Button {
+	p.writesAudit[strings.TrimSuffix(b.Text, "…")] = true
+	return b
 }
 
 // pathRow is an entry for a path with a button that picks a folder; with
@@ -380,7 +393,7 @@ func (p *onlinePage) fetchCard() fyne.CanvasObject {
 		}, nil
 	})
 	form := widget.NewForm(widget.NewFormItem("From", from), widget.NewFormItem("To", to))
-	return card("Audit: fetch KMS events", "audit fetch (CloudTrail LookupEvents, the last 90 days)", form, b)
+	return card("Audit: fetch KMS events", "audit fetch (CloudTrail LookupEvents, the last 90 days)", form, p.loadsAudit(b))
 }
 
 func (p *onlinePage) inventoryCard() fyne.CanvasObject {
@@ -465,7 +478,61 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 	form := widget.NewForm(widget.NewFormItem("Trail bucket", bucket), widget.NewFormItem("Key prefix", prefix), widget.NewFormItem("Accounts", accounts),
 		widget.NewFormItem("Regions", regions), widget.NewFormItem("First day", from), widget.NewFormItem("Last day", to),
 		widget.NewFormItem("Download directory", p.pathRow(out, "")), widget.NewFormItem("", load))
-	return card("Audit: download trail logs from S3", "audit fetch --s3-bucket", form, b)
+	return card("Audit: download trail logs from S3", "audit fetch --s3-bucket", form, p.loadsAudit(b))
+}
+
+// athenaCard runs the KMS query on the organisation's Athena table over
+// its trail (audit athena): the period's records, or only their counts.
+func (p *onlinePage) athenaCard() fyne.CanvasObject {
+	database, table, workgroup, output, where := widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewEntry()
+	workgroup.SetPlaceHolder("primary")
+	output.SetPlaceHolder("s3://BUCKET/PREFIX/ (unless the workgroup sets one)")
+	where.SetPlaceHolder(`e.g. "timestamp" BETWEEN '2025/03/01' AND '2025/03/31'`)
+	from, to := dayEntry(""), dayEntry(" (included)")
+	aggregate := widget.NewCheck("Counts only (per day, key, operation and principal): reports then say they rest on aggregates", nil)
+	b := p.button("Run Athena query…", "Run the KMS query on the Athena table over the trail (Athena bills the data it scans: give a partition condition) and load the result into the audit database.", func() (onlineAction, error) {
+		if err := required("The Athena database", database.Text, "The CloudTrail table", table.Text, "Events from", from.Text, "Events to", to.Text); err != nil {
+			return nil, err
+		}
+		first, err := parseDay("Events from", from.Text)
+		if err != nil {
+			return nil, err
+		}
+		last, err := parseDay("Events to", to.Text)
+		if err != nil {
+			return nil, err
+		}
+		o := athena.Options{Database: strings.TrimSpace(database.Text), Table: strings.TrimSpace(table.Text),
+			Workgroup: strings.TrimSpace(workgroup.Text), OutputLocation: strings.TrimSpace(output.Text),
+			From: first, To: last.AddDate(0, 0, 1), Aggregate: aggregate.Checked, Where: strings.TrimSpace(where.Text),
+			Args: []string{"gui", "online", "athena"}}
+		if err := athena.Check(o); err != nil {
+			return nil, err
+		}
+		db := p.w.settings().AuditDB()
+		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
+			cfg, err := c.Load(ctx)
+			if err != nil {
+				return "", err
+			}
+			st, err := store.Open(ctx, db)
+			if err != nil {
+				return "", err
+			}
+			defer st.Close()
+			o.Progress = func(pr athena.Progress) { progress(pr.String()) }
+			sum, err := athena.Run(ctx, athena.NewClient(cfg, c.Endpoint), st, o)
+			if sum == nil {
+				return "", err
+			}
+			return sum.Text(st.Path()), err
+		}, nil
+	})
+	form := widget.NewForm(widget.NewFormItem("Athena database", database), widget.NewFormItem("CloudTrail table", table),
+		widget.NewFormItem("Workgroup", workgroup), widget.NewFormItem("Result location", output),
+		widget.NewFormItem("Events from", from), widget.NewFormItem("Events to", to),
+		widget.NewFormItem("Partition condition", where), widget.NewFormItem("", aggregate))
+	return card("Audit: query the organisation trail with Athena", "audit athena", form, p.loadsAudit(b))
 }
 
 func (p *onlinePage) archiveCard() fyne.CanvasObject {

@@ -1,17 +1,22 @@
 package ui
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/audit/inventory"
+	"github.com/keyceremony/keyceremony/audit/store"
 	"github.com/keyceremony/keyceremony/test/awsfake"
+	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
 )
 
 // awsTestEnv points the standard AWS chain at a local fake: static test
@@ -28,6 +33,11 @@ func awsTestEnv(t *testing.T, srv *awsfake.Server) {
 func waitForLabels(t *testing.T, w *MainWindow, wants ...string) {
 	t.Helper()
 	var all string
+	defer func() {
+		if t.Failed() {
+			t.Logf("labels on the window:\n%s", all)
+		}
+	}()
 	waitFor(t, "labels "+strings.Join(wants, " | "), func() bool {
 		var b strings.Builder
 		objs := []fyne.CanvasObject{w.Canvas().Content()}
@@ -158,4 +168,77 @@ func TestOnlineActionsHiddenUntilEnabled(t *testing.T) {
 	test.Tap(check)
 	test.Tap(buttonWithText(t, root, "Save"))
 	waitFor(t, "the page to go", func() bool { return !strings.Contains(strings.Join(navTitles(w), ","), "Online") })
+}
+
+// The Athena card checks its form before any call, then runs the query
+// on a local Athena through the real SDK and loads the period's records
+// into the audit database of Settings.
+func TestOnlineAthenaQuery(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	gen, err := cloudtrailgen.Generate(filepath.Join(dir, "trail"), cloudtrailgen.Config{Seed: 9, KMSEvents: 300, Start: start, Days: 2,
+		FileInterval: 6 * time.Hour, NoGaps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := awsfake.NewAthena(t)
+	srv.PollsToFinish = 1
+	if _, err := srv.LoadTree("trails", "org_trail", filepath.Join(dir, "trail")); err != nil {
+		t.Fatal(err)
+	}
+	awsTestEnv(t, srv.Server)
+
+	a := test.NewTempApp(t)
+	db := filepath.Join(dir, "audit.db")
+	a.Preferences().SetString(prefAuditDB, db)
+	a.Preferences().SetBool(prefOnline, true)
+	w := NewMainWindow(a, Options{Page: "audit"})
+	defer w.Close()
+	waitForLabels(t, w, "0 events match")
+	fyne.DoAndWait(func() { w.Select("online") })
+	root := w.Canvas().Content()
+	waitForMarkup(t, w, "Audit: query the organisation trail with Athena")
+	set := func(label, text string) {
+		e := formEntry(t, root, label)
+		fyne.DoAndWait(func() { e.SetText(text) })
+	}
+	set("Region", "eu-west-1")
+	set("Endpoint URL", srv.URL)
+	set("Athena database", "trails")
+	set("CloudTrail table", "org_trail; DROP TABLE x")
+	set("Result location", "s3://athena-results/kc/")
+	set("Events from", "2025-03-01")
+	set("Events to", "2025-03-02")
+
+	// A bad name is refused before the confirmation, and nothing is sent.
+	test.Tap(buttonWithText(t, root, "Run Athena query…"))
+	waitForLabels(t, w, "Run Athena query: not started", `"org_trail; DROP TABLE x": only letters, digits, _ and -`)
+	if len(srv.Queries()) != 0 || len(srv.Requests) != 0 {
+		t.Fatal("AWS contacted for a form with a bad table name")
+	}
+
+	set("CloudTrail table", "org_trail")
+	test.Tap(buttonWithText(t, root, "Run Athena query…"))
+	var contact *widget.Button
+	fyne.DoAndWait(func() { contact = buttonWithText(t, w.Canvas().Overlays().Top(), "Contact AWS") })
+	test.Tap(contact)
+	waitForLabels(t, w, "Run Athena query: done", fmt.Sprintf("KMS events: %d new, ", gen.KMSEvents), "Database: "+db)
+	// The Audit page, open behind, lists what was loaded.
+	waitFor(t, "the Audit page to list again", func() bool {
+		var text string
+		fyne.DoAndWait(func() { text = w.Audit().status.Text })
+		return strings.HasPrefix(text, fmt.Sprintf("%d events match", gen.KMSEvents))
+	})
+	if q := srv.Queries(); len(q) != 1 || !strings.Contains(q[0], `FROM "trails"."org_trail"`) || !strings.Contains(q[0], "eventtime < '2025-03-03T00:00:00Z'") {
+		t.Fatalf("queries sent: %q", q)
+	}
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil || n != gen.KMSEvents {
+		t.Fatalf("events in the database: %d (%v), want %d", n, err, gen.KMSEvents)
+	}
 }

@@ -60,13 +60,8 @@ func auditAthena(ctx context.Context, env *Env, args []string) error {
 	o := athena.Options{Catalog: *catalog, Database: *database, Table: *table, Workgroup: *workgroup, OutputLocation: *output,
 		From: from, To: to, Aggregate: *aggregate, Where: *where, Args: append([]string{"audit", "athena"}, args...)}
 	// Refuse bad names, dates and locations before any network call.
-	if _, err := athena.RecordsQuery(o); err != nil {
+	if err := athena.Check(o); err != nil {
 		return usagef("%v", err)
-	}
-	if *aggregate {
-		if _, err := athena.AggregatesQuery(o); err != nil {
-			return usagef("%v", err)
-		}
 	}
 	path := *dbPath
 	if path == "" {
@@ -91,8 +86,7 @@ func auditAthena(ctx context.Context, env *Env, args []string) error {
 				return
 			}
 			last, lastState = time.Now(), p.State
-			fmt.Fprintf(env.Stderr, "athena query %s: %s, %s elapsed, %.1f MiB scanned, %d result pages, %d rows\n",
-				p.QueryID, p.State, p.Elapsed.Round(time.Second), float64(p.Scanned)/(1<<20), p.Pages, p.Rows)
+			fmt.Fprintln(env.Stderr, p)
 		}
 	}
 	sum, err := athena.Run(ctx, athena.NewClient(cfg, c.Endpoint), st, o)
@@ -101,16 +95,7 @@ func auditAthena(ctx context.Context, env *Env, args []string) error {
 			data, _ := json.MarshalIndent(sum, "", "  ")
 			fmt.Fprintf(env.Stdout, "%s\n", data)
 		} else {
-			fmt.Fprintf(env.Stdout, "Athena query %s: %d result rows in %d pages, %.1f MiB scanned\n",
-				sum.QueryID, sum.Rows, sum.Pages, float64(sum.Scanned)/(1<<20))
-			if *aggregate {
-				fmt.Fprintf(env.Stdout, "Aggregates: %d KMS events in %d groups, %s to %s (%d earlier aggregate rows of these days replaced)\n",
-					sum.Events, sum.Groups, sum.AggregateOf[0], sum.AggregateOf[1], sum.Replaced)
-				fmt.Fprintln(env.Stdout, "Reports on these days rest on counts without per-event evidence, and say so.")
-			} else {
-				fmt.Fprintf(env.Stdout, "KMS events: %d new, %d already loaded\n", sum.KMSNew, sum.KMSDup)
-			}
-			fmt.Fprintf(env.Stdout, "Result SHA-256: %s\nDatabase: %s\n", sum.ResultSHA, st.Path())
+			fmt.Fprint(env.Stdout, sum.Text(st.Path()))
 		}
 	}
 	if err != nil {

@@ -110,6 +110,11 @@ type Progress struct {
 	Scanned int64 // bytes Athena scanned so far
 }
 
+func (p Progress) String() string {
+	return fmt.Sprintf("athena query %s: %s, %s elapsed, %.1f MiB scanned, %d result pages, %d rows",
+		p.QueryID, p.State, p.Elapsed.Round(time.Second), float64(p.Scanned)/(1<<20), p.Pages, p.Rows)
+}
+
 // Summary of a run.
 type Summary struct {
 	QueryID     string        `json:"query_execution_id"`
@@ -283,6 +288,38 @@ func AggregatesQuery(o Options) (string, error) {
 	}
 	return "SELECT " + selectList(append(append([][2]string{}, aggCols...), aggMeasures...)) + "\nFROM " + o.from() +
 		"\nWHERE " + o.where() + "\nGROUP BY " + strings.Join(groups, ", "), nil
+}
+
+// Check refuses bad names, dates, locations and conditions: callers run it
+// before they connect, so a mistake costs no network call.
+func Check(o Options) error {
+	var err error
+	if o.Aggregate {
+		_, err = AggregatesQuery(o)
+	} else {
+		_, err = RecordsQuery(o)
+	}
+	return err
+}
+
+// Text is the summary as the CLI and the GUI show it; db is the database
+// the result went into.
+func (s *Summary) Text(db string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Athena query %s: %d result rows in %d pages, %.1f MiB scanned\n", s.QueryID, s.Rows, s.Pages, float64(s.Scanned)/(1<<20))
+	if s.Mode == "aggregates" {
+		first, last := "", ""
+		if len(s.AggregateOf) == 2 {
+			first, last = s.AggregateOf[0], s.AggregateOf[1]
+		}
+		fmt.Fprintf(&b, "Aggregates: %d KMS events in %d groups, %s to %s (%d earlier aggregate rows of these days replaced)\n",
+			s.Events, s.Groups, first, last, s.Replaced)
+		b.WriteString("Reports on these days rest on counts without per-event evidence, and say so.\n")
+	} else {
+		fmt.Fprintf(&b, "KMS events: %d new, %d already loaded\n", s.KMSNew, s.KMSDup)
+	}
+	fmt.Fprintf(&b, "Result SHA-256: %s\nDatabase: %s\n", s.ResultSHA, db)
+	return b.String()
 }
 
 // Run runs the query and loads its result into st.

@@ -191,7 +191,7 @@ func TestReportChild(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(150 << 20) // as the CLI sets it
+		debug.SetMemoryLimit(report.MemoryLimit) // as the CLI sets it
 	}
 	st, err := store.Open(ctx, os.Getenv("KC_REPORT_DB"))
 	if err != nil {

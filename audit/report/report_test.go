@@ -1,9 +1,11 @@
 package report
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -159,5 +161,73 @@ func TestWriteJSONLayout(t *testing.T) {
 	json.Unmarshal(raw, &orig)
 	if !reflect.DeepEqual(back, orig) {
 		t.Fatal("the laid out JSON does not decode to the same value")
+	}
+}
+
+// ptrText has its text form on the pointer only: encoding/json uses it for
+// fields and slice elements it reaches by address, and so must WriteJSON.
+type ptrText struct{ v int }
+
+func (p *ptrText) MarshalText() ([]byte, error) { return []byte(fmt.Sprintf("pt-%d", p.v)), nil }
+
+type streamRow struct {
+	ID   string    `json:"id"`
+	When time.Time `json:"when"`
+	T    ptrText   `json:"t"`
+	Sub  []int     `json:"sub,omitempty"`
+}
+
+type streamModel struct {
+	Meta   map[string]any `json:"meta"`
+	Count  int            `json:"count"`
+	Rows   []streamRow    `json:"rows"`
+	Nil    []streamRow    `json:"nil_rows"`
+	Empty  []string       `json:"empty"`
+	Blob   []byte         `json:"blob"`
+	Nested struct {
+		A []int `json:"a"`
+		B string
+	} `json:"nested"`
+	Texts []ptrText `json:"texts"`
+	Any   any       `json:"any"`
+	Title string
+}
+
+// A model written member by member is byte for byte what encoding the
+// whole value and laying it out gives, for a pointer and for a value.
+func TestWriteJSONStreamsTheSameBytes(t *testing.T) {
+	m := streamModel{Meta: map[string]any{"title": `a "quoted" {title}, with: [brackets]\ <html> & more`, "n": 1.5},
+		Count: 3, Empty: []string{}, Blob: []byte("raw\x00bytes"), Any: []any{1, "x", nil}, Title: "a ] title, with: }"}
+	for i := 0; i < 3; i++ {
+		m.Rows = append(m.Rows, streamRow{ID: fmt.Sprintf("e%d,]", i), When: time.Date(2025, 3, i+1, 0, 0, 0, 0, time.UTC), T: ptrText{i}})
+	}
+	m.Rows[1].Sub = []int{1, 2}
+	m.Nested.A = []int{7}
+	m.Nested.B = "b"
+	m.Texts = []ptrText{{1}, {2}}
+	if !streamable(reflect.TypeOf(m)) {
+		t.Fatal("the model is not streamed")
+	}
+	for _, v := range []any{&m, m} {
+		var want bytes.Buffer
+		bw := bufio.NewWriter(&want)
+		if err := layoutWhole(bw, v); err != nil {
+			t.Fatal(err)
+		}
+		bw.Flush()
+		var got bytes.Buffer
+		if err := WriteJSON(&got, v); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("%T streamed:\n%s\nwhole:\n%s", v, got.String(), want.String())
+		}
+		if !strings.Contains(got.String(), `"t":"pt-1"`) && v == any(&m) {
+			t.Fatalf("pointer MarshalText not used:\n%s", got.String())
+		}
+	}
+	// A struct with options (omitempty) is encoded whole, not streamed.
+	if streamable(reflect.TypeOf(streamRow{})) {
+		t.Fatal("a struct with omitempty would be streamed")
 	}
 }

@@ -50,7 +50,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer st.Close()
 	phase, since := "", start
 	opt := ingest.Options{Workers: *workers, ProgressEvery: 10 * time.Millisecond, Progress: func(p ingest.Progress) {
 		if p.Phase != phase {
@@ -65,5 +64,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	fmt.Printf("%-18s %6.2f s\n", phase, time.Since(since).Seconds())
+	closing := time.Now()
+	if err := st.Close(); err != nil { // the last checkpoint of the WAL
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("%-18s %6.2f s\n", "closing", time.Since(closing).Seconds())
 	fmt.Printf("total              %6.2f s, %d new events, %d files\n", time.Since(start).Seconds(), sum.KMSNew, sum.FilesOK)
 }

@@ -87,7 +87,7 @@ func (w *MainWindow) onlinePage() fyne.CanvasObject {
 		p.byokPrepareCard(), p.byokImportCard(), p.pcaCSRCard(), p.pcaImportCard(),
 		p.fetchCard(), p.inventoryCard(), p.trailCard(), p.athenaCard(), p.archiveCard(),
 		widget.NewSeparator(), container.NewHBox(p.status, p.cancel), p.result)
-	w.online = container.NewVScroll(body)
+	w.online, w.onlineActions = container.NewVScroll(body), p
 	return w.online
 }
 

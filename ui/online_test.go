@@ -242,3 +242,37 @@ func TestOnlineAthenaQuery(t *testing.T) {
 		t.Fatalf("events in the database: %d (%v), want %d", n, err, gen.KMSEvents)
 	}
 }
+
+// Closing the window cancels a running online action: an Athena query
+// still running is asked to stop, as AWS would otherwise run (and bill)
+// it to its end.
+func TestOnlineActionCancelledWithTheWindow(t *testing.T) {
+	srv := awsfake.NewAthena(t)
+	srv.PollsToFinish = 1 << 20 // runs until stopped
+	awsTestEnv(t, srv.Server)
+	a := test.NewTempApp(t)
+	a.Preferences().SetString(prefAuditDB, filepath.Join(t.TempDir(), "audit.db"))
+	a.Preferences().SetBool(prefOnline, true)
+	w := NewMainWindow(a, Options{Page: "online"})
+	root := w.Canvas().Content()
+	for label, text := range map[string]string{"Region": "eu-west-1", "Endpoint URL": srv.URL, "Athena database": "trails",
+		"CloudTrail table": "org_trail", "Result location": "s3://athena-results/kc/", "Events from": "2025-03-01", "Events to": "2025-03-02"} {
+		e := formEntry(t, root, label)
+		fyne.DoAndWait(func() { e.SetText(text) })
+	}
+	test.Tap(buttonWithText(t, root, "Run Athena query…"))
+	var contact *widget.Button
+	fyne.DoAndWait(func() { contact = buttonWithText(t, w.Canvas().Overlays().Top(), "Contact AWS") })
+	test.Tap(contact)
+	waitForLabels(t, w, ": RUNNING, ")
+	var id string
+	fyne.DoAndWait(func() {
+		_, rest, _ := strings.Cut(w.onlineActions.result.Text, "athena query ")
+		id, _, _ = strings.Cut(rest, ":")
+	})
+	if srv.State(id) != "RUNNING" {
+		t.Fatalf("query %q is %q before the window closes", id, srv.State(id))
+	}
+	fyne.DoAndWait(w.Close)
+	waitFor(t, "the query to be stopped", func() bool { return srv.State(id) == "CANCELLED" })
+}

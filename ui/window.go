@@ -49,7 +49,8 @@ type MainWindow struct {
 	audit      *AuditPage
 	// online is the Online actions page, kept while the window lives so
 	// an action still running shows its progress when the page is shown again.
-	online fyne.CanvasObject
+	online        fyne.CanvasObject
+	onlineActions *onlinePage
 }
 
 // NewMainWindow builds the shell. It does not show it.
@@ -171,6 +172,12 @@ func (w *MainWindow) stopPages() {
 	}
 	if w.audit != nil {
 		w.audit.Close()
+	}
+	// A running online action is cancelled with the window: an Athena
+	// query is asked to stop (it would otherwise run, and bill, to its
+	// end), a fetch or download stops at a page or file boundary.
+	if w.onlineActions != nil && w.onlineActions.stop != nil {
+		w.onlineActions.stop()
 	}
 }
 

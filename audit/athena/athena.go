@@ -254,6 +254,11 @@ var aggCols = [][2]string{
 	{"ui_type", "useridentity.type"}, {"ui_accountid", "useridentity.accountid"},
 	{"ui_issuer_arn", "useridentity.sessioncontext.sessionissuer.arn"},
 	{"ui_invokedby", "useridentity.invokedby"}, {"errorcode", "errorcode"},
+	// A ReEncrypt names two keys, source then destination: the usage
+	// report counts it for both, as it does from the records.
+	{"key2_ref", "CASE WHEN eventname = 'ReEncrypt' THEN coalesce(" +
+		"element_at(filter(transform(resources, r -> r.arn), a -> a LIKE 'arn:%:key/%'), 2), " +
+		"json_extract_scalar(requestparameters, '$.destinationKeyId')) END"},
 }
 
 // aggMeasures follow the group columns.
@@ -729,14 +734,18 @@ func (r *runner) aggregates(ctx context.Context, st *store.Store, q string, star
 		if key, _ := cloudtrail.KeyRef(str(v[5]), region, account); key != "" {
 			a.KeyARN = key
 		}
+		if key, _ := cloudtrail.KeyRef(str(v[12]), region, account); key != "" {
+			a.Key2ARN = key
+		}
+		m := len(aggCols) // the measures follow the groups
 		var err error
-		if a.Events, err = strconv.ParseInt(str(v[12]), 10, 64); err != nil || a.Events <= 0 {
-			return fmt.Errorf("Athena query %s: group count %q", r.sum.QueryID, str(v[12]))
+		if a.Events, err = strconv.ParseInt(str(v[m]), 10, 64); err != nil || a.Events <= 0 {
+			return fmt.Errorf("Athena query %s: group count %q", r.sum.QueryID, str(v[m]))
 		}
 		for i, dst := range []*int64{&a.First, &a.Last} {
-			t, ok := cloudtrail.ParseEventTime(str(v[13+i]))
+			t, ok := cloudtrail.ParseEventTime(str(v[m+1+i]))
 			if !ok {
-				return fmt.Errorf("Athena query %s: group time %q", r.sum.QueryID, str(v[13+i]))
+				return fmt.Errorf("Athena query %s: group time %q", r.sum.QueryID, str(v[m+1+i]))
 			}
 			*dst = t
 		}

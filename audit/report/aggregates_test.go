@@ -85,6 +85,68 @@ func TestReportsOverAggregateOnlyData(t *testing.T) {
 			t.Fatalf("day %d: %+v from aggregates, %+v from the files", i, got.Daily[i], want.Daily[i])
 		}
 	}
+	// Per key too, ReEncrypt counted for its source and its destination.
+	// What aggregates cannot do: a call that names its key only by an
+	// alias, without resources (the generator's denied Decrypts through
+	// alias/rotating), is resolved from the files through the alias
+	// history, while its aggregate names no key.
+	aliasOnly := map[string]map[string]int64{} // key ARN -> event name -> count
+	var aliasOnlyAll int64
+	rows, err := files.DB().Query(`SELECT k.arn, n.s, count(*) FROM events e JOIN keys k ON k.id = e.key JOIN strs n ON n.id = e.name
+		WHERE e.key_source IN (4, 5) AND e.time >= ? AND e.time < ? GROUP BY 1, 2`, sc.From.Unix(), sc.To.Unix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var arn, name string
+		var n int64
+		if err := rows.Scan(&arn, &name, &n); err != nil {
+			t.Fatal(err)
+		}
+		if aliasOnly[arn] == nil {
+			aliasOnly[arn] = map[string]int64{}
+		}
+		aliasOnly[arn][name] += n
+		aliasOnlyAll += n
+	}
+	rows.Close()
+	if aliasOnlyAll == 0 || got.NoKey.Events != want.NoKey.Events+aliasOnlyAll {
+		t.Errorf("events naming no key: %d from aggregates, %d from the files + %d alias-only", got.NoKey.Events, want.NoKey.Events, aliasOnlyAll)
+	}
+	gotKeys := map[string]usage.Key{}
+	for _, k := range got.Keys {
+		gotKeys[k.ARN] = k
+	}
+	reTo := 0
+	for _, k := range want.Keys {
+		g, ok := gotKeys[k.ARN]
+		if !ok {
+			t.Errorf("key %s (%d events from the files) not in the report from aggregates", k.ARN, k.Events)
+			continue
+		}
+		var extra int64
+		for _, n := range aliasOnly[k.ARN] {
+			extra += n
+		}
+		if g.Events+extra != k.Events {
+			t.Errorf("key %s: %d events from aggregates + %d alias-only, %d from the files", k.ARN, g.Events, extra, k.Events)
+		}
+		ops := map[string]int64{}
+		for _, op := range g.Operations {
+			ops[op.Name] = op.Calls + aliasOnly[k.ARN][op.Name]
+		}
+		for _, op := range k.Operations {
+			if ops[op.Name] != op.Calls {
+				t.Errorf("key %s, %s: %d from aggregates (alias-only added), %d from the files", k.ARN, op.Name, ops[op.Name], op.Calls)
+			}
+			if op.Name == "ReEncryptTo" {
+				reTo++
+			}
+		}
+	}
+	if len(got.Keys) != len(want.Keys) || reTo == 0 {
+		t.Errorf("%d keys from aggregates, %d from the files; %d keys received ReEncrypt calls", len(got.Keys), len(want.Keys), reTo)
+	}
 	aggAdmin := 0
 	for _, a := range got.Admin {
 		if !a.FromAggregates || a.EventID != "" || a.Count < 1 {

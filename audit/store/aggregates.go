@@ -35,6 +35,7 @@ type Aggregate struct {
 	Name            string
 	Category        cloudtrail.Category
 	KeyARN          string // "" when no key is named
+	Key2ARN         string // a ReEncrypt's destination key
 	// The principal, as the events table keeps it (RoleARN for assumed
 	// roles, so sessions fold into their role).
 	PrincipalARN, PrincipalType, PrincipalAccount, RoleARN string
@@ -86,7 +87,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 		return 0, err
 	}
 	ins, err := w.conn.PrepareContext(w.ctx, `INSERT INTO aggregates (source, day, account, region, name, category, key,
-		principal, invoked_by, error_code, events, first_time, last_time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		principal, invoked_by, error_code, events, first_time, last_time, key2) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return 0, err
 	}
@@ -100,9 +101,14 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 		if err != nil {
 			return 0, err
 		}
-		var key, inv, ec int64
+		var key, key2, inv, ec int64
 		if a.KeyARN != "" {
 			if key, err = w.key(a.KeyARN); err != nil {
+				return 0, err
+			}
+		}
+		if a.Key2ARN != "" {
+			if key2, err = w.key(a.Key2ARN); err != nil {
 				return 0, err
 			}
 		}
@@ -122,7 +128,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 			return 0, err
 		}
 		if _, err := ins.ExecContext(w.ctx, srcID, a.Day, a.Account, a.Region, name, int64(a.Category), nullable(key),
-			nullable(pr), nullable(inv), nullable(ec), a.Events, a.First, a.Last); err != nil {
+			nullable(pr), nullable(inv), nullable(ec), a.Events, a.First, a.Last, nullable(key2)); err != nil {
 			return 0, fmt.Errorf("store aggregate: %w", err)
 		}
 	}

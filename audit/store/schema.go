@@ -347,6 +347,11 @@ CREATE TABLE aggregates (
 );
 CREATE INDEX aggregates_day ON aggregates(day);
 `,
+	// v6: an aggregate of ReEncrypt calls names the destination key too
+	// (key is the source), so the usage report counts the calls for both
+	// keys, as it does from the records. Aggregates stored by v5 have it
+	// NULL: they are counted for their source key only.
+	`ALTER TABLE aggregates ADD COLUMN key2 INTEGER;`,
 }
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:

@@ -344,7 +344,7 @@ var (
 	reFrom      = regexp.MustCompile(`(?i)\bFROM\s+"([^"]+)"\."([^"]+)"`)
 	reSource    = regexp.MustCompile(`eventsource = '([^']*)'`)
 	reTime      = regexp.MustCompile(`eventtime >= '([^']*)' AND eventtime < '([^']*)'`)
-	reAlias     = regexp.MustCompile(`\bAS\s+([a-z_]+)\s*(?:,|\n\s*FROM\b)`)
+	reAlias     = regexp.MustCompile(`\bAS\s+([a-z_0-9]+)\s*(?:,|\n\s*FROM\b)`)
 	rePartition = regexp.MustCompile(`^\s*AND \("timestamp" BETWEEN '(\d{4}/\d{2}/\d{2})' AND '(\d{4}/\d{2}/\d{2})'\)\s*$`)
 )
 
@@ -577,4 +577,22 @@ var athenaCols = map[string]func(map[string]any) *string{
 		return nil
 	}, field("requestParameters", "keyId"), field("responseElements", "keyMetadata", "arn"), field("serviceEventDetails", "keyId")),
 	"principal": firstOf(field("userIdentity", "sessionContext", "sessionIssuer", "arn"), field("userIdentity", "arn")),
+	// key2_ref: a ReEncrypt's destination, the second key ARN in resources
+	// or the request's destinationKeyId.
+	"key2_ref": func(r map[string]any) *string {
+		if text(r["eventName"]) != "ReEncrypt" {
+			return nil
+		}
+		list, _ := r["resources"].([]any)
+		n := 0
+		for _, x := range list {
+			m, _ := x.(map[string]any)
+			if arn, _ := m["ARN"].(string); strings.HasPrefix(arn, "arn:") && strings.Contains(arn, ":key/") {
+				if n++; n == 2 {
+					return &arn
+				}
+			}
+		}
+		return field("requestParameters", "destinationKeyId")(r)
+	},
 }

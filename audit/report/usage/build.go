@@ -1331,7 +1331,7 @@ func (b *builder) evidence(r *Report) error {
 // AggregatesQuery reads the aggregates of the period's days (exported for
 // the plan test): a range of the aggregates_day index.
 const AggregatesQuery = `SELECT a.rowid, a.day, a.account, a.region, a.name, a.category, coalesce(a.key, 0), coalesce(a.principal, 0),
-	coalesce(a.invoked_by, 0), coalesce(a.error_code, 0), a.events, a.first_time, a.last_time
+	coalesce(a.invoked_by, 0), coalesce(a.error_code, 0), a.events, a.first_time, a.last_time, coalesce(a.key2, 0)
 	FROM aggregates a WHERE a.day >= ? AND a.day <= ? ORDER BY a.day, a.rowid`
 
 // aggregates adds the counts of the days that have aggregates and no
@@ -1340,7 +1340,9 @@ const AggregatesQuery = `SELECT a.rowid, a.day, a.account, a.region, a.name, a.c
 // of one key, operation, principal, service and error: it adds to every
 // count like that many events, without an event id and without a time of
 // day (not to the off-hours figures). A day only partly inside the period
-// is counted only for the groups whose events all fall inside it.
+// is counted only for the groups whose events all fall inside it. A group
+// of ReEncrypt calls counts for its source key and its destination key, as
+// the records do.
 func (b *builder) aggregates(cov *report.Coverage) error {
 	sc := b.o.Scope
 	from, to := sc.From.Unix(), sc.To.Unix()
@@ -1371,16 +1373,20 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 	b.aggIdents = map[int32]bool{}
 	b.dig.Section("aggregates")
 	for rows.Next() {
-		var rowid, cat, k1, pr, inv, ec, n, first, last, name int64
+		var rowid, cat, k1, k2, pr, inv, ec, n, first, last, name int64
 		var dayS, account, region string
-		if err := rows.Scan(&rowid, &dayS, &account, &region, &name, &cat, &k1, &pr, &inv, &ec, &n, &first, &last); err != nil {
+		if err := rows.Scan(&rowid, &dayS, &account, &region, &name, &cat, &k1, &pr, &inv, &ec, &n, &first, &last, &k2); err != nil {
 			return fmt.Errorf("read the aggregates: %w", err)
 		}
 		if first < from || last >= to || !cov.Aggregated(account, region, dayS) ||
-			(sc.Account != "" && account != sc.Account) || (sc.Region != "" && region != sc.Region) || (keyIDs != nil && !keyIDs[k1]) {
+			(sc.Account != "" && account != sc.Account) || (sc.Region != "" && region != sc.Region) || (keyIDs != nil && !keyIDs[k1] && !keyIDs[k2]) {
 			continue
 		}
-		b.dig.Row(rowid, dayS, account, region, name, cat, k1, pr, inv, ec, n, first, last)
+		if k2 != 0 {
+			b.dig.Row(rowid, dayS, account, region, name, cat, k1, pr, inv, ec, n, first, last, k2)
+		} else {
+			b.dig.Row(rowid, dayS, account, region, name, cat, k1, pr, inv, ec, n, first, last)
+		}
 		b.tot.Events += n
 		b.tot.AggregatedEvents += n
 		crypto, failed := cat == 1, ec != 0
@@ -1407,65 +1413,81 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 		if p := b.princ[pr]; p != nil {
 			callerAcct = p.acc
 		}
-		a := b.noKey
+		isRe := name == names["ReEncrypt"]
+		cross := false
+		addTo := func(a *agg, key, role int64) {
+			if key != 0 {
+				id0.keys[key] = true
+				if ki := b.keys[key]; ki != nil && callerAcct != "" && callerAcct != ki.account {
+					cross = true
+				}
+			}
+			a.events += n
+			a.aggregated += n
+			op := name * 4
+			if isRe {
+				op += role
+			}
+			add := func(m map[int64]*cnt, k int64) {
+				c := m[k]
+				if c == nil {
+					c = &cnt{}
+					m[k] = c
+				}
+				c.calls += n
+				if failed {
+					c.failed += n
+				}
+			}
+			add(a.ops, op)
+			if inv != 0 {
+				add(a.svcs, inv)
+			}
+			ic := a.idents[idx]
+			if ic == nil {
+				ic = &cnt{}
+				a.idents[idx] = ic
+			}
+			ic.calls += n
+			ac := a.accts[callerAcct]
+			if ac == nil {
+				ac = &cnt{}
+				a.accts[callerAcct] = ac
+			}
+			ac.calls += n
+			if failed {
+				ic.failed += n
+				ac.failed += n
+				a.failed += n
+				a.errs[ec] += n
+			}
+			if crypto {
+				a.crypto += n
+				a.daily[di].Calls += n
+				if failed {
+					a.daily[di].Failed += n
+				} else {
+					if a.firstUse == 0 || first < a.firstUse {
+						a.firstUse = first
+					}
+					if a.lastUse == 0 || last > a.lastUse {
+						a.lastUse, a.lastUseRow = last, 0 // no event to cite
+					}
+				}
+			}
+		}
+		// As for the records (streamRows): the keyless, the key, and a
+		// second key that differs or is a ReEncrypt's destination.
+		if k1 == 0 && k2 == 0 {
+			addTo(b.noKey, 0, 0)
+		}
 		if k1 != 0 {
-			a = b.keyAgg(k1)
-			id0.keys[k1] = true
+			addTo(b.keyAgg(k1), k1, 1)
 		}
-		a.events += n
-		a.aggregated += n
-		op := name * 4
-		if name == names["ReEncrypt"] {
-			op++ // the key aggregates name is the source key
+		if k2 != 0 && (k2 != k1 || isRe) {
+			addTo(b.keyAgg(k2), k2, 2)
 		}
-		add := func(m map[int64]*cnt, k int64) {
-			c := m[k]
-			if c == nil {
-				c = &cnt{}
-				m[k] = c
-			}
-			c.calls += n
-			if failed {
-				c.failed += n
-			}
-		}
-		add(a.ops, op)
-		if inv != 0 {
-			add(a.svcs, inv)
-		}
-		ic := a.idents[idx]
-		if ic == nil {
-			ic = &cnt{}
-			a.idents[idx] = ic
-		}
-		ic.calls += n
-		ac := a.accts[callerAcct]
-		if ac == nil {
-			ac = &cnt{}
-			a.accts[callerAcct] = ac
-		}
-		ac.calls += n
-		if failed {
-			ic.failed += n
-			ac.failed += n
-			a.failed += n
-			a.errs[ec] += n
-		}
-		if crypto {
-			a.crypto += n
-			a.daily[di].Calls += n
-			if failed {
-				a.daily[di].Failed += n
-			} else {
-				if a.firstUse == 0 || first < a.firstUse {
-					a.firstUse = first
-				}
-				if a.lastUse == 0 || last > a.lastUse {
-					a.lastUse, a.lastUseRow = last, 0 // no event to cite
-				}
-			}
-		}
-		if ki := b.keys[k1]; k1 != 0 && ki != nil && callerAcct != "" && callerAcct != ki.account {
+		if cross {
 			b.tot.CrossAccount += n
 		}
 		if admin[name] {

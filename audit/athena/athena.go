@@ -259,6 +259,11 @@ var aggCols = [][2]string{
 	{"key2_ref", "CASE WHEN eventname = 'ReEncrypt' THEN coalesce(" +
 		"element_at(filter(transform(resources, r -> r.arn), a -> a LIKE 'arn:%:key/%'), 2), " +
 		"json_extract_scalar(requestparameters, '$.destinationKeyId')) END"},
+	// An alias change names the alias and its new target: the history
+	// that resolves the calls which named only an alias (key_ref is then
+	// the alias).
+	{"alias_ref", "CASE WHEN eventname IN ('CreateAlias', 'UpdateAlias', 'DeleteAlias') THEN json_extract_scalar(requestparameters, '$.aliasName') END"},
+	{"alias_target", "CASE WHEN eventname IN ('CreateAlias', 'UpdateAlias') THEN json_extract_scalar(requestparameters, '$.targetKeyId') END"},
 }
 
 // aggMeasures follow the group columns.
@@ -731,8 +736,18 @@ func (r *runner) aggregates(ctx context.Context, st *store.Store, q string, star
 			Category: cloudtrail.CategoryOf(name, str(v[4])), PrincipalType: str(v[7]), PrincipalAccount: str(v[8]),
 			RoleARN: str(v[9]), InvokedBy: str(v[10]), ErrorCode: str(v[11])}
 		a.PrincipalARN = str(v[6])
-		if key, _ := cloudtrail.KeyRef(str(v[5]), region, account); key != "" {
-			a.KeyARN = key
+		key, alias := cloudtrail.KeyRef(str(v[5]), region, account)
+		a.KeyARN = key
+		if key == "" {
+			a.AliasARN = alias // resolved through the alias history by the reports
+		}
+		if ref := str(v[13]); ref != "" {
+			_, a.AliasARN = cloudtrail.KeyRef(ref, region, account)
+			if name != "DeleteAlias" {
+				if a.AliasTarget, _ = cloudtrail.KeyRef(str(v[14]), region, account); a.AliasTarget == "" {
+					a.AliasTarget = a.KeyARN
+				}
+			}
 		}
 		if key, _ := cloudtrail.KeyRef(str(v[12]), region, account); key != "" {
 			a.Key2ARN = key

@@ -36,6 +36,10 @@ type Aggregate struct {
 	Category        cloudtrail.Category
 	KeyARN          string // "" when no key is named
 	Key2ARN         string // a ReEncrypt's destination key
+	// AliasARN is the alias the calls named when they named no key, or
+	// the alias a CreateAlias, UpdateAlias or DeleteAlias changed; then
+	// AliasTarget is the key it points to afterwards ("" for DeleteAlias).
+	AliasARN, AliasTarget string
 	// The principal, as the events table keeps it (RoleARN for assumed
 	// roles, so sessions fold into their role).
 	PrincipalARN, PrincipalType, PrincipalAccount, RoleARN string
@@ -87,7 +91,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 		return 0, err
 	}
 	ins, err := w.conn.PrepareContext(w.ctx, `INSERT INTO aggregates (source, day, account, region, name, category, key,
-		principal, invoked_by, error_code, events, first_time, last_time, key2) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		principal, invoked_by, error_code, events, first_time, last_time, key2, alias) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +105,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 		if err != nil {
 			return 0, err
 		}
-		var key, key2, inv, ec int64
+		var key, key2, al, inv, ec int64
 		if a.KeyARN != "" {
 			if key, err = w.key(a.KeyARN); err != nil {
 				return 0, err
@@ -111,6 +115,26 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 			if key2, err = w.key(a.Key2ARN); err != nil {
 				return 0, err
 			}
+		}
+		if a.AliasARN != "" {
+			if al, err = w.alias(a.AliasARN); err != nil {
+				return 0, err
+			}
+		}
+		// A successful alias change counted here extends the alias's
+		// history, from the group's first event (several changes of one
+		// alias to one key on one day are one group: the first is kept).
+		if al != 0 && a.ErrorCode == "" && (a.Name == "CreateAlias" || a.Name == "UpdateAlias" || a.Name == "DeleteAlias") {
+			var target int64
+			if a.AliasTarget != "" && a.Name != "DeleteAlias" {
+				if target, err = w.key(a.AliasTarget); err != nil {
+					return 0, err
+				}
+			}
+			if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), a.First, sourceEvent, nil); err != nil {
+				return 0, fmt.Errorf("store alias history: %w", err)
+			}
+			w.dirtyAlias[al] = true // events of the alias may resolve differently now
 		}
 		if a.InvokedBy != "" {
 			if inv, err = w.str(a.InvokedBy); err != nil {
@@ -128,11 +152,19 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 			return 0, err
 		}
 		if _, err := ins.ExecContext(w.ctx, srcID, a.Day, a.Account, a.Region, name, int64(a.Category), nullable(key),
-			nullable(pr), nullable(inv), nullable(ec), a.Events, a.First, a.Last, nullable(key2)); err != nil {
+			nullable(pr), nullable(inv), nullable(ec), a.Events, a.First, a.Last, nullable(key2), nullable(al)); err != nil {
 			return 0, fmt.Errorf("store aggregate: %w", err)
 		}
 	}
-	return replaced, w.Commit()
+	if err := w.Commit(); err != nil {
+		return 0, err
+	}
+	if len(w.dirtyAlias) > 0 {
+		if _, err := w.ResolveAliases(); err != nil {
+			return replaced, fmt.Errorf("resolve aliases after the aggregates: %w", err)
+		}
+	}
+	return replaced, nil
 }
 
 // AggregateSources lists the queries whose aggregates the database holds,

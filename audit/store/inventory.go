@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -243,17 +245,23 @@ func (w *Writer) aliasEventsByScan() (map[int64][]aliasEvent, error) {
 	return all, nil
 }
 
-func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
-	rows, err := w.conn.QueryContext(w.ctx, `SELECT coalesce(key,0), since, source FROM alias_targets WHERE alias = ? ORDER BY since, source`, al)
+// rowsQuerier is a database, connection or transaction.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// aliasHistory reads what is known of an alias over time: the CloudTrail
+// changes (hist) and the inventory snapshots (inv), each by time.
+func aliasHistory(ctx context.Context, q rowsQuerier, al int64) (hist, inv []target, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT coalesce(key,0), since, source FROM alias_targets WHERE alias = ? ORDER BY since, source`, al)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	var hist, inv []target
+	defer rows.Close()
 	for rows.Next() {
 		var t target
 		if err := rows.Scan(&t.key, &t.since, &t.source); err != nil {
-			rows.Close()
-			return 0, err
+			return nil, nil, err
 		}
 		if t.source == sourceEvent {
 			hist = append(hist, t)
@@ -261,8 +269,44 @@ func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
 			inv = append(inv, t)
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return hist, inv, rows.Err()
+}
+
+// AliasResolver tells which key an alias named at a time, from the same
+// history and by the same rule as ResolveAliases for events (CloudTrail's
+// alias changes first, the inventory otherwise). Reports use it for
+// aggregates, which keep the alias a call named instead of a key: their
+// resolution then follows whatever history was loaded, in any order.
+type AliasResolver struct {
+	ctx  context.Context
+	q    rowsQuerier
+	hist map[int64][2][]target
+}
+
+// NewAliasResolver reads histories through q (the store's database or a
+// report's connection), each alias's once.
+func NewAliasResolver(ctx context.Context, q rowsQuerier) *AliasResolver {
+	return &AliasResolver{ctx: ctx, q: q, hist: map[int64][2][]target{}}
+}
+
+// KeyAt is the key alias pointed to at t (Unix seconds), 0 if none is known.
+func (r *AliasResolver) KeyAt(alias, t int64) (int64, error) {
+	h, ok := r.hist[alias]
+	if !ok {
+		hist, inv, err := aliasHistory(r.ctx, r.q, alias)
+		if err != nil {
+			return 0, fmt.Errorf("read the history of alias %d: %w", alias, err)
+		}
+		h = [2][]target{hist, inv}
+		r.hist[alias] = h
+	}
+	k, _ := pick(h[0], h[1], t)
+	return k, nil
+}
+
+func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
+	hist, inv, err := aliasHistory(w.ctx, w.conn, al)
+	if err != nil {
 		return 0, err
 	}
 	if len(hist) == 0 && len(inv) == 0 {

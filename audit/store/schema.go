@@ -349,9 +349,13 @@ CREATE INDEX aggregates_day ON aggregates(day);
 `,
 	// v6: an aggregate of ReEncrypt calls names the destination key too
 	// (key is the source), so the usage report counts the calls for both
-	// keys, as it does from the records. Aggregates stored by v5 have it
-	// NULL: they are counted for their source key only.
-	`ALTER TABLE aggregates ADD COLUMN key2 INTEGER;`,
+	// keys, as it does from the records; an aggregate of calls that named
+	// only an alias keeps the alias, resolved through the alias history
+	// when a report reads it, and the alias changes an aggregate counted
+	// extend that history. Aggregates stored by v5 have both NULL: they
+	// count for their source key, or for no key.
+	`ALTER TABLE aggregates ADD COLUMN key2 INTEGER;
+ALTER TABLE aggregates ADD COLUMN alias INTEGER;`,
 }
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:

@@ -604,3 +604,79 @@ func TestCoverageKeysOutliveRecordBuffers(t *testing.T) {
 		t.Fatalf("coverage counts %d new events, want %d", total, len(recs))
 	}
 }
+
+// Alias changes known only from aggregates (an Athena count of the
+// CreateAlias and UpdateAlias calls, the records themselves not loaded)
+// extend the alias history: events that named only the alias are resolved
+// by it when the aggregates are imported, and AliasResolver, which the
+// reports use for aggregates naming an alias, answers the same.
+func TestAggregatedAliasChangesResolveRecords(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	var rest []cloudtrail.Record
+	var changes []Aggregate
+	var from, to time.Time
+	for _, r := range kms {
+		if r.Name != "CreateAlias" && r.Name != "UpdateAlias" {
+			rest = append(rest, r)
+			continue
+		}
+		day := time.Unix(r.Time, 0).UTC().Truncate(24 * time.Hour)
+		if from.IsZero() || day.Before(from) {
+			from = day
+		}
+		if day.AddDate(0, 0, 1).After(to) {
+			to = day.AddDate(0, 0, 1)
+		}
+		changes = append(changes, Aggregate{Day: day.Format("2006-01-02"), Account: r.Account, Region: r.Region, Name: r.Name,
+			Category: r.Category, KeyARN: r.KeyARN, AliasARN: r.AliasARN, AliasTarget: r.AliasTarget,
+			PrincipalARN: r.PrincipalARN, PrincipalType: r.PrincipalType, PrincipalAccount: r.PrincipalAccount, RoleARN: r.RoleARN,
+			Events: 1, First: r.Time, Last: r.Time})
+	}
+	if len(changes) != 2 {
+		t.Fatalf("the fixture has %d alias changes, the test expects CreateAlias and UpdateAlias", len(changes))
+	}
+	load(t, st, "without the alias changes", rest, false)
+	const before, after = "5c1e7d2a-0010-4b8e-9e6f-1a2b3c4d5e10", "5c1e7d2a-0011-4b8e-9e6f-1a2b3c4d5e11"
+	want := map[string]string{
+		before: "arn:aws:kms:eu-central-1:210987654321:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+		after:  "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4",
+	}
+	for id := range want {
+		if e, err := st.EventByID(ctx, id); err != nil || e.KeyARN != "" {
+			t.Fatalf("%s resolved (%q, %v) with no alias history", id, e.KeyARN, err)
+		}
+	}
+
+	w, err := st.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.ImportAggregates(AggregateSource{Kind: "athena", QueryID: "q1", Query: "SELECT ...", From: from, To: to,
+		Rows: 2, Events: 2, StartedAt: to, FinishedAt: to}, changes); err != nil {
+		t.Fatal(err)
+	}
+	res := NewAliasResolver(ctx, st.DB())
+	var alias int64
+	if err := st.DB().QueryRow(`SELECT id FROM aliases WHERE arn = ?`, changes[0].AliasARN).Scan(&alias); err != nil {
+		t.Fatal(err)
+	}
+	for id, arn := range want {
+		e, err := st.EventByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.KeyARN != arn || e.KeySource != "alias-history" {
+			t.Errorf("%s: key %s (%s) after the aggregates, want %s", id, e.KeyARN, e.KeySource, arn)
+		}
+		k, err := res.KeyAt(alias, e.Time.Unix())
+		var got string
+		if err == nil {
+			err = st.DB().QueryRow(`SELECT arn FROM keys WHERE id = ?`, k).Scan(&got)
+		}
+		if err != nil || got != arn {
+			t.Errorf("AliasResolver at %s: key %d %q (%v), want %s", e.Time, k, got, err, arn)
+		}
+	}
+}

@@ -577,6 +577,20 @@ var athenaCols = map[string]func(map[string]any) *string{
 		return nil
 	}, field("requestParameters", "keyId"), field("responseElements", "keyMetadata", "arn"), field("serviceEventDetails", "keyId")),
 	"principal": firstOf(field("userIdentity", "sessionContext", "sessionIssuer", "arn"), field("userIdentity", "arn")),
+	"alias_ref": func(r map[string]any) *string {
+		switch text(r["eventName"]) {
+		case "CreateAlias", "UpdateAlias", "DeleteAlias":
+			return field("requestParameters", "aliasName")(r)
+		}
+		return nil
+	},
+	"alias_target": func(r map[string]any) *string {
+		switch text(r["eventName"]) {
+		case "CreateAlias", "UpdateAlias":
+			return field("requestParameters", "targetKeyId")(r)
+		}
+		return nil
+	},
 	// key2_ref: a ReEncrypt's destination, the second key ARN in resources
 	// or the request's destinationKeyId.
 	"key2_ref": func(r map[string]any) *string {

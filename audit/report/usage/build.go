@@ -1331,7 +1331,8 @@ func (b *builder) evidence(r *Report) error {
 // AggregatesQuery reads the aggregates of the period's days (exported for
 // the plan test): a range of the aggregates_day index.
 const AggregatesQuery = `SELECT a.rowid, a.day, a.account, a.region, a.name, a.category, coalesce(a.key, 0), coalesce(a.principal, 0),
-	coalesce(a.invoked_by, 0), coalesce(a.error_code, 0), a.events, a.first_time, a.last_time, coalesce(a.key2, 0)
+	coalesce(a.invoked_by, 0), coalesce(a.error_code, 0), a.events, a.first_time, a.last_time, coalesce(a.key2, 0),
+	coalesce(a.alias, 0)
 	FROM aggregates a WHERE a.day >= ? AND a.day <= ? ORDER BY a.day, a.rowid`
 
 // aggregates adds the counts of the days that have aggregates and no
@@ -1342,7 +1343,8 @@ const AggregatesQuery = `SELECT a.rowid, a.day, a.account, a.region, a.name, a.c
 // day (not to the off-hours figures). A day only partly inside the period
 // is counted only for the groups whose events all fall inside it. A group
 // of ReEncrypt calls counts for its source key and its destination key, as
-// the records do.
+// the records do; a group whose calls named only an alias counts for the
+// key the alias history says it pointed to at the group's first event.
 func (b *builder) aggregates(cov *report.Coverage) error {
 	sc := b.o.Scope
 	from, to := sc.From.Unix(), sc.To.Unix()
@@ -1365,6 +1367,9 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 			}
 		}
 	}
+	// The alias histories are read on a connection of their own: this
+	// one is busy with the aggregates' rows.
+	aliases := store.NewAliasResolver(b.ctx, b.st.DB())
 	rows, err := b.db.QueryContext(b.ctx, AggregatesQuery, report.Day(sc.From), report.Day(sc.To.Add(-time.Second)))
 	if err != nil {
 		return fmt.Errorf("read the aggregates: %w", err)
@@ -1373,10 +1378,15 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 	b.aggIdents = map[int32]bool{}
 	b.dig.Section("aggregates")
 	for rows.Next() {
-		var rowid, cat, k1, k2, pr, inv, ec, n, first, last, name int64
+		var rowid, cat, k1, k2, al, pr, inv, ec, n, first, last, name int64
 		var dayS, account, region string
-		if err := rows.Scan(&rowid, &dayS, &account, &region, &name, &cat, &k1, &pr, &inv, &ec, &n, &first, &last, &k2); err != nil {
+		if err := rows.Scan(&rowid, &dayS, &account, &region, &name, &cat, &k1, &pr, &inv, &ec, &n, &first, &last, &k2, &al); err != nil {
 			return fmt.Errorf("read the aggregates: %w", err)
+		}
+		if k1 == 0 && al != 0 {
+			if k1, err = aliases.KeyAt(al, first); err != nil {
+				return err
+			}
 		}
 		if first < from || last >= to || !cov.Aggregated(account, region, dayS) ||
 			(sc.Account != "" && account != sc.Account) || (sc.Region != "" && region != sc.Region) || (keyIDs != nil && !keyIDs[k1] && !keyIDs[k2]) {

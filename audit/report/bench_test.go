@@ -161,10 +161,11 @@ func benchReport(b *testing.B, kind string) {
 func BenchmarkRotationReport(b *testing.B) { benchReport(b, "rotation") }
 func BenchmarkUsageReport(b *testing.B)    { benchReport(b, "usage") }
 
-// child runs TestReportChild in a fresh process and reads its figures.
+// child runs the report in a fresh process of this test binary (TestMain's
+// child mode) and reads its figures.
 func child(b *testing.B, kind, db string) (secs, rssMB float64) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReportChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "KC_REPORT_CHILD="+kind, "KC_REPORT_DB="+db, "KC_REPORT_OUT="+b.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -181,13 +182,22 @@ func child(b *testing.B, kind, db string) (secs, rssMB float64) {
 	return 0, 0
 }
 
-// TestReportChild is the benchmark's child process; it does nothing in a
-// normal test run.
-func TestReportChild(t *testing.T) {
-	kind := os.Getenv("KC_REPORT_CHILD")
-	if kind == "" {
-		t.Skip("only run by the report benchmarks")
+// TestMain runs the benchmark's child process instead of the tests when
+// KC_REPORT_CHILD names a report (see child).
+func TestMain(m *testing.M) {
+	if kind := os.Getenv("KC_REPORT_CHILD"); kind != "" {
+		if err := reportChild(kind); err != nil {
+			fmt.Fprintln(os.Stderr, "report child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// reportChild renders one report as the CLI does and prints its wall time
+// and peak resident memory.
+func reportChild(kind string) error {
 	ctx := context.Background()
 	start := time.Now()
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -195,18 +205,23 @@ func TestReportChild(t *testing.T) {
 	}
 	st, err := store.Open(ctx, os.Getenv("KC_REPORT_DB"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	dir := os.Getenv("KC_REPORT_OUT")
+	var openErr error
 	err = render(ctx, st, kind, func(ext string) io.Writer {
 		f, err := os.OpenFile(filepath.Join(dir, kind+"."+ext), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
-			t.Fatal(err)
+			openErr = err
+			return io.Discard
 		}
 		return f
 	})
+	if err == nil {
+		err = openErr
+	}
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	st.Close()
 	secs := time.Since(start).Seconds()
@@ -218,4 +233,5 @@ func TestReportChild(t *testing.T) {
 		}
 	}
 	fmt.Printf("REPORT-CHILD %.3f %.1f\n", secs, hwmKB/1024)
+	return nil
 }

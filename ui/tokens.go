@@ -177,7 +177,11 @@ func (p *TokensPage) Reload() {
 		}
 		p.mu.Lock()
 		old := p.mod
-		p.mod = m
+		// The state goes with the module it was read from: the poller
+		// compares what it reads with this, and would otherwise see the
+		// previous state and redraw the page a second time (resetting
+		// what was on screen mid-use).
+		p.mod, p.state = m, st
 		select {
 		case <-p.stop: // the page was left meanwhile
 			if m != nil {

@@ -86,17 +86,41 @@ func TestTokensPageShowsRealToken(t *testing.T) {
 	if serial == "" {
 		t.Fatalf("test token not among %+v", w.Tokens().Slots())
 	}
-	waitForMarkup(t, w, "PKCS#11 modules found on this machine: SoftHSM2 (", "UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token", fmt.Sprintf("Mechanisms (%d)", len(mechs)))
+	waitForMarkup(t, w, "PKCS#11 modules found on this machine: SoftHSM2 (", "UI Test Token", serial, "login-required", "pkcs11:token=UI%20Test%20Token")
+	// The tab titles, from the tabs themselves: a tab bar drawn before its
+	// first layout shows only the selected tab in the markup.
+	wantTitles := fmt.Sprintf("Token|Mechanisms (%d)|Keys", len(mechs))
+	waitFor(t, "the tabs "+wantTitles, func() bool {
+		tabs := findAll[*container.AppTabs](w.Canvas().Content())
+		if len(tabs) != 1 {
+			return false
+		}
+		var names []string
+		for _, it := range tabs[0].Items {
+			names = append(names, it.Text)
+		}
+		return strings.Join(names, "|") == wantTitles
+	})
 
-	tabs := findAll[*container.AppTabs](w.Canvas().Content())
-	if len(tabs) != 1 {
-		t.Fatalf("%d tab containers", len(tabs))
+	// The page redraws itself when the poll sees a token change: each step
+	// finds the tab container on screen now, not one found before.
+	selectTab := func(i int, want string) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("tab %d showing %q", i, want), func() bool {
+			tabs := findAll[*container.AppTabs](w.Canvas().Content())
+			if len(tabs) != 1 {
+				return false
+			}
+			if tabs[0].SelectedIndex() != i {
+				tabs[0].SelectIndex(i)
+			}
+			return strings.Contains(test.RenderToMarkup(w.Canvas()), want)
+		})
 	}
-	fyne.DoAndWait(func() { tabs[0].SelectIndex(1) })
-	waitForMarkup(t, w, mechs[0].Name)
+	selectTab(1, mechs[0].Name)
 
 	// Keys: log in through the PIN dialog; the key and its word fingerprint appear.
-	fyne.DoAndWait(func() { tabs[0].SelectIndex(2) })
+	selectTab(2, "Log in to list keys…")
 	var login *widget.Button
 	fyne.DoAndWait(func() { login = buttonWithText(t, w.Canvas().Content(), "Log in to list keys…") })
 	test.Tap(login)
@@ -139,10 +163,15 @@ func waitForMarkup(t *testing.T, w *MainWindow, wants ...string) {
 	for ok := false; !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		fyne.DoAndWait(func() { ok = shows() })
 	}
+	failed := false
 	for _, want := range wants {
 		if !strings.Contains(markup, want) {
 			t.Errorf("the window does not show %q", want)
+			failed = true
 		}
+	}
+	if failed {
+		t.Logf("the window's markup:\n%s", markup)
 	}
 }
 

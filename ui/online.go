@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/keyceremony/keyceremony/audit/athena"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
@@ -178,6 +179,23 @@ func (p *onlinePage) start(title string, c online.Connection, act onlineAction) 
 			}
 		})
 	}()
+}
+
+// loadAudit is an action that loads the audit database db: it connects,
+// opens the database and runs load with both.
+func loadAudit(db string, load func(ctx context.Context, cfg aws.Config, c online.Connection, st *store.Store, progress func(string)) (string, error)) onlineAction {
+	return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
+		cfg, err := c.Load(ctx)
+		if err != nil {
+			return "", err
+		}
+		st, err := store.Open(ctx, db)
+		if err != nil {
+			return "", err
+		}
+		defer st.Close()
+		return load(ctx, cfg, c, st, progress)
+	}
 }
 
 // loadsAudit marks b's action as one that loads the audit database.
@@ -349,6 +367,16 @@ func parseDay(label, s string) (time.Time, error) {
 	return t, nil
 }
 
+// parseDays reads a period's first and last day (labelled for messages).
+func parseDays(firstLabel, first, lastLabel, last string) (time.Time, time.Time, error) {
+	a, err := parseDay(firstLabel, first)
+	if err != nil {
+		return a, a, err
+	}
+	b, err := parseDay(lastLabel, last)
+	return a, b, err
+}
+
 func dayEntry(hint string) *widget.Entry {
 	e := widget.NewEntry()
 	e.SetPlaceHolder("YYYY-MM-DD" + hint)
@@ -360,26 +388,14 @@ func (p *onlinePage) fetchCard() fyne.CanvasObject {
 	b := p.button("Fetch events…", "Fetch KMS events with CloudTrail LookupEvents (2 requests per second) into the audit database, from where the last fetch stopped.", func() (onlineAction, error) {
 		var opt awsfetch.Options
 		var err error
-		if opt.From, err = parseDay("From", from.Text); err != nil {
-			return nil, err
-		}
-		if opt.To, err = parseDay("To", to.Text); err != nil {
+		if opt.From, opt.To, err = parseDays("From", from.Text, "To", to.Text); err != nil {
 			return nil, err
 		}
 		if !opt.To.IsZero() {
 			opt.To = opt.To.AddDate(0, 0, 1) // the last day is included
 		}
 		db := p.w.settings().AuditDB()
-		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			cfg, err := c.Load(ctx)
-			if err != nil {
-				return "", err
-			}
-			st, err := store.Open(ctx, db)
-			if err != nil {
-				return "", err
-			}
-			defer st.Close()
+		return loadAudit(db, func(ctx context.Context, cfg aws.Config, c online.Connection, st *store.Store, progress func(string)) (string, error) {
 			opt.Endpoint = c.Endpoint
 			opt.Progress = func(pr awsfetch.Progress) {
 				progress(fmt.Sprintf("%s/%s: %d pages, %d events fetched, %d new, %d retried, ETA %s", pr.Account, pr.Region, pr.Pages, pr.Events, pr.New, pr.Retries, pr.ETA.Round(time.Second)))
@@ -390,7 +406,7 @@ func (p *onlinePage) fetchCard() fyne.CanvasObject {
 			}
 			return fmt.Sprintf("Account %s, region %s, %s to %s: %d pages, %d KMS events, %d new, %d already loaded; %d calls retried.\nDatabase: %s",
 				sum.Account, sum.Region, sum.From.Format(time.RFC3339), sum.To.Format(time.RFC3339), sum.Pages, sum.Events, sum.New, sum.Duplicate, sum.Retries, st.Path()), err
-		}, nil
+		}), nil
 	})
 	form := widget.NewForm(widget.NewFormItem("From", from), widget.NewFormItem("To", to))
 	return card("Audit: fetch KMS events", "audit fetch (CloudTrail LookupEvents, the last 90 days)", form, p.loadsAudit(b))
@@ -432,11 +448,7 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 		if err := required("The trail bucket", bucket.Text, "The first day", from.Text, "The last day", to.Text, "The download directory", out.Text); err != nil {
 			return nil, err
 		}
-		first, err := parseDay("First day", from.Text)
-		if err != nil {
-			return nil, err
-		}
-		last, err := parseDay("Last day", to.Text)
+		first, last, err := parseDays("First day", from.Text, "Last day", to.Text)
 		if err != nil {
 			return nil, err
 		}
@@ -494,11 +506,7 @@ func (p *onlinePage) athenaCard() fyne.CanvasObject {
 		if err := required("The Athena database", database.Text, "The CloudTrail table", table.Text, "Events from", from.Text, "Events to", to.Text); err != nil {
 			return nil, err
 		}
-		first, err := parseDay("Events from", from.Text)
-		if err != nil {
-			return nil, err
-		}
-		last, err := parseDay("Events to", to.Text)
+		first, last, err := parseDays("Events from", from.Text, "Events to", to.Text)
 		if err != nil {
 			return nil, err
 		}
@@ -510,23 +518,14 @@ func (p *onlinePage) athenaCard() fyne.CanvasObject {
 			return nil, err
 		}
 		db := p.w.settings().AuditDB()
-		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			cfg, err := c.Load(ctx)
-			if err != nil {
-				return "", err
-			}
-			st, err := store.Open(ctx, db)
-			if err != nil {
-				return "", err
-			}
-			defer st.Close()
+		return loadAudit(db, func(ctx context.Context, cfg aws.Config, c online.Connection, st *store.Store, progress func(string)) (string, error) {
 			o.Progress = func(pr athena.Progress) { progress(pr.String()) }
 			sum, err := athena.Run(ctx, athena.NewClient(cfg, c.Endpoint), st, o)
 			if sum == nil {
 				return "", err
 			}
 			return sum.Text(st.Path()), err
-		}, nil
+		}), nil
 	})
 	form := widget.NewForm(widget.NewFormItem("Athena database", database), widget.NewFormItem("CloudTrail table", table),
 		widget.NewFormItem("Workgroup", workgroup), widget.NewFormItem("Result location", output),

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/athena"
-	"github.com/keyceremony/keyceremony/audit/store"
+	"github.com/keyceremony/keyceremony/audit/auditcli"
 )
 
 const auditAthenaUsage = `keyceremony audit athena --database D --table T [--workgroup W] [--output-location s3://BUCKET/PREFIX/]
@@ -63,18 +63,12 @@ func auditAthena(ctx context.Context, env *Env, args []string) error {
 	if err := athena.Check(o); err != nil {
 		return usagef("%v", err)
 	}
-	path := *dbPath
-	if path == "" {
-		if path, err = store.DefaultPath(); err != nil {
-			return err
-		}
-	}
 	c := conn()
 	cfg, err := c.Load(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, path)
+	st, err := auditcli.OpenStore(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

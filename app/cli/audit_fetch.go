@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keyceremony/keyceremony/audit/auditcli"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
-	"github.com/keyceremony/keyceremony/audit/store"
 )
 
 const auditFetchUsage = `keyceremony audit fetch [--db PATH] [--profile P] [--region R] [--endpoint-url URL] [--from DATE] [--to DATE] [--json] [--no-progress]
@@ -51,18 +51,12 @@ func auditFetch(ctx context.Context, env *Env, args []string) error {
 			return usagef("--to: %v", err)
 		}
 	}
-	path := *dbPath
-	if path == "" {
-		if path, err = store.DefaultPath(); err != nil {
-			return err
-		}
-	}
 	c := conn()
 	cfg, err := c.Load(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, path)
+	st, err := auditcli.OpenStore(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

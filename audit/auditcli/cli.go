@@ -101,7 +101,9 @@ func parseErr(err error) error {
 	return usagef("%v", err)
 }
 
-func openStore(ctx context.Context, path string) (*store.Store, error) {
+// OpenStore opens the audit database at path, or the user's default one
+// (<user config dir>/keyceremony/audit.db) when path is empty.
+func OpenStore(ctx context.Context, path string) (*store.Store, error) {
 	if path == "" {
 		var err error
 		if path, err = store.DefaultPath(); err != nil {
@@ -130,7 +132,7 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(128 << 20)
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -288,7 +290,7 @@ func auditEvents(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -355,7 +357,7 @@ func auditRaw(ctx context.Context, env *Env, args []string) error {
 	if len(ids) != 1 {
 		return usagef("audit raw needs one EVENT_ID")
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -380,7 +382,7 @@ func auditExport(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -409,7 +411,7 @@ func auditCoverage(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return parseErr(err)
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -443,7 +445,7 @@ func auditKeys(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return parseErr(err)
 	}
-	st, err := openStore(ctx, *db)
+	st, err := OpenStore(ctx, *db)
 	if err != nil {
 		return err
 	}

@@ -205,11 +205,7 @@ func (a *Athena) start(body []byte) (any, *APIError) {
 }
 
 func (a *Athena) lookup(body []byte) (*athenaQuery, *APIError) {
-	var in struct {
-		QueryExecutionId string
-		MaxResults       int
-		NextToken        string
-	}
+	var in struct{ QueryExecutionId string }
 	json.Unmarshal(body, &in)
 	q := a.queries[in.QueryExecutionId]
 	if q == nil {

@@ -180,6 +180,38 @@ type agg struct {
 	crossFirst                  map[string]rowRef // caller account -> first event
 }
 
+// tally counts n calls of one operation (op: name id * 4 + ReEncrypt
+// role) by one identity, called through service inv (0: none) from
+// account acct, failed with error ec (0: none): the breakdowns that the
+// pass over events (n = 1) and the aggregates (n = a group's events) feed
+// alike.
+func (a *agg) tally(op int64, idx int32, inv int64, acct string, ec, n int64) {
+	failed := ec != 0
+	a.events += n
+	inc(a.ops, op, n, failed)
+	inc(a.idents, idx, n, failed)
+	if inv != 0 {
+		inc(a.svcs, inv, n, failed)
+	}
+	inc(a.accts, acct, n, failed)
+	if failed {
+		a.failed += n
+		a.errs[ec] += n
+	}
+}
+
+func inc[K comparable](m map[K]*cnt, k K, n int64, failed bool) {
+	c := m[k]
+	if c == nil {
+		c = &cnt{}
+		m[k] = c
+	}
+	c.calls += n
+	if failed {
+		c.failed += n
+	}
+}
+
 // rowRef is an event by (time, row id), the order of the report.
 type rowRef struct{ t, id int64 }
 
@@ -634,47 +666,11 @@ func (b *builder) streamRows(rows driver.Rows, v []driver.Value, admin map[int64
 		}
 		cross := false
 		add := func(a *agg, key int64, role int64) {
-			a.events++
 			op := name * 4
 			if name == reencrypt {
 				op += role
 			}
-			c := a.ops[op]
-			if c == nil {
-				c = &cnt{}
-				a.ops[op] = c
-			}
-			c.calls++
-			ic := a.idents[idx]
-			if ic == nil {
-				ic = &cnt{}
-				a.idents[idx] = ic
-			}
-			ic.calls++
-			if inv != 0 {
-				sc := a.svcs[inv]
-				if sc == nil {
-					sc = &cnt{}
-					a.svcs[inv] = sc
-				}
-				sc.calls++
-				if failed {
-					sc.failed++
-				}
-			}
-			ac := a.accts[callerAcct]
-			if ac == nil {
-				ac = &cnt{}
-				a.accts[callerAcct] = ac
-			}
-			ac.calls++
-			if failed {
-				c.failed++
-				ic.failed++
-				ac.failed++
-				a.failed++
-				a.errs[ec]++
-			}
+			a.tally(op, idx, inv, callerAcct, ec, 1)
 			if crypto {
 				a.crypto++
 				a.daily[di].Calls++
@@ -754,34 +750,14 @@ func (b *builder) keyAgg(id int64) *agg {
 // services share one principal) looks for an earlier event of that
 // principal and service, which the same index finds in time order.
 func (b *builder) firstSeen() error {
-	rows, err := b.db.QueryContext(b.ctx, FirstSeenQuery)
-	if err != nil {
-		return fmt.Errorf("date first use of principals: %w", err)
-	}
-	defer rows.Close()
-	b.dig.Section("first-seen")
-	for rows.Next() {
-		var pr, t int64
-		if err := rows.Scan(&pr, &t); err != nil {
-			return err
-		}
-		b.dig.Ints(pr, t)
-		if p := b.princ[pr]; p != nil && p.ident >= 0 {
-			b.seen(p.ident, pr, t)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows.Close()
-	if len(b.aggIdents) > 0 {
-		// Principals the aggregates name: their first counted event.
-		rows, err := b.db.QueryContext(b.ctx, `SELECT principal, min(first_time) FROM aggregates WHERE principal IS NOT NULL GROUP BY principal ORDER BY principal`)
+	// seen reads (principal, first time) pairs into the identities' dates.
+	seen := func(section, query string) error {
+		rows, err := b.db.QueryContext(b.ctx, query)
 		if err != nil {
 			return fmt.Errorf("date first use of principals: %w", err)
 		}
 		defer rows.Close()
-		b.dig.Section("first-seen-aggregates")
+		b.dig.Section(section)
 		for rows.Next() {
 			var pr, t int64
 			if err := rows.Scan(&pr, &t); err != nil {
@@ -792,7 +768,15 @@ func (b *builder) firstSeen() error {
 				b.seen(p.ident, pr, t)
 			}
 		}
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+	if err := seen("first-seen", FirstSeenQuery); err != nil {
+		return err
+	}
+	if len(b.aggIdents) > 0 {
+		// Principals the aggregates name: their first counted event.
+		if err := seen("first-seen-aggregates", `SELECT principal, min(first_time) FROM aggregates
+			WHERE principal IS NOT NULL GROUP BY principal ORDER BY principal`); err != nil {
 			return err
 		}
 	}
@@ -1432,45 +1416,12 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 					cross = true
 				}
 			}
-			a.events += n
 			a.aggregated += n
 			op := name * 4
 			if isRe {
 				op += role
 			}
-			add := func(m map[int64]*cnt, k int64) {
-				c := m[k]
-				if c == nil {
-					c = &cnt{}
-					m[k] = c
-				}
-				c.calls += n
-				if failed {
-					c.failed += n
-				}
-			}
-			add(a.ops, op)
-			if inv != 0 {
-				add(a.svcs, inv)
-			}
-			ic := a.idents[idx]
-			if ic == nil {
-				ic = &cnt{}
-				a.idents[idx] = ic
-			}
-			ic.calls += n
-			ac := a.accts[callerAcct]
-			if ac == nil {
-				ac = &cnt{}
-				a.accts[callerAcct] = ac
-			}
-			ac.calls += n
-			if failed {
-				ic.failed += n
-				ac.failed += n
-				a.failed += n
-				a.errs[ec] += n
-			}
+			a.tally(op, idx, inv, callerAcct, ec, n)
 			if crypto {
 				a.crypto += n
 				a.daily[di].Calls += n

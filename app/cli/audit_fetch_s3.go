@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/auditcli"
+	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
 
@@ -54,11 +55,11 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 	if err != nil {
 		return usagef("--to: %v", err)
 	}
-	req := online.TrailRequest{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: online.ParseList(accounts), Regions: online.ParseList(*f.regions),
+	req := s3trail.Request{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: s3trail.ParseList(accounts), Regions: s3trail.ParseList(*f.regions),
 		From: first, To: last, Dir: *f.out, Workers: *f.workers}
 	if !quiet {
 		var shown time.Time
-		req.Progress = func(p online.TrailProgress) {
+		req.Progress = func(p s3trail.Progress) {
 			if time.Since(shown) < time.Second {
 				return
 			}
@@ -67,11 +68,11 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 				p.Day, p.Listed, p.Downloaded, float64(p.Bytes)/1e6, p.Skipped, p.Failed, p.Elapsed.Round(time.Second))
 		}
 	}
-	tl, err := online.NewTrailLogs(ctx, conn)
+	cfg, err := conn.Load(ctx)
 	if err != nil {
 		return err
 	}
-	sum, err := tl.Download(ctx, req)
+	sum, err := s3trail.New(cfg, conn.Endpoint).Download(ctx, req)
 	if sum != nil {
 		if asJSON {
 			data, _ := json.MarshalIndent(sum, "", "  ")

@@ -44,6 +44,7 @@ import (
 	"github.com/keyceremony/keyceremony/audit/cloudtrail"
 	"github.com/keyceremony/keyceremony/audit/ingest"
 	"github.com/keyceremony/keyceremony/audit/store"
+	"github.com/keyceremony/keyceremony/internal/awsapi"
 )
 
 // Client is the part of the Athena API a run uses (*athena.Client).
@@ -57,11 +58,7 @@ type Client interface {
 // NewClient is the SDK client for cfg, at endpoint if set (tests, VPC
 // endpoints).
 func NewClient(cfg aws.Config, endpoint string) *athena.Client {
-	return athena.NewFromConfig(cfg, func(o *athena.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	})
+	return athena.NewFromConfig(cfg, func(o *athena.Options) { o.BaseEndpoint = awsapi.Endpoint(endpoint) })
 }
 
 // Options of a run.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyceremony/keyceremony/audit/auditcli"
 	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
@@ -91,14 +90,14 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 		return nil
 	}
 	// The ingest is audit ingest itself: same summary, same exit status.
-	args := []string{"ingest", "--no-progress"}
+	args := []string{"--no-progress"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}
 	if asJSON {
 		args = append(args, "--json")
 	}
-	err = auditcli.Run(ctx, &auditcli.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, append(args, sum.DayDirs...))
+	err = auditIngest(ctx, env, append(args, sum.DayDirs...))
 	if err != nil {
 		return fmt.Errorf("ingest the downloaded files: %w", err)
 	}

@@ -58,7 +58,7 @@ run() {
                      CreationDate: 1673308800, DeletionDate: "2025-03-20T00:00:00Z", ValidTo: "2025-03-15T00:00:00Z", ExpirationModel: "KEY_MATERIAL_EXPIRES"}},
       {KeyMetadata: {Arn: $c, KeyId: ($c|id), KeySpec: "HMAC_256", Origin: "AWS_KMS", KeyManager: "CUSTOMER", KeyState: "Enabled", Enabled: true}}]}}' > "$DIR/db/inventory.json"
   jq -n --arg a "${arns[2]}" '{Aliases: [{AliasName: "alias/listed", AliasArn: ($a | sub(":key/.*"; ":alias/listed")), TargetKeyId: ($a | split("/")[1])}]}' > "$DIR/db/aliases.json"
-  "${kc[@]}" ingest --no-progress --json --db "$db" "$DIR/db/inventory.json" "$DIR/db/aliases.json" | jq 'del(.elapsed_ns)' > "$out/ingest-inventory.json"
+  "${kc[@]}" ingest --no-progress --json --workers 1 --db "$db" "$DIR/db/inventory.json" "$DIR/db/aliases.json" | jq 'del(.elapsed_ns)' > "$out/ingest-inventory.json"
   "${kc[@]}" ingest --no-progress --db "$db" "$TRAIL/AWSLogs" | sed 's/^Time: .*/Time: (masked)/' > "$out/ingest-again.txt"
   "${kc[@]}" coverage --db "$db" > "$out/coverage.txt"
   "${kc[@]}" coverage --db "$db" --json > "$out/coverage.json"
@@ -80,6 +80,43 @@ run() {
   set +e
   "${kc[@]}" raw --db "$db" no-such-event > "$out/raw-missing.out" 2> "$out/raw-missing.err"; echo "exit $?" >> "$out/raw-missing.err"
   "${kc[@]}" events --db "$db" --from yesterday > "$out/bad-date.out" 2> "$out/bad-date.err"; echo "exit $?" >> "$out/bad-date.err"
+  # Usage errors and help: the message and the exit status (in a scratch
+  # directory: nothing here may create a file, but if it did).
+  rm -rf "$DIR/cwd"; mkdir -p "$DIR/cwd"
+  local i=0
+  while IFS= read -r line; do
+    i=$((i+1))
+    eval "set -- $line"
+    { echo "\$ keyceremony $line"; (cd "$DIR/cwd" && env LANGUAGE=en "$bin" "$@" 2>&1); echo "exit $?"; } < /dev/null >> "$out/cli.txt"
+  done <<'ARGS'
+audit
+audit nope
+audit -h
+audit ingest
+audit ingest -h
+audit ingest --workers x .
+audit events --db x.db --from 2025-03-01T00:00:00 --count
+audit events --from 2025-13-01
+audit raw
+audit export -h
+audit coverage --bogus
+audit keys extra --bogus
+audit report
+audit report weekly
+audit report rotation
+audit report rotation -h
+audit report rotation --db x.db --from 2025-03-01 --to 2025-03-07
+audit report usage --db x.db --from 2025-03-01 --to 2025-03-07 --csv a --json a
+audit report usage --db x.db --from 2025-03-01 --to 2025-03-07 --csv a --business-hours 8
+audit report rotation --db /nonexistent.db --from 2025-03-01 --to 2025-03-07 --csv /tmp/kc-compare-never.csv
+audit fetch extra
+audit fetch --s3-prefix p
+audit fetch --s3-bucket b
+audit fetch -h
+audit athena
+audit athena --database d --table t --from 2025-03-01 --to 2025-03-02 --output-location http://x
+aws inventory
+ARGS
   set -e
   reports "$tag" "$bin" "$out"
 }
@@ -107,7 +144,7 @@ mv "$DIR/db" "$DIR/db-before"
 run after "$B"
 # The second binary's reports on the first binary's database.
 mv "$DIR/db" "$DIR/db-after"; mv "$DIR/db-before" "$DIR/db"
-mkdir -p "$DIR/out-after-on-before"
+rm -rf "$DIR/out-after-on-before" "$DIR/out-before-reports"; mkdir -p "$DIR/out-after-on-before"
 mapfile -t arns < <(env LANGUAGE=en "$B" audit keys --db "$DIR/db/audit.db" --json | jq -r 'sort_by(-.Events, .ARN) | .[0:3][].ARN')
 reports after-on-before "$B" "$DIR/out-after-on-before"
 mkdir -p "$DIR/out-before-reports"

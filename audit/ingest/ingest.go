@@ -1005,7 +1005,7 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 		if rec.Time > fe.LastTime {
 			fe.LastTime = rec.Time
 		}
-		dk := store.DayKey{Account: rec.Account, Region: rec.Region, Day: floorDiv(rec.Time, 86400)}
+		dk := store.DayKey{Account: rec.Account, Region: rec.Region, Day: store.UnixDay(rec.Time)}
 		dc := fe.Days[dk]
 		if dc == nil {
 			dc = &store.DayCount{}
@@ -1057,14 +1057,6 @@ func (c *sizeCounter) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
 	return n, err
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 func (wk *worker) inventory(r io.Reader, modTime time.Time) (unitEnd, error) {

@@ -137,7 +137,14 @@ func TestInventoryExportIngests(t *testing.T) {
 		t.Errorf("asymmetric key: %+v", s)
 	}
 
-	// The audit store ingests it as it is, through the ingest pipeline.
+	checkIngested(t, path, data, inv, acct)
+}
+
+// checkIngested ingests the exported file through the ingest pipeline
+// and checks what the audit store then knows of every key and alias.
+func checkIngested(t *testing.T, path string, data []byte, inv inventory.Snapshot, acct account) {
+	t.Helper()
+	ctx := context.Background()
 	docs, err := inventory.Parse(strings.NewReader(string(data)), 0)
 	if err != nil || len(docs) != 1 || docs[0].Kind != "combined" {
 		t.Fatalf("inventory.Parse: %v", err)

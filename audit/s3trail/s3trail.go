@@ -165,43 +165,79 @@ const maxTrailDays = 3660
 // others are kept.
 func (t *Downloader) Download(ctx context.Context, r Request) (*Summary, error) {
 	start := time.Now()
-	if r.Bucket == "" || r.Dir == "" {
-		return nil, errors.New("a bucket and a download directory are required")
-	}
-	from, to := r.From.UTC().Truncate(24*time.Hour), r.To.UTC().Truncate(24*time.Hour)
-	if from.IsZero() || to.IsZero() || to.Before(from) {
-		return nil, fmt.Errorf("give the first and last day, the first not after the last (got %s and %s)", from.Format(time.DateOnly), to.Format(time.DateOnly))
-	}
-	if days := int(to.Sub(from).Hours()/24) + 1; days > maxTrailDays {
-		return nil, fmt.Errorf("%d days asked: at most %d in one download", days, maxTrailDays)
-	}
-	for _, a := range r.Accounts {
-		if !accountRE.MatchString(a) {
-			return nil, fmt.Errorf("account %q is not a 12-digit AWS account id", a)
-		}
-	}
-	for _, reg := range r.Regions {
-		if !regionRE.MatchString(reg) {
-			return nil, fmt.Errorf("%q is not an AWS region name", reg)
-		}
-	}
-	if r.OrgID != "" && !orgRE.MatchString(r.OrgID) {
-		return nil, fmt.Errorf("%q is not an organisation id (o-...)", r.OrgID)
-	}
-	prefix := strings.Trim(r.Prefix, "/")
-	if prefix != "" {
-		prefix += "/"
+	from, to, prefix, err := r.check()
+	if err != nil {
+		return nil, err
 	}
 	sum := &Summary{Bucket: r.Bucket, Prefix: prefix, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Dir: r.Dir}
 	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the download directory: %w", err)
 	}
+	places, err := t.places(ctx, r, prefix, sum)
+	if err != nil {
+		return nil, err
+	}
+	dayDirs, listErr := t.downloadDays(ctx, r, from, to, prefix, places, sum, start)
+	for d := range dayDirs {
+		sum.DayDirs = append(sum.DayDirs, d)
+	}
+	sort.Strings(sum.DayDirs)
+	sort.Strings(sum.Failed)
+	sum.Elapsed = time.Since(start)
+	switch {
+	case listErr != nil:
+		return sum, fmt.Errorf("%w (the files downloaded so far are kept; the same command resumes)", listErr)
+	case ctx.Err() != nil:
+		return sum, fmt.Errorf("download interrupted (the files downloaded so far are kept; the same command resumes): %w", ctx.Err())
+	case len(sum.Failed) > 0:
+		return sum, fmt.Errorf("%d of %d files could not be downloaded; run the same command again to fetch them", len(sum.Failed), sum.Listed)
+	}
+	return sum, nil
+}
 
+// check refuses a request before any call, and returns its first and last
+// day and the key prefix in its canonical form ("" or "p/").
+func (r *Request) check() (from, to time.Time, prefix string, err error) {
+	if r.Bucket == "" || r.Dir == "" {
+		return from, to, "", errors.New("a bucket and a download directory are required")
+	}
+	from, to = r.From.UTC().Truncate(24*time.Hour), r.To.UTC().Truncate(24*time.Hour)
+	if from.IsZero() || to.IsZero() || to.Before(from) {
+		return from, to, "", fmt.Errorf("give the first and last day, the first not after the last (got %s and %s)", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	}
+	if days := int(to.Sub(from).Hours()/24) + 1; days > maxTrailDays {
+		return from, to, "", fmt.Errorf("%d days asked: at most %d in one download", days, maxTrailDays)
+	}
+	for _, a := range r.Accounts {
+		if !accountRE.MatchString(a) {
+			return from, to, "", fmt.Errorf("account %q is not a 12-digit AWS account id", a)
+		}
+	}
+	for _, reg := range r.Regions {
+		if !regionRE.MatchString(reg) {
+			return from, to, "", fmt.Errorf("%q is not an AWS region name", reg)
+		}
+	}
+	if r.OrgID != "" && !orgRE.MatchString(r.OrgID) {
+		return from, to, "", fmt.Errorf("%q is not an organisation id (o-...)", r.OrgID)
+	}
+	prefix = strings.Trim(r.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return from, to, prefix, nil
+}
+
+// place is one account and region of the trail.
+type place struct{ root, account, region string }
+
+// places lists the accounts and regions to search (given, or found in the
+// bucket) and names them in the summary.
+func (t *Downloader) places(ctx context.Context, r Request, prefix string, sum *Summary) ([]place, error) {
 	roots, err := t.accountRoots(ctx, r, prefix)
 	if err != nil {
 		return nil, err
 	}
-	type place struct{ root, account, region string }
 	var places []place
 	regionSet := map[string]bool{}
 	for _, root := range roots {
@@ -229,6 +265,13 @@ func (t *Downloader) Download(ctx context.Context, r Request) (*Summary, error) 
 	}
 	sort.Strings(sum.Regions)
 
+	return places, nil
+}
+
+// downloadDays lists each day of every place in order and downloads its
+// files with a few workers. It returns the local day folders that hold the
+// range's files, and the error that stopped the listing, if any.
+func (t *Downloader) downloadDays(ctx context.Context, r Request, from, to time.Time, prefix string, places []place, sum *Summary, start time.Time) (map[string]bool, error) {
 	// One lister (this goroutine) feeds a few downloaders.
 	type job struct {
 		obj   s3types.Object
@@ -329,21 +372,7 @@ list:
 	}
 	close(jobs)
 	wg.Wait()
-	for d := range dayDirs {
-		sum.DayDirs = append(sum.DayDirs, d)
-	}
-	sort.Strings(sum.DayDirs)
-	sort.Strings(sum.Failed)
-	sum.Elapsed = time.Since(start)
-	switch {
-	case listErr != nil:
-		return sum, fmt.Errorf("%w (the files downloaded so far are kept; the same command resumes)", listErr)
-	case ctx.Err() != nil:
-		return sum, fmt.Errorf("download interrupted (the files downloaded so far are kept; the same command resumes): %w", ctx.Err())
-	case len(sum.Failed) > 0:
-		return sum, fmt.Errorf("%d of %d files could not be downloaded; run the same command again to fetch them", len(sum.Failed), sum.Listed)
-	}
-	return sum, nil
+	return dayDirs, listErr
 }
 
 // accountRoots are the key prefixes (without the trailing slash) of the

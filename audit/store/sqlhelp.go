@@ -54,3 +54,30 @@ func StrIDs(ctx context.Context, q Querier, names []string) (map[string]int64, e
 	}
 	return out, rows.Err()
 }
+
+// StrsByID reads the strings of the given ids (in ascending order) from
+// the strs table, 500 ids a query, and calls f for each, in id order.
+func StrsByID(ctx context.Context, q Querier, ids []int64, f func(id int64, s string)) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		rows, err := q.QueryContext(ctx, `SELECT id, s FROM strs WHERE id IN `+InList(ids[:n])+` ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var s string
+			if err := rows.Scan(&id, &s); err != nil {
+				rows.Close()
+				return err
+			}
+			f(id, s)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyceremony/keyceremony/audit/report"
 	"github.com/keyceremony/keyceremony/audit/store"
 )
 
@@ -52,22 +53,17 @@ func (b *builder) loadKeys() error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("list keys: %w", err)
 	}
-	aliases, err := b.st.Aliases(b.ctx)
-	if err != nil {
-		return fmt.Errorf("list aliases: %w", err)
-	}
 	byARN := map[string]*keyRow{}
 	for _, k := range b.keys {
 		byARN[k.arn] = k
 	}
-	b.dig.Section("aliases")
-	for _, a := range aliases {
-		if k := byARN[a.KeyARN]; k != nil {
-			k.aliases = append(k.aliases, a.Name)
-			b.dig.Row(a.ARN, a.KeyARN)
+	return report.AttachAliases(b.ctx, b.st, b.dig, func(keyARN, alias string) bool {
+		k := byARN[keyARN]
+		if k != nil {
+			k.aliases = append(k.aliases, alias)
 		}
-	}
-	return nil
+		return k != nil
+	})
 }
 
 // strIDs resolves strings to their ids in the strs table, in id order,
@@ -207,23 +203,8 @@ func (b *builder) resolveNames() error {
 		}
 	}
 	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
-	for len(want) > 0 {
-		n := min(len(want), 500)
-		rows, err := b.db.QueryContext(b.ctx, `SELECT id, s FROM strs WHERE id IN `+store.InList(want[:n]))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id int64
-			var s string
-			if err := rows.Scan(&id, &s); err != nil {
-				rows.Close()
-				return err
-			}
-			b.strs[id] = s
-		}
-		rows.Close()
-		want = want[n:]
+	if err := store.StrsByID(b.ctx, b.db, want, func(id int64, s string) { b.strs[id] = s }); err != nil {
+		return err
 	}
 	fix := func(s *string) {
 		if strings.HasPrefix(*s, "\x00") {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyceremony/keyceremony/audit/report"
 	"github.com/keyceremony/keyceremony/audit/store"
 )
 
@@ -51,22 +52,17 @@ func (b *builder) loadKeys() error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	aliases, err := b.st.Aliases(b.ctx)
-	if err != nil {
-		return fmt.Errorf("list aliases: %w", err)
-	}
 	byARN := map[string]*keyInfo{}
 	for _, k := range b.keyList {
 		byARN[k.arn] = k
 	}
-	b.dig.Section("aliases")
-	for _, a := range aliases {
-		if k := byARN[a.KeyARN]; k != nil {
-			k.aliases = append(k.aliases, a.Name)
-			b.dig.Row(a.ARN, a.KeyARN)
+	return report.AttachAliases(b.ctx, b.st, b.dig, func(keyARN, alias string) bool {
+		k := byARN[keyARN]
+		if k != nil {
+			k.aliases = append(k.aliases, alias)
 		}
-	}
-	return nil
+		return k != nil
+	})
 }
 
 // loadPrincipals folds principals into identities: an assumed-role
@@ -166,24 +162,11 @@ func (b *builder) resolveStrs() error {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	b.dig.Section("strings")
-	for len(ids) > 0 {
-		n := min(500, len(ids))
-		rows, err := b.db.QueryContext(b.ctx, `SELECT id, s FROM strs WHERE id IN `+store.InList(ids[:n])+` ORDER BY id`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id int64
-			var s string
-			if err := rows.Scan(&id, &s); err != nil {
-				rows.Close()
-				return err
-			}
-			b.strs[id] = s
-			b.dig.Row(id, s)
-		}
-		rows.Close()
-		ids = ids[n:]
+	if err := store.StrsByID(b.ctx, b.db, ids, func(id int64, s string) {
+		b.strs[id] = s
+		b.dig.Row(id, s)
+	}); err != nil {
+		return err
 	}
 	// Name the identities known only by their invoking service.
 	for k, i := range b.byInv {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/store"
@@ -33,28 +31,17 @@ var auditDatabaseCommands = map[string]func(context.Context, *Env, []string) err
 }
 
 func runAudit(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 && args[0] == "report" {
-		return auditReport(ctx, env, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "report":
+			return auditReport(ctx, env, args[1:])
+		case "fetch":
+			return auditFetch(ctx, env, args[1:])
+		case "athena":
+			return auditAthena(ctx, env, args[1:])
+		}
 	}
-	if len(args) > 0 && args[0] == "fetch" {
-		return auditFetch(ctx, env, args[1:])
-	}
-	if len(args) > 0 && args[0] == "athena" {
-		return auditAthena(ctx, env, args[1:])
-	}
-	names := make([]string, 0, len(auditDatabaseCommands))
-	for n := range auditDatabaseCommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		return usagef("keyceremony audit %s", strings.Join(names, "|"))
-	}
-	f, ok := auditDatabaseCommands[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q for audit (one of: %s)", args[0], strings.Join(names, ", "))
-	}
-	return f(ctx, env, args[1:])
+	return subcommand(ctx, env, "audit", args, auditDatabaseCommands)
 }
 
 // parseInterspersed lets flags follow paths ("ingest logs/ --json").

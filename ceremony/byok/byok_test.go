@@ -26,7 +26,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/byok"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/keywrap"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func TestRules(t *testing.T) {
@@ -157,7 +157,7 @@ func (a awsSide) unwrap(t *testing.T, alg byok.Algorithm, wks byok.WrappingKeySp
 // algorithm and wrapping key size AWS allows, unwraps them as AWS would, and
 // proves the material is the token's key.
 func TestEveryAllowedCombination(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
+	mod := softhsmtest.NewToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 }
 
 func TestWriteOutputs(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
+	mod := softhsmtest.NewToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
 	m, _ := hsm.Open(mod)
 	defer m.Close()
 	tok, _ := m.OpenToken(hsm.URI{Token: "BYOK"})

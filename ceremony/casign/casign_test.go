@@ -23,7 +23,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/casign"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // rootCA is a root key in a real SoftHSM token and its self-signed certificate.
@@ -37,7 +37,7 @@ type rootCA struct {
 
 func newRoot(t *testing.T) *rootCA {
 	t.Helper()
-	mod := softhsm.NewTestToken(t, "Root", []byte("so-pin-1111"), []byte("user-pin-1111"))
+	mod := softhsmtest.NewToken(t, "Root", []byte("so-pin-1111"), []byte("user-pin-1111"))
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)

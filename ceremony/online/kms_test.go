@@ -13,7 +13,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/byok"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
@@ -27,7 +27,7 @@ func connect(t *testing.T, s *awsfake.Server) online.Connection {
 // reads the bundle, wraps a token key and writes the ceremony's outputs.
 func wrapInToken(t *testing.T, bundleDir, outDir string, spec byok.KeySpec, imp byok.Import) *hsm.Key {
 	t.Helper()
-	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-0000"), []byte("user-pin-0000"))
+	mod := softhsmtest.NewToken(t, "BYOK", []byte("so-pin-0000"), []byte("user-pin-0000"))
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)

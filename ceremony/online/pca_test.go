@@ -24,7 +24,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
@@ -46,7 +46,7 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 		}
 		return makeRoot(t, label, k, []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	}
-	mod := softhsm.NewTestToken(t, label, []byte("so-pin-1111"), []byte("user-pin-1111"))
+	mod := softhsmtest.NewToken(t, label, []byte("so-pin-1111"), []byte("user-pin-1111"))
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)

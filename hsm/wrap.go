@@ -130,39 +130,16 @@ func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, 
 	if m == nil {
 		return nil, fmt.Errorf("unwrap key %q: unknown mechanism %d", spec.Label, mech)
 	}
-	if !spec.Session {
-		if err := t.refuseDuplicate(spec.Label, spec.ID); err != nil {
-			return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
-		}
+	id, err := t.newKeyID(spec)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
 	}
-	id := spec.ID
-	if len(id) == 0 {
-		r, err := t.Random(16)
-		if err != nil {
-			return nil, err
-		}
-		id = r
-	}
-	var attrs []*pkcs11.Attribute
-	switch {
-	case spec.Type == AES128 || spec.Type == AES256:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
-	case spec.Type.Symmetric():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
-	case spec.Type.IsRSA():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type.IsEC():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type == Ed25519:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	default:
+	attrs, err := spec.keyAttrs(id)
+	if err != nil {
 		return nil, fmt.Errorf("unwrap key %q: cannot unwrap a %s key", spec.Label, spec.Type)
 	}
 	var h pkcs11.ObjectHandle
-	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error
 		h, err = t.ctx().UnwrapKey(sh, []*pkcs11.Mechanism{m}, unwrapping.handle, wrapped, attrs)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/paper"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
@@ -23,18 +23,18 @@ import (
 // byokState is what a byok-wrap ceremony works with, rebuilt from the inputs
 // and the transcript on resume.
 type byokState struct {
-	params   *byok.Parameters
-	req      byok.Request
-	info     byok.SpecInfo
+	params   *kmsimport.Parameters
+	req      kmsimport.Request
+	info     kmsimport.SpecInfo
 	keyLabel string
 	keyID    []byte
 	plan     []hsm.WrapStep // as confirmed before wrapping
-	manifest *byok.Manifest
+	manifest *kmsimport.Manifest
 }
 
 // byokFiles are the outputs whose names the aws kms import-key-material
 // command line refers to.
-var byokFiles = []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile, byok.ManifestFile, byok.InstructionsFile}
+var byokFiles = []string{kmsimport.EncryptedKeyMaterialFile, kmsimport.ImportTokenFile, kmsimport.ManifestFile, kmsimport.InstructionsFile}
 
 // parametersMaxAge: AWS import parameters expire 24 hours after they are
 // issued; a ParametersValidTo further ahead is a mistake (a mistyped date, or
@@ -116,7 +116,7 @@ func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(pa
 	}
 	if b.Parameters != nil {
 		if data := read("byok.parameters", b.Parameters); data != nil {
-			p, err := byok.ParseParametersJSON(data)
+			p, err := kmsimport.ParseParametersJSON(data)
 			if err != nil {
 				bad("byok.parameters", fmt.Errorf("%s: %w", b.Parameters.Path, err))
 			} else {
@@ -139,7 +139,7 @@ func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(pa
 		pub := read("byok.public_key", b.PublicKey)
 		tok := read("byok.import_token", b.ImportToken)
 		if pub != nil && tok != nil {
-			p, err := byok.ParseParametersFiles(b.KeyID, pub, tok, b.ParametersValidTo.UTC())
+			p, err := kmsimport.ParseParametersFiles(b.KeyID, pub, tok, b.ParametersValidTo.UTC())
 			if err != nil {
 				bad("byok", err)
 			} else {
@@ -147,15 +147,15 @@ func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(pa
 			}
 		}
 	}
-	info, err := byok.Spec(byok.KeySpec(b.KeySpec))
+	info, err := kmsimport.Spec(kmsimport.KeySpec(b.KeySpec))
 	if err != nil {
 		bad("byok.key_spec", err)
 		return st
 	}
 	st.info = info
-	st.req = byok.Request{
-		Params: st.params, Spec: info.Spec, Algorithm: byok.Algorithm(b.WrappingAlgorithm),
-		Import: byok.Import{ExpirationModel: b.Expiration.Model, ValidTo: b.Expiration.ValidToFrom(now), ImportType: b.ImportType},
+	st.req = kmsimport.Request{
+		Params: st.params, Spec: info.Spec, Algorithm: kmsimport.Algorithm(b.WrappingAlgorithm),
+		Import: kmsimport.Import{ExpirationModel: b.Expiration.Model, ValidTo: b.Expiration.ValidToFrom(now), ImportType: b.ImportType},
 	}
 	if st.params == nil {
 		return st
@@ -168,7 +168,7 @@ func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(pa
 			bad("byok.parameters", fmt.Errorf("ParametersValidTo %s is more than 24 hours ahead, but AWS import parameters expire 24 hours after they are issued: check the value and the laptop's clock",
 				st.params.ParametersValidTo.Format(time.RFC3339)))
 		}
-	} else if err := byok.Check(st.req.Spec, st.req.Algorithm, st.params.WrappingKeySpec()); err != nil {
+	} else if err := kmsimport.Check(st.req.Spec, st.req.Algorithm, st.params.WrappingKeySpec()); err != nil {
 		bad("byok", err)
 	}
 	return st
@@ -221,16 +221,16 @@ func runBYOKInputs(ctx context.Context, r *stepRun) error {
 
 func importTypeText(t string) string {
 	switch t {
-	case byok.ImportTypeNew:
+	case kmsimport.ImportTypeNew:
 		return "NEW_KEY_MATERIAL (re-import for rotation; then aws kms rotate-key-on-demand)"
-	case byok.ImportTypeExisting:
+	case kmsimport.ImportTypeExisting:
 		return "EXISTING_KEY_MATERIAL (re-import of the same material)"
 	}
 	return "first import (no --import-type)"
 }
 
-func materialExpiry(imp byok.Import) string {
-	if imp.ExpirationModel == byok.KeyMaterialExpires {
+func materialExpiry(imp kmsimport.Import) string {
+	if imp.ExpirationModel == kmsimport.KeyMaterialExpires {
 		return "KEY_MATERIAL_EXPIRES at " + imp.ValidTo.UTC().Format(time.RFC3339)
 	}
 	return imp.ExpirationModel
@@ -399,7 +399,7 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec)
+	plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec)
 	if len(plan) == 0 {
 		return fmt.Errorf("the token cannot wrap %s material with %s", st.req.Spec, st.req.Algorithm)
 	}
@@ -443,17 +443,17 @@ func wrapStep() *step {
 		fixedOutputs: byokFiles,
 		run:          runWrap,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			raw, err := os.ReadFile(filepath.Join(e.outDir, byok.ManifestFile))
+			raw, err := os.ReadFile(filepath.Join(e.outDir, kmsimport.ManifestFile))
 			if err != nil {
 				return err
 			}
-			var m byok.Manifest
+			var m kmsimport.Manifest
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return err
 			}
 			e.byok.manifest = &m
-			if fp, err := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile]); err == nil {
-				e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: fp})
+			if fp, err := hex.DecodeString(m.Files[kmsimport.EncryptedKeyMaterialFile]); err == nil {
+				e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: kmsimport.EncryptedKeyMaterialFile, SHA256: fp})
 			}
 			return nil
 		},
@@ -483,17 +483,17 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	if plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
+	if plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
 		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
 	}
-	res, err := byok.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())
+	res, err := kmsimport.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())
 	if err != nil {
 		return err
 	}
 	if !sameSteps(res.Wrapped.Steps, st.plan) {
 		return errors.New("the wrap ran differently from the plan confirmed; nothing was written")
 	}
-	paths, err := byok.WriteOutputs(e.outDir, res, st.params.ImportToken)
+	paths, err := kmsimport.WriteOutputs(e.outDir, res, st.params.ImportToken)
 	for _, p := range paths {
 		if rerr := r.recordOutput(p); rerr != nil && err == nil {
 			err = rerr
@@ -507,9 +507,9 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	}
 	m := res.Manifest
 	st.manifest = &m
-	ekm, _ := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile])
-	itk, _ := hex.DecodeString(m.Files[byok.ImportTokenFile])
-	e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: ekm})
+	ekm, _ := hex.DecodeString(m.Files[kmsimport.EncryptedKeyMaterialFile])
+	itk, _ := hex.DecodeString(m.Files[kmsimport.ImportTokenFile])
+	e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: kmsimport.EncryptedKeyMaterialFile, SHA256: ekm})
 	for i, s := range res.Wrapped.Steps {
 		r.detail(fmt.Sprintf("ran step %d", i+1), planLine(s))
 	}
@@ -519,13 +519,13 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	}
 	r.detail("composed from other mechanisms", fmt.Sprint(res.Wrapped.Composed))
 	r.detail("material or ephemeral key in host memory", inHost)
-	r.detail("encrypted key material sha256", m.Files[byok.EncryptedKeyMaterialFile])
+	r.detail("encrypted key material sha256", m.Files[kmsimport.EncryptedKeyMaterialFile])
 	r.detail("encrypted key material words", words.String(ekm))
-	r.detail("import token sha256", m.Files[byok.ImportTokenFile])
+	r.detail("import token sha256", m.Files[kmsimport.ImportTokenFile])
 	r.detail("import command", m.Command)
 	return r.confirmStep(ctx, "The files for AWS KMS are written, and the fingerprint of EncryptedKeyMaterial.bin was read aloud.", []Fact{
-		{Label: byok.EncryptedKeyMaterialFile + " SHA-256", Value: m.Files[byok.EncryptedKeyMaterialFile], Words: words.String(ekm)},
-		{Label: byok.ImportTokenFile + " SHA-256", Value: m.Files[byok.ImportTokenFile], Words: words.String(itk)},
+		{Label: kmsimport.EncryptedKeyMaterialFile + " SHA-256", Value: m.Files[kmsimport.EncryptedKeyMaterialFile], Words: words.String(ekm)},
+		{Label: kmsimport.ImportTokenFile + " SHA-256", Value: m.Files[kmsimport.ImportTokenFile], Words: words.String(itk)},
 		{Label: "Ran in host memory", Value: inHost},
 	})
 }
@@ -611,15 +611,15 @@ func runHandover(ctx context.Context, r *stepRun) error {
 	facts := []Fact{
 		{Label: "1. Carry", Value: fmt.Sprintf("%s from %s to the connected machine", carry, e.outDir)},
 		{Label: "   Deadline", Value: fmt.Sprintf("%s (in %s); after that fetch new parameters and repeat this ceremony", deadline, left)},
-		{Label: "2. Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.EncryptedKeyMaterialFile, m.Files[byok.EncryptedKeyMaterialFile])},
-		{Label: "   Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.ImportTokenFile, m.Files[byok.ImportTokenFile])},
+		{Label: "2. Check", Value: fmt.Sprintf("sha256sum %s shows %s", kmsimport.EncryptedKeyMaterialFile, m.Files[kmsimport.EncryptedKeyMaterialFile])},
+		{Label: "   Check", Value: fmt.Sprintf("sha256sum %s shows %s", kmsimport.ImportTokenFile, m.Files[kmsimport.ImportTokenFile])},
 		{Label: "3. Run there", Value: m.Command},
 		{Label: "4. Confirm", Value: "aws kms describe-key --key-id " + m.KeyID + " shows KeyState Enabled"},
 	}
-	if m.Import.ImportType == byok.ImportTypeNew {
+	if m.Import.ImportType == kmsimport.ImportTypeNew {
 		facts = append(facts, Fact{Label: "5. Rotate", Value: "aws kms rotate-key-on-demand --key-id " + m.KeyID})
 	}
-	facts = append(facts, Fact{Label: "The same, printable", Value: filepath.Join(e.outDir, byok.InstructionsFile)})
+	facts = append(facts, Fact{Label: "The same, printable", Value: filepath.Join(e.outDir, kmsimport.InstructionsFile)})
 	r.detail("import deadline", deadline)
 	r.detail("files to carry", carry+" (from "+e.outDir+")")
 	r.detail("import command", m.Command)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/paper"
 	"github.com/keyceremony/keyceremony/ceremony/script"
@@ -159,13 +159,13 @@ func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func
 
 	if sub := g.Subordinate; sub != nil {
 		if raw := read("signing.subordinate.csr", sub.CSR); raw != nil {
-			csr, err := casign.ParseCSR(raw)
+			csr, err := certprofile.ParseCSR(raw)
 			if err != nil {
 				bad("signing.subordinate.csr", fmt.Errorf("%s: %w", sub.CSR.Path, err))
 			} else {
 				st.csr = csr
 				if st.issuer != nil && full {
-					if _, _, err := casign.Subordinate(csr, st.issuer, caProfile(sub.Profile), probeSerial, now); err != nil {
+					if _, _, err := certprofile.Subordinate(csr, st.issuer, caProfile(sub.Profile), probeSerial, now); err != nil {
 						bad("signing.subordinate", err)
 					} else if publicEqual(csr.PublicKey, st.issuer.PublicKey) {
 						bad("signing.subordinate.csr", errors.New("the CSR carries the root's own public key"))
@@ -184,7 +184,7 @@ func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func
 				if st.issuer != nil && full {
 					if publicEqual(orig.PublicKey, st.issuer.PublicKey) {
 						bad("signing.cross_certificate.certificate", errors.New("the certificate to cross-sign carries the root's own key"))
-					} else if _, _, err := casign.CrossSign(orig, st.issuer, caProfile(c.Profile), probeSerial, now); err != nil {
+					} else if _, _, err := certprofile.CrossSign(orig, st.issuer, caProfile(c.Profile), probeSerial, now); err != nil {
 						bad("signing.cross_certificate", err)
 					}
 				}
@@ -196,7 +196,7 @@ func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func
 		if fi, err := os.Stat(st.counterDir); err != nil || !fi.IsDir() {
 			bad("signing.crl.counter_directory", fmt.Errorf("%s is not a directory on the output medium (is it mounted?)", st.counterDir))
 		} else if full {
-			next, err := casign.NextCRLNumber(st.counterDir)
+			next, err := certprofile.NextCRLNumber(st.counterDir)
 			if err != nil {
 				bad("signing.crl.counter_directory", err)
 			}
@@ -290,9 +290,9 @@ func pkixName(n script.Name) pkix.Name {
 	return name
 }
 
-// caProfile turns a script profile into the casign profile.
-func caProfile(p script.CAProfile) casign.Profile {
-	out := casign.Profile{
+// caProfile turns a script profile into the certprofile profile.
+func caProfile(p script.CAProfile) certprofile.Profile {
+	out := certprofile.Profile{
 		AcceptCSRSubject: p.AcceptCSRSubject,
 		NotBefore:        p.NotBefore.UTC(),
 		NotAfter:         p.NotAfter.UTC(),
@@ -351,7 +351,7 @@ func runSigningInputs(ctx context.Context, r *stepRun) error {
 	if csr := st.csr; csr != nil {
 		kfp := spkiSHA256(csr.PublicKey)
 		r.detail("csr subject", csr.Subject.String())
-		r.detail("csr key", casign.KeyType(csr.PublicKey))
+		r.detail("csr key", certprofile.KeyType(csr.PublicKey))
 		r.detail("csr public key sha256", hex.EncodeToString(kfp))
 		r.detail("csr signature", "verified with the CSR's own key")
 		var ext []string
@@ -363,7 +363,7 @@ func runSigningInputs(ctx context.Context, r *stepRun) error {
 		}
 		facts = append(facts,
 			Fact{Label: "CSR subject", Value: csr.Subject.String()},
-			Fact{Label: "CSR key", Value: casign.KeyType(csr.PublicKey) + " (allowed by the profile)"},
+			Fact{Label: "CSR key", Value: certprofile.KeyType(csr.PublicKey) + " (allowed by the profile)"},
 			Fact{Label: "CSR public key SHA-256", Value: hex.EncodeToString(kfp), Words: words.String(kfp)})
 		if len(ext) > 0 {
 			facts = append(facts, Fact{Label: "CSR asks for extensions", Value: strings.Join(ext, ", ") + ": ignored, the certificate is built from the profile"})
@@ -377,7 +377,7 @@ func runSigningInputs(ctx context.Context, r *stepRun) error {
 			Fact{Label: "Its SHA-256", Value: hex.EncodeToString(ofp[:]), Words: words.String(ofp[:])})
 	}
 	if st.counterDir != "" {
-		r.detail("crl number counter", filepath.Join(st.counterDir, casign.CRLCounterFile))
+		r.detail("crl number counter", filepath.Join(st.counterDir, certprofile.CRLCounterFile))
 		if st.previous != nil {
 			r.detail("previous crl number", st.previous.Number.String())
 			facts = append(facts, Fact{Label: "Previous CRL", Value: fmt.Sprintf("number %s, next update %s", st.previous.Number, st.previous.NextUpdate.UTC().Format(time.RFC3339))})
@@ -478,10 +478,10 @@ func (e *Engine) buildCert(art string, serial []byte, at time.Time) (*x509.Certi
 	)
 	switch art {
 	case artSubordinate:
-		tmpl, notes, err = casign.Subordinate(st.csr, st.issuer, caProfile(g.Subordinate.Profile), serial, at)
+		tmpl, notes, err = certprofile.Subordinate(st.csr, st.issuer, caProfile(g.Subordinate.Profile), serial, at)
 		pub, opt.Ignore = st.csr.PublicKey, g.Subordinate.Profile.IgnoreLints
 	case artCross:
-		tmpl, notes, err = casign.CrossSign(st.original, st.issuer, caProfile(g.CrossCertificate.Profile), serial, at)
+		tmpl, notes, err = certprofile.CrossSign(st.original, st.issuer, caProfile(g.CrossCertificate.Profile), serial, at)
 		pub, opt.Ignore = st.original.PublicKey, g.CrossCertificate.Profile.IgnoreLints
 	default:
 		return nil, nil, nil, opt, fmt.Errorf("unknown artefact %q", art)
@@ -608,7 +608,7 @@ func certFacts(t *x509.Certificate) []Fact {
 		{Label: "Issuer", Value: t.Issuer.String()},
 		{Label: "Validity (UTC)", Value: t.NotBefore.UTC().Format("2006-01-02 15:04:05") + " to " + t.NotAfter.UTC().Format("2006-01-02 15:04:05")},
 		{Label: "Serial", Value: hex.EncodeToString(t.SerialNumber.Bytes())},
-		{Label: "Subject key", Value: casign.KeyType(t.PublicKey)},
+		{Label: "Subject key", Value: certprofile.KeyType(t.PublicKey)},
 		{Label: "Subject public key SHA-256", Value: hex.EncodeToString(kfp), Words: words.String(kfp)},
 		{Label: "Key usage", Value: strings.Join(ku, ", ") + " (critical)"},
 		{Label: "Basic constraints", Value: pathLen(t) + " (critical)"},
@@ -732,7 +732,7 @@ func runSignCert(ctx context.Context, r *stepRun, art string) error {
 		return err
 	}
 	if art == artCross {
-		if err := casign.CheckCrossCertificate(cert, e.sign.original); err != nil {
+		if err := certprofile.CheckCrossCertificate(cert, e.sign.original); err != nil {
 			return err
 		}
 	}
@@ -745,12 +745,12 @@ func runSignCert(ctx context.Context, r *stepRun, art string) error {
 		if err != nil {
 			return err
 		}
-		chainPath, err := r.output("chain.pem", casign.PEM(e.sign.issuer))
+		chainPath, err := r.output("chain.pem", certprofile.PEM(e.sign.issuer))
 		if err != nil {
 			return err
 		}
 		arn := e.s.Signing.Subordinate.ACMPCAARN
-		doc, err := casign.ACMPCAJSON(arn, cert, e.sign.issuer)
+		doc, err := certprofile.ACMPCAJSON(arn, cert, e.sign.issuer)
 		if err != nil {
 			return err
 		}
@@ -792,15 +792,15 @@ func lintCRLStep() *step {
 // buildCRL builds the CRL template from the script and what the lint step fixed.
 func (e *Engine) buildCRL(b *built) (*x509.RevocationList, certsign.Options, error) {
 	c := e.s.Signing.CRL
-	var revoked []casign.Revoked
+	var revoked []certprofile.Revoked
 	for _, rv := range c.Revoked {
 		s, err := script.ParseSerial(rv.Serial)
 		if err != nil {
 			return nil, certsign.Options{}, err
 		}
-		revoked = append(revoked, casign.Revoked{Serial: new(big.Int).SetBytes(s), Time: rv.RevokedAt, Reason: script.CRLReasons[rv.Reason]})
+		revoked = append(revoked, certprofile.Revoked{Serial: new(big.Int).SetBytes(s), Time: rv.RevokedAt, Reason: script.CRLReasons[rv.Reason]})
 	}
-	tmpl, err := casign.CRL(b.number, b.thisUpdate, b.nextUpdate, revoked)
+	tmpl, err := certprofile.CRL(b.number, b.thisUpdate, b.nextUpdate, revoked)
 	if err != nil {
 		return nil, certsign.Options{}, err
 	}
@@ -811,7 +811,7 @@ func (e *Engine) buildCRL(b *built) (*x509.RevocationList, certsign.Options, err
 func runLintCRL(ctx context.Context, r *stepRun) error {
 	e := r.e
 	st := e.sign
-	n, err := casign.NextCRLNumber(st.counterDir)
+	n, err := certprofile.NextCRLNumber(st.counterDir)
 	if err != nil {
 		return err
 	}
@@ -888,7 +888,7 @@ func runSignCRL(ctx context.Context, r *stepRun) error {
 	// The counter may be at this number already, when an interrupted attempt
 	// of this step stored it; any other value means another CRL was issued
 	// since the lint step, and this number must not be used twice.
-	next, err := casign.NextCRLNumber(st.counterDir)
+	next, err := certprofile.NextCRLNumber(st.counterDir)
 	if err != nil {
 		return err
 	}
@@ -928,8 +928,8 @@ func runSignCRL(ctx context.Context, r *stepRun) error {
 	if _, err := r.output("crl.pem", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})); err != nil {
 		return err
 	}
-	if err := casign.StoreCRLNumber(st.counterDir, b.number); err != nil {
-		return fmt.Errorf("the CRL was written but the counter could not be advanced; set %s to %s by hand: %w", filepath.Join(st.counterDir, casign.CRLCounterFile), b.number, err)
+	if err := certprofile.StoreCRLNumber(st.counterDir, b.number); err != nil {
+		return fmt.Errorf("the CRL was written but the counter could not be advanced; set %s to %s by hand: %w", filepath.Join(st.counterDir, certprofile.CRLCounterFile), b.number, err)
 	}
 	if err := syncDir(st.counterDir); err != nil {
 		return err
@@ -939,7 +939,7 @@ func runSignCRL(ctx context.Context, r *stepRun) error {
 	r.detail("crl number", b.number.String())
 	r.detail("tbs sha256", b.tbs)
 	r.detail("signature", "made by the token, verified with the root certificate")
-	r.detail("counter file", fmt.Sprintf("%s now %s", filepath.Join(st.counterDir, casign.CRLCounterFile), b.number))
+	r.detail("counter file", fmt.Sprintf("%s now %s", filepath.Join(st.counterDir, certprofile.CRLCounterFile), b.number))
 	r.detail("crl sha256", hex.EncodeToString(fp[:]))
 	r.detail("crl words", words.String(fp[:]))
 	return r.confirmStep(ctx, "The CRL fingerprint was read aloud.", []Fact{

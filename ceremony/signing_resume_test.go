@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -168,11 +168,11 @@ func TestBYOKResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kms := &kmsSide{keys: map[byok.WrappingKeySpec]*rsa.PrivateKey{byok.WrappingRSA2048: priv}}
+	kms := &kmsSide{keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{kmsimport.WrappingRSA2048: priv}}
 	for _, stopAfter := range []string{"wrap-plan", "byok-key", "wrap", "token-copy"} {
 		t.Run(stopAfter, func(t *testing.T) {
 			id := "resume-" + stopAfter
-			r := byokRun{spec: byok.HMAC384, alg: byok.RSAAESKeyWrapSHA256, wks: byok.WrappingRSA2048, generate: true, keep: false}
+			r := byokRun{spec: kmsimport.HMAC384, alg: kmsimport.RSAAESKeyWrapSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false}
 			token := make([]byte, 32)
 			rand.Read(token)
 			var out string
@@ -210,13 +210,13 @@ func TestBYOKResumes(t *testing.T) {
 					t.Errorf("%d keys labelled %s left after the destroying ceremony", len(keys), keyLabel(r.spec))
 				}
 			})
-			ct, _ := os.ReadFile(filepath.Join(out, byok.EncryptedKeyMaterialFile))
+			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
 			material := kms.unwrap(t, r.alg, r.wks, ct)
 			if len(material) != 48 {
 				t.Fatalf("HMAC_384 material is %d bytes", len(material))
 			}
 			if want != nil {
-				if got := hmacOf(byok.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
+				if got := hmacOf(kmsimport.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
 					t.Error("the material wrapped after resuming is not the key generated before the interruption")
 				}
 			}

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"hash"
 
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 	"github.com/miekg/pkcs11"
 )
 
@@ -297,7 +297,7 @@ func (t *Token) probeKWP() bool {
 		return false
 	}
 	defer clear(kekValue)
-	pt, err := keywrap.UnwrapPad(kekValue, wrapped)
+	pt, err := kwp.Unwrap(kekValue, wrapped)
 	return err == nil && len(pt) == 20
 }
 
@@ -396,7 +396,7 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
 	}
 	defer t.DestroyKey(eph)
-	kwp, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
+	wrappedTarget, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -406,7 +406,7 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 		if ephValue, err = t.secretValue(eph); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		if material, err = keywrap.UnwrapPad(ephValue, kwp); err != nil {
+		if material, err = kwp.Unwrap(ephValue, wrappedTarget); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if !t.kwpCompliant() {
@@ -426,14 +426,14 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		} else {
-			if kwp, err = keywrap.WrapPad(ephValue, material); err != nil {
+			if wrappedTarget, err = kwp.Wrap(ephValue, material); err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 			if wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil); err != nil {
 				return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
 			}
 		}
-		return &Wrapped{Ciphertext: append(wrappedEph, kwp...), Mechanism: mech, Composed: true, Steps: plan}, nil
+		return &Wrapped{Ciphertext: append(wrappedEph, wrappedTarget...), Mechanism: mech, Composed: true, Steps: plan}, nil
 	default: // RSA-OAEP of the material itself, in host memory
 		ct, err := rsa.EncryptOAEP(newHash(h), rand.Reader, rk, material, nil)
 		if err != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/smithy-go"
 
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -74,7 +74,7 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 }
 
 func makeRoot(t *testing.T, label string, signer crypto.Signer, serial []byte) *testRoot {
-	ski, _ := casign.SubjectKeyID(signer.Public())
+	ski, _ := certprofile.SubjectKeyID(signer.Public())
 	now := time.Now().UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber: new(big.Int).SetBytes(serial),
@@ -102,14 +102,14 @@ func signCSR(t *testing.T, root *testRoot, csrPath, caARN string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := casign.ParseCSR(data)
+	csr, err := certprofile.ParseCSR(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := casign.Profile{AcceptCSRSubject: true, Validity: 5 * 365 * 24 * time.Hour, MaxPathLen: 0,
+	p := certprofile.Profile{AcceptCSRSubject: true, Validity: 5 * 365 * 24 * time.Hour, MaxPathLen: 0,
 		CRLDistribution: []string{"http://crl.example.com/root.crl"}, IssuingCertURLs: []string{"http://pki.example.com/root.crt"},
 		Policies: []string{"2.5.29.32.0"}, AllowedKeys: []string{"ec-p384"}}
-	tmpl, _, err := casign.Subordinate(csr, root.cert, p, []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1}, time.Now())
+	tmpl, _, err := certprofile.Subordinate(csr, root.cert, p, []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +122,12 @@ func signCSR(t *testing.T, root *testRoot, csrPath, caARN string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	doc, err := casign.ACMPCAJSON(caARN, sub, root.cert)
+	doc, err := certprofile.ACMPCAJSON(caARN, sub, root.cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, online.SubordinateFile), casign.PEM(sub), 0o600)
-	os.WriteFile(filepath.Join(dir, online.ChainFile), casign.PEM(root.cert), 0o600)
+	os.WriteFile(filepath.Join(dir, online.SubordinateFile), certprofile.PEM(sub), 0o600)
+	os.WriteFile(filepath.Join(dir, online.ChainFile), certprofile.PEM(root.cert), 0o600)
 	os.WriteFile(filepath.Join(dir, online.PCAImportFile), doc, 0o600)
 	return dir
 }
@@ -175,7 +175,7 @@ func TestPCARoundTrip(t *testing.T) {
 	wrongChain := t.TempDir()
 	sub, _ := os.ReadFile(filepath.Join(dir, online.SubordinateFile))
 	os.WriteFile(filepath.Join(wrongChain, online.SubordinateFile), sub, 0o600)
-	os.WriteFile(filepath.Join(wrongChain, online.ChainFile), casign.PEM(rehearsalRoot(t, "Other").cert), 0o600)
+	os.WriteFile(filepath.Join(wrongChain, online.ChainFile), certprofile.PEM(rehearsalRoot(t, "Other").cert), 0o600)
 	if _, err := p.ImportCertificate(ctx, arn, wrongChain, time.Now()); err == nil || !strings.Contains(err.Error(), "does not chain") {
 		t.Errorf("wrong chain: %v", err)
 	}
@@ -232,17 +232,17 @@ func TestPCAServerValidates(t *testing.T) {
 		return ""
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(arn), Certificate: sub, CertificateChain: casign.PEM(rehearsalRoot(t, "Wrong").cert)})
+		CertificateAuthorityArn: aws.String(arn), Certificate: sub, CertificateChain: certprofile.PEM(rehearsalRoot(t, "Wrong").cert)})
 	if code(err) != "InvalidRequestException" {
 		t.Errorf("wrong chain: %v", err)
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(other), Certificate: sub, CertificateChain: casign.PEM(root.cert)})
+		CertificateAuthorityArn: aws.String(other), Certificate: sub, CertificateChain: certprofile.PEM(root.cert)})
 	if code(err) != "CertificateMismatchException" {
 		t.Errorf("another CA's certificate: %v", err)
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(arn), Certificate: []byte("not a cert"), CertificateChain: casign.PEM(root.cert)})
+		CertificateAuthorityArn: aws.String(arn), Certificate: []byte("not a cert"), CertificateChain: certprofile.PEM(root.cert)})
 	if code(err) != "MalformedCertificateException" {
 		t.Errorf("garbage: %v", err)
 	}

@@ -1,10 +1,10 @@
-// Package casign builds the certificates and CRLs a root CA issues in a
+// Package certprofile builds the certificates and CRLs a root CA issues in a
 // ca-signing ceremony: a subordinate CA certificate from a CSR (for example
 // one exported from AWS Private CA), a cross-certificate for another CA, and
 // the root's CRL. Everything comes from the ceremony's profile; the CSR
 // contributes only its public key (and its subject when the profile allows),
 // never the extensions it requests. Signing goes through package certsign.
-package casign
+package certprofile
 
 import (
 	"crypto"

@@ -1,9 +1,9 @@
-// Package keywrap implements AES Key Wrap with Padding (RFC 5649, "KWP") in
+// Package kwp implements AES Key Wrap with Padding (RFC 5649, "KWP") in
 // host software. Key Ceremony uses it in two places only: to play the
 // receiving side in tests (what AWS KMS does on import), and in the one BYOK
 // composition where a token lacks RSA-OAEP with SHA-256 and the material must
 // pass through host memory — a step the transcript records.
-package keywrap
+package kwp
 
 import (
 	"crypto/aes"
@@ -19,8 +19,8 @@ var kwpIV = [4]byte{0xA6, 0x59, 0x59, 0xA6}
 // key, or corrupted data.
 var ErrIntegrity = errors.New("key unwrap: integrity check failed (wrong key or corrupted data)")
 
-// WrapPad wraps plaintext key material with kek (16, 24 or 32 bytes).
-func WrapPad(kek, plaintext []byte) ([]byte, error) {
+// Wrap wraps plaintext key material with kek (16, 24 or 32 bytes).
+func Wrap(kek, plaintext []byte) ([]byte, error) {
 	if len(plaintext) == 0 {
 		return nil, errors.New("key wrap: empty plaintext")
 	}
@@ -52,9 +52,9 @@ func WrapPad(kek, plaintext []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// UnwrapPad reverses WrapPad and checks the integrity value and padding.
+// Unwrap reverses Wrap and checks the integrity value and padding.
 // The caller owns (and should clear) the returned plaintext.
-func UnwrapPad(kek, wrapped []byte) ([]byte, error) {
+func Unwrap(kek, wrapped []byte) ([]byte, error) {
 	if len(wrapped) < 16 || len(wrapped)%8 != 0 {
 		return nil, fmt.Errorf("key unwrap: wrapped data is %d bytes, want a multiple of 8 of at least 16", len(wrapped))
 	}

@@ -1,4 +1,4 @@
-package casign_test
+package certprofile_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
@@ -61,7 +61,7 @@ func newRoot(t *testing.T) *rootCA {
 	}
 	serial, _ := tok.Random(16)
 	serial[0] &= 0x7f
-	ski, _ := casign.SubjectKeyID(signer.Public())
+	ski, _ := certprofile.SubjectKeyID(signer.Public())
 	now := time.Now().UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber: new(big.Int).SetBytes(serial),
@@ -80,12 +80,12 @@ func newRoot(t *testing.T) *rootCA {
 	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "root.pem")
-	os.WriteFile(p, casign.PEM(cert), 0o600)
+	os.WriteFile(p, certprofile.PEM(cert), 0o600)
 	return &rootCA{tok: tok, signer: signer, cert: cert, pem: p, dir: dir}
 }
 
-func profile() casign.Profile {
-	return casign.Profile{
+func profile() certprofile.Profile {
+	return certprofile.Profile{
 		Subject:         &pkix.Name{CommonName: "Example Issuing CA 1", Organization: []string{"Example Corp"}, Country: []string{"DE"}},
 		Validity:        5 * 365 * 24 * time.Hour,
 		MaxPathLen:      0,
@@ -141,12 +141,12 @@ func TestSubordinateFromOpenSSLCSRs(t *testing.T) {
 		{"rsa4096", []string{"-newkey", "rsa:4096"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			csr, err := casign.ParseCSR(opensslCSR(t, root.dir, tc.name, tc.keyArgs...))
+			csr, err := certprofile.ParseCSR(opensslCSR(t, root.dir, tc.name, tc.keyArgs...))
 			if err != nil {
 				t.Fatal(err)
 			}
 			serial, _ := root.tok.Random(20)
-			tmpl, notes, err := casign.Subordinate(csr, root.cert, profile(), serial, time.Now())
+			tmpl, notes, err := certprofile.Subordinate(csr, root.cert, profile(), serial, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestSubordinateFromOpenSSLCSRs(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := filepath.Join(root.dir, tc.name+"-sub.pem")
-			os.WriteFile(p, casign.PEM(sub), 0o600)
+			os.WriteFile(p, certprofile.PEM(sub), 0o600)
 			opensslVerify(t, root.pem, p)
 
 			var got []string
@@ -199,38 +199,38 @@ func TestRefusals(t *testing.T) {
 	block, _ := pem.Decode(good)
 	der := slices.Clone(block.Bytes)
 	der[len(der)-3] ^= 0xff
-	if _, err := casign.ParseCSR(der); err == nil || !strings.Contains(err.Error(), "signature") {
+	if _, err := certprofile.ParseCSR(der); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("broken CSR signature: %v", err)
 	}
 
 	serial, _ := root.tok.Random(16)
 	// A key the profile does not allow.
 	p256 := opensslCSR(t, root.dir, "p256", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
-	csr, err := casign.ParseCSR(p256)
+	csr, err := certprofile.ParseCSR(p256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := casign.Subordinate(csr, root.cert, profile(), serial, time.Now()); err == nil || !strings.Contains(err.Error(), "ec-p256") {
+	if _, _, err := certprofile.Subordinate(csr, root.cert, profile(), serial, time.Now()); err == nil || !strings.Contains(err.Error(), "ec-p256") {
 		t.Errorf("disallowed key: %v", err)
 	}
 	// A validity beyond the root's.
-	csr, _ = casign.ParseCSR(good)
+	csr, _ = certprofile.ParseCSR(good)
 	p := profile()
 	p.NotAfter = root.cert.NotAfter.Add(24 * time.Hour)
-	if _, _, err := casign.Subordinate(csr, root.cert, p, serial, time.Now()); err == nil || !strings.Contains(err.Error(), "after the issuer expires") {
+	if _, _, err := certprofile.Subordinate(csr, root.cert, p, serial, time.Now()); err == nil || !strings.Contains(err.Error(), "after the issuer expires") {
 		t.Errorf("too long validity: %v", err)
 	}
 	// A relative validity is clipped, and the operator is told.
 	p = profile()
 	p.Validity = 20 * 365 * 24 * time.Hour
-	tmpl, notes, err := casign.Subordinate(csr, root.cert, p, serial, time.Now())
+	tmpl, notes, err := certprofile.Subordinate(csr, root.cert, p, serial, time.Now())
 	if err != nil || !tmpl.NotAfter.Equal(root.cert.NotAfter) || !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "clipped") }) {
 		t.Errorf("clipping: %v %v %v", tmpl.NotAfter, notes, err)
 	}
 	// A profile that zlint rejects never reaches the token: a CA certificate with no subject.
 	p = profile()
 	p.Subject = &pkix.Name{}
-	tmpl, _, _ = casign.Subordinate(csr, root.cert, p, serial, time.Now())
+	tmpl, _, _ = certprofile.Subordinate(csr, root.cert, p, serial, time.Now())
 	l, err := certsign.LintCertificate(tmpl, root.cert, csr.PublicKey, certsign.Options{})
 	var le *certsign.LintError
 	if !errors.As(err, &le) {
@@ -251,7 +251,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func mustSub(t *testing.T, csr *x509.CertificateRequest, root *rootCA, serial []byte) *x509.Certificate {
-	tmpl, _, err := casign.Subordinate(csr, root.cert, profile(), serial, time.Now())
+	tmpl, _, err := certprofile.Subordinate(csr, root.cert, profile(), serial, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 	medium := t.TempDir()
 	var last *big.Int
 	for i := 0; i < 3; i++ {
-		n, err := casign.NextCRLNumber(medium)
+		n, err := certprofile.NextCRLNumber(medium)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 			t.Fatalf("CRL number %s after %s", n, last)
 		}
 		now := time.Now().UTC().Truncate(time.Second)
-		tmpl, err := casign.CRL(n, now, now.AddDate(0, 0, 30), []casign.Revoked{{Serial: big.NewInt(0x1234567 + int64(i)), Time: now.Add(-time.Hour), Reason: 1}})
+		tmpl, err := certprofile.CRL(n, now, now.AddDate(0, 0, 30), []certprofile.Revoked{{Serial: big.NewInt(0x1234567 + int64(i)), Time: now.Add(-time.Hour), Reason: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +292,7 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "verify OK") {
 			t.Fatalf("openssl crl -verify: %v\n%s", err, out)
 		}
-		if err := casign.StoreCRLNumber(medium, n); err != nil {
+		if err := certprofile.StoreCRLNumber(medium, n); err != nil {
 			t.Fatal(err)
 		}
 		last = n
@@ -300,12 +300,12 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 	if last.Int64() != 3 {
 		t.Errorf("last CRL number %s, want 3", last)
 	}
-	os.WriteFile(filepath.Join(medium, casign.CRLCounterFile), []byte("garbage"), 0o600)
-	if _, err := casign.NextCRLNumber(medium); err == nil || !strings.Contains(err.Error(), "damaged") {
+	os.WriteFile(filepath.Join(medium, certprofile.CRLCounterFile), []byte("garbage"), 0o600)
+	if _, err := certprofile.NextCRLNumber(medium); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("damaged counter: %v", err)
 	}
 	at := time.Now()
-	if _, err := casign.CRL(big.NewInt(1), at, at, nil); err == nil {
+	if _, err := certprofile.CRL(big.NewInt(1), at, at, nil); err == nil {
 		t.Error("a CRL with next update = this update was accepted")
 	}
 }
@@ -314,7 +314,7 @@ func TestCrossSign(t *testing.T) {
 	root := newRoot(t)
 	// Another root, in software, as a partner organisation would have.
 	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	ski, _ := casign.SubjectKeyID(&k.PublicKey)
+	ski, _ := certprofile.SubjectKeyID(&k.PublicKey)
 	now := time.Now().UTC().Truncate(time.Second)
 	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "Partner Root", Organization: []string{"Partner"}, Country: []string{"FR"}},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(3, 0, 0), IsCA: true, BasicConstraintsValid: true,
@@ -325,7 +325,7 @@ func TestCrossSign(t *testing.T) {
 	serial, _ := root.tok.Random(16)
 	p := profile()
 	p.MaxPathLen = 1
-	tmpl, _, err := casign.CrossSign(other, root.cert, p, serial, time.Now())
+	tmpl, _, err := certprofile.CrossSign(other, root.cert, p, serial, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,24 +337,24 @@ func TestCrossSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := casign.CheckCrossCertificate(cross, other); err != nil {
+	if err := certprofile.CheckCrossCertificate(cross, other); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(root.dir, "cross.pem")
-	os.WriteFile(path, casign.PEM(cross), 0o600)
+	os.WriteFile(path, certprofile.PEM(cross), 0o600)
 	opensslVerify(t, root.pem, path)
 	if !cross.NotAfter.Equal(other.NotAfter) {
 		t.Errorf("cross-certificate ends %v, original %v", cross.NotAfter, other.NotAfter)
 	}
 	// Another certificate's subject is refused by the check.
-	if err := casign.CheckCrossCertificate(cross, root.cert); err == nil {
+	if err := certprofile.CheckCrossCertificate(cross, root.cert); err == nil {
 		t.Error("CheckCrossCertificate accepted a different original")
 	}
 }
 
 func TestACMPCAJSON(t *testing.T) {
 	root := newRoot(t)
-	b, err := casign.ACMPCAJSON("arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555", root.cert, root.cert)
+	b, err := certprofile.ACMPCAJSON("arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555", root.cert, root.cert)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package byok_test
+package kmsimport_test
 
 import (
 	"bytes"
@@ -23,44 +23,44 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func TestRules(t *testing.T) {
 	tests := []struct {
-		spec byok.KeySpec
-		alg  byok.Algorithm
-		wks  byok.WrappingKeySpec
+		spec kmsimport.KeySpec
+		alg  kmsimport.Algorithm
+		wks  kmsimport.WrappingKeySpec
 		ok   bool
 		msg  string // part of the refusal
 	}{
-		{byok.SymmetricDefault, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, true, ""},
-		{byok.HMAC512, byok.RSAESOAEPSHA1, byok.WrappingRSA2048, true, ""},
-		{byok.RSA2048, byok.RSAESOAEPSHA256, byok.WrappingRSA4096, false, "RSA_AES_KEY_WRAP"},
-		{byok.RSA4096, byok.RSAAESKeyWrapSHA256, byok.WrappingRSA2048, true, ""},
+		{kmsimport.SymmetricDefault, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA2048, true, ""},
+		{kmsimport.HMAC512, kmsimport.RSAESOAEPSHA1, kmsimport.WrappingRSA2048, true, ""},
+		{kmsimport.RSA2048, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA4096, false, "RSA_AES_KEY_WRAP"},
+		{kmsimport.RSA4096, kmsimport.RSAAESKeyWrapSHA256, kmsimport.WrappingRSA2048, true, ""},
 		// AWS: P-521 material, an RSA_2048 wrapping key and RSAES_OAEP_* do not go together.
-		{byok.ECCNISTP521, byok.RSAESOAEPSHA1, byok.WrappingRSA2048, false, "too large"},
-		{byok.ECCNISTP521, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, false, "too large"},
-		{byok.ECCNISTP521, byok.RSAESOAEPSHA256, byok.WrappingRSA3072, true, ""},
-		{byok.ECCNISTP384, byok.RSAESOAEPSHA256, byok.WrappingRSA2048, true, ""},
-		{byok.ECCNISTP521, byok.RSAAESKeyWrapSHA1, byok.WrappingRSA2048, true, ""},
-		{byok.SymmetricDefault, byok.SM2PKE, byok.WrappingRSA2048, false, "China"},
-		{byok.SymmetricDefault, byok.RSAESPKCS1V15, byok.WrappingRSA2048, false, "no longer"},
-		{byok.SymmetricDefault, byok.RSAESOAEPSHA256, byok.WrappingSM2, false, "SM2"},
-		{"SYMMETRIC_128", byok.RSAESOAEPSHA256, byok.WrappingRSA2048, false, "cannot receive"},
+		{kmsimport.ECCNISTP521, kmsimport.RSAESOAEPSHA1, kmsimport.WrappingRSA2048, false, "too large"},
+		{kmsimport.ECCNISTP521, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA2048, false, "too large"},
+		{kmsimport.ECCNISTP521, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA3072, true, ""},
+		{kmsimport.ECCNISTP384, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA2048, true, ""},
+		{kmsimport.ECCNISTP521, kmsimport.RSAAESKeyWrapSHA1, kmsimport.WrappingRSA2048, true, ""},
+		{kmsimport.SymmetricDefault, kmsimport.SM2PKE, kmsimport.WrappingRSA2048, false, "China"},
+		{kmsimport.SymmetricDefault, kmsimport.RSAESPKCS1V15, kmsimport.WrappingRSA2048, false, "no longer"},
+		{kmsimport.SymmetricDefault, kmsimport.RSAESOAEPSHA256, kmsimport.WrappingSM2, false, "SM2"},
+		{"SYMMETRIC_128", kmsimport.RSAESOAEPSHA256, kmsimport.WrappingRSA2048, false, "cannot receive"},
 	}
 	for _, tc := range tests {
-		err := byok.Check(tc.spec, tc.alg, tc.wks)
+		err := kmsimport.Check(tc.spec, tc.alg, tc.wks)
 		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
 			t.Errorf("Check(%s, %s, %s) = %v, want ok=%v containing %q", tc.spec, tc.alg, tc.wks, err, tc.ok, tc.msg)
 		}
 	}
 	// 11 specs x 4 algorithms x 3 wrapping keys, less RSA material under OAEP
 	// (3x2x3) and P-521 under OAEP with RSA_2048 (2).
-	if got, want := len(byok.Allowed()), 11*4*3-3*2*3-2; got != want {
+	if got, want := len(kmsimport.Allowed()), 11*4*3-3*2*3-2; got != want {
 		t.Errorf("%d allowed combinations, want %d", got, want)
 	}
 }
@@ -69,8 +69,8 @@ func TestRequestValidation(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
 	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	fresh := func() *byok.Parameters {
-		p, err := byok.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("token"), now.Add(20*time.Hour))
+	fresh := func() *kmsimport.Parameters {
+		p, err := kmsimport.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("token"), now.Add(20*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,15 +80,15 @@ func TestRequestValidation(t *testing.T) {
 	expired.ParametersValidTo = now.Add(-time.Minute)
 	tests := []struct {
 		name string
-		req  byok.Request
+		req  kmsimport.Request
 		msgs []string
 	}{
-		{"valid", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAAESKeyWrapSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(90 * 24 * time.Hour)}}, nil},
-		{"expired parameters", byok.Request{Params: expired, Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire}}, []string{"expired", "get-parameters-for-import"}},
-		{"valid-to too far", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(400 * 24 * time.Hour)}}, []string{"365 days"}},
-		{"valid-to past", byok.Request{Params: fresh(), Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: now.Add(-time.Hour)}}, []string{"in the past"}},
-		{"new material for HMAC", byok.Request{Params: fresh(), Spec: byok.HMAC256, Algorithm: byok.RSAESOAEPSHA256, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire, ImportType: byok.ImportTypeNew}}, []string{"only for SYMMETRIC_DEFAULT"}},
-		{"all errors at once", byok.Request{Params: expired, Spec: byok.RSA2048, Algorithm: byok.RSAESOAEPSHA1, Import: byok.Import{ExpirationModel: "SOMETIMES"}}, []string{"expired", "RSA_AES_KEY_WRAP", "SOMETIMES"}},
+		{"valid", kmsimport.Request{Params: fresh(), Spec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAAESKeyWrapSHA256, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialExpires, ValidTo: now.Add(90 * 24 * time.Hour)}}, nil},
+		{"expired parameters", kmsimport.Request{Params: expired, Spec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAESOAEPSHA256, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire}}, []string{"expired", "get-parameters-for-import"}},
+		{"valid-to too far", kmsimport.Request{Params: fresh(), Spec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAESOAEPSHA256, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialExpires, ValidTo: now.Add(400 * 24 * time.Hour)}}, []string{"365 days"}},
+		{"valid-to past", kmsimport.Request{Params: fresh(), Spec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAESOAEPSHA256, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialExpires, ValidTo: now.Add(-time.Hour)}}, []string{"in the past"}},
+		{"new material for HMAC", kmsimport.Request{Params: fresh(), Spec: kmsimport.HMAC256, Algorithm: kmsimport.RSAESOAEPSHA256, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire, ImportType: kmsimport.ImportTypeNew}}, []string{"only for SYMMETRIC_DEFAULT"}},
+		{"all errors at once", kmsimport.Request{Params: expired, Spec: kmsimport.RSA2048, Algorithm: kmsimport.RSAESOAEPSHA1, Import: kmsimport.Import{ExpirationModel: "SOMETIMES"}}, []string{"expired", "RSA_AES_KEY_WRAP", "SOMETIMES"}},
 	}
 	for _, tc := range tests {
 		errs := tc.req.Validate(now)
@@ -110,32 +110,32 @@ func TestParseParametersJSON(t *testing.T) {
 	for _, validTo := range []string{`"2026-11-24T13:02:02.144000-08:00"`, `1795611722.144`} {
 		doc := fmt.Sprintf(`{"KeyId":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","ImportToken":%q,"PublicKey":%q,"ParametersValidTo":%s}`,
 			base64.StdEncoding.EncodeToString([]byte{1, 2, 3, 250}), base64.StdEncoding.EncodeToString(spki), validTo)
-		p, err := byok.ParseParametersJSON([]byte(doc))
+		p, err := kmsimport.ParseParametersJSON([]byte(doc))
 		if err != nil {
 			t.Fatalf("%s: %v", validTo, err)
 		}
-		if p.WrappingKeySpec() != byok.WrappingRSA3072 || !bytes.Equal(p.ImportToken, []byte{1, 2, 3, 250}) || p.ParametersValidTo.Year() != 2026 {
+		if p.WrappingKeySpec() != kmsimport.WrappingRSA3072 || !bytes.Equal(p.ImportToken, []byte{1, 2, 3, 250}) || p.ParametersValidTo.Year() != 2026 {
 			t.Errorf("parsed %+v", p)
 		}
 	}
-	if _, err := byok.ParseParametersJSON([]byte(`{"KeyId":"k"}`)); err == nil || !strings.Contains(err.Error(), "missing ImportToken, ParametersValidTo, PublicKey") {
+	if _, err := kmsimport.ParseParametersJSON([]byte(`{"KeyId":"k"}`)); err == nil || !strings.Contains(err.Error(), "missing ImportToken, ParametersValidTo, PublicKey") {
 		t.Errorf("missing fields: %v", err)
 	}
 }
 
 // awsSide plays AWS KMS: it holds the wrapping private keys.
 type awsSide struct {
-	priv map[byok.WrappingKeySpec]*rsa.PrivateKey
+	priv map[kmsimport.WrappingKeySpec]*rsa.PrivateKey
 }
 
-func (a awsSide) unwrap(t *testing.T, alg byok.Algorithm, wks byok.WrappingKeySpec, ct []byte) []byte {
+func (a awsSide) unwrap(t *testing.T, alg kmsimport.Algorithm, wks kmsimport.WrappingKeySpec, ct []byte) []byte {
 	t.Helper()
 	var h hash.Hash = sha256.New()
-	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAAESKeyWrapSHA1 {
+	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAAESKeyWrapSHA1 {
 		h = sha1.New()
 	}
 	priv := a.priv[wks]
-	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAESOAEPSHA256 {
+	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAESOAEPSHA256 {
 		pt, err := rsa.DecryptOAEP(h, nil, priv, ct, nil)
 		if err != nil {
 			t.Fatalf("AWS side: OAEP decrypt: %v", err)
@@ -146,7 +146,7 @@ func (a awsSide) unwrap(t *testing.T, alg byok.Algorithm, wks byok.WrappingKeySp
 	if err != nil {
 		t.Fatalf("AWS side: OAEP decrypt of the AES key: %v", err)
 	}
-	pt, err := keywrap.UnwrapPad(eph, ct[priv.Size():])
+	pt, err := kwp.Unwrap(eph, ct[priv.Size():])
 	if err != nil {
 		t.Fatalf("AWS side: KWP unwrap: %v", err)
 	}
@@ -173,20 +173,20 @@ func TestEveryAllowedCombination(t *testing.T) {
 	}
 	ctx := context.Background()
 	now := time.Now()
-	aws := awsSide{priv: map[byok.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range byok.WrappingKeySpecs() {
+	aws := awsSide{priv: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{}}
+	for _, wks := range kmsimport.WrappingKeySpecs() {
 		k, err := rsa.GenerateKey(rand.Reader, wks.Bytes()*8)
 		if err != nil {
 			t.Fatal(err)
 		}
 		aws.priv[wks] = k
 	}
-	keys := map[byok.KeySpec]*hsm.Key{}
+	keys := map[kmsimport.KeySpec]*hsm.Key{}
 	block := []byte("sixteen byte blk")
-	for _, c := range byok.Allowed() {
+	for _, c := range kmsimport.Allowed() {
 		c := c
 		t.Run(fmt.Sprintf("%s/%s/%s", c.Spec, c.Algorithm, c.Wrapping), func(t *testing.T) {
-			info, _ := byok.Spec(c.Spec)
+			info, _ := kmsimport.Spec(c.Spec)
 			key := keys[c.Spec]
 			if key == nil {
 				key, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: info.TokenType, Label: "byok-" + string(c.Spec), Extractable: true})
@@ -196,19 +196,19 @@ func TestEveryAllowedCombination(t *testing.T) {
 				keys[c.Spec] = key
 			}
 			spki, _ := x509.MarshalPKIXPublicKey(&aws.priv[c.Wrapping].PublicKey)
-			params, err := byok.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("import-token"), now.Add(23*time.Hour))
+			params, err := kmsimport.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("import-token"), now.Add(23*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := byok.Request{Params: params, Spec: c.Spec, Algorithm: c.Algorithm, Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire}}
-			res, err := byok.Wrap(ctx, tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, now)
+			req := kmsimport.Request{Params: params, Spec: c.Spec, Algorithm: c.Algorithm, Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire}}
+			res, err := kmsimport.Wrap(ctx, tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			material := aws.unwrap(t, c.Algorithm, c.Wrapping, res.EncryptedKeyMaterial)
 			defer clear(material)
 			switch {
-			case c.Spec == byok.SymmetricDefault:
+			case c.Spec == kmsimport.SymmetricDefault:
 				if len(material) != 32 {
 					t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
 				}
@@ -224,7 +224,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 					t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
 				}
 				want, _ := key.MAC(block)
-				hf := map[byok.KeySpec]func() hash.Hash{byok.HMAC224: sha256.New224, byok.HMAC256: sha256.New, byok.HMAC384: sha512.New384, byok.HMAC512: sha512.New}[c.Spec]
+				hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[c.Spec]
 				mac := hmac.New(hf, material)
 				mac.Write(block)
 				if !bytes.Equal(mac.Sum(nil), want) {
@@ -252,7 +252,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 				}
 			}
 			// The plan shown beforehand is what ran.
-			if plan := byok.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
+			if plan := kmsimport.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
 				t.Errorf("plan %v, ran %v", plan, res.Manifest.WrapSteps)
 			}
 		})
@@ -274,11 +274,11 @@ func TestWriteOutputs(t *testing.T) {
 	}
 	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
 	spki, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	params, _ := byok.ParseParametersFiles("arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("opaque-import-token"), now.Add(20*time.Hour))
+	params, _ := kmsimport.ParseParametersFiles("arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("opaque-import-token"), now.Add(20*time.Hour))
 	validTo := now.Add(180 * 24 * time.Hour).Truncate(time.Second)
-	req := byok.Request{Params: params, Spec: byok.SymmetricDefault, Algorithm: byok.RSAESOAEPSHA1,
-		Import: byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: validTo, ImportType: byok.ImportTypeNew}}
-	res, err := byok.Wrap(ctx, tok, key, req, hsm.WrapOptions{}, now)
+	req := kmsimport.Request{Params: params, Spec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAESOAEPSHA1,
+		Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialExpires, ValidTo: validTo, ImportType: kmsimport.ImportTypeNew}}
+	res, err := kmsimport.Wrap(ctx, tok, key, req, hsm.WrapOptions{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestWriteOutputs(t *testing.T) {
 		t.Error("OAEP-SHA-1 on SoftHSM should run inside the token")
 	}
 	dir := t.TempDir()
-	paths, err := byok.WriteOutputs(dir, res, params.ImportToken)
+	paths, err := kmsimport.WriteOutputs(dir, res, params.ImportToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,8 +296,8 @@ func TestWriteOutputs(t *testing.T) {
 			t.Errorf("%s: mode %v, %v", p, st.Mode(), err)
 		}
 	}
-	var man byok.Manifest
-	b, _ := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	var man kmsimport.Manifest
+	b, _ := os.ReadFile(filepath.Join(dir, kmsimport.ManifestFile))
 	if err := json.Unmarshal(b, &man); err != nil {
 		t.Fatal(err)
 	}
@@ -312,17 +312,17 @@ func TestWriteOutputs(t *testing.T) {
 			t.Errorf("command %q lacks %q", man.Command, want)
 		}
 	}
-	instr, _ := os.ReadFile(filepath.Join(dir, byok.InstructionsFile))
-	if !strings.Contains(string(instr), "rotate-key-on-demand") || !strings.Contains(string(instr), man.Files[byok.EncryptedKeyMaterialFile]) {
+	instr, _ := os.ReadFile(filepath.Join(dir, kmsimport.InstructionsFile))
+	if !strings.Contains(string(instr), "rotate-key-on-demand") || !strings.Contains(string(instr), man.Files[kmsimport.EncryptedKeyMaterialFile]) {
 		t.Errorf("instructions incomplete:\n%s", instr)
 	}
 	// Outputs are never overwritten.
-	if _, err := byok.WriteOutputs(dir, res, params.ImportToken); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := kmsimport.WriteOutputs(dir, res, params.ImportToken); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second write: %v", err)
 	}
 	// A key made non-extractable cannot be exported at all.
 	locked, _ := tok.GenerateKey(ctx, hsm.KeySpec{Type: hsm.AES256, Label: "locked"})
-	if _, err := byok.Wrap(ctx, tok, locked, req, hsm.WrapOptions{}, now); err == nil || !strings.Contains(err.Error(), "non-extractable") {
+	if _, err := kmsimport.Wrap(ctx, tok, locked, req, hsm.WrapOptions{}, now); err == nil || !strings.Contains(err.Error(), "non-extractable") {
 		t.Errorf("non-extractable key: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package casign
+package certprofile
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-// Package byok prepares key material held in a PKCS#11 token for import
+// Package kmsimport prepares key material held in a PKCS#11 token for import
 // into AWS KMS ("bring your own key"): it reads the parameters AWS hands out
 // (GetParametersForImport), knows which key spec / wrapping algorithm /
 // wrapping key combinations AWS accepts, wraps the material inside the token
@@ -7,7 +7,7 @@
 // The rules follow the AWS KMS developer guide, "Importing key material"
 // (steps 2 and 3, and "Requirements for imported key material"). They live in
 // one table, used by the code and by the tests alike.
-package byok
+package kmsimport
 
 import (
 	"crypto"

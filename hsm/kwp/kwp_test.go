@@ -1,4 +1,4 @@
-package keywrap
+package kwp
 
 import (
 	"bytes"
@@ -23,16 +23,16 @@ func TestRFC5649Vectors(t *testing.T) {
 		{"466f7250617369", "afbeb0f07dfbf5419200f2ccb50bb24f"},
 	}
 	for _, tc := range tests {
-		got, err := WrapPad(kek, unhex(tc.key))
+		got, err := Wrap(kek, unhex(tc.key))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if hex.EncodeToString(got) != tc.wrapped {
-			t.Errorf("WrapPad(%s) = %x, want %s", tc.key, got, tc.wrapped)
+			t.Errorf("Wrap(%s) = %x, want %s", tc.key, got, tc.wrapped)
 		}
-		back, err := UnwrapPad(kek, got)
+		back, err := Unwrap(kek, got)
 		if err != nil || !bytes.Equal(back, unhex(tc.key)) {
-			t.Errorf("UnwrapPad = %x, %v; want %s", back, err, tc.key)
+			t.Errorf("Unwrap = %x, %v; want %s", back, err, tc.key)
 		}
 	}
 }
@@ -41,21 +41,21 @@ func TestUnwrapRejectsTampering(t *testing.T) {
 	kek := bytes.Repeat([]byte{7}, 32)
 	for _, size := range []int{1, 8, 9, 32, 1217} {
 		pt := bytes.Repeat([]byte{0x5a}, size)
-		w, err := WrapPad(kek, pt)
+		w, err := Wrap(kek, pt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w[len(w)-1] ^= 1
-		if _, err := UnwrapPad(kek, w); !errors.Is(err, ErrIntegrity) {
+		if _, err := Unwrap(kek, w); !errors.Is(err, ErrIntegrity) {
 			t.Errorf("size %d: tampered unwrap error = %v, want ErrIntegrity", size, err)
 		}
 		w[len(w)-1] ^= 1
 		wrongKEK := bytes.Repeat([]byte{8}, 32)
-		if _, err := UnwrapPad(wrongKEK, w); !errors.Is(err, ErrIntegrity) {
+		if _, err := Unwrap(wrongKEK, w); !errors.Is(err, ErrIntegrity) {
 			t.Errorf("size %d: wrong-KEK unwrap error = %v, want ErrIntegrity", size, err)
 		}
 	}
-	if _, err := UnwrapPad(kek, []byte{1, 2, 3}); err == nil {
+	if _, err := Unwrap(kek, []byte{1, 2, 3}); err == nil {
 		t.Error("short input accepted")
 	}
 }

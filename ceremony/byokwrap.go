@@ -26,8 +26,7 @@ type byokState struct {
 	params   *kmsimport.Parameters
 	req      kmsimport.Request
 	info     kmsimport.SpecInfo
-	keyLabel string
-	keyID    []byte
+	key      keyRef         // the key whose material is wrapped
 	plan     []hsm.WrapStep // as confirmed before wrapping
 	manifest *kmsimport.Manifest
 }
@@ -40,12 +39,6 @@ var byokFiles = []string{kmsimport.EncryptedKeyMaterialFile, kmsimport.ImportTok
 // issued; a ParametersValidTo further ahead is a mistake (a mistyped date, or
 // the laptop's clock), allowing a few minutes of clock difference.
 const parametersMaxAge = 24*time.Hour + 10*time.Minute
-
-func byokPlan(s *script.Script) []*step {
-	// The plan comes before the key: a wrap the script does not allow is
-	// refused before anything is generated on the token.
-	return []*step{byokInputsStep(), unlockStep("unlock the token for the key material"), wrapPlanStep(), byokKeyStep(s), wrapStep(), tokenCopyStep(s), handoverStep()}
-}
 
 func byokInputsStep() *step {
 	return &step{
@@ -69,16 +62,23 @@ func byokInputsStep() *step {
 				return errors.Join(errs...)
 			}
 			// The material's expiry was fixed when the inputs were checked.
-			if v := en.Detail("material valid to"); v != "" {
-				t, err := time.Parse(time.RFC3339, v)
-				if err != nil {
-					return err
-				}
-				e.byok.req.Import.ValidTo = t
+			var st byokInputs
+			if err := loadState(en, &st, st.fromDetails); err != nil {
+				return err
+			}
+			if st.MaterialValidTo != nil {
+				e.byok.req.Import.ValidTo = *st.MaterialValidTo
 			}
 			return nil
 		},
 	}
+}
+
+// byokInputs is the inputs step's resume state: the material's expiry, which
+// valid_for_days turned into a date when the inputs were checked (null when
+// the material does not expire).
+type byokInputs struct {
+	MaterialValidTo *time.Time `json:"material_valid_to"`
 }
 
 // bundleFields are the fields import-parameters.json (written by the
@@ -198,10 +198,16 @@ func runBYOKInputs(ctx context.Context, r *stepRun) error {
 	r.detail("wrapping public key words", words.String(wfp[:]))
 	r.detail("parameters valid to", p.ParametersValidTo.UTC().Format(time.RFC3339))
 	r.detail("expiration model", req.Import.ExpirationModel)
+	var state byokInputs
 	if !req.Import.ValidTo.IsZero() {
 		r.detail("material valid to", req.Import.ValidTo.UTC().Format(time.RFC3339))
+		t := req.Import.ValidTo.UTC()
+		state.MaterialValidTo = &t
 	}
 	r.detail("import type", importTypeText(req.Import.ImportType))
+	if err := r.recordState(state); err != nil {
+		return err
+	}
 	facts := []Fact{}
 	for _, f := range r.entry.Inputs {
 		facts = append(facts, Fact{Label: f.Path, Value: fmt.Sprintf("SHA-256 %s (%d bytes)", f.SHA256, f.Size)})
@@ -309,7 +315,7 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 	if !k.Sensitive() || !k.Extractable() {
 		return fmt.Errorf("key %q has sensitive=%v extractable=%v; it must be sensitive and extractable only wrapped", k.Label(), k.Sensitive(), k.Extractable())
 	}
-	st.keyLabel, st.keyID = k.Label(), k.ID()
+	st.key = refOf(k)
 	r.detail("key label", k.Label())
 	r.detail("key id", hex.EncodeToString(k.ID()))
 	r.detail("key", k.String())
@@ -323,6 +329,9 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 	} else if kcv, how, err := keyCheckValue(k); err == nil {
 		r.detail("key check value", hex.EncodeToString(kcv)+" ("+how+")")
 		facts = append(facts, Fact{Label: "Key check value", Value: hex.EncodeToString(kcv) + " (" + how + ")"})
+	}
+	if err := st.key.record(r); err != nil {
+		return err
 	}
 	return r.confirmStep(ctx, "This is the key whose material goes to AWS KMS.", facts)
 }
@@ -349,12 +358,7 @@ func keyCheckValue(k *hsm.Key) ([]byte, string, error) {
 }
 
 func restoreBYOKKey(ctx context.Context, e *Engine, en transcript.Entry) error {
-	id, err := hex.DecodeString(en.Detail("key id"))
-	if err != nil {
-		return err
-	}
-	e.byok.keyLabel, e.byok.keyID = en.Detail("key label"), id
-	return nil
+	return e.byok.key.restore(en)
 }
 
 // byokKey finds the key of this ceremony on the logged-in token.
@@ -367,7 +371,7 @@ func (e *Engine) byokKey() (*hsm.Key, error) {
 	if e.byok.info.Private {
 		class = hsm.ClassPrivateKey
 	}
-	return tok.FindKey(hsm.Filter{Label: e.byok.keyLabel, ID: e.byok.keyID, Class: class})
+	return e.byok.key.find(tok, class)
 }
 
 func planLine(s hsm.WrapStep) string {
@@ -387,9 +391,20 @@ func wrapPlanStep() *step {
 		record:  "Every step of the plan and whether it runs in the token or in host memory.",
 		confirm: admins, usesSecret: true, run: runWrapPlan,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			return json.Unmarshal([]byte(en.Detail("plan (json)")), &e.byok.plan)
+			var st wrapPlan
+			if err := loadState(en, &st, st.fromDetails); err != nil {
+				return err
+			}
+			e.byok.plan = st.Plan
+			return nil
 		},
 	}
+}
+
+// wrapPlan is the wrap-plan step's resume state: the plan as confirmed, which
+// the wrap step must run exactly.
+type wrapPlan struct {
+	Plan []hsm.WrapStep `json:"plan"`
 }
 
 func runWrapPlan(ctx context.Context, r *stepRun) error {
@@ -412,8 +427,6 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 			host = append(host, s.Action)
 		}
 	}
-	raw, _ := json.Marshal(plan)
-	r.detail("plan (json)", string(raw))
 	if len(host) > 0 && !e.s.BYOK.AllowHostSteps {
 		return fmt.Errorf("this token cannot do %s for %s material entirely inside it: %s would run in host memory, which the script does not allow (allow_host_steps: false). "+
 			"Use a token that does the algorithm in hardware (see ceremony/README.md), or review and set allow_host_steps: true", st.req.Algorithm, st.req.Spec, strings.Join(host, "; "))
@@ -428,6 +441,9 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 		}
 	} else {
 		r.detail("host memory", "none: every step runs in the token")
+	}
+	if err := r.recordState(wrapPlan{Plan: plan}); err != nil {
+		return err
 	}
 	st.plan = plan
 	return r.confirmStep(ctx, statement, facts)
@@ -553,7 +569,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	filter := hsm.Filter{Label: st.keyLabel, ID: st.keyID}
+	filter := st.key.filter(hsm.ClassAny)
 	k, err := e.byokKey()
 	if *e.s.BYOK.KeepInToken {
 		if err != nil {
@@ -567,7 +583,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 	}
 	if errors.Is(err, hsm.ErrKeyNotFound) {
 		// An interrupted attempt of this step destroyed it before recording.
-		r.detail("destroyed", fmt.Sprintf("label %q id %s was already gone (destroyed by the interrupted attempt of this step)", st.keyLabel, hex.EncodeToString(st.keyID)))
+		r.detail("destroyed", fmt.Sprintf("label %q id %s was already gone (destroyed by the interrupted attempt of this step)", st.key.Label, hex.EncodeToString(st.key.ID)))
 	} else if err != nil {
 		return err
 	} else {
@@ -582,7 +598,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 	if left, err := tok.FindKeys(filter); err != nil {
 		return err
 	} else if len(left) > 0 {
-		return fmt.Errorf("after destruction %d objects labelled %q with ID %x are still on the token", len(left), st.keyLabel, st.keyID)
+		return fmt.Errorf("after destruction %d objects labelled %q with ID %x are still on the token", len(left), st.key.Label, []byte(st.key.ID))
 	}
 	r.detail("check", "no object with this label and ID is left on the token")
 	return nil

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
@@ -162,7 +163,7 @@ func proveMaterial(t *testing.T, spec kmsimport.KeySpec, material []byte, key *h
 			t.Fatal("the unwrapped material is not the token's HMAC key")
 		}
 	default:
-		if !publicEqual(pkcs8Public(t, material), key.Public()) {
+		if !certsign.SamePublicKey(pkcs8Public(t, material), key.Public()) {
 			t.Fatal("the unwrapped material is not the token's private key")
 		}
 	}
@@ -193,7 +194,7 @@ func pkcs8Public(t *testing.T, material []byte) any {
 func sameMaterial(t *testing.T, spec kmsimport.KeySpec, a, b []byte) bool {
 	info, _ := kmsimport.Spec(spec)
 	if info.Private {
-		return publicEqual(pkcs8Public(t, a), pkcs8Public(t, b))
+		return certsign.SamePublicKey(pkcs8Public(t, a), pkcs8Public(t, b))
 	}
 	return bytes.Equal(a, b)
 }

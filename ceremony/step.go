@@ -178,25 +178,3 @@ const (
 )
 
 var admins = []script.Role{script.Administrator, script.Witness}
-
-// planFor expands a script into its ordered steps.
-func planFor(s *script.Script) []*step {
-	plan := preflightSteps(s)
-	switch s.Kind {
-	case script.RootGeneration:
-		plan = append(plan, issueSharesStep(), unlockStep("verify the new shares and enrol the token"), enrolStep(s), generateKeyStep(s))
-		if s.Key.Backup {
-			plan = append(plan, backupKeyStep())
-		}
-		plan = append(plan, lintStep(), signStep())
-	case script.KeyRestore:
-		plan = append(plan, inputsStep(s), unlockStep("enrol the token and restore the key"), enrolStep(s), restoreKeyStep(), proveKeyStep())
-	case script.KeyBackup:
-		plan = append(plan, inputsStep(s), unlockStep("back up the key"), backupKeyStep())
-	case script.CASigning, script.CRLIssuance:
-		plan = append(plan, signingPlan(s)...)
-	case script.BYOKWrap:
-		plan = append(plan, byokPlan(s)...)
-	}
-	return append(plan, finishStep())
-}

@@ -70,18 +70,30 @@ func newRoot(t *testing.T) *rootCA {
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA384,
 	}
-	l, err := certsign.LintCertificate(tmpl, nil, signer.Public(), certsign.Options{})
-	if err != nil {
-		t.Fatalf("root lint: %v", err)
-	}
-	_, cert, err := l.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := lintAndSign(t, certsign.Certificate(tmpl, nil, signer.Public()), signer).Certificate
 	dir := t.TempDir()
 	p := filepath.Join(dir, "root.pem")
 	os.WriteFile(p, certprofile.PEM(cert), 0o600)
 	return &rootCA{tok: tok, signer: signer, cert: cert, pem: p, dir: dir}
+}
+
+// lintAndSign lints tmpl, confirms it with the hash the lint gave and has
+// signer sign it, as a ceremony's lint and sign steps do.
+func lintAndSign(t *testing.T, tmpl certsign.Template, signer crypto.Signer) *certsign.Signed {
+	t.Helper()
+	l, err := certsign.Lint(tmpl, certsign.Options{})
+	if err != nil {
+		t.Fatalf("lint: %v", err)
+	}
+	c, err := certsign.Confirm(tmpl, certsign.Options{}, l.TBSSHA256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func profile() certprofile.Profile {
@@ -153,17 +165,7 @@ func TestSubordinateFromOpenSSLCSRs(t *testing.T) {
 			if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "ignored") }) {
 				t.Errorf("notes %q do not say the CSR's extensions were ignored", notes)
 			}
-			l, err := certsign.LintCertificate(tmpl, root.cert, csr.PublicKey, certsign.Options{})
-			if err != nil {
-				t.Fatalf("lint: %v", err)
-			}
-			if len(l.Results.Errors) != 0 {
-				t.Errorf("zlint errors: %v", l.Results.Errors)
-			}
-			_, sub, err := l.Sign(root.signer)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sub := lintAndSign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
 			p := filepath.Join(root.dir, tc.name+"-sub.pem")
 			os.WriteFile(p, certprofile.PEM(sub), 0o600)
 			opensslVerify(t, root.pem, p)
@@ -231,21 +233,27 @@ func TestRefusals(t *testing.T) {
 	p = profile()
 	p.Subject = &pkix.Name{}
 	tmpl, _, _ = certprofile.Subordinate(csr, root.cert, p, serial, time.Now())
-	l, err := certsign.LintCertificate(tmpl, root.cert, csr.PublicKey, certsign.Options{})
+	bad := certsign.Certificate(tmpl, root.cert, csr.PublicKey)
+	l, err := certsign.Lint(bad, certsign.Options{})
 	var le *certsign.LintError
-	if !errors.As(err, &le) {
+	if !errors.As(err, &le) || l == nil || len(l.Results.Errors) == 0 {
 		t.Fatalf("empty subject: lint error = %v", err)
 	}
-	if _, _, err := l.Sign(root.signer); !errors.As(err, &le) {
-		t.Errorf("a certificate with lint errors was signed: %v", err)
+	if _, err := certsign.Confirm(bad, certsign.Options{}, l.TBSSHA256()); !errors.As(err, &le) {
+		t.Errorf("a certificate with lint errors was confirmed for signing: %v", err)
 	}
 	// The token's key must be the issuer's.
 	other, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	l, err = certsign.LintCertificate(mustSub(t, csr, root, serial), root.cert, csr.PublicKey, certsign.Options{})
+	sub := certsign.Certificate(mustSub(t, csr, root, serial), root.cert, csr.PublicKey)
+	l, err = certsign.Lint(sub, certsign.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.Sign(other); err == nil {
+	c, err := certsign.Confirm(sub, certsign.Options{}, l.TBSSHA256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Sign(other); err == nil {
 		t.Error("signed with a key that is not the issuer's")
 	}
 }
@@ -275,14 +283,8 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := certsign.LintCRL(tmpl, root.cert, certsign.Options{})
-		if err != nil {
-			t.Fatalf("CRL lint: %v", err)
-		}
-		der, crl, err := l.Sign(root.signer)
-		if err != nil {
-			t.Fatal(err)
-		}
+		signed := lintAndSign(t, certsign.CRL(tmpl, root.cert), root.signer)
+		der, crl := signed.DER, signed.CRL
 		if crl.Number.Cmp(n) != 0 {
 			t.Errorf("CRL carries number %s, want %s", crl.Number, n)
 		}
@@ -329,14 +331,7 @@ func TestCrossSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := certsign.LintCertificate(tmpl, root.cert, other.PublicKey, certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cross, err := l.Sign(root.signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cross := lintAndSign(t, certsign.Certificate(tmpl, root.cert, other.PublicKey), root.signer).Certificate
 	if err := certprofile.CheckCrossCertificate(cross, other); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package certprofile builds the certificates and CRLs a root CA issues in a
-// ca-signing ceremony: a subordinate CA certificate from a CSR (for example
-// one exported from AWS Private CA), a cross-certificate for another CA, and
-// the root's CRL. Everything comes from the ceremony's profile; the CSR
+// Package certprofile builds, from a ceremony's profile, the certificates and
+// CRLs a root CA issues: its own self-signed certificate, a subordinate CA
+// certificate from a CSR (for example one exported from AWS Private CA), a
+// cross-certificate for another CA, and the root's CRL; and the files around
+// them (PEM chain, ACM PCA import JSON, the CRL number counter). A CSR
 // contributes only its public key (and its subject when the profile allows),
 // never the extensions it requests. Signing goes through package certsign.
 package certprofile

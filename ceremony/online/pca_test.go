@@ -83,15 +83,27 @@ func makeRoot(t *testing.T, label string, signer crypto.Signer, serial []byte) *
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA384,
 	}
-	l, err := certsign.LintCertificate(tmpl, nil, signer.Public(), certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cert, err := l.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := lintAndSign(t, certsign.Certificate(tmpl, nil, signer.Public()), signer).Certificate
 	return &testRoot{signer: signer, cert: cert}
+}
+
+// lintAndSign lints tmpl, confirms it and has signer sign it, as the
+// ceremony's lint and sign steps do.
+func lintAndSign(t *testing.T, tmpl certsign.Template, signer crypto.Signer) *certsign.Signed {
+	t.Helper()
+	l, err := certsign.Lint(tmpl, certsign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := certsign.Confirm(tmpl, certsign.Options{}, l.TBSSHA256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // signCSR plays the ca-signing ceremony: it signs the CSR file and writes
@@ -113,14 +125,7 @@ func signCSR(t *testing.T, root *testRoot, csrPath, caARN string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := certsign.LintCertificate(tmpl, root.cert, csr.PublicKey, certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sub, err := l.Sign(root.signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := lintAndSign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
 	dir := t.TempDir()
 	doc, err := certprofile.ACMPCAJSON(caARN, sub, root.cert)
 	if err != nil {

@@ -126,6 +126,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkStateMatchesDetails(t, rep)
 	var steps []string
 	for _, en := range rep.Entries {
 		steps = append(steps, en.Step)

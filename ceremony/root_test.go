@@ -360,3 +360,48 @@ func TestValidationListsEveryProblem(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestRootLintWarningsAndIgnoredLints: the root certificate goes through the
+// signing path of the certificates it issues. A zlint warning (a root with a
+// pathLenConstraint) is shown and the confirmation says it was read and is
+// accepted; a lint the script's certificate profile ignores is recorded as
+// ignored and no longer asks for acceptance.
+func TestRootLintWarningsAndIgnoredLints(t *testing.T) {
+	const lintName = "w_root_ca_basic_constraints_path_len_constraint_field_present"
+	for _, ignore := range []bool{false, true} {
+		// No "=" in the name: it becomes part of SoftHSM's token directory,
+		// which its configuration file cannot hold.
+		name := map[bool]string{false: "warning", true: "ignored"}[ignore]
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, "Root 2026")
+			out := filepath.Join(w.dir, "out")
+			profile := "  max_path_length: 1"
+			if ignore {
+				profile += "\n  ignore_lints: [" + lintName + "]"
+			}
+			s := w.rootCardsScript(out, "backup: true", "backup: false", "  max_path_length: -1", profile)
+			res, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{})
+			if err != nil {
+				t.Fatalf("ceremony: %v\n%s", err, w.log.String())
+			}
+			rep, err := transcript.Verify(res.Transcript)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lint := entryByStep(t, rep, "lint-certificate")
+			accepted := strings.Contains(w.log.String(), "The 1 zlint warning(s) shown were read and are accepted.")
+			if ignore {
+				if lint.Detail("lint warnings") != "" || !strings.Contains(lint.Detail("lint ignored by the profile"), lintName) || accepted {
+					t.Errorf("ignored lint: warnings %q, ignored %q, warnings accepted: %v", lint.Detail("lint warnings"), lint.Detail("lint ignored by the profile"), accepted)
+				}
+			} else if !strings.Contains(lint.Detail("lint warnings"), lintName) || !accepted {
+				t.Errorf("warning %q not recorded, or not accepted in the confirmation (%v):\n%s", lint.Detail("lint warnings"), accepted, w.log.String())
+			}
+			cert := readCert(t, filepath.Join(out, "example-root-2026.cert.pem"))
+			if cert.MaxPathLen != 1 {
+				t.Errorf("root path length %d", cert.MaxPathLen)
+			}
+			opensslVerify(t, filepath.Join(out, "example-root-2026.cert.pem"), filepath.Join(out, "example-root-2026.cert.pem"))
+		})
+	}
+}

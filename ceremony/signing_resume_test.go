@@ -97,6 +97,7 @@ func TestSigningResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "issuer-key", "lint-subordinate", "sign-subordinate", "lint-crl", "sign-crl", "finish")
+			checkStateMatchesDetails(t, rep)
 			lint, sign := entryByStep(t, rep, "lint-subordinate"), entryByStep(t, rep, "sign-subordinate")
 			if lint.Detail("serial") != sign.Detail("serial") || lint.Detail("tbs sha256") != sign.Detail("tbs sha256") {
 				t.Errorf("signed serial %s / TBS %s, linted %s / %s", sign.Detail("serial"), sign.Detail("tbs sha256"), lint.Detail("serial"), lint.Detail("tbs sha256"))
@@ -205,6 +206,7 @@ func TestBYOKResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "wrap-plan", "byok-key", "wrap", "token-copy", "handover", "finish")
+			checkStateMatchesDetails(t, rep)
 			f.withToken(t, func(tok *hsm.Token) {
 				if keys, _ := tok.FindKeys(hsm.Filter{Label: keyLabel(r.spec)}); len(keys) != 0 {
 					t.Errorf("%d keys labelled %s left after the destroying ceremony", len(keys), keyLabel(r.spec))

@@ -61,7 +61,7 @@ func stateDetail(en transcript.Entry) (string, bool) {
 }
 
 // decodeStrict decodes raw into v, refusing unknown fields and fields of v's
-// type that raw lacks (a field tagged omitempty may be absent).
+// type that raw lacks (a field tagged omitempty or omitzero may be absent).
 func decodeStrict(raw []byte, v any) error {
 	var decoded any
 	if err := json.Unmarshal(raw, &decoded); err != nil {
@@ -103,7 +103,10 @@ func requireFields(val any, t reflect.Type, path string) error {
 		if val == nil {
 			return nil
 		}
-		return fmt.Errorf("%s is not a JSON object", strings.TrimPrefix(path, "."))
+		if path == "" {
+			return fmt.Errorf("not a JSON object: %s", val)
+		}
+		return fmt.Errorf("field %q is not a JSON object", strings.TrimPrefix(path, "."))
 	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -116,7 +119,7 @@ func requireFields(val any, t reflect.Type, path string) error {
 		}
 		v, present := obj[name]
 		if !present {
-			if strings.Contains(opts, "omitempty") {
+			if strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
 				continue
 			}
 			return fmt.Errorf("field %q is missing", strings.TrimPrefix(path+"."+name, "."))

@@ -296,17 +296,8 @@ func runRestore(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
-		if err := r.confirmStep(ctx, fmt.Sprintf("Keys labelled %q exist on the token but the transcript does not record a restore (an interrupted attempt). Destroy them and restore again.", label),
-			[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
-			return err
-		}
-		for _, k := range old {
-			if err := tok.DestroyKey(k); err != nil {
-				return err
-			}
-			r.detail("unrecorded key destroyed", k.String())
-		}
+	if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("Keys labelled %q exist on the token but the transcript does not record a restore (an interrupted attempt). Destroy them and restore again.", label)); err != nil {
+		return err
 	}
 	wrapped, err := base64.StdEncoding.DecodeString(b.Wrapped)
 	if err != nil {

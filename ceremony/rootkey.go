@@ -41,19 +41,8 @@ func runGenerateKey(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	label := e.s.Key.Label
-	if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
-		// Only an interrupted attempt of this step leaves such a key: it was
-		// never recorded, certified or backed up. Replace it openly.
-		if err := r.confirmStep(ctx, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt). Destroy it and generate a new one.", label),
-			[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
-			return err
-		}
-		for _, k := range old {
-			if err := tok.DestroyKey(k); err != nil {
-				return err
-			}
-			r.detail("unrecorded key destroyed", k.String())
-		}
+	if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt). Destroy it and generate a new one.", label)); err != nil {
+		return err
 	}
 	k, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: kt, Label: label, Extractable: e.s.Key.Backup, WrapWithTrusted: e.s.Key.Backup})
 	if err != nil {

@@ -58,15 +58,7 @@ func signingInputsStep(s *script.Script) *step {
 		record:  "Path, size and SHA-256 of every input; the CSR's subject, key and requested extensions (which the profile overrides).",
 		confirm: admins, run: runSigningInputs,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			if err := sameInputs(en); err != nil {
-				return err
-			}
-			if err := e.loadInputs(nil); err != nil {
-				return err
-			}
-			var errs []error
-			e.sign = e.loadSigningState(nil, time.Now(), false, func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
-			return errors.Join(errs...)
+			return e.restoreInputs(en, func(bad func(string, error)) { e.sign = e.loadSigningState(nil, time.Now(), false, bad) })
 		},
 	}
 }
@@ -83,21 +75,7 @@ func (e *Engine) loadSigning(r *stepRun, now time.Time, bad func(path string, er
 func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func(path string, err error)) *signState {
 	g := e.s.Signing
 	st := &signState{}
-	read := func(path string, in script.Input) []byte {
-		p := e.s.Resolve(in.Path)
-		if r != nil {
-			if _, err := r.input(p); err != nil {
-				bad(path, err)
-				return nil
-			}
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			bad(path+".path", fmt.Errorf("cannot read %s: %w", p, err))
-			return nil
-		}
-		return b
-	}
+	read := func(path string, in script.Input) []byte { return e.readInput(r, path, in, bad) }
 
 	if raw := read("signing.issuer.certificate", g.Issuer.Certificate); raw != nil {
 		cert, err := parseCertificate(raw)
@@ -193,22 +171,6 @@ func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func
 	return st
 }
 
-// sameInputs checks, when a ceremony resumes, that every input its inputs
-// step recorded is still the same file: later steps rebuild their state
-// from them.
-func sameInputs(en transcript.Entry) error {
-	for _, in := range en.Inputs {
-		f, err := transcript.HashFile(in.Path, in.Path)
-		if err != nil {
-			return fmt.Errorf("input %s, recorded in entry %d, cannot be read: %w", in.Path, en.Seq, err)
-		}
-		if f.SHA256 != in.SHA256 {
-			return fmt.Errorf("input %s changed since entry %d recorded it (SHA-256 %s, now %s): put the recorded file back to resume", in.Path, en.Seq, in.SHA256, f.SHA256)
-		}
-	}
-	return nil
-}
-
 func parseCertificate(raw []byte) (*x509.Certificate, error) {
 	der := raw
 	if blk, _ := pem.Decode(raw); blk != nil {
@@ -283,10 +245,10 @@ func runSigningInputs(ctx context.Context, r *stepRun) error {
 	if err := e.loadInputs(r); err != nil {
 		return err
 	}
-	var errs []error
-	st := e.loadSigning(r, time.Now(), func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
-	if len(errs) > 0 {
-		return fmt.Errorf("the inputs cannot be used, nothing was signed: %w", errors.Join(errs...))
+	var ps problems
+	st := e.loadSigning(r, time.Now(), ps.add)
+	if err := ps.err(); err != nil {
+		return fmt.Errorf("the inputs cannot be used, nothing was signed: %w", err)
 	}
 	e.sign = st
 	var facts []Fact

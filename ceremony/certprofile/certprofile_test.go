@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
+	"github.com/keyceremony/keyceremony/ceremony/certsign/certsigntest"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
@@ -61,39 +62,11 @@ func newRoot(t *testing.T) *rootCA {
 	}
 	serial, _ := tok.Random(16)
 	serial[0] &= 0x7f
-	ski, _ := certprofile.SubjectKeyID(signer.Public())
-	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: "Example Root CA 2026", Organization: []string{"Example Corp"}, Country: []string{"DE"}},
-		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA384,
-	}
-	cert := lintAndSign(t, certsign.Certificate(tmpl, nil, signer.Public()), signer).Certificate
+	cert := certsigntest.Root(t, pkix.Name{CommonName: "Example Root CA 2026", Organization: []string{"Example Corp"}, Country: []string{"DE"}}, signer, serial)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "root.pem")
 	os.WriteFile(p, certprofile.PEM(cert), 0o600)
 	return &rootCA{tok: tok, signer: signer, cert: cert, pem: p, dir: dir}
-}
-
-// lintAndSign lints tmpl, confirms it with the hash the lint gave and has
-// signer sign it, as a ceremony's lint and sign steps do.
-func lintAndSign(t *testing.T, tmpl certsign.Template, signer crypto.Signer) *certsign.Signed {
-	t.Helper()
-	l, err := certsign.Lint(tmpl, certsign.Options{})
-	if err != nil {
-		t.Fatalf("lint: %v", err)
-	}
-	c, err := certsign.Confirm(tmpl, certsign.Options{}, l.TBSSHA256())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func profile() certprofile.Profile {
@@ -165,7 +138,7 @@ func TestSubordinateFromOpenSSLCSRs(t *testing.T) {
 			if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "ignored") }) {
 				t.Errorf("notes %q do not say the CSR's extensions were ignored", notes)
 			}
-			sub := lintAndSign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
+			sub := certsigntest.Sign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
 			p := filepath.Join(root.dir, tc.name+"-sub.pem")
 			os.WriteFile(p, certprofile.PEM(sub), 0o600)
 			opensslVerify(t, root.pem, p)
@@ -283,7 +256,7 @@ func TestCRLNumbersIncreaseAndOpenSSLVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		signed := lintAndSign(t, certsign.CRL(tmpl, root.cert), root.signer)
+		signed := certsigntest.Sign(t, certsign.CRL(tmpl, root.cert), root.signer)
 		der, crl := signed.DER, signed.CRL
 		if crl.Number.Cmp(n) != 0 {
 			t.Errorf("CRL carries number %s, want %s", crl.Number, n)
@@ -331,7 +304,7 @@ func TestCrossSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cross := lintAndSign(t, certsign.Certificate(tmpl, root.cert, other.PublicKey), root.signer).Certificate
+	cross := certsigntest.Sign(t, certsign.Certificate(tmpl, root.cert, other.PublicKey), root.signer).Certificate
 	if err := certprofile.CheckCrossCertificate(cross, other); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/keyceremony/keyceremony/ceremony/outfile"
 )
 
 // PEM encodes certificates.
@@ -73,7 +75,8 @@ func NextCRLNumber(dir string) (*big.Int, error) {
 }
 
 // StoreCRLNumber records n as the last issued number, atomically (write a
-// temporary file, sync, rename), so a crash leaves the old or the new value.
+// temporary file, sync, rename, sync the directory), so a crash leaves the
+// old or the new value.
 func StoreCRLNumber(dir string, n *big.Int) error {
 	tmp, err := os.CreateTemp(dir, ".crlnumber-*")
 	if err != nil {
@@ -95,5 +98,8 @@ func StoreCRLNumber(dir string, n *big.Int) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, CRLCounterFile))
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, CRLCounterFile)); err != nil {
+		return err
+	}
+	return outfile.SyncDir(dir)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
+	"github.com/keyceremony/keyceremony/ceremony/certsign/certsigntest"
 )
 
 // rootTemplate is a self-signed CA certificate zlint accepts, with serial n.
@@ -92,7 +93,7 @@ func TestConfirmThenSign(t *testing.T) {
 // TestConfirmCRL: the same guard for a CRL.
 func TestConfirmCRL(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	root := lintAndSign(t, certsign.Certificate(rootTemplate(t, k, 1), nil, &k.PublicKey), k).Certificate
+	root := certsigntest.Sign(t, certsign.Certificate(rootTemplate(t, k, 1), nil, &k.PublicKey), k).Certificate
 	now := time.Now().UTC().Truncate(time.Second)
 	crl := func(n int64) certsign.Template {
 		tmpl, err := certprofile.CRL(big.NewInt(n), now, now.AddDate(1, 0, 0), nil)
@@ -109,25 +110,8 @@ func TestConfirmCRL(t *testing.T) {
 	if _, err := certsign.Confirm(crl(8), certsign.Options{}, l.TBSSHA256()); !errors.As(err, &mm) || mm.What != "CRL" {
 		t.Errorf("another CRL number was confirmed: %v", err)
 	}
-	s := lintAndSign(t, crl(7), k)
+	s := certsigntest.Sign(t, crl(7), k)
 	if s.CRL == nil || s.CRL.Number.Int64() != 7 || s.CRL.CheckSignatureFrom(root) != nil {
 		t.Errorf("signed CRL: %+v", s.CRL)
 	}
-}
-
-func lintAndSign(t *testing.T, tmpl certsign.Template, k *ecdsa.PrivateKey) *certsign.Signed {
-	t.Helper()
-	l, err := certsign.Lint(tmpl, certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := certsign.Confirm(tmpl, certsign.Options{}, l.TBSSHA256())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Sign(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

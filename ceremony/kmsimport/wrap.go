@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/keyceremony/keyceremony/ceremony/outfile"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
@@ -242,29 +242,10 @@ func WriteOutputs(dir string, res *Result, importToken []byte) ([]string, error)
 	var paths []string
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
-		if err := writeNew(p, f.data); err != nil {
+		if err := outfile.Create(p, f.data, "choose an empty output directory (outputs are never overwritten)"); err != nil {
 			return paths, err
 		}
 		paths = append(paths, p)
 	}
 	return paths, nil
-}
-
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists: choose an empty output directory (outputs are never overwritten)", path)
-		}
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return f.Close()
 }

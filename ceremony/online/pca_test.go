@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
+	"github.com/keyceremony/keyceremony/ceremony/certsign/certsigntest"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
@@ -74,36 +74,8 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 }
 
 func makeRoot(t *testing.T, label string, signer crypto.Signer, serial []byte) *testRoot {
-	ski, _ := certprofile.SubjectKeyID(signer.Public())
-	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: "REHEARSAL " + label + " Root CA", Organization: []string{"Example Corp"}, Country: []string{"DE"}},
-		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA384,
-	}
-	cert := lintAndSign(t, certsign.Certificate(tmpl, nil, signer.Public()), signer).Certificate
+	cert := certsigntest.Root(t, pkix.Name{CommonName: "REHEARSAL " + label + " Root CA", Organization: []string{"Example Corp"}, Country: []string{"DE"}}, signer, serial)
 	return &testRoot{signer: signer, cert: cert}
-}
-
-// lintAndSign lints tmpl, confirms it and has signer sign it, as the
-// ceremony's lint and sign steps do.
-func lintAndSign(t *testing.T, tmpl certsign.Template, signer crypto.Signer) *certsign.Signed {
-	t.Helper()
-	l, err := certsign.Lint(tmpl, certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := certsign.Confirm(tmpl, certsign.Options{}, l.TBSSHA256())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // signCSR plays the ca-signing ceremony: it signs the CSR file and writes
@@ -125,7 +97,7 @@ func signCSR(t *testing.T, root *testRoot, csrPath, caARN string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := lintAndSign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
+	sub := certsigntest.Sign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
 	dir := t.TempDir()
 	doc, err := certprofile.ACMPCAJSON(caARN, sub, root.cert)
 	if err != nil {

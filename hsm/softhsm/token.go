@@ -20,19 +20,9 @@ func SetupToken(m *hsm.Module, label string, soPIN, userPIN []byte) error {
 	if slot == nil {
 		return hsm.ErrTokenNotFound
 	}
-	if err := m.InitToken(slot.ID, soPIN, label); err != nil {
-		return err
-	}
-	tok, err := m.OpenToken(hsm.URI{Token: label})
+	tok, err := m.InitTokenWithPINs(slot.ID, label, soPIN, userPIN)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	if err := tok.LoginSO(soPIN); err != nil {
-		return err
-	}
-	if err := tok.InitPIN(userPIN); err != nil {
-		return err
-	}
-	return tok.Logout()
+	return tok.Close()
 }

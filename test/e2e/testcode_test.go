@@ -7,9 +7,9 @@ import (
 )
 
 // TestReleaseBinaryLinksNoTestCode: the release binary links neither the
-// testing package nor the test helpers (hsm/softhsm/softhsmtest), both by
-// what the build of ./app depends on and by the symbols of the binary built
-// for these tests.
+// testing package nor our test helper packages (named *test, such as
+// hsm/softhsm/softhsmtest), both by what the build of ./app depends on and
+// by the symbols of the binary built for these tests.
 func TestReleaseBinaryLinksNoTestCode(t *testing.T) {
 	list := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}:{{range .Imports}} {{.}}{{end}}", "./app")
 	list.Dir = repoRoot()
@@ -17,7 +17,10 @@ func TestReleaseBinaryLinksNoTestCode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps ./app: %v", err)
 	}
-	forbidden := func(pkg string) bool { return pkg == "testing" || strings.HasSuffix(pkg, "/softhsmtest") }
+	const module = "github.com/keyceremony/keyceremony/"
+	forbidden := func(pkg string) bool {
+		return pkg == "testing" || strings.HasPrefix(pkg, module) && strings.HasSuffix(pkg, "test")
+	}
 	deps := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		pkg, imports, _ := strings.Cut(line, ":")
@@ -43,8 +46,16 @@ func TestReleaseBinaryLinksNoTestCode(t *testing.T) {
 		t.Fatalf("go tool nm listed only %d symbols", len(syms))
 	}
 	for _, s := range syms {
-		if f := strings.Fields(s); len(f) >= 3 && (strings.HasPrefix(f[2], "testing.") || strings.Contains(f[2], "/softhsmtest.")) {
+		if f := strings.Fields(s); len(f) >= 3 && forbidden(symbolPackage(f[2])) {
 			t.Fatalf("the binary holds %s", f[2])
 		}
 	}
+}
+
+// symbolPackage is the import path of a Go symbol's package:
+// "github.com/a/b.F" is in "github.com/a/b", "testing.(*T).Run" in "testing".
+func symbolPackage(sym string) string {
+	slash := strings.LastIndex(sym, "/")
+	pkg, _, _ := strings.Cut(sym[slash+1:], ".")
+	return sym[:slash+1] + pkg
 }

@@ -120,7 +120,7 @@ func runBackup(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	k, err := ref.find(tok, hsm.ClassPrivateKey)
+	k, err := e.findKey(ref, hsm.ClassPrivateKey)
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,7 @@ func runRestore(ctx context.Context, r *stepRun) error {
 		return fmt.Errorf("destroy the session KEK: %w", err)
 	}
 	e.key = keyRef{Label: label, ID: id}
-	k, err := e.key.find(tok, hsm.ClassPrivateKey)
+	k, err := e.rootKey()
 	if err != nil {
 		return err
 	}

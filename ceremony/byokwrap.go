@@ -147,15 +147,11 @@ func restoreBYOKKey(ctx context.Context, e *Engine, en transcript.Entry) error {
 
 // byokKey finds the key of this ceremony on the logged-in token.
 func (e *Engine) byokKey() (*hsm.Key, error) {
-	tok, err := e.token()
-	if err != nil {
-		return nil, err
-	}
 	class := hsm.ClassSecretKey
 	if e.byok.info.Private {
 		class = hsm.ClassPrivateKey
 	}
-	return e.byok.key.find(tok, class)
+	return e.findKey(e.byok.key, class)
 }
 
 func planLine(s hsm.WrapStep) string {

@@ -8,7 +8,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -19,7 +18,6 @@ import (
 	"fmt"
 	"hash"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,77 +25,13 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
-
-// kmsSide plays AWS KMS: it holds the private halves of the wrapping keys it
-// hands out, and unwraps what the ceremony produced without our code: the
-// Go standard library for RSA-OAEP and openssl for RFC 5649.
-type kmsSide struct {
-	keys map[kmsimport.WrappingKeySpec]*rsa.PrivateKey
-}
-
-func newKMSSide(t *testing.T) *kmsSide {
-	k := &kmsSide{keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range kmsimport.WrappingKeySpecs() {
-		priv, err := rsa.GenerateKey(rand.Reader, wks.Bytes()*8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k.keys[wks] = priv
-	}
-	return k
-}
-
-// parameters writes what `aws kms get-parameters-for-import` prints.
-func (k *kmsSide) parameters(t *testing.T, path, keyID string, wks kmsimport.WrappingKeySpec, token []byte, validTo time.Time) {
-	t.Helper()
-	spki, _ := x509.MarshalPKIXPublicKey(&k.keys[wks].PublicKey)
-	doc, _ := json.MarshalIndent(map[string]string{
-		"KeyId":       keyID,
-		"ImportToken": base64.StdEncoding.EncodeToString(token),
-		"PublicKey":   base64.StdEncoding.EncodeToString(spki),
-		// As the CLI prints it: microseconds and the local offset.
-		"ParametersValidTo": validTo.In(time.FixedZone("PST", -8*3600)).Format("2006-01-02T15:04:05.000000-07:00"),
-	}, "", "    ")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (k *kmsSide) unwrap(t *testing.T, alg kmsimport.Algorithm, wks kmsimport.WrappingKeySpec, ct []byte) []byte {
-	t.Helper()
-	var h hash.Hash = sha256.New()
-	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAAESKeyWrapSHA1 {
-		h = sha1.New()
-	}
-	priv := k.keys[wks]
-	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAESOAEPSHA256 {
-		pt, err := rsa.DecryptOAEP(h, nil, priv, ct, nil)
-		if err != nil {
-			t.Fatalf("AWS side: RSA-OAEP decrypt: %v", err)
-		}
-		return pt
-	}
-	if len(ct) <= priv.Size() {
-		t.Fatalf("AWS side: %d bytes are too short for RSA-AES key wrap", len(ct))
-	}
-	eph, err := rsa.DecryptOAEP(h, nil, priv, ct[:priv.Size()], nil)
-	if err != nil {
-		t.Fatalf("AWS side: RSA-OAEP decrypt of the ephemeral key: %v", err)
-	}
-	in := filepath.Join(t.TempDir(), "kwp.bin")
-	os.WriteFile(in, ct[priv.Size():], 0o600)
-	out, err := exec.Command("openssl", "enc", "-d", "-id-aes256-wrap-pad", "-K", hex.EncodeToString(eph), "-iv", "A65959A6", "-in", in).Output()
-	if err != nil {
-		t.Fatalf("AWS side: openssl enc -d -id-aes256-wrap-pad: %v", err)
-	}
-	return out
-}
 
 // withToken logs in to the fixture's token with the quorum-derived user PIN,
 // as the custodians could, and runs fn.
@@ -215,7 +149,7 @@ func keyLabel(spec kmsimport.KeySpec) string {
 }
 
 // byokScript adapts the shipped byok-wrap template to one run.
-func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRun, token []byte, validTo time.Time) (*Engine, string, error) {
+func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string, r byokRun, token []byte, validTo time.Time) (*Engine, string, error) {
 	t.Helper()
 	w := f.w
 	dir := filepath.Join(w.dir, "byok-in")
@@ -223,13 +157,13 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRu
 	arn := "arn:aws:kms:eu-west-1:111122223333:key/" + id
 	params := "  parameters: {path: byok-in/" + id + ".json}\n"
 	if r.files {
-		spki, _ := x509.MarshalPKIXPublicKey(&kms.keys[r.wks].PublicKey)
+		spki := kms.PublicKeyDER(t, r.wks)
 		os.WriteFile(filepath.Join(dir, id+".WrappingPublicKey.bin"), spki, 0o600)
 		os.WriteFile(filepath.Join(dir, id+".ImportToken.b64"), []byte(base64.StdEncoding.EncodeToString(token)+"\n"), 0o600)
 		params = fmt.Sprintf("  public_key: {path: byok-in/%s.WrappingPublicKey.bin}\n  import_token: {path: byok-in/%s.ImportToken.b64}\n  key_id: %s\n  parameters_valid_to: %s\n",
 			id, id, arn, validTo.UTC().Format(time.RFC3339))
 	} else {
-		kms.parameters(t, filepath.Join(dir, id+".json"), arn, r.wks, token, validTo)
+		kms.Parameters(t, filepath.Join(dir, id+".json"), arn, r.wks, token, validTo)
 	}
 	key := "    source: generate\n    label: " + keyLabel(r.spec)
 	if !r.generate {
@@ -259,7 +193,7 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRu
 // what AWS unwraps from EncryptedKeyMaterial.bin is the token's key.
 func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 	f := newRootFixture(t, "KMS Token")
-	kms := newKMSSide(t)
+	kms := kmsimporttest.NewAWS(t)
 
 	// The pairs come from the rules table the code uses; each gets one of
 	// the wrapping key sizes AWS allows for it, in turn.
@@ -359,7 +293,7 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 			}
 
 			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
-			material := kms.unwrap(t, r.alg, r.wks, ct)
+			material := kms.Unwrap(t, r.alg, r.wks, ct)
 			defer clear(material)
 			if r.generate {
 				f.withToken(t, func(tok *hsm.Token) {
@@ -403,11 +337,7 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 // script does not allow, are refused with what to do, before anything is wrapped.
 func TestBYOKRefusals(t *testing.T) {
 	f := newRootFixture(t, "KMS Token")
-	kms := &kmsSide{keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range []kmsimport.WrappingKeySpec{kmsimport.WrappingRSA2048} {
-		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
-		kms.keys[wks] = priv
-	}
+	kms := kmsimporttest.NewAWS(t, kmsimport.WrappingRSA2048)
 	token := []byte("opaque import token")
 	cases := []struct {
 		name    string
@@ -501,7 +431,7 @@ func TestBYOKRefusals(t *testing.T) {
 			t.Errorf("plan host memory %q", got)
 		}
 		ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
-		material := kms.unwrap(t, r.alg, r.wks, ct)
+		material := kms.Unwrap(t, r.alg, r.wks, ct)
 		f.withToken(t, func(tok *hsm.Token) {
 			k, err := tok.FindKey(hsm.Filter{Label: keyLabel(r.spec), Class: hsm.ClassSecretKey})
 			if err != nil {

@@ -96,10 +96,4 @@ func restoreGenerateKey(ctx context.Context, e *Engine, en transcript.Entry) err
 
 // rootKey finds the root private key, generated or restored by this
 // ceremony, on the (logged-in) token.
-func (e *Engine) rootKey() (*hsm.Key, error) {
-	tok, err := e.token()
-	if err != nil {
-		return nil, err
-	}
-	return e.key.find(tok, hsm.ClassPrivateKey)
-}
+func (e *Engine) rootKey() (*hsm.Key, error) { return e.findKey(e.key, hsm.ClassPrivateKey) }

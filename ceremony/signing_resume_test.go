@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -169,7 +170,7 @@ func TestBYOKResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kms := &kmsSide{keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{kmsimport.WrappingRSA2048: priv}}
+	kms := &kmsimporttest.AWS{Keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{kmsimport.WrappingRSA2048: priv}}
 	for _, stopAfter := range []string{"wrap-plan", "byok-key", "wrap", "token-copy"} {
 		t.Run(stopAfter, func(t *testing.T) {
 			id := "resume-" + stopAfter
@@ -213,7 +214,7 @@ func TestBYOKResumes(t *testing.T) {
 				}
 			})
 			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
-			material := kms.unwrap(t, r.alg, r.wks, ct)
+			material := kms.Unwrap(t, r.alg, r.wks, ct)
 			if len(material) != 48 {
 				t.Fatalf("HMAC_384 material is %d bytes", len(material))
 			}

@@ -187,9 +187,13 @@ func (k keyRef) filter(class hsm.KeyClass) hsm.Filter {
 	return hsm.Filter{Label: k.Label, ID: k.ID, Class: class}
 }
 
-// find returns the one key of class the reference names on the (logged-in) token.
-func (k keyRef) find(tok *hsm.Token, class hsm.KeyClass) (*hsm.Key, error) {
-	return tok.FindKey(k.filter(class))
+// findKey returns the one key of class that ref names on the (logged-in) token.
+func (e *Engine) findKey(ref keyRef, class hsm.KeyClass) (*hsm.Key, error) {
+	tok, err := e.token()
+	if err != nil {
+		return nil, err
+	}
+	return tok.FindKey(ref.filter(class))
 }
 
 // restore reads the reference a step recorded: its typed state, or the

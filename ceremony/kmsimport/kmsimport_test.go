@@ -8,7 +8,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -24,8 +23,8 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/kwp"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
@@ -123,36 +122,6 @@ func TestParseParametersJSON(t *testing.T) {
 	}
 }
 
-// awsSide plays AWS KMS: it holds the wrapping private keys.
-type awsSide struct {
-	priv map[kmsimport.WrappingKeySpec]*rsa.PrivateKey
-}
-
-func (a awsSide) unwrap(t *testing.T, alg kmsimport.Algorithm, wks kmsimport.WrappingKeySpec, ct []byte) []byte {
-	t.Helper()
-	var h hash.Hash = sha256.New()
-	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAAESKeyWrapSHA1 {
-		h = sha1.New()
-	}
-	priv := a.priv[wks]
-	if alg == kmsimport.RSAESOAEPSHA1 || alg == kmsimport.RSAESOAEPSHA256 {
-		pt, err := rsa.DecryptOAEP(h, nil, priv, ct, nil)
-		if err != nil {
-			t.Fatalf("AWS side: OAEP decrypt: %v", err)
-		}
-		return pt
-	}
-	eph, err := rsa.DecryptOAEP(h, nil, priv, ct[:priv.Size()], nil)
-	if err != nil {
-		t.Fatalf("AWS side: OAEP decrypt of the AES key: %v", err)
-	}
-	pt, err := kwp.Unwrap(eph, ct[priv.Size():])
-	if err != nil {
-		t.Fatalf("AWS side: KWP unwrap: %v", err)
-	}
-	return pt
-}
-
 // TestEveryAllowedCombination wraps token keys of every spec with every
 // algorithm and wrapping key size AWS allows, unwraps them as AWS would, and
 // proves the material is the token's key.
@@ -173,14 +142,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 	}
 	ctx := context.Background()
 	now := time.Now()
-	aws := awsSide{priv: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range kmsimport.WrappingKeySpecs() {
-		k, err := rsa.GenerateKey(rand.Reader, wks.Bytes()*8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		aws.priv[wks] = k
-	}
+	aws := kmsimporttest.NewAWS(t)
 	keys := map[kmsimport.KeySpec]*hsm.Key{}
 	block := []byte("sixteen byte blk")
 	for _, c := range kmsimport.Allowed() {
@@ -195,7 +157,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 				}
 				keys[c.Spec] = key
 			}
-			spki, _ := x509.MarshalPKIXPublicKey(&aws.priv[c.Wrapping].PublicKey)
+			spki := aws.PublicKeyDER(t, c.Wrapping)
 			params, err := kmsimport.ParseParametersFiles("1234abcd-12ab-34cd-56ef-1234567890ab", spki, []byte("import-token"), now.Add(23*time.Hour))
 			if err != nil {
 				t.Fatal(err)
@@ -205,7 +167,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			material := aws.unwrap(t, c.Algorithm, c.Wrapping, res.EncryptedKeyMaterial)
+			material := aws.Unwrap(t, c.Algorithm, c.Wrapping, res.EncryptedKeyMaterial)
 			defer clear(material)
 			switch {
 			case c.Spec == kmsimport.SymmetricDefault:

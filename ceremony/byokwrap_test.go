@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/aes"
-	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -61,74 +57,10 @@ func (f *rootFixture) withToken(t *testing.T, fn func(tok *hsm.Token)) {
 	fn(tok)
 }
 
-// proveMaterial checks that material is the token key's: the same
-// ciphertext of a known block (AES), the same MAC (HMAC), the same public key.
-func proveMaterial(t *testing.T, spec kmsimport.KeySpec, material []byte, key *hsm.Key) {
-	t.Helper()
-	info, _ := kmsimport.Spec(spec)
-	block := []byte("sixteen byte blk")
-	switch {
-	case spec == kmsimport.SymmetricDefault:
-		if len(material) != 32 {
-			t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
-		}
-		want, err := key.EncryptBlock(block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := aes.NewCipher(material)
-		got := make([]byte, 16)
-		c.Encrypt(got, block)
-		if !bytes.Equal(got, want) {
-			t.Fatal("the unwrapped material is not the token's AES key")
-		}
-	case !info.Private:
-		if len(material) != info.Size {
-			t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
-		}
-		want, err := key.MAC(block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[spec]
-		mac := hmac.New(hf, material)
-		mac.Write(block)
-		if !bytes.Equal(mac.Sum(nil), want) {
-			t.Fatal("the unwrapped material is not the token's HMAC key")
-		}
-	default:
-		if !certsign.SamePublicKey(pkcs8Public(t, material), key.Public()) {
-			t.Fatal("the unwrapped material is not the token's private key")
-		}
-	}
-}
-
-// pkcs8Public parses PKCS#8 material (exactly one DER structure, as AWS
-// requires) and returns its public key.
-func pkcs8Public(t *testing.T, material []byte) any {
-	t.Helper()
-	var seq asn1.RawValue
-	if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
-		t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
-	}
-	pk, err := x509.ParsePKCS8PrivateKey(material)
-	if err != nil {
-		t.Fatalf("material is not PKCS#8: %v", err)
-	}
-	switch k := pk.(type) {
-	case *rsa.PrivateKey:
-		return &k.PublicKey
-	case *ecdsa.PrivateKey:
-		return &k.PublicKey
-	}
-	t.Fatalf("PKCS#8 holds %T", pk)
-	return nil
-}
-
 func sameMaterial(t *testing.T, spec kmsimport.KeySpec, a, b []byte) bool {
 	info, _ := kmsimport.Spec(spec)
 	if info.Private {
-		return certsign.SamePublicKey(pkcs8Public(t, a), pkcs8Public(t, b))
+		return certsign.SamePublicKey(kmsimporttest.PKCS8Public(t, a), kmsimporttest.PKCS8Public(t, b))
 	}
 	return bytes.Equal(a, b)
 }
@@ -304,7 +236,7 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 					if !k.Sensitive() || !k.Extractable() {
 						t.Errorf("BYOK key sensitive=%v extractable=%v", k.Sensitive(), k.Extractable())
 					}
-					proveMaterial(t, r.spec, material, k)
+					kmsimporttest.ProveMaterial(t, r.spec, material, k)
 				})
 				materials[r.spec] = bytes.Clone(material)
 				// A secret key is identified in the transcript by its check value.
@@ -437,7 +369,7 @@ func TestBYOKRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			proveMaterial(t, r.spec, material, k)
+			kmsimporttest.ProveMaterial(t, r.spec, material, k)
 		})
 	})
 }
@@ -483,7 +415,7 @@ func TestBYOKWithConnectedSide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proveMaterial(t, kmsimport.SymmetricDefault, srv.Material(b.KeyARN), key)
+		kmsimporttest.ProveMaterial(t, kmsimport.SymmetricDefault, srv.Material(b.KeyARN), key)
 	})
 	rep, err := transcript.Verify(res.Transcript)
 	if err != nil {

@@ -3,19 +3,13 @@ package kmsimport_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/ecdsa"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,7 +138,6 @@ func TestEveryAllowedCombination(t *testing.T) {
 	now := time.Now()
 	aws := kmsimporttest.NewAWS(t)
 	keys := map[kmsimport.KeySpec]*hsm.Key{}
-	block := []byte("sixteen byte blk")
 	for _, c := range kmsimport.Allowed() {
 		c := c
 		t.Run(fmt.Sprintf("%s/%s/%s", c.Spec, c.Algorithm, c.Wrapping), func(t *testing.T) {
@@ -169,50 +162,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 			}
 			material := aws.Unwrap(t, c.Algorithm, c.Wrapping, res.EncryptedKeyMaterial)
 			defer clear(material)
-			switch {
-			case c.Spec == kmsimport.SymmetricDefault:
-				if len(material) != 32 {
-					t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
-				}
-				want, _ := key.EncryptBlock(block)
-				ci, _ := aes.NewCipher(material)
-				got := make([]byte, 16)
-				ci.Encrypt(got, block)
-				if !bytes.Equal(got, want) {
-					t.Fatal("material is not the token's AES key")
-				}
-			case !info.Private:
-				if len(material) != info.Size {
-					t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
-				}
-				want, _ := key.MAC(block)
-				hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[c.Spec]
-				mac := hmac.New(hf, material)
-				mac.Write(block)
-				if !bytes.Equal(mac.Sum(nil), want) {
-					t.Fatal("material is not the token's HMAC key")
-				}
-			default:
-				// Exactly one DER structure: AWS refuses trailing bytes.
-				var seq asn1.RawValue
-				if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
-					t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
-				}
-				pk, err := x509.ParsePKCS8PrivateKey(material)
-				if err != nil {
-					t.Fatalf("material is not PKCS#8: %v", err)
-				}
-				var same bool
-				switch k := pk.(type) {
-				case *rsa.PrivateKey:
-					same = k.PublicKey.Equal(key.Public())
-				case *ecdsa.PrivateKey:
-					same = k.PublicKey.Equal(key.Public())
-				}
-				if !same {
-					t.Fatal("material is not the token's private key")
-				}
-			}
+			kmsimporttest.ProveMaterial(t, c.Spec, material, key)
 			// The plan shown beforehand is what ran.
 			if plan := kmsimport.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
 				t.Errorf("plan %v, ran %v", plan, res.Manifest.WrapSteps)

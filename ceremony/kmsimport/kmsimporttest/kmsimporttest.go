@@ -3,11 +3,17 @@
 package kmsimporttest
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/ecdsa"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyceremony/keyceremony/ceremony/certsign"
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/hsm"
 )
 
 // AWS holds the private halves of the wrapping keys AWS KMS hands out, and
@@ -103,4 +111,68 @@ func (a *AWS) Unwrap(t testing.TB, alg kmsimport.Algorithm, wks kmsimport.Wrappi
 		t.Fatalf("AWS side: openssl enc -d -id-aes256-wrap-pad: %v", err)
 	}
 	return out
+}
+
+// ProveMaterial checks that material is the token key's: the same
+// ciphertext of a known block (AES), the same MAC (HMAC), the same public key.
+func ProveMaterial(t testing.TB, spec kmsimport.KeySpec, material []byte, key *hsm.Key) {
+	t.Helper()
+	info, _ := kmsimport.Spec(spec)
+	block := []byte("sixteen byte blk")
+	switch {
+	case spec == kmsimport.SymmetricDefault:
+		if len(material) != 32 {
+			t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
+		}
+		want, err := key.EncryptBlock(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := aes.NewCipher(material)
+		got := make([]byte, 16)
+		c.Encrypt(got, block)
+		if !bytes.Equal(got, want) {
+			t.Fatal("the unwrapped material is not the token's AES key")
+		}
+	case !info.Private:
+		if len(material) != info.Size {
+			t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
+		}
+		want, err := key.MAC(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[spec]
+		mac := hmac.New(hf, material)
+		mac.Write(block)
+		if !bytes.Equal(mac.Sum(nil), want) {
+			t.Fatal("the unwrapped material is not the token's HMAC key")
+		}
+	default:
+		if !certsign.SamePublicKey(PKCS8Public(t, material), key.Public()) {
+			t.Fatal("the unwrapped material is not the token's private key")
+		}
+	}
+}
+
+// PKCS8Public parses PKCS#8 material (exactly one DER structure, as AWS
+// requires) and returns its public key.
+func PKCS8Public(t testing.TB, material []byte) any {
+	t.Helper()
+	var seq asn1.RawValue
+	if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
+		t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
+	}
+	pk, err := x509.ParsePKCS8PrivateKey(material)
+	if err != nil {
+		t.Fatalf("material is not PKCS#8: %v", err)
+	}
+	switch k := pk.(type) {
+	case *rsa.PrivateKey:
+		return &k.PublicKey
+	case *ecdsa.PrivateKey:
+		return &k.PublicKey
+	}
+	t.Fatalf("PKCS#8 holds %T", pk)
+	return nil
 }

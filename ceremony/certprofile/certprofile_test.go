@@ -38,20 +38,7 @@ type rootCA struct {
 
 func newRoot(t *testing.T) *rootCA {
 	t.Helper()
-	mod := softhsmtest.NewToken(t, "Root", []byte("so-pin-1111"), []byte("user-pin-1111"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := m.OpenToken(hsm.URI{Token: "Root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	if err := tok.Login([]byte("user-pin-1111")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, "Root")
 	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: hsm.ECP384, Label: "root"})
 	if err != nil {
 		t.Fatal(err)

@@ -120,20 +120,7 @@ func TestParseParametersJSON(t *testing.T) {
 // algorithm and wrapping key size AWS allows, unwraps them as AWS would, and
 // proves the material is the token's key.
 func TestEveryAllowedCombination(t *testing.T) {
-	mod := softhsmtest.NewToken(t, "BYOK", []byte("so-pin-9999"), []byte("user-pin-9999"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := m.OpenToken(hsm.URI{Token: "BYOK"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok.Close()
-	if err := tok.Login([]byte("user-pin-9999")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, "BYOK")
 	ctx := context.Background()
 	now := time.Now()
 	aws := kmsimporttest.NewAWS(t)
@@ -144,6 +131,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 			info, _ := kmsimport.Spec(c.Spec)
 			key := keys[c.Spec]
 			if key == nil {
+				var err error
 				key, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: info.TokenType, Label: "byok-" + string(c.Spec), Extractable: true})
 				if err != nil {
 					t.Fatal(err)

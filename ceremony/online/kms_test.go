@@ -27,20 +27,7 @@ func connect(t *testing.T, s *awsfake.Server) online.Connection {
 // reads the bundle, wraps a token key and writes the ceremony's outputs.
 func wrapInToken(t *testing.T, bundleDir, outDir string, spec kmsimport.KeySpec, imp kmsimport.Import) *hsm.Key {
 	t.Helper()
-	mod := softhsmtest.NewToken(t, "BYOK", []byte("so-pin-0000"), []byte("user-pin-0000"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := m.OpenToken(hsm.URI{Token: "BYOK"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	if err := tok.Login([]byte("user-pin-0000")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, "BYOK")
 	data, err := os.ReadFile(filepath.Join(bundleDir, online.ParametersFile))
 	if err != nil {
 		t.Fatal(err)

@@ -46,20 +46,7 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 		}
 		return makeRoot(t, label, k, []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	}
-	mod := softhsmtest.NewToken(t, label, []byte("so-pin-1111"), []byte("user-pin-1111"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := m.OpenToken(hsm.URI{Token: label})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	if err := tok.Login([]byte("user-pin-1111")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, label)
 	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: hsm.ECP384, Label: "root"})
 	if err != nil {
 		t.Fatal(err)

@@ -54,3 +54,26 @@ func InitToken(t testing.TB, modulePath, label string, soPIN, userPIN []byte) {
 		t.Fatal(err)
 	}
 }
+
+// LoggedIn gives the test a token of its own labelled label (NewToken with
+// throwaway PINs), open and logged in as the user; module and token close
+// when the test ends.
+func LoggedIn(t testing.TB, label string) *hsm.Token {
+	t.Helper()
+	user := []byte("user-pin-" + label)
+	mod := NewToken(t, label, []byte("so-pin-"+label), user)
+	m, err := hsm.Open(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	tok, err := m.OpenToken(hsm.URI{Token: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tok.Close() })
+	if err := tok.Login(user); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

@@ -13,7 +13,8 @@ import "github.com/keyceremony/keyceremony/ceremony/script"
 //	backup.go         backup-key, inputs (backup, restore), restore-key, prove-key
 //	signinginputs.go  inputs (ca-signing, crl), issuer-key
 //	signing.go        lint-<artefact>, sign-<artefact>, for the artefacts of artefacts.go
-//	byokwrap.go       inputs (byok-wrap), wrap-plan, byok-key, wrap, token-copy, handover
+//	byokinputs.go     inputs (byok-wrap)
+//	byokwrap.go       wrap-plan, byok-key, wrap, token-copy, handover
 //	finish.go         finish
 func planFor(s *script.Script) []*step {
 	plan := preflightSteps(s)

@@ -14,7 +14,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 )
 
 // connectedPrepare is what to run on the connected machine before the ceremony.
@@ -28,15 +28,15 @@ aws kms get-parameters-for-import --key-id KEY_ARN \
 
 // checkParameters checks the AWS files a user brings for a BYOK ceremony.
 // It returns the facts to show and the problems that stop the ceremony.
-func checkParameters(data []byte, spec byok.KeySpec, alg byok.Algorithm, now time.Time) (facts [][2]string, problems []string) {
-	p, err := byok.ParseParametersJSON(data)
+func checkParameters(data []byte, spec kmsimport.KeySpec, alg kmsimport.Algorithm, now time.Time) (facts [][2]string, problems []string) {
+	p, err := kmsimport.ParseParametersJSON(data)
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
 	// The connected side's bundle also names the spec and algorithm it asked for.
 	var bundle struct {
-		KeySpec           byok.KeySpec   `json:"KeySpec"`
-		WrappingAlgorithm byok.Algorithm `json:"WrappingAlgorithm"`
+		KeySpec           kmsimport.KeySpec   `json:"KeySpec"`
+		WrappingAlgorithm kmsimport.Algorithm `json:"WrappingAlgorithm"`
 	}
 	_ = json.Unmarshal(data, &bundle)
 	if bundle.KeySpec != "" && bundle.KeySpec != spec {
@@ -55,7 +55,7 @@ func checkParameters(data []byte, spec byok.KeySpec, alg byok.Algorithm, now tim
 	if err := p.CheckFresh(now, time.Hour); err != nil {
 		problems = append(problems, err.Error())
 	}
-	if err := byok.Check(spec, alg, p.WrappingKeySpec()); err != nil {
+	if err := kmsimport.Check(spec, alg, p.WrappingKeySpec()); err != nil {
 		problems = append(problems, err.Error())
 	}
 	return facts, problems
@@ -63,19 +63,19 @@ func checkParameters(data []byte, spec byok.KeySpec, alg byok.Algorithm, now tim
 
 func (w *MainWindow) byokPage() fyne.CanvasObject {
 	specs := []string{}
-	for _, c := range byok.Allowed() {
+	for _, c := range kmsimport.Allowed() {
 		if !contains(specs, string(c.Spec)) {
 			specs = append(specs, string(c.Spec))
 		}
 	}
 	algs := []string{}
-	for _, a := range byok.Algorithms() {
+	for _, a := range kmsimport.Algorithms() {
 		algs = append(algs, string(a))
 	}
 	spec := widget.NewSelect(specs, nil)
-	spec.SetSelected(string(byok.SymmetricDefault))
+	spec.SetSelected(string(kmsimport.SymmetricDefault))
 	alg := widget.NewSelect(algs, nil)
-	alg.SetSelected(string(byok.RSAAESKeyWrapSHA256))
+	alg.SetSelected(string(kmsimport.RSAAESKeyWrapSHA256))
 
 	// Step 1: the connected machine.
 	prepare := widget.NewMultiLineEntry()
@@ -98,7 +98,7 @@ func (w *MainWindow) byokPage() fyne.CanvasObject {
 		if err != nil {
 			problems = []string{err.Error()}
 		} else {
-			facts, problems = checkParameters(data, byok.KeySpec(spec.Selected), byok.Algorithm(alg.Selected), time.Now())
+			facts, problems = checkParameters(data, kmsimport.KeySpec(spec.Selected), kmsimport.Algorithm(alg.Selected), time.Now())
 		}
 		form := widget.NewForm(widget.NewFormItem("File", wrapLabel(paramsPath)))
 		for _, f := range facts {
@@ -170,11 +170,11 @@ func (w *MainWindow) byokPage() fyne.CanvasObject {
 // importInstructions reads a byok-wrap output directory's instructions and
 // checks its manifest's hashes, so the operator knows the files are intact.
 func importInstructions(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	b, err := os.ReadFile(filepath.Join(dir, kmsimport.ManifestFile))
 	if err != nil {
 		return "No import manifest here: " + err.Error()
 	}
-	var m byok.Manifest
+	var m kmsimport.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return "The import manifest is damaged: " + err.Error()
 	}
@@ -191,7 +191,7 @@ func importInstructions(dir string) string {
 		}
 	}
 	left := time.Until(m.ParametersValidTo).Round(time.Minute)
-	lines = append(lines, fmt.Sprintf("Parameters expire %s (%s from now)", m.ParametersValidTo.UTC().Format(time.RFC3339), left), "", byok.Instructions(m))
+	lines = append(lines, fmt.Sprintf("Parameters expire %s (%s from now)", m.ParametersValidTo.UTC().Format(time.RFC3339), left), "", kmsimport.Instructions(m))
 	if len(m.WrapSteps) > 0 {
 		var host []string
 		for _, s := range m.WrapSteps {

@@ -15,7 +15,7 @@ import (
 
 	"fyne.io/fyne/v2/test"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 )
 
 func paramsJSON(t *testing.T, bits int, validTo time.Time, extra string) []byte {
@@ -34,16 +34,16 @@ func TestCheckParameters(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    []byte
-		spec    byok.KeySpec
-		alg     byok.Algorithm
+		spec    kmsimport.KeySpec
+		alg     kmsimport.Algorithm
 		problem string // "" means usable
 	}{
-		{"usable", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, ""},
-		{"expired", paramsJSON(t, 2048, now.Add(-time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "expired"},
-		{"RSA material under OAEP", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.RSA2048, byok.RSAESOAEPSHA256, "RSA_AES_KEY_WRAP"},
-		{"P-521 under OAEP with RSA-2048", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.ECCNISTP521, byok.RSAESOAEPSHA1, "too large"},
-		{"bundle for another algorithm", paramsJSON(t, 2048, now.Add(20*time.Hour), `,"KeySpec":"SYMMETRIC_DEFAULT","WrappingAlgorithm":"RSAES_OAEP_SHA_1"`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "must match"},
-		{"not parameters", []byte(`{"hello":1}`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "missing"},
+		{"usable", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, ""},
+		{"expired", paramsJSON(t, 2048, now.Add(-time.Hour), ""), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "expired"},
+		{"RSA material under OAEP", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.RSA2048, kmsimport.RSAESOAEPSHA256, "RSA_AES_KEY_WRAP"},
+		{"P-521 under OAEP with RSA-2048", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.ECCNISTP521, kmsimport.RSAESOAEPSHA1, "too large"},
+		{"bundle for another algorithm", paramsJSON(t, 2048, now.Add(20*time.Hour), `,"KeySpec":"SYMMETRIC_DEFAULT","WrappingAlgorithm":"RSAES_OAEP_SHA_1"`), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "must match"},
+		{"not parameters", []byte(`{"hello":1}`), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "missing"},
 	}
 	for _, tc := range tests {
 		facts, problems := checkParameters(tc.data, tc.spec, tc.alg, now)
@@ -60,19 +60,19 @@ func TestCheckParameters(t *testing.T) {
 func TestImportInstructionsCheckManifest(t *testing.T) {
 	dir := t.TempDir()
 	material, token := []byte("wrapped material"), []byte("import token")
-	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
-		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
-		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
-	m.Command = byok.ImportCommand(m)
+	m := kmsimport.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: kmsimport.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
+		Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire},
+		Files:  map[string]string{kmsimport.EncryptedKeyMaterialFile: sha256Hex(material), kmsimport.ImportTokenFile: sha256Hex(token)}}
+	m.Command = kmsimport.ImportCommand(m)
 	b, _ := json.Marshal(m)
-	os.WriteFile(filepath.Join(dir, byok.ManifestFile), b, 0o600)
-	os.WriteFile(filepath.Join(dir, byok.EncryptedKeyMaterialFile), material, 0o600)
-	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), token, 0o600)
+	os.WriteFile(filepath.Join(dir, kmsimport.ManifestFile), b, 0o600)
+	os.WriteFile(filepath.Join(dir, kmsimport.EncryptedKeyMaterialFile), material, 0o600)
+	os.WriteFile(filepath.Join(dir, kmsimport.ImportTokenFile), token, 0o600)
 	out := importInstructions(dir)
 	if !strings.Contains(out, "ok EncryptedKeyMaterial.bin") || !strings.Contains(out, "aws kms import-key-material") {
 		t.Fatalf("instructions:\n%s", out)
 	}
-	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), []byte("other"), 0o600)
+	os.WriteFile(filepath.Join(dir, kmsimport.ImportTokenFile), []byte("other"), 0o600)
 	if out := importInstructions(dir); !strings.Contains(out, "CHANGED ImportToken.bin") {
 		t.Fatalf("a changed file was not flagged:\n%s", out)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"time"
 
@@ -84,17 +85,55 @@ func printSummary(w io.Writer, s *ingest.Summary) {
 		fmt.Fprintf(w, "Inventory:  %d file(s), %d key entries\n", s.InventoryFiles, s.InventoryKeys)
 	}
 	fmt.Fprintf(w, "KMS events: %d new, %d duplicate (already stored)\n", s.KMSNew, s.KMSDuplicate)
+	if s.Conflicts > 0 {
+		fmt.Fprintf(w, "Conflicts:  %d record(s) state something else than the stored record of their eventID: kept apart, listed in the reports\n", s.Conflicts)
+	}
 	fmt.Fprintf(w, "Non-KMS:    %d records skipped\n", s.NonKMS)
 	if s.AliasesResolved > 0 {
 		fmt.Fprintf(w, "Aliases:    %d events resolved to a key through alias history\n", s.AliasesResolved)
+	}
+	if s.FilesSkipped > 0 {
+		fmt.Fprintf(w, "Skipped:    %d entries not read (%s)\n", s.FilesSkipped, skippedByReason(s.Skipped))
 	}
 	fmt.Fprintf(w, "Time:       %s (%.0f KMS events/s)\n", s.Elapsed.Round(time.Millisecond), rate)
 	if s.Cancelled {
 		fmt.Fprintln(w, "Cancelled:  files committed so far are kept; run the same command again to finish.")
 	}
-	for _, f := range s.Failed {
-		fmt.Fprintf(w, "FAILED %s: %s\n", f.Path, f.Error)
+	for _, x := range s.Skipped {
+		detail := ""
+		if x.Detail != "" {
+			detail = " (" + x.Detail + ")"
+		}
+		fmt.Fprintf(w, "SKIPPED %s: %s%s\n", x.Path, x.Reason, detail)
 	}
+	for _, m := range s.Warnings {
+		fmt.Fprintf(w, "WARNING %s\n", m)
+	}
+	for _, f := range s.Failed {
+		sum := ""
+		if f.SHA256 != "" {
+			sum = " (SHA-256 " + f.SHA256 + ")"
+		}
+		fmt.Fprintf(w, "FAILED %s%s: %s\n", f.Path, sum, f.Error)
+	}
+}
+
+// skippedByReason counts skipped entries by reason, in a stable order.
+func skippedByReason(sk []ingest.Skipped) string {
+	n := map[string]int{}
+	var order []string
+	for _, s := range sk {
+		if n[s.Reason] == 0 {
+			order = append(order, s.Reason)
+		}
+		n[s.Reason]++
+	}
+	sort.Strings(order)
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%d %s", n[r], r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // progressBar draws one line on a terminal: files, events/s, ETA.

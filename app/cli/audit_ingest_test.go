@@ -69,7 +69,7 @@ func TestIngestJSONSummaryAndExitStatus(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"Records":[{"eventID":"x"`), 0o600)
 	code, out, errOut = auditCLI(t, "ingest", "--db", db, dir)
 	if code != 1 || !strings.Contains(errOut, "1 file(s) could not be loaded") ||
-		!regexp.MustCompile(`FAILED .*broken.json: .*truncated`).MatchString(out) ||
+		!regexp.MustCompile(`FAILED .*broken.json \(SHA-256 [0-9a-f]{64}\): .*truncated`).MatchString(out) ||
 		!strings.Contains(out, "0 loaded, 1 already loaded (same SHA-256), 1 failed") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}

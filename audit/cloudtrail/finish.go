@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Settling a record once its members are read (finish): which key it is
@@ -67,6 +68,24 @@ func (p *parser) arnPrefix() string {
 	return "arn:" + part + ":kms:" + p.r.Region + ":" + p.r.Account + ":"
 }
 
+// badTimeType says what an eventTime that is not a string is: CloudTrail
+// writes ISO 8601 strings, and a number there is most often epoch seconds
+// or milliseconds from a tool that re-serialised the record.
+func badTimeType(raw string) error {
+	v := raw
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	kind := "a JSON " + map[byte]string{'{': "object", '[': "array", 't': "boolean", 'f': "boolean"}[raw[0]]
+	if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
+		kind = "a number"
+		if t, ok := ParseBodyTime(raw); ok {
+			kind += fmt.Sprintf(" (as epoch time: %s)", time.Unix(t, 0).UTC().Format(time.RFC3339))
+		}
+	}
+	return fmt.Errorf("eventTime is %s, %s, not an ISO 8601 time string such as \"2025-03-01T12:00:00Z\"", v, kind)
+}
+
 func (p *parser) finish() error {
 	r := p.r
 	if r.EventID == "" {
@@ -74,6 +93,9 @@ func (p *parser) finish() error {
 			return ErrDigest
 		}
 		return ErrNoEventID
+	}
+	if p.timeStr == "" && p.timeRaw != "" {
+		return badTimeType(p.timeRaw)
 	}
 	if p.timeStr == "" {
 		return ErrNoTime

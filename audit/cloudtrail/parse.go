@@ -12,6 +12,7 @@ type parser struct {
 	r *Record
 
 	timeStr   string
+	timeRaw   string // eventTime when it is not a string (a number, an object)
 	resKeys   [4]string
 	nResKeys  int
 	resAlias  string
@@ -85,7 +86,15 @@ func (p *parser) top(d *dec) error {
 		case "eventid":
 			r.EventID, err = d.optStr()
 		case "eventtime":
-			p.timeStr, err = d.optStr()
+			if d.ws(); d.peek() == '"' || d.peek() == 'n' {
+				p.timeStr, err = d.optStr()
+			} else {
+				// Not a string: keep what it is, so the error can say.
+				start := d.i
+				if err = d.skip(); err == nil {
+					p.timeRaw = string(d.b[start:d.i])
+				}
+			}
 		case "eventsource":
 			r.Source, err = d.optStr()
 		case "eventname":

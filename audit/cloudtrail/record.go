@@ -138,6 +138,12 @@ type Record struct {
 	// Detail holds what a key-lifecycle event says about the key beyond
 	// the columns above; set for the DetailEvents, zero otherwise.
 	Detail Detail
+
+	// Set by the ingest after Parse, not by it: where Raw starts in its
+	// file's (decompressed) bytes, -1 when Raw is not a slice of the file
+	// (a lookup-events CloudTrailEvent string); and Fingerprint().
+	Offset int64
+	FP     uint64
 }
 
 // Detail is what the rotation report needs from a key-lifecycle record and

@@ -16,11 +16,50 @@ import (
 // reviewer may bring it. Each member is its own file for provenance,
 // deduplication and the all-or-nothing rule, named "archive!member".
 
-func memberWanted(name string) bool {
+// memberSkip is why a regular archive member is not read ("" to read it),
+// by the rules of a directory walk.
+func memberSkip(name string) string {
 	base := path.Base(name)
-	return !strings.HasPrefix(base, ".") && !strings.Contains(name, "CloudTrail-Digest") && wanted(base)
+	switch {
+	case strings.HasPrefix(base, "."):
+		return SkipHidden
+	case strings.Contains(name, "CloudTrail-Digest"):
+		return SkipDigest
+	case !wanted(base):
+		return SkipName
+	}
+	return ""
 }
 
+// leavesArchive reports whether a member's name points outside the
+// archive (absolute, or climbing out with ".."): a classic path traversal
+// when an archive is extracted. The ingest reads members in memory and
+// writes nothing to disk, so it is harmless here, but a reviewer should
+// know the archive carries such a name.
+func leavesArchive(name string) bool {
+	n := strings.ReplaceAll(name, "\\", "/")
+	if strings.HasPrefix(n, "/") || (len(n) > 1 && n[1] == ':') {
+		return true
+	}
+	c := path.Clean(n)
+	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+// wantMember notes what a regular member's name calls for (a warning for
+// a name that leaves the archive; a skipped entry, counted and named like
+// a walked file's) and reports whether to read it.
+func (wk *worker) wantMember(archive, name string) bool {
+	if leavesArchive(name) {
+		wk.p.noteWarning(fmt.Sprintf("%s!%s: the member's name leaves the archive (path traversal if extracted); read in memory only, nothing was written outside it", archive, name))
+	}
+	if why := memberSkip(name); why != "" {
+		wk.p.noteSkipped(Skipped{Path: archive + "!" + name, Reason: why, Detail: "archive member"})
+		return false
+	}
+	return true
+}
+
+// member reads one regular member of an archive.
 func (wk *worker) member(archive, name string, size int64, r io.Reader) {
 	p := wk.p
 	p.filesTotal.Add(1)
@@ -55,10 +94,17 @@ func (wk *worker) tar(r io.Reader, archive string) {
 			wk.failEarly(metaFor(archive, 0), fmt.Errorf("tar: %w", err))
 			return
 		}
-		if h.Typeflag != tar.TypeReg || !memberWanted(h.Name) {
-			continue
+		switch h.Typeflag {
+		case tar.TypeReg:
+			if wk.wantMember(archive, h.Name) {
+				wk.member(archive, h.Name, h.Size, tr)
+			}
+		case tar.TypeDir:
+			// structure, not content
+		default:
+			wk.p.noteSkipped(Skipped{Path: archive + "!" + h.Name, Reason: SkipNotRegular,
+				Detail: fmt.Sprintf("archive member of tar type %q (links in archives are not followed)", h.Typeflag)})
 		}
-		wk.member(archive, h.Name, h.Size, tr)
 		if wk.p.ctx.Err() != nil {
 			return
 		}
@@ -74,7 +120,14 @@ func (wk *worker) zip(r io.ReaderAt, size int64, archive string) {
 		return
 	}
 	for _, f := range zr.File {
-		if f.FileInfo().IsDir() || !memberWanted(f.Name) {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		if !f.Mode().IsRegular() {
+			wk.p.noteSkipped(Skipped{Path: archive + "!" + f.Name, Reason: SkipNotRegular, Detail: "archive member " + f.Mode().Type().String()})
+			continue
+		}
+		if !wk.wantMember(archive, f.Name) {
 			continue
 		}
 		rc, err := f.Open()

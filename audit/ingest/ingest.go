@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,27 +79,40 @@ type Progress struct {
 type FileError struct {
 	Path  string `json:"path"`
 	Error string `json:"error"`
+	// SHA256 (hex) of the content when it could be read to its end.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Database        string        `json:"database"`
-	FilesOK         int           `json:"files_ok"`
-	FilesDuplicate  int           `json:"files_duplicate"` // same SHA-256 as a file already loaded
-	FilesFailed     int           `json:"files_failed"`
-	FilesIgnored    int           `json:"files_ignored"` // walked files with unknown extensions
-	InventoryFiles  int           `json:"inventory_files"`
-	InventoryKeys   int           `json:"inventory_keys"`
-	Records         int64         `json:"records"`
-	KMSNew          int64         `json:"kms_events_new"`
-	KMSDuplicate    int64         `json:"kms_events_duplicate"`
-	NonKMS          int64         `json:"non_kms_skipped"`
-	AliasesResolved int           `json:"alias_events_resolved"`
-	Bytes           int64         `json:"bytes"`
-	Elapsed         time.Duration `json:"elapsed_ns"`
-	Cancelled       bool          `json:"cancelled"`
-	Failed          []FileError   `json:"failed,omitempty"`
-	Ignored         []string      `json:"ignored,omitempty"`
+	Database       string `json:"database"`
+	FilesOK        int    `json:"files_ok"`
+	FilesDuplicate int    `json:"files_duplicate"` // same SHA-256 as a file already loaded
+	FilesFailed    int    `json:"files_failed"`
+	FilesIgnored   int    `json:"files_ignored"` // walked files with unknown extensions (also in Skipped)
+	// FilesSkipped counts every entry left out (Skipped: hidden files,
+	// digests, unknown names, links that loop, non-regular files, archive
+	// members of those kinds), each named with its reason.
+	FilesSkipped    int   `json:"files_skipped"`
+	InventoryFiles  int   `json:"inventory_files"`
+	InventoryKeys   int   `json:"inventory_keys"`
+	Records         int64 `json:"records"`
+	KMSNew          int64 `json:"kms_events_new"`
+	KMSDuplicate    int64 `json:"kms_events_duplicate"`
+	NonKMS          int64 `json:"non_kms_skipped"`
+	AliasesResolved int   `json:"alias_events_resolved"`
+	// Conflicts counts the records of this run found to differ from the
+	// stored record of their eventID (kept apart, see store/writer_conflicts.go).
+	Conflicts int           `json:"conflicts"`
+	Bytes     int64         `json:"bytes"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	Cancelled bool          `json:"cancelled"`
+	Failed    []FileError   `json:"failed,omitempty"`
+	Ignored   []string      `json:"ignored,omitempty"`
+	Skipped   []Skipped     `json:"skipped,omitempty"`
+	// Warnings are facts about the input a reviewer should know that did
+	// not stop it loading (an archive member whose name leaves the archive).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Bulk-load heuristic: input size to events, assuming gzipped logs.
@@ -108,6 +122,18 @@ const (
 	bytesPerEvent = 1500
 )
 
+// estimateEvents guesses how many events a source holds from its size:
+// compressed files (by name) inflate about gzipRatio times. It sizes the
+// bulk load's eventID set, so an uncompressed file is not counted eight
+// times over.
+func estimateEvents(s source) int64 {
+	n := strings.ToLower(s.path)
+	if strings.HasSuffix(n, ".gz") || strings.HasSuffix(n, ".tgz") || strings.HasSuffix(n, ".zip") {
+		return s.size * gzipRatio / bytesPerEvent
+	}
+	return s.size / bytesPerEvent
+}
+
 // Run loads the given paths (files, directories, archives, "-" for
 // standard input) into st. Per-file failures are reported in the Summary,
 // not as an error; the error is for failures of the run itself (the
@@ -115,7 +141,7 @@ const (
 // committed before it.
 func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Summary, error) {
 	start := time.Now()
-	srcs, ignored, err := expand(paths)
+	srcs, skipped, err := expand(paths)
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +159,12 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	if err != nil {
 		return nil, fmt.Errorf("read ingested files: %w", err)
 	}
-	var total int64
+	var total, est int64
 	for _, s := range srcs {
 		total += s.size
+		est += estimateEvents(s)
 	}
-	w, bulk, err := startWriter(ctx, st, total, opt)
+	w, bulk, err := startWriter(ctx, st, total, est, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +182,9 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 		p.budgetMu.Unlock()
 	}()
 	p.sum.Database = st.Path()
-	p.sum.FilesIgnored, p.sum.Ignored = len(ignored), ignored
+	for _, sk := range skipped {
+		p.noteSkipped(sk)
+	}
 	p.prog.BytesTotal = total
 	p.prog.Phase = "loading"
 	p.filesTotal.Store(int64(len(srcs)))
@@ -171,7 +200,11 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 	}
 	p.sum.Elapsed = time.Since(start)
 	p.sum.Bytes = p.bytesDone.Load()
+	p.settleNotes()
 	if fatal != nil {
+		// Best effort: the run's record says it failed rather than
+		// staying "running"; the error that stopped it is what matters.
+		p.w.FinishRun(p.totals("failed"))
 		return &p.sum, fatal
 	}
 	if ctx.Err() != nil {
@@ -192,7 +225,7 @@ func Run(ctx context.Context, st *store.Store, paths []string, opt Options) (*Su
 // startWriter opens the database's writer and records the run. A load
 // that will at least double the table runs without the indexes,
 // deduplicating eventIDs in memory, and builds them at the end (bulk).
-func startWriter(ctx context.Context, st *store.Store, total int64, opt Options) (w *store.Writer, bulk bool, err error) {
+func startWriter(ctx context.Context, st *store.Store, total, est int64, opt Options) (w *store.Writer, bulk bool, err error) {
 	// The writer must finish its current file and commit even when ctx is
 	// cancelled; the pipeline stops at file boundaries instead.
 	w, err = st.NewWriter(context.WithoutCancel(ctx))
@@ -214,7 +247,7 @@ func startWriter(ctx context.Context, st *store.Store, total int64, opt Options)
 	if err != nil {
 		return nil, false, err
 	}
-	if est := total * gzipRatio / bytesPerEvent; opt.Bulk == BulkOn || (opt.Bulk == BulkAuto && total >= bulkMinBytes && est > existing) {
+	if opt.Bulk == BulkOn || (opt.Bulk == BulkAuto && total >= bulkMinBytes && est > existing) {
 		w.BulkEvents = est
 		if err := w.DropIndexes(); err != nil {
 			return nil, false, err
@@ -254,10 +287,13 @@ func (p *pipeline) startWorkers(srcs []source) {
 }
 
 // finish ends a run whose files are written: aliases resolved, indexes
-// built, the run record closed. A bulk load resolves aliases before
-// building the indexes: one pass over the table, and updates that maintain
-// no index (see store.Writer.ResolveAliases). Otherwise after: it walks
-// each alias's events through its index.
+// built, conflicting records settled, the run record closed. A bulk load
+// resolves aliases before building the indexes: one pass over the table,
+// and updates that maintain no index (see store.Writer.ResolveAliases).
+// Otherwise after: it walks each alias's events through its index.
+// Conflicts are settled once the eventID index is back (each staged record
+// is compared with its event); an alias event they replace is resolved
+// again.
 func (p *pipeline) finish(bulk bool) error {
 	resolve := func() error {
 		if p.sum.Cancelled {
@@ -269,7 +305,7 @@ func (p *pipeline) finish(bulk bool) error {
 		if err != nil {
 			return fmt.Errorf("resolve aliases: %w", err)
 		}
-		p.sum.AliasesResolved = n
+		p.sum.AliasesResolved += n
 		return nil
 	}
 	if bulk {
@@ -285,7 +321,12 @@ func (p *pipeline) finish(bulk bool) error {
 	if err := p.w.BuildIndexes(); err != nil {
 		return fmt.Errorf("build indexes: %w", err)
 	}
-	if !bulk {
+	n, err := p.w.ResolveConflicts()
+	if err != nil {
+		return fmt.Errorf("settle conflicting records: %w", err)
+	}
+	p.sum.Conflicts = n
+	if !bulk || (n > 0 && p.w.AliasesDirty()) {
 		if err := resolve(); err != nil {
 			return err
 		}
@@ -294,7 +335,12 @@ func (p *pipeline) finish(bulk bool) error {
 	if p.sum.Cancelled {
 		status = "cancelled"
 	}
-	return p.w.FinishRun(store.RunTotals{FilesOK: p.sum.FilesOK, FilesDup: p.sum.FilesDuplicate,
+	return p.w.FinishRun(p.totals(status))
+}
+
+// totals are the run's counters and notes as its provenance.
+func (p *pipeline) totals(status string) store.RunTotals {
+	return store.RunTotals{FilesOK: p.sum.FilesOK, FilesDup: p.sum.FilesDuplicate,
 		FilesFailed: p.sum.FilesFailed, KMSNew: int(p.sum.KMSNew), KMSDup: int(p.sum.KMSDuplicate),
-		NonKMS: int(p.sum.NonKMS), Status: status})
+		NonKMS: int(p.sum.NonKMS), Status: status, Notes: p.runNotes()}
 }

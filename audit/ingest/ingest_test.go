@@ -217,6 +217,12 @@ func ingestEveryShape(t *testing.T, bulk BulkMode) {
 	if sum.KMSNew != 14 || sum.KMSDuplicate != 7 || sum.NonKMS != 2 {
 		t.Fatalf("KMS new %d dup %d non-KMS %d", sum.KMSNew, sum.KMSDuplicate, sum.NonKMS)
 	}
+	// The same events as a lookup-events string and as Lake/Athena lines
+	// (lower-case members, bodies as JSON text) state the same facts: they
+	// are duplicates, not conflicts.
+	if c, _ := st.Conflicts(bg); sum.Conflicts != 0 || len(c) != 0 {
+		t.Fatalf("conflicts %d %+v", sum.Conflicts, c)
+	}
 
 	// Byte-equal export of every record, through both read paths.
 	raws := fixtureRaw(t)

@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +105,12 @@ type pipeline struct {
 	mu    sync.Mutex
 	known map[[32]byte]int64
 
+	// notes: entries skipped and warnings, from the walk and from workers
+	// reading archives; sorted into the summary at the end.
+	notesMu  sync.Mutex
+	skipped  []Skipped
+	warnings []string
+
 	sum          Summary
 	prog         Progress
 	lastProgress time.Time
@@ -118,6 +126,53 @@ func (p *pipeline) drain(u *unit) {
 }
 
 func (p *pipeline) addBytes(n int64) { p.bytesDone.Add(n) }
+
+func (p *pipeline) noteSkipped(s Skipped) {
+	p.notesMu.Lock()
+	p.skipped = append(p.skipped, s)
+	p.notesMu.Unlock()
+}
+
+func (p *pipeline) noteWarning(w string) {
+	p.notesMu.Lock()
+	p.warnings = append(p.warnings, w)
+	p.notesMu.Unlock()
+}
+
+// settleNotes puts the skipped entries and warnings in the summary, in a
+// stable order whatever the workers' scheduling.
+func (p *pipeline) settleNotes() {
+	p.notesMu.Lock()
+	defer p.notesMu.Unlock()
+	sort.Slice(p.skipped, func(i, j int) bool {
+		if p.skipped[i].Path != p.skipped[j].Path {
+			return p.skipped[i].Path < p.skipped[j].Path
+		}
+		return p.skipped[i].Reason < p.skipped[j].Reason
+	})
+	sort.Strings(p.warnings)
+	p.sum.Skipped, p.sum.Warnings = p.skipped, p.warnings
+	p.sum.FilesSkipped = len(p.skipped)
+	p.sum.FilesIgnored, p.sum.Ignored = 0, nil
+	for _, s := range p.skipped {
+		if s.Reason == SkipName {
+			p.sum.FilesIgnored++
+			p.sum.Ignored = append(p.sum.Ignored, s.Path)
+		}
+	}
+}
+
+// runNotes are the skipped entries and warnings as the run's provenance.
+func (p *pipeline) runNotes() []store.RunNote {
+	var out []store.RunNote
+	for _, s := range p.sum.Skipped {
+		out = append(out, store.RunNote{Kind: store.NoteSkipped, Path: s.Path, Reason: s.Reason, Detail: s.Detail})
+	}
+	for _, w := range p.sum.Warnings {
+		out = append(out, store.RunNote{Kind: store.NoteWarning, Reason: w})
+	}
+	return out
+}
 
 func (p *pipeline) isKnown(sum [32]byte) (int64, bool) {
 	p.mu.Lock()
@@ -237,7 +292,11 @@ func isCancel(err error) bool {
 func (p *pipeline) failed(u *unit, e unitEnd) error {
 	p.sum.FilesFailed++
 	p.prog.FilesFailed++
-	p.sum.Failed = append(p.sum.Failed, FileError{Path: u.meta.Path, Error: e.err.Error()})
+	fe := FileError{Path: u.meta.Path, Error: e.err.Error()}
+	if s := shaOrNil(e.fe.SHA256); s != nil {
+		fe.SHA256 = hex.EncodeToString(s)
+	}
+	p.sum.Failed = append(p.sum.Failed, fe)
 	return fmt.Errorf("ingest %s: %v", u.meta.Path, e.err)
 }
 

@@ -47,6 +47,10 @@ func (wk *worker) source(s source) {
 		wk.stream(metaFor("-", 0), &countingReader{r: in, p: p}, nil, nil, time.Now())
 		return
 	}
+	if s.err != nil {
+		wk.failEarly(metaFor(s.path, 0), s.err)
+		return
+	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		wk.failEarly(metaFor(s.path, s.size), err)
@@ -103,6 +107,21 @@ func (wk *worker) source(s source) {
 	wk.stream(meta, &countingReader{r: f, p: p}, nil, &sum, s.modTime)
 }
 
+// finishHash is the SHA-256 of a file being hashed as it is read (h over
+// r, the rest of it is read now), or sum when it was hashed beforehand;
+// nil when the rest cannot be read.
+func finishHash(h hash.Hash, r io.Reader, sum *[32]byte) *[32]byte {
+	if h == nil {
+		return sum
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil
+	}
+	var s [32]byte
+	h.Sum(s[:0])
+	return &s
+}
+
 func isZip(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "PK\x03\x04" }
 
 func (wk *worker) dup(meta store.FileMeta, id int64) {
@@ -112,10 +131,16 @@ func (wk *worker) dup(meta store.FileMeta, id int64) {
 	wk.p.enqueue(u)
 }
 
-func (wk *worker) failEarly(meta store.FileMeta, err error) {
+// failEarly hands the writer a file that failed before any record was
+// parsed; sum is its SHA-256 when the whole content was read (else nil).
+func (wk *worker) failEarly(meta store.FileMeta, err error, sum ...*[32]byte) {
 	u := &unit{meta: meta, ch: make(chan item), end: make(chan unitEnd, 1)}
 	close(u.ch)
-	u.end <- unitEnd{err: err}
+	e := unitEnd{err: err}
+	if len(sum) > 0 && sum[0] != nil {
+		e.fe.SHA256 = *sum[0]
+	}
+	u.end <- e
 	wk.p.enqueue(u)
 }
 
@@ -237,7 +262,7 @@ func (wk *worker) stream(meta store.FileMeta, r io.Reader, whole []byte, sum *[3
 			zr = wk.zr
 		}
 		if err != nil {
-			wk.failEarly(meta, fmt.Errorf("gzip: %w", err))
+			wk.failEarly(meta, fmt.Errorf("gzip: %w", err), finishHash(h, r, sum))
 			return
 		}
 		content = zr
@@ -286,6 +311,12 @@ func (wk *worker) stream(meta store.FileMeta, r io.Reader, whole []byte, sum *[3
 			h.Sum(end.fe.SHA256[:0])
 		} else {
 			end.fe.SHA256 = *sum
+		}
+	} else if !isCancel(err) {
+		// A failed file is named with its SHA-256 too, so a reviewer can
+		// tell which content failed: hash what is left of it.
+		if s := finishHash(h, r, sum); s != nil {
+			end.fe.SHA256 = *s
 		}
 	}
 	end.err = err
@@ -412,6 +443,7 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 			continue
 		}
 		dc.KMSRecords++
+		rec.Offset, rec.FP = off, rec.Fingerprint()
 		recs = append(recs, rec)
 		if shared {
 			offs = append(offs, off)

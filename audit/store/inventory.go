@@ -21,7 +21,7 @@ func (w *Writer) ImportInventory(docs []*inventory.Doc, block []byte, rawSize in
 	if !w.inFile {
 		return 0, errors.New("store: ImportInventory outside a file")
 	}
-	if _, err := w.insBlock.ExecContext(w.ctx, w.nextBlock, w.fileID, CodecDeflate, rawSize, block); err != nil {
+	if _, err := w.insBlock.ExecContext(w.ctx, w.nextBlock, w.fileID, CodecDeflate, rawSize, block, nil); err != nil {
 		return 0, fmt.Errorf("store inventory document: %w", err)
 	}
 	w.nextBlock++

@@ -289,16 +289,27 @@ func (s *Store) Files(ctx context.Context) ([]FileInfo, error) {
 	return out, rows.Err()
 }
 
-// Failure is a file that could not be loaded.
+// Failure is a file (or directory) that could not be loaded.
 type Failure struct {
 	Path  string
 	Error string
 	At    time.Time
+	Run   int64
+	Size  int64
+	// SHA256 is the content's hash when the file could be read to its end
+	// (nil for a file that could not be opened or read).
+	SHA256 []byte
+	// LoadedSince: a file with the same content (SHA-256) or the same name
+	// was loaded after the failure.
+	LoadedSince bool
 }
 
 // Failures lists the files that failed to load, newest first.
 func (s *Store) Failures(ctx context.Context) ([]Failure, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT path, error, at FROM failures ORDER BY id DESC`)
+	rows, err := s.db.QueryContext(ctx, `SELECT f.path, f.error, f.at, coalesce(f.run, 0), coalesce(f.size, 0), f.sha256,
+		EXISTS (SELECT 1 FROM files x WHERE x.sha256 = f.sha256 AND x.ingested_at >= f.at)
+		OR EXISTS (SELECT 1 FROM file_names n WHERE n.path = f.path AND n.seen_at >= f.at)
+		FROM failures f ORDER BY f.id DESC`)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +318,7 @@ func (s *Store) Failures(ctx context.Context) ([]Failure, error) {
 	for rows.Next() {
 		var f Failure
 		var at int64
-		if err := rows.Scan(&f.Path, &f.Error, &at); err != nil {
+		if err := rows.Scan(&f.Path, &f.Error, &at, &f.Run, &f.Size, &f.SHA256, &f.LoadedSince); err != nil {
 			return nil, err
 		}
 		f.At = time.Unix(at, 0).UTC()

@@ -324,6 +324,52 @@ CREATE INDEX aggregates_day ON aggregates(day);
 	// count for their source key, or for no key.
 	`ALTER TABLE aggregates ADD COLUMN key2 INTEGER;
 ALTER TABLE aggregates ADD COLUMN alias INTEGER;`,
+	// v7: what a run left out and whether it is alive. A run records the
+	// process that ran it (pid, host) and, at every commit, heartbeat_at:
+	// a run found "running" whose process no longer holds its lock
+	// (runlock.go) was interrupted there. run_notes names every entry a
+	// run skipped (kind 'skipped': hidden, digest, unknown names, loops,
+	// non-regular files) and every warning (kind 'warning'), so the
+	// provenance of the evidence says what was not read and why.
+	`ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
+ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE run_notes (
+	run    INTEGER NOT NULL REFERENCES runs(id),
+	kind   TEXT NOT NULL,
+	path   TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	detail TEXT
+);
+CREATE INDEX run_notes_run ON run_notes(run);`,
+	// v8: conflicting records. events.fp is the fingerprint of what a
+	// record states (cloudtrail.Record.Fingerprint: every field the ingest
+	// extracts, not the record's bytes); a record whose eventID is stored
+	// already but whose fingerprint differs is kept in conflicts (with its
+	// file and offset) instead of being dropped as a duplicate. The ingest
+	// settles each at its end (Writer.ResolveConflicts): of two different
+	// records the event keeps the one with the smaller fingerprint, the
+	// other stays in conflicts (state 1), whatever the order they came
+	// in. Events stored before v8 have no fingerprint (NULL): a record
+	// with their eventID is compared by re-reading theirs.
+	// raw_blocks.src_offs is, for a DEFLATE block, where each record
+	// starts in its file (so a record moved out of events keeps its
+	// offset); NULL for a file kept whole (events.off is the offset).
+	`ALTER TABLE events ADD COLUMN fp INTEGER;
+ALTER TABLE raw_blocks ADD COLUMN src_offs BLOB;
+CREATE TABLE conflicts (
+	id       INTEGER PRIMARY KEY,
+	event_id BLOB NOT NULL,
+	file     INTEGER NOT NULL REFERENCES files(id),
+	off      INTEGER,
+	raw      BLOB NOT NULL,
+	fp       INTEGER,
+	state    INTEGER NOT NULL DEFAULT 0,
+	run      INTEGER REFERENCES runs(id)
+);
+CREATE INDEX conflicts_event ON conflicts(event_id);`,
 }
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:

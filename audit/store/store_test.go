@@ -504,9 +504,12 @@ func TestDetailsWrittenAndBackfilledFromV3(t *testing.T) {
 	if strings.Join(written, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("event_details written by the ingest:\n%s\nwant:\n%s", strings.Join(written, "\n"), strings.Join(want, "\n"))
 	}
-	// Back to v3 as that version left it: no event_details (nor the later
-	// aggregates), the v1 view.
+	// Back to v3 as that version left it: no event_details (nor what later
+	// versions added), the v1 view.
 	for _, q := range []string{`DROP VIEW events_v`, `DROP TABLE event_details`, `DROP TABLE aggregates`, `DROP TABLE aggregate_sources`,
+		`DROP TABLE run_notes`, `ALTER TABLE runs DROP COLUMN pid`, `ALTER TABLE runs DROP COLUMN host`,
+		`ALTER TABLE runs DROP COLUMN heartbeat_at`, `ALTER TABLE runs DROP COLUMN skipped`, `ALTER TABLE runs DROP COLUMN warnings`,
+		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`,
 		eventsView, `UPDATE schema_version SET version = 3`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(q, err)

@@ -152,6 +152,7 @@ type Writer struct {
 	nargs   []driver.NamedValue
 
 	run        int64
+	lock       *runLock // held while the run is alive
 	inFile     bool
 	fileBlock  int64 // id reserved for the current file's own block (0: none yet)
 	fileNew    int   // new events that point into it
@@ -194,7 +195,7 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 		}
 		*dst, err = conn.PrepareContext(ctx, q)
 	}
-	prep(&w.insBlock, `INSERT INTO raw_blocks (id, file, codec, size, data) VALUES (?,?,?,?,?)`)
+	prep(&w.insBlock, `INSERT INTO raw_blocks (id, file, codec, size, data, src_offs) VALUES (?,?,?,?,?,?)`)
 	prep(&w.insFile, `INSERT INTO files (id, sha256, size, path, format, compression, records, kms_new, kms_dup,
 		non_kms, first_time, last_time, account, region, day, ingested_at, run)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
@@ -238,8 +239,10 @@ func (w *Writer) loadCounters() error {
 	return w.conn.QueryRowContext(w.ctx, `SELECT coalesce(max(id),0)+1 FROM files`).Scan(&w.nextFile)
 }
 
-// Close rolls back anything not committed and releases the connection.
+// Close rolls back anything not committed and releases the connection
+// (and the run's lock, if FinishRun did not).
 func (w *Writer) Close() error {
+	defer w.lock.release()
 	ctx := context.WithoutCancel(w.ctx)
 	if w.inTx {
 		w.conn.ExecContext(ctx, "ROLLBACK")

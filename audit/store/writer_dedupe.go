@@ -19,10 +19,12 @@ type eventKey struct {
 	isID bool   // a UUID
 }
 
-// idSet is the set of stored eventIDs a bulk load deduplicates with.
+// idSet is the set of stored eventIDs a bulk load deduplicates with, each
+// with the fingerprint of the record stored (0 when unknown: stored
+// before schema v8), to tell a duplicate from a conflict.
 type idSet struct {
-	uuids map[[16]byte]struct{}
-	texts map[string]struct{}
+	uuids map[[16]byte]uint64
+	texts map[string]uint64
 }
 
 func keyOf(id string) eventKey {
@@ -32,20 +34,21 @@ func keyOf(id string) eventKey {
 	return eventKey{text: id}
 }
 
-func (s *idSet) has(k eventKey) bool {
+// get returns the stored record's fingerprint, if the eventID is stored.
+func (s *idSet) get(k eventKey) (uint64, bool) {
 	if k.isID {
-		_, ok := s.uuids[k.uuid]
-		return ok
+		fp, ok := s.uuids[k.uuid]
+		return fp, ok
 	}
-	_, ok := s.texts[k.text]
-	return ok
+	fp, ok := s.texts[k.text]
+	return fp, ok
 }
 
-func (s *idSet) add(k eventKey) {
+func (s *idSet) add(k eventKey, fp uint64) {
 	if k.isID {
-		s.uuids[k.uuid] = struct{}{}
+		s.uuids[k.uuid] = fp
 	} else {
-		s.texts[k.text] = struct{}{}
+		s.texts[k.text] = fp
 	}
 }
 
@@ -67,15 +70,16 @@ func (w *Writer) dropIDs() {
 
 // loadIDs reads every stored eventID into a new set.
 func (w *Writer) loadIDs() error {
-	set := &idSet{uuids: make(map[[16]byte]struct{}, w.maxEvent+max(w.BulkEvents, 0)), texts: map[string]struct{}{}}
-	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id FROM events`)
+	set := &idSet{uuids: make(map[[16]byte]uint64, w.maxEvent+max(w.BulkEvents, 0)), texts: map[string]uint64{}}
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id, coalesce(fp, 0) FROM events`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var v any
-		if err := rows.Scan(&v); err != nil {
+		var fp int64
+		if err := rows.Scan(&v, &fp); err != nil {
 			return err
 		}
 		switch v := v.(type) {
@@ -83,9 +87,9 @@ func (w *Writer) loadIDs() error {
 			if len(v) != 16 {
 				return fmt.Errorf("store: event_id blob of %d bytes", len(v))
 			}
-			set.uuids[[16]byte(v)] = struct{}{}
+			set.uuids[[16]byte(v)] = uint64(fp)
 		case string:
-			set.texts[v] = struct{}{}
+			set.texts[v] = uint64(fp)
 		default:
 			return fmt.Errorf("store: event_id of type %T", v)
 		}

@@ -47,6 +47,9 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 		b.Prepare()
 	}
 	isNew := make([]bool, len(b.Records))
+	// storedFP: for a record found in the bulk load's set, the fingerprint
+	// of the record stored under its eventID (duplicate or conflict).
+	var storedFP map[int]uint64
 	// sel: the records to insert. During a bulk load, the ones whose
 	// eventID is not in the set yet (duplicates are settled here, the
 	// UNIQUE index being dropped); otherwise all, and INSERT OR IGNORE
@@ -58,13 +61,17 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 			continue
 		}
 		k := b.keys[i]
-		if w.ids.has(k) {
+		if fp, ok := w.ids.get(k); ok {
+			if storedFP == nil {
+				storedFP = map[int]uint64{}
+			}
+			storedFP[i] = fp
 			continue
 		}
 		if !k.isID {
 			k.text = strings.Clone(k.text) // may alias a record buffer
 		}
-		w.ids.add(k)
+		w.ids.add(k, b.Records[i].FP)
 		w.fileIDs = append(w.fileIDs, k)
 		sel = append(sel, i)
 	}
@@ -93,6 +100,11 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 	}
 	for i := range b.Records {
 		r := &b.Records[i]
+		if !isNew[i] {
+			if err := w.checkDuplicate(i, r, &b.keys[i], storedFP); err != nil {
+				return 0, 0, err
+			}
+		}
 		if isNew[i] {
 			newEvents++
 			dk := DayKey{r.Account, r.Region, UnixDay(r.Time)}
@@ -118,7 +130,7 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 	case b.FileOffs != nil:
 		w.fileNew += newEvents // the file's block goes in at CommitFile
 	default:
-		if _, err := w.insBlock.ExecContext(w.ctx, blockID, w.fileID, CodecDeflate, b.RawSize, b.Block); err != nil {
+		if _, err := w.insBlock.ExecContext(w.ctx, blockID, w.fileID, CodecDeflate, b.RawSize, b.Block, srcOffsets(b.Records)); err != nil {
 			return 0, 0, fmt.Errorf("store raw block: %w", err)
 		}
 		w.nextBlock++
@@ -140,15 +152,15 @@ func aliasChange(r *cloudtrail.Record) bool {
 	return false
 }
 
-// multiRows is the number of rows per multi-row INSERT (24 columns each,
+// multiRows is the number of rows per multi-row INSERT (25 columns each,
 // well under SQLite's 32766 bound parameters).
 const multiRows = 32
 
 const eventColumns = `(time, event_id, name, category, read_only, account, region,
 		principal, invoked_by, source_ip, user_agent, key, key2, key_source, alias, error_code, error_message,
-		block, off, len, valid_to, deletion_date, rotation_type, key_material)`
+		block, off, len, valid_to, deletion_date, rotation_type, key_material, fp)`
 
-const nEventCols = 24
+const nEventCols = 25
 
 // manyStmt returns the prepared INSERT for n rows.
 func (w *Writer) manyStmt(n int) (*sql.Stmt, error) {
@@ -304,7 +316,7 @@ func (w *Writer) insertOne(r *cloudtrail.Record, k *eventKey, block int64, off i
 	return true, nil
 }
 
-// fill writes the 24 column values of r into a.
+// fill writes the 25 column values of r into a.
 func (w *Writer) fill(r *cloudtrail.Record, k *eventKey, block int64, off int, a []any) (alias, key int64, err error) {
 	id := func(s string) any {
 		if err != nil || s == "" {
@@ -364,6 +376,7 @@ func (w *Writer) fill(r *cloudtrail.Record, k *eventKey, block int64, off int, a
 	a[21] = nullTime(r.DeletionDate)
 	a[22] = id(r.RotationType)
 	a[23] = id(r.KeyMaterialID)
+	a[24] = int64(r.FP)
 	if al != 0 && k1 == 0 {
 		w.dirtyAlias[al] = true // to be resolved through the alias history
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -82,6 +83,13 @@ func (w *Writer) Commit() error {
 	if !w.inTx {
 		return nil
 	}
+	if w.run != 0 && w.lock != nil {
+		// The run's heartbeat: the time of its last commit, which is where
+		// it stopped if it is killed.
+		if _, err := w.conn.ExecContext(w.ctx, `UPDATE runs SET heartbeat_at = ? WHERE id = ?`, time.Now().Unix(), w.run); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
 	if _, err := w.conn.ExecContext(context.WithoutCancel(w.ctx), "COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -89,15 +97,76 @@ func (w *Writer) Commit() error {
 	return nil
 }
 
-// StartRun records an ingest run and returns its id.
+// StartRun records an ingest run and returns its id. The run takes its
+// lock (runlock.go) before its row becomes visible, so a reader never sees
+// it "running" without a live lock; runs found "running" whose process is
+// gone are marked interrupted here, and their stale lock files removed.
 func (w *Writer) StartRun(args []string) (int64, error) {
-	res, err := w.conn.ExecContext(w.ctx, `INSERT INTO runs (started_at, args) VALUES (?, ?)`,
-		time.Now().Unix(), strings.Join(args, " "))
-	if err != nil {
+	if w.inTx {
+		if err := w.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	// Not begin: it would build the UNIQUE index a killed bulk load left
+	// out, which a new bulk load is about to drop again. Nothing but the
+	// runs table is written here.
+	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return 0, fmt.Errorf("record ingest run: %w", err)
 	}
-	w.run, err = res.LastInsertId()
-	return w.run, err
+	w.inTx, w.txEvents, w.txStarted = true, 0, time.Now()
+	fail := func(err error) (int64, error) {
+		w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
+		w.inTx = false
+		return 0, fmt.Errorf("record ingest run: %w", err)
+	}
+	if err := w.markInterrupted(); err != nil {
+		return fail(err)
+	}
+	host, _ := os.Hostname()
+	now := time.Now().Unix()
+	res, err := w.conn.ExecContext(w.ctx, `INSERT INTO runs (started_at, args, pid, host, heartbeat_at) VALUES (?, ?, ?, ?, ?)`,
+		now, strings.Join(args, " "), os.Getpid(), host, now)
+	if err != nil {
+		return fail(err)
+	}
+	if w.run, err = res.LastInsertId(); err != nil {
+		return fail(err)
+	}
+	if w.lock, err = lockRun(w.s.path, w.run); err != nil {
+		w.run = 0
+		return fail(err)
+	}
+	return w.run, w.Commit()
+}
+
+// markInterrupted marks the runs recorded as running whose process no
+// longer holds their lock (killed, or crashed) as interrupted.
+func (w *Writer) markInterrupted() error {
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT id FROM runs WHERE status = 'running'`)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		alive, err := runAlive(w.s.path, id)
+		if err != nil || alive {
+			continue // alive (another ingest), or not knowable here: left as it is
+		}
+		if _, err := w.conn.ExecContext(w.ctx, `UPDATE runs SET status = 'interrupted' WHERE id = ?`, id); err != nil {
+			return err
+		}
+		removeStaleLock(w.s.path, id)
+	}
+	return nil
 }
 
 // RunTotals are the counters of a finished run.
@@ -105,20 +174,65 @@ type RunTotals struct {
 	FilesOK, FilesDup, FilesFailed int
 	KMSNew, KMSDup, NonKMS         int
 	Status                         string // done, cancelled, failed
+	// Notes are the entries the run skipped and its warnings.
+	Notes []RunNote
 }
 
-// FinishRun commits and closes the run record.
+// Run note kinds (run_notes.kind).
+const (
+	NoteSkipped = "skipped"
+	NoteWarning = "warning"
+)
+
+// RunNote is one entry a run skipped (Path, Reason, Detail) or one warning
+// (Reason).
+type RunNote struct {
+	Kind, Path, Reason, Detail string
+}
+
+// FinishRun commits and closes the run record with its notes, and
+// releases the run's lock. A failed run (a database error stopped it)
+// first rolls back what was not committed.
 func (w *Writer) FinishRun(t RunTotals) error {
+	defer w.lock.release()
+	if t.Status == "failed" {
+		if w.inFile {
+			w.rollbackFile()
+		}
+		if w.inTx {
+			w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
+			w.inTx = false
+		}
+	}
 	if err := w.Commit(); err != nil {
 		return err
 	}
 	if w.run == 0 {
 		return nil
 	}
-	_, err := w.conn.ExecContext(context.WithoutCancel(w.ctx), `UPDATE runs SET finished_at=?, files_ok=?, files_dup=?,
-		files_failed=?, kms_new=?, kms_dup=?, non_kms=?, status=? WHERE id=?`,
-		time.Now().Unix(), t.FilesOK, t.FilesDup, t.FilesFailed, t.KMSNew, t.KMSDup, t.NonKMS, t.Status, w.run)
-	return err
+	ctx := context.WithoutCancel(w.ctx)
+	if err := w.begin(); err != nil {
+		return err
+	}
+	skipped, warnings := 0, 0
+	for _, n := range t.Notes {
+		if n.Kind == NoteWarning {
+			warnings++
+		} else {
+			skipped++
+		}
+		if _, err := w.conn.ExecContext(ctx, `INSERT INTO run_notes (run, kind, path, reason, detail) VALUES (?,?,?,?,?)`,
+			w.run, n.Kind, n.Path, n.Reason, nullStr(n.Detail)); err != nil {
+			return fmt.Errorf("record the run's notes: %w", err)
+		}
+	}
+	now := time.Now().Unix()
+	if _, err := w.conn.ExecContext(ctx, `UPDATE runs SET finished_at=?, heartbeat_at=?, files_ok=?, files_dup=?,
+		files_failed=?, kms_new=?, kms_dup=?, non_kms=?, skipped=?, warnings=?, status=? WHERE id=?`,
+		now, now, t.FilesOK, t.FilesDup, t.FilesFailed, t.KMSNew, t.KMSDup, t.NonKMS, skipped, warnings, t.Status, w.run); err != nil {
+		return err
+	}
+	return w.Commit()
 }
 
 // KnownSHA reports whether a file with this SHA-256 is already loaded
@@ -190,7 +304,7 @@ func (w *Writer) CommitFile(end FileEnd) (FileResult, error) {
 		if end.Block == nil || end.BlockCodec == 0 {
 			return FileResult{}, w.abort(errors.New("store: records point into the file's own block, but it was not given"))
 		}
-		if _, err := w.insBlock.ExecContext(w.ctx, w.fileBlock, w.fileID, end.BlockCodec, end.BlockSize, end.Block); err != nil {
+		if _, err := w.insBlock.ExecContext(w.ctx, w.fileBlock, w.fileID, end.BlockCodec, end.BlockSize, end.Block, nil); err != nil {
 			return FileResult{}, w.abort(fmt.Errorf("store raw block: %w", err))
 		}
 	}

@@ -21,7 +21,28 @@ const (
 	// operation and principal from a query that ran elsewhere): enough to
 	// count use, not to establish what a record would (a key's lifecycle).
 	GapAggregates = "aggregates-only"
+	// GapPartial: records, but far fewer than the account and region's
+	// typical day (see PartialRule): part of the day's logs is probably
+	// missing.
+	GapPartial = "partial"
 )
+
+// The partial-day rule: a day of an account and region is partial when it
+// has CloudTrail records (KMS or not) but fewer than 1/PartialFraction of
+// that pair's typical day, the median of its days with records in the
+// report period and the PartialWindowDays days either side of it. A pair
+// whose typical day has fewer than PartialMinTypical records is not
+// judged: too few to tell a quiet day from missing logs.
+const (
+	PartialFraction   = 5
+	PartialWindowDays = 28
+	PartialMinTypical = 50
+)
+
+// PartialRule states the rule for the reports.
+var PartialRule = fmt.Sprintf("a day is partial when it has CloudTrail records but fewer than 1/%d of its account and region's typical day "+
+	"(the median of that pair's days with records in the period and the %d days either side); pairs whose typical day has fewer than %d records are not judged",
+	PartialFraction, PartialWindowDays, PartialMinTypical)
 
 // Gap is a run of consecutive UTC days for one account and region whose
 // KMS evidence is missing. Reports state it rather than read the silence
@@ -33,6 +54,10 @@ type Gap struct {
 	To      string `json:"to"`   // last day, inclusive
 	Days    int    `json:"days"`
 	Kind    string `json:"kind"`
+	// For a partial span: the records its days have, and the pair's
+	// typical day.
+	Records int `json:"records,omitempty"`
+	Typical int `json:"typical,omitempty"`
 }
 
 // Describe says what the gap means, for a person.
@@ -48,6 +73,9 @@ func (g Gap) Describe() string {
 	case GapAggregates:
 		return fmt.Sprintf("%s/%s %s (%d day(s)): only aggregates (event counts, no records); per-event evidence for this span is missing",
 			g.Account, g.Region, span, g.Days)
+	case GapPartial:
+		return fmt.Sprintf("%s/%s %s (%d day(s)): only %d CloudTrail records where a typical day has %d; part of the logs is probably missing",
+			g.Account, g.Region, span, g.Days, g.Records, g.Typical)
 	}
 	return fmt.Sprintf("%s/%s %s (%d day(s)): no CloudTrail logs; KMS evidence for this span is missing", g.Account, g.Region, span, g.Days)
 }
@@ -59,6 +87,8 @@ func (g Gap) What() string {
 		return "logs without KMS events (trail may exclude them)"
 	case GapAggregates:
 		return "aggregates only: counts, no per-event records"
+	case GapPartial:
+		return fmt.Sprintf("partial: %d records, a typical day has %d", g.Records, g.Typical)
 	}
 	return "no CloudTrail logs"
 }
@@ -75,6 +105,7 @@ type Coverage struct {
 	first    map[Pair]string // first day with any record
 	pairs    []Pair
 	agg      map[Pair]map[string]int64 // events counted by aggregates
+	typical  map[Pair]int              // the pair's typical day (records), 0: not judged
 	// AggregatesAreEvidence: a day with aggregates and no records is
 	// covered (the usage report counts use from aggregates); otherwise it
 	// is a GapAggregates (what a record states is not in a count).
@@ -129,6 +160,24 @@ func LoadCoverage(ctx context.Context, st *store.Store, sc Scope, extra []Pair) 
 	for _, p := range extra {
 		add(p)
 	}
+	c.typical = map[Pair]int{}
+	lo := Day(sc.From.AddDate(0, 0, -PartialWindowDays))
+	hi := Day(sc.To.AddDate(0, 0, PartialWindowDays))
+	for p, m := range c.days {
+		var counts []int
+		for d, dc := range m {
+			if dc.records > 0 && d >= lo && d < hi {
+				counts = append(counts, dc.records)
+			}
+		}
+		if len(counts) == 0 {
+			continue
+		}
+		sort.Ints(counts)
+		if med := counts[len(counts)/2]; med >= PartialMinTypical {
+			c.typical[p] = med
+		}
+	}
 	sort.Slice(c.pairs, func(i, j int) bool {
 		if c.pairs[i].Account != c.pairs[j].Account {
 			return c.pairs[i].Account < c.pairs[j].Account
@@ -155,8 +204,9 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 	if !from.Before(to) {
 		return nil
 	}
-	m := c.days[Pair{account, region}]
-	agg := c.agg[Pair{account, region}]
+	p := Pair{account, region}
+	m := c.days[p]
+	agg := c.agg[p]
 	var out []Gap
 	var cur *Gap
 	last := to.Add(-time.Second).UTC().Truncate(24 * time.Hour)
@@ -173,6 +223,8 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 			kind = GapNoLogs
 		case dc.kms == 0:
 			kind = GapNoKMS
+		case c.partial(p, dc.records):
+			kind = GapPartial
 		}
 		if kind == "" {
 			cur = nil
@@ -181,12 +233,37 @@ func (c *Coverage) Between(account, region string, from, to time.Time) []Gap {
 		if cur != nil && cur.Kind == kind {
 			cur.To = ds
 			cur.Days++
-			continue
+		} else {
+			out = append(out, Gap{Account: account, Region: region, From: ds, To: ds, Days: 1, Kind: kind})
+			cur = &out[len(out)-1]
 		}
-		out = append(out, Gap{Account: account, Region: region, From: ds, To: ds, Days: 1, Kind: kind})
-		cur = &out[len(out)-1]
+		if kind == GapPartial {
+			cur.Records += dc.records
+			cur.Typical = c.typical[p]
+		}
 	}
 	return out
+}
+
+// partial applies the partial-day rule to a day with records.
+func (c *Coverage) partial(p Pair, records int) bool {
+	t := c.typical[p]
+	return t > 0 && records*PartialFraction < t
+}
+
+// FirstGap is the first day of [day of from, to) whose evidence is missing
+// or partial for the account and region (a change could hide in it), and
+// whether there is one.
+func (c *Coverage) FirstGap(account, region string, from, to time.Time) (time.Time, bool) {
+	if from.IsZero() {
+		return time.Time{}, false
+	}
+	g := c.Between(account, region, from, to)
+	if len(g) == 0 {
+		return time.Time{}, false
+	}
+	t, _ := time.Parse("2006-01-02", g[0].From)
+	return t, true
 }
 
 // Complete reports whether every day of [from, to) has KMS evidence for
@@ -215,15 +292,16 @@ func (c *Coverage) LogStart(account, region string) time.Time {
 
 // CompleteSince is the start (UTC midnight) of the run of days with KMS
 // evidence that ends at to for the account and region: every day of
-// [CompleteSince, to) has KMS records. It is to itself when the day of
-// to's last second is a gap.
+// [CompleteSince, to) has KMS records and is not partial. It is to itself
+// when the day of to's last second is a gap.
 func (c *Coverage) CompleteSince(account, region string, to time.Time) time.Time {
-	m := c.days[Pair{account, region}]
+	p := Pair{account, region}
+	m := c.days[p]
 	d := to.Add(-time.Second).UTC().Truncate(24 * time.Hour)
 	start := to
 	for {
 		dc, ok := m[d.Format("2006-01-02")]
-		if !ok || dc.records == 0 || dc.kms == 0 {
+		if !ok || dc.records == 0 || dc.kms == 0 || c.partial(p, dc.records) {
 			return start
 		}
 		start = d

@@ -28,6 +28,14 @@ type Provenance struct {
 	InventoryFiles int    `json:"inventory_files"`
 	FailedFiles    int    `json:"failed_files"`
 	FileList       []File `json:"file_list"`
+	// Failures names every file that failed to load (path, SHA-256,
+	// error); Skipped every entry the ingest runs left out and every
+	// warning they gave; Runs every ingest run, and Ingest whether one is
+	// running or stopped before its end.
+	Failures []FailedFile   `json:"failures"`
+	Skipped  []SkippedEntry `json:"skipped"`
+	Runs     []Run          `json:"runs"`
+	Ingest   IngestState    `json:"ingest"`
 	// Aggregates: queries that ran elsewhere (Athena over an organisation's
 	// trail) and left counts of events, not the events: for the days they
 	// cover there is no per-event evidence.
@@ -107,11 +115,9 @@ func LoadProvenance(ctx context.Context, st *store.Store, q *sql.Conn) (Provenan
 		h.Write([]byte(s + "\n"))
 	}
 	p.FilesSHA256 = hex.EncodeToString(h.Sum(nil))
-	fails, err := st.Failures(ctx)
-	if err != nil {
-		return p, fmt.Errorf("list the files that failed to load: %w", err)
+	if err := loadRunEvidence(ctx, st, &p); err != nil {
+		return p, err
 	}
-	p.FailedFiles = len(fails)
 	srcs, err := st.AggregateSources(ctx)
 	if err != nil {
 		return p, fmt.Errorf("list the aggregate sources: %w", err)

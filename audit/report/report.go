@@ -124,6 +124,9 @@ type Meta struct {
 	// the report's queries returned (see Digest); InputRows counts them.
 	InputSHA256 string `json:"input_sha256"`
 	InputRows   int64  `json:"input_rows"`
+	// Coverage is the verdict on the period's coverage stated on the
+	// cover (the gaps themselves are the report's coverage_gaps).
+	Coverage CoverageVerdict `json:"coverage"`
 }
 
 // Day is a UTC calendar day as YYYY-MM-DD.

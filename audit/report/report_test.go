@@ -22,7 +22,9 @@ func TestCoverageGaps(t *testing.T) {
 		{"1", "r"}: {"2025-03-01": {5, 5}, "2025-03-02": {5, 0}, "2025-03-03": {5, 0}, "2025-03-05": {5, 5}, "2025-03-06": {5, 5}},
 	}, first: map[Pair]string{{"1", "r"}: "2025-03-01"}}
 	gaps := c.Between("1", "r", d("2025-03-01"), d("2025-03-08"))
-	want := []Gap{{"1", "r", "2025-03-02", "2025-03-03", 2, GapNoKMS}, {"1", "r", "2025-03-04", "2025-03-04", 1, GapNoLogs}, {"1", "r", "2025-03-07", "2025-03-07", 1, GapNoLogs}}
+	want := []Gap{{Account: "1", Region: "r", From: "2025-03-02", To: "2025-03-03", Days: 2, Kind: GapNoKMS},
+		{Account: "1", Region: "r", From: "2025-03-04", To: "2025-03-04", Days: 1, Kind: GapNoLogs},
+		{Account: "1", Region: "r", From: "2025-03-07", To: "2025-03-07", Days: 1, Kind: GapNoLogs}}
 	if len(gaps) != len(want) {
 		t.Fatalf("gaps %+v", gaps)
 	}

@@ -14,6 +14,8 @@ import (
 // and where it came from.
 type ConflictRecord struct {
 	Time       time.Time
+	Account    string
+	Region     string
 	Name       string
 	ErrorCode  string
 	Principal  string
@@ -42,12 +44,14 @@ type ConflictInfo struct {
 // only, not on the order it was loaded in.
 func (s *Store) Conflicts(ctx context.Context) ([]ConflictInfo, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT c.event_id, c.state, c.off, c.raw, f.path, f.sha256,
-		e.time, n.s, coalesce(ec.s, ''), coalesce(p.arn, ''), coalesce(k.arn, ''), e.off, b.codec, b.src_offs, ef.path, ef.sha256
+		e.time, n.s, coalesce(ec.s, ''), coalesce(p.arn, ''), coalesce(k.arn, ''), e.off, b.codec, b.src_offs, ef.path, ef.sha256,
+		coalesce(acc.s, ''), coalesce(reg.s, '')
 		FROM conflicts c JOIN files f ON f.id = c.file
 		LEFT JOIN events e ON e.event_id = c.event_id
 		LEFT JOIN strs n ON n.id = e.name LEFT JOIN strs ec ON ec.id = e.error_code
 		LEFT JOIN principals p ON p.id = e.principal LEFT JOIN keys k ON k.id = e.key
-		LEFT JOIN raw_blocks b ON b.id = e.block LEFT JOIN files ef ON ef.id = b.file`)
+		LEFT JOIN raw_blocks b ON b.id = e.block LEFT JOIN files ef ON ef.id = b.file
+		LEFT JOIN strs acc ON acc.id = e.account LEFT JOIN strs reg ON reg.id = e.region`)
 	if err != nil {
 		return nil, fmt.Errorf("list conflicting records: %w", err)
 	}
@@ -59,9 +63,9 @@ func (s *Store) Conflicts(ctx context.Context) ([]ConflictInfo, error) {
 		var state int
 		var off, etime, eoff, codec sql.NullInt64
 		var raw, srcOffs []byte
-		var name, eerr, eprinc, ekey, efile sql.NullString
+		var name, eerr, eprinc, ekey, efile, eacc, ereg sql.NullString
 		if err := rows.Scan(&id, &state, &off, &raw, &c.Other.File, &c.Other.FileSHA256, &etime, &name, &eerr, &eprinc, &ekey,
-			&eoff, &codec, &srcOffs, &efile, &c.Kept.FileSHA256); err != nil {
+			&eoff, &codec, &srcOffs, &efile, &c.Kept.FileSHA256, &eacc, &ereg); err != nil {
 			return nil, err
 		}
 		c.EventID, c.Settled = EventIDString(id), state == ConflictSettled
@@ -73,12 +77,14 @@ func (s *Store) Conflicts(ctx context.Context) ([]ConflictInfo, error) {
 		if err := cloudtrail.Parse(raw, &r); err == nil {
 			c.Other.Time, c.Other.Name, c.Other.ErrorCode = time.Unix(r.Time, 0).UTC(), r.Name, r.ErrorCode
 			c.Other.Principal, c.Other.KeyARN = r.PrincipalARN, r.KeyARN
+			c.Other.Account, c.Other.Region = r.Account, r.Region
 			if c.Other.Principal == "" {
 				c.Other.Principal = r.InvokedBy
 			}
 		}
 		c.Kept.Time, c.Kept.Name, c.Kept.ErrorCode = ptime(etime), name.String, eerr.String
 		c.Kept.Principal, c.Kept.KeyARN, c.Kept.File = eprinc.String, ekey.String, efile.String
+		c.Kept.Account, c.Kept.Region = eacc.String, ereg.String
 		c.Kept.Offset = -1
 		switch {
 		case codec.Int64 == CodecGzip:

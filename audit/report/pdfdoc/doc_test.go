@@ -36,7 +36,10 @@ func pdftotextRaw(t *testing.T, pdf []byte) string {
 	if err := os.WriteFile(in, pdf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("pdftotext", in, "-").Output()
+	// -raw: the text in the order it was drawn, a table cell's lines one
+	// after another (the default reading order may interleave a cell's
+	// lines with its neighbour's when they run close).
+	out, err := exec.Command("pdftotext", "-raw", in, "-").Output()
 	if err != nil {
 		t.Fatalf("pdftotext: %v", err)
 	}
@@ -85,8 +88,8 @@ func TestTableRepeatsHeaderAndWrapsLongARNs(t *testing.T) {
 	if !strings.Contains(text, "Page 2 of "+strconv.Itoa(pages)) {
 		t.Errorf("no 'Page 2 of %d' footer", pages)
 	}
-	// Wrapped, never cut: pdftotext without -layout prints a cell's lines
-	// one after another, so with line breaks removed every ARN is whole.
+	// Wrapped, never cut: pdftotext -raw prints a cell's lines one after
+	// another, so with line breaks removed every ARN is whole.
 	raw := pdftotextRaw(t, pdf)
 	flat := strings.ReplaceAll(raw, "\n", "")
 	for _, s := range []string{arn, longPrincipal} {
@@ -97,6 +100,35 @@ func TestTableRepeatsHeaderAndWrapsLongARNs(t *testing.T) {
 	for _, s := range []string{"Jürgen Müller", "Σωκράτης", "Дмитрий", "149"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("text %q missing from PDF", s)
+		}
+	}
+}
+
+// TestTableWordsStayWhole: a word wider than its column (an operation
+// name, a key state, a SHA-256, an event id) is set smaller, never cut in
+// the middle ("GenerateDataKe|y", "PendingDelet|ion"), so a search of the
+// PDF's text finds it; ARNs and paths still break after ':' or '/'.
+func TestTableWordsStayWhole(t *testing.T) {
+	names := []string{"GenerateDataKeyWithoutPlaintext", "PendingDeletion", "KMSInvalidStateException"}
+	ids := []string{"87e003a937075e45976bd2cc50aba98ff18e75ae99309f737906e3694b85561d", "b7d0a1c2-3f4e-4a5b-8c6d-7e8f90a1b2c3"}
+	arn := "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	var rows [][]string
+	for i := 0; i < 6; i++ {
+		rows = append(rows, []string{names[i%3], ids[i%2] + " and more words after it", arn})
+	}
+	text, _ := render(t, func(d *Doc) {
+		d.NewPage()
+		d.Table([]Column{{Title: "Operation", Width: 24}, {Title: "Hash or id", Width: 60, Mono: true}, {Title: "Key ARN", Width: 40, Mono: true}},
+			rows, TableOpts{FontSize: 7.5})
+	})
+	for _, w := range append(names, ids...) {
+		if n, want := strings.Count(text, w), 6/len(map[bool][]string{true: names, false: ids}[strings.Contains(strings.Join(names, " "), w)]); n != want {
+			t.Errorf("%s whole %d times in the -layout text, want %d", w, n, want)
+		}
+	}
+	for _, piece := range []string{"arn:aws:kms:eu-west-1:", "key/", "1234abcd-12ab-34cd-56ef-1234567890ab"} {
+		if n := strings.Count(text, piece); n != len(rows) {
+			t.Errorf("ARN piece %s %d times, want %d:\n%s", piece, n, len(rows), text)
 		}
 	}
 }

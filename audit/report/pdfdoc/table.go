@@ -42,11 +42,15 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 		if o.NoHeader {
 			return
 		}
-		d.font(Sans, "B", size)
 		lines := make([][]string, len(cols))
+		sizes := make([]float64, len(cols))
 		n := 1
 		for i, c := range cols {
-			lines[i] = d.wrap(d.clean(c.Title, Sans), widths[i]-2*padX)
+			d.font(Sans, "B", size)
+			title := d.clean(c.Title, Sans)
+			sizes[i] = d.fitSize(title, widths[i]-2*padX)
+			d.font(Sans, "B", sizes[i])
+			lines[i] = d.wrap(title, widths[i]-2*padX)
 			n = max(n, len(lines[i]))
 		}
 		h := float64(n)*lh + 2*padY
@@ -55,6 +59,7 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 		p.Rect(marginL, y, ContentWidth, h, "F")
 		x := marginL
 		for i, c := range cols {
+			d.font(Sans, "B", sizes[i])
 			for j, l := range lines[i] {
 				p.SetXY(x+padX, y+padY+float64(j)*lh)
 				p.CellFormat(widths[i]-2*padX, lh, l, "", 0, align(c.Align), false, 0, "")
@@ -71,6 +76,7 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 	}
 	header()
 	fresh := false // true while nothing but the header is on the page
+	sizes := make([]float64, len(cols))
 	for ri, row := range rows {
 		lines := make([][]string, len(cols))
 		n := 1
@@ -83,8 +89,13 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 			if c.Mono {
 				fam = Mono
 			}
-			d.setCellFont(c, size)
-			lines[i] = d.wrap(d.clean(v, fam), widths[i]-2*padX)
+			v = d.clean(v, fam)
+			sizes[i] = d.setCellFont(c, size)
+			if fit := d.fitSize(v, widths[i]-2*padX); fit != d.cur.size {
+				d.font(d.cur.family, d.cur.style, fit)
+			}
+			sizes[i] = d.cur.size
+			lines[i] = d.wrap(v, widths[i]-2*padX)
 			n = max(n, len(lines[i]))
 		}
 		for start := 0; start < n; {
@@ -109,6 +120,7 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 			x := marginL
 			for i, c := range cols {
 				d.setCellFont(c, size)
+				d.font(d.cur.family, d.cur.style, sizes[i])
 				colored := false
 				if c.Color != nil && i < len(row) {
 					if r, g, b, ok := c.Color(row[i]); ok {
@@ -134,7 +146,9 @@ func (d *Doc) Table(cols []Column, rows [][]string, o TableOpts) {
 	p.Ln(2)
 }
 
-func (d *Doc) setCellFont(c Column, size float64) {
+// setCellFont selects a column's font at the table's size and returns
+// the size it set (monospaced text is set a little smaller).
+func (d *Doc) setCellFont(c Column, size float64) float64 {
 	switch {
 	case c.Mono:
 		d.font(Mono, "", size*0.92)
@@ -143,6 +157,44 @@ func (d *Doc) setCellFont(c Column, size float64) {
 	default:
 		d.font(Sans, "", size)
 	}
+	return d.cur.size
+}
+
+// minFontScale bounds how far fitSize shrinks a cell's text.
+const minFontScale = 0.45
+
+// fitSize is the size, in the current font, at which every piece of s
+// that cannot be broken fits in w: a word, or a segment of an ARN or
+// path ending in ':' or '/'. A long word (GenerateDataKeyWithoutPlaintext,
+// PendingDeletion, a SHA-256, an event id) is set smaller rather than
+// broken in the middle, which would also break it for a reader searching
+// the PDF's text; at most down to minFontScale, past which breakWord
+// cuts it as a last resort.
+func (d *Doc) fitSize(s string, w float64) float64 {
+	size := d.cur.size
+	if d.width(s) <= w {
+		return size
+	}
+	t := d.widthTab()
+	widest, cur := 0.0, 0.0
+	for _, r := range s {
+		switch r {
+		case ' ', '\n':
+			cur = 0
+			continue
+		}
+		cur += d.glyph(t, r)
+		widest = max(widest, cur)
+		if strings.ContainsRune(breakAfterBest, r) {
+			cur = 0
+		}
+	}
+	if widest*size <= w {
+		return size
+	}
+	// A little short of the full width: text flush against the next
+	// column runs into it for pdftotext, which then reads the two as one.
+	return max(0.94*w/widest, size*minFontScale)
 }
 
 func align(a string) string {

@@ -112,6 +112,11 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 		b.dig.Row(g.Account, g.Region, g.From, g.To, g.Kind)
 		r.Coverage = append(r.Coverage, g)
 	}
+	r.Meta.Coverage = report.Verdict(r.Coverage, len(b.cov.Pairs()))
+	if r.Conflicts, err = report.LoadConflicts(ctx, st, o.Scope, b.dig); err != nil {
+		return nil, err
+	}
+	b.conflicts = r.Conflicts
 	steps.Next("judging each key")
 	for _, k := range b.keys {
 		if err := ctx.Err(); err != nil {
@@ -157,6 +162,8 @@ type builder struct {
 	strs  map[int64]string
 	princ map[int64]string
 	notes []string
+	// conflicts in scope: a key whose events have one is flagged.
+	conflicts []report.Conflict
 }
 
 // keyRow is one key with its inventory and its events.

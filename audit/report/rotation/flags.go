@@ -67,6 +67,7 @@ func (j *judging) flags() {
 		}
 		j.flag(FlagCreatedBefore, t+": CloudTrail evidence of its history is incomplete")
 	}
+	j.flagConflicts()
 	key.Gaps = append([]report.Gap{}, j.b.cov.Between(j.k.account, j.k.region, j.from, to)...)
 	if len(key.Gaps) > 0 {
 		n := 0
@@ -100,4 +101,20 @@ func (j *judging) flagUseWhileUnusable() {
 		fl.Evidence = append(fl.Evidence, e.eventID)
 	}
 	j.key.Flags = append(j.key.Flags, fl)
+}
+
+// flagConflicts names the key's events whose records state different
+// facts: a finding rests on the record counted, and the other says
+// something else.
+func (j *judging) flagConflicts() {
+	var ids []string
+	for _, c := range j.b.conflicts {
+		if c.Kept.KeyARN == j.k.arn || c.Other.KeyARN == j.k.arn {
+			ids = append(ids, c.EventID)
+		}
+	}
+	if len(ids) > 0 {
+		j.key.Flags = append(j.key.Flags, Flag{ID: FlagConflict, Count: len(ids), Evidence: ids,
+			Text: fmt.Sprintf("%d event(s) of the key have two records that state different facts (see \"Conflicting records\")", len(ids))})
+	}
 }

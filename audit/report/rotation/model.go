@@ -18,13 +18,15 @@ import (
 // Report is the rotation report model; the PDF, CSV and JSON are all
 // rendered from it.
 type Report struct {
-	Meta     report.Meta    `json:"meta"`
-	Policy   rules.Policy   `json:"policy"`
-	Summary  Summary        `json:"summary"`
-	Keys     []Key          `json:"keys"`
-	Coverage []report.Gap   `json:"coverage_gaps"`
-	Notes    []string       `json:"notes"`
-	Evidence []EvidenceItem `json:"evidence"` // every event a finding rests on, by time
+	Meta     report.Meta  `json:"meta"`
+	Policy   rules.Policy `json:"policy"`
+	Summary  Summary      `json:"summary"`
+	Keys     []Key        `json:"keys"`
+	Coverage []report.Gap `json:"coverage_gaps"`
+	// Conflicts: eventIDs in scope with records that state different facts.
+	Conflicts []report.Conflict `json:"conflicts"`
+	Notes     []string          `json:"notes"`
+	Evidence  []EvidenceItem    `json:"evidence"` // every event a finding rests on, by time
 }
 
 // Summary counts keys by overall status and by control.
@@ -116,6 +118,9 @@ const (
 	FlagCreatedBefore    = "created-before-logs"
 	FlagCoverageGap      = "coverage-gap"
 	FlagDeleted          = "deleted"
+	// FlagConflict: an event of the key has two records that state
+	// different facts (report.Conflict).
+	FlagConflict = "conflicting-records"
 )
 
 // Flag is a lifecycle observation about a key.

@@ -52,7 +52,8 @@ func (r *Report) WritePDF(w io.Writer) error {
 		pol += fmt.Sprintf("; imported material must expire within %d days of import", p.ImportMaxDays)
 	}
 	pol += fmt.Sprintf("; warn of imported material expiring within %d days", p.ExpiryWarnDays)
-	d, err := report.NewDoc(r.Meta, sc, [][2]string{{"Policy", pol}, {"Keys in scope", strconv.Itoa(len(r.Keys))}})
+	d, err := report.NewDoc(r.Meta, sc, report.Cover{Extra: [][2]string{{"Policy", pol}, {"Keys in scope", strconv.Itoa(len(r.Keys))}},
+		Gaps: r.Coverage, Conflicts: r.Conflicts})
 	if err != nil {
 		return err
 	}
@@ -207,7 +208,9 @@ func (r *Report) pdfFindings(d *pdfdoc.Doc) (printed, unnamed map[string]bool) {
 		d.Table([]pdfdoc.Column{{Title: "Key", Width: 40, Mono: true}, {Title: "Status", Width: 20, Color: report.StatusColor},
 			{Title: "Findings"}, {Title: "Evidence event ids", Width: pdfdoc.MonoWidth(36, 6.8), Mono: true}}, rows, pdfdoc.TableOpts{FontSize: 6.8})
 	}
-
+	if len(r.Conflicts) > 0 {
+		report.ConflictsSection(d, r.Conflicts)
+	}
 	return printed, unnamed
 }
 

@@ -166,6 +166,10 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 		b.dig.Row(g.Account, g.Region, g.From, g.To, g.Kind)
 	}
 	r.Coverage = cov.Gaps()
+	r.Meta.Coverage = report.Verdict(r.Coverage, len(cov.Pairs()))
+	if r.Conflicts, err = report.LoadConflicts(ctx, st, o.Scope, b.dig); err != nil {
+		return nil, err
+	}
 	steps.Next("assembling the report")
 	if err := b.assemble(r, cov); err != nil {
 		return nil, err

@@ -33,8 +33,10 @@ type Report struct {
 	Admin         []AdminEvent   `json:"admin_events"`
 	LastUse       []LastUseCheck `json:"last_use_checks"`
 	Coverage      []report.Gap   `json:"coverage_gaps"`
-	Evidence      []Evidence     `json:"evidence"`
-	Notes         []string       `json:"notes"`
+	// Conflicts: eventIDs in scope with records that state different facts.
+	Conflicts []report.Conflict `json:"conflicts"`
+	Evidence  []Evidence        `json:"evidence"`
+	Notes     []string          `json:"notes"`
 }
 
 // BusinessHours define "outside business hours".

@@ -73,7 +73,8 @@ func series(dc []DayCount) (calls, failed []int64) {
 // WritePDF renders the report as a PDF.
 func (r *Report) WritePDF(w io.Writer) error {
 	sc := r.scope()
-	d, err := report.NewDoc(r.Meta, sc, [][2]string{{"Business hours", r.BusinessHours.String()}, {"Top-N tables", strconv.Itoa(r.TopN) + " rows"}})
+	d, err := report.NewDoc(r.Meta, sc, report.Cover{Extra: [][2]string{{"Business hours", r.BusinessHours.String()}, {"Top-N tables", strconv.Itoa(r.TopN) + " rows"}},
+		Gaps: r.Coverage, Conflicts: r.Conflicts})
 	if err != nil {
 		return err
 	}
@@ -213,6 +214,9 @@ func (r *Report) pdfAdminEvents(d *pdfdoc.Doc) {
 // pdfFindings: new principals, cross-account use, the inventory's last use
 // against CloudTrail, keys with no use.
 func (r *Report) pdfFindings(d *pdfdoc.Doc) {
+	if len(r.Conflicts) > 0 {
+		report.ConflictsSection(d, r.Conflicts)
+	}
 	d.Heading(0, "Principals new in the period")
 	d.Note("First seen in the database's logs inside the period (the logs begin " + report.FormatTime(r.Meta.Provenance.FirstEvent) + "; a principal is new only relative to that).")
 	var rows [][]string

@@ -64,7 +64,25 @@ type Key struct {
 	LastUsedAt        int64
 	LastUsedOperation string
 
+	// Materials is the key-material history ListKeyRotations reported
+	// (the combined format's Rotations): every material with its state
+	// and, for a rotation, its date and type.
+	Materials []Material
+
 	JSON []byte // the document fragment about this key, as given
+}
+
+// Material is one key material of ListKeyRotations (IncludeKeyMaterial
+// ALL_KEY_MATERIAL): its id, state (CURRENT, NON_CURRENT,
+// PENDING_ROTATION), for imported material its import state, expiration
+// model and valid-to date, and, for material a rotation made current, the
+// rotation's date and type (AUTOMATIC, ON_DEMAND). The first material of
+// a key has no rotation date.
+type Material struct {
+	ID, Description, State       string
+	ImportState, ExpirationModel string
+	ValidTo, RotationDate        int64
+	RotationType                 string
 }
 
 // Alias is one alias and the key it points to.
@@ -225,6 +243,10 @@ func (e *KeyEntry) key() (Key, []Alias, error) {
 		}
 		k.LastUsedOperation = u.Operation
 	}
+	var err error
+	if k.Materials, err = materials(e.Rotations); err != nil {
+		return Key{}, nil, err
+	}
 	k.JSON = e.Raw
 	var aliases []Alias
 	for _, raw := range e.Aliases {
@@ -239,6 +261,38 @@ func (e *KeyEntry) key() (Key, []Alias, error) {
 		aliases = append(aliases, al)
 	}
 	return k, aliases, nil
+}
+
+// materials reads ListKeyRotations entries.
+func materials(rotations []json.RawMessage) ([]Material, error) {
+	var out []Material
+	for i, raw := range rotations {
+		var r struct {
+			KeyMaterialId, KeyMaterialDescription, KeyMaterialState string
+			ImportState, ExpirationModel, RotationType              string
+			ValidTo, RotationDate                                   Time
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("Rotations[%d]: %w", i, err)
+		}
+		if r.KeyMaterialId == "" {
+			return nil, fmt.Errorf("Rotations[%d] has no KeyMaterialId", i)
+		}
+		out = append(out, Material{ID: r.KeyMaterialId, Description: r.KeyMaterialDescription, State: r.KeyMaterialState,
+			ImportState: r.ImportState, ExpirationModel: r.ExpirationModel, ValidTo: int64(r.ValidTo),
+			RotationDate: int64(r.RotationDate), RotationType: r.RotationType})
+	}
+	return out, nil
+}
+
+// MaterialsOf reads the key-material history of a combined-format key
+// entry (its Rotations); nil for a fragment without one.
+func MaterialsOf(entry []byte) ([]Material, error) {
+	var e struct{ Rotations []json.RawMessage }
+	if err := json.Unmarshal(entry, &e); err != nil {
+		return nil, err
+	}
+	return materials(e.Rotations)
 }
 
 // present says whether an optional member is there (not absent, not null).

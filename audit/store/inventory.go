@@ -51,6 +51,9 @@ func (w *Writer) ImportInventory(docs []*inventory.Doc, block []byte, rawSize in
 			if err != nil {
 				return keys, fmt.Errorf("store inventory of %s: %w", k.ARN, err)
 			}
+			if err := upsertMaterials(w.ctx, w.conn, id, d.GeneratedAt, w.fileID, k.Materials); err != nil {
+				return keys, fmt.Errorf("store the key materials of %s: %w", k.ARN, err)
+			}
 			keys++
 		}
 		for _, a := range d.Aliases {
@@ -71,6 +74,62 @@ func (w *Writer) ImportInventory(docs []*inventory.Doc, block []byte, rawSize in
 		}
 	}
 	return keys, nil
+}
+
+// upsertMaterials stores a snapshot's key materials: a snapshot at least
+// as recent as the stored one updates a material; a rotation date, once
+// known, stays.
+func upsertMaterials(ctx context.Context, conn *sql.Conn, key, asOf, file int64, ms []inventory.Material) error {
+	for _, m := range ms {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO key_materials (key, material_id, as_of, file, state, import_state,
+			expiration_model, valid_to, rotation_date, rotation_type, description) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (key, material_id) DO UPDATE SET as_of = excluded.as_of, file = excluded.file, state = excluded.state,
+			import_state = excluded.import_state, expiration_model = excluded.expiration_model, valid_to = excluded.valid_to,
+			rotation_date = coalesce(excluded.rotation_date, rotation_date), rotation_type = coalesce(excluded.rotation_type, rotation_type),
+			description = excluded.description
+			WHERE excluded.as_of >= key_materials.as_of`,
+			key, m.ID, asOf, nullable(file), nullStr(m.State), nullStr(m.ImportState), nullStr(m.ExpirationModel),
+			nullTime(m.ValidTo), nullTime(m.RotationDate), nullStr(m.RotationType), nullStr(m.Description)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backfillMaterials completes the v9 upgrade: the key materials of the
+// inventory fragments already stored.
+func backfillMaterials(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, `SELECT key, as_of, coalesce(file, 0), json FROM inventory WHERE json LIKE '%"Rotations"%'`)
+	if err != nil {
+		return err
+	}
+	type frag struct {
+		key, asOf, file int64
+		json            string
+	}
+	var fs []frag
+	for rows.Next() {
+		var f frag
+		if err := rows.Scan(&f.key, &f.asOf, &f.file, &f.json); err != nil {
+			rows.Close()
+			return err
+		}
+		fs = append(fs, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, f := range fs {
+		ms, err := inventory.MaterialsOf([]byte(f.json))
+		if err != nil {
+			continue // a fragment of another shape: nothing to add
+		}
+		if err := upsertMaterials(ctx, conn, f.key, f.asOf, f.file, ms); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func nullBool(b *bool) any {

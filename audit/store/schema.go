@@ -370,12 +370,35 @@ CREATE TABLE conflicts (
 	run      INTEGER REFERENCES runs(id)
 );
 CREATE INDEX conflicts_event ON conflicts(event_id);`,
+	// v9: key_materials, the key-material history of the inventory
+	// (ListKeyRotations with all key material: each material's state,
+	// import state, expiration and valid-to date, and the date and type of
+	// the rotation that made it current). It dates rotations older than
+	// the logs and states an imported key's material expiry; a later
+	// snapshot updates a material, never erasing a rotation date. Filled
+	// for an older database from the inventory's document fragments
+	// (backfillMaterials).
+	`CREATE TABLE key_materials (
+	key              INTEGER NOT NULL REFERENCES keys(id),
+	material_id      TEXT NOT NULL,
+	as_of            INTEGER NOT NULL,
+	file             INTEGER REFERENCES files(id),
+	state            TEXT,
+	import_state     TEXT,
+	expiration_model TEXT,
+	valid_to         INTEGER,
+	rotation_date    INTEGER,
+	rotation_type    TEXT,
+	description      TEXT,
+	PRIMARY KEY (key, material_id)
+) WITHOUT ROWID;`,
 }
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:
 // migrationCode[i] completes migrations[i].
 var migrationCode = map[int]func(ctx context.Context, conn *sql.Conn) error{
 	3: backfillDetails,
+	8: backfillMaterials,
 }
 
 // eventsView is the events_v view of v1 (the migration's text ends with

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/cloudtrail"
+	"github.com/keyceremony/keyceremony/audit/inventory"
 )
 
 var ctx = context.Background()
@@ -509,7 +510,7 @@ func TestDetailsWrittenAndBackfilledFromV3(t *testing.T) {
 	for _, q := range []string{`DROP VIEW events_v`, `DROP TABLE event_details`, `DROP TABLE aggregates`, `DROP TABLE aggregate_sources`,
 		`DROP TABLE run_notes`, `ALTER TABLE runs DROP COLUMN pid`, `ALTER TABLE runs DROP COLUMN host`,
 		`ALTER TABLE runs DROP COLUMN heartbeat_at`, `ALTER TABLE runs DROP COLUMN skipped`, `ALTER TABLE runs DROP COLUMN warnings`,
-		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`,
+		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`, `DROP TABLE key_materials`,
 		eventsView, `UPDATE schema_version SET version = 3`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(q, err)
@@ -681,5 +682,84 @@ func TestAggregatedAliasChangesResolveRecords(t *testing.T) {
 		if err != nil || got != arn {
 			t.Errorf("AliasResolver at %s: key %d %q (%v), want %s", e.Time, k, got, err, arn)
 		}
+	}
+}
+
+// TestKeyMaterialsStoredAndBackfilled: the key-material history of an
+// inventory (ListKeyRotations) is stored per key and material; a later
+// snapshot updates a material without erasing its rotation date; and a
+// database of schema v8 gets it from its inventory fragments on upgrade.
+func TestKeyMaterialsStoredAndBackfilled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	doc := func(at, rotations string) []*inventory.Doc {
+		docs, err := inventory.Parse(strings.NewReader(`{"Inventory":{"GeneratedAt":"`+at+`","Region":"eu-west-1","Keys":[
+			{"KeyMetadata":{"Arn":"`+arn+`","Origin":"AWS_KMS"},"Rotations":[`+rotations+`]}]}}`), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return docs
+	}
+	importDoc := func(name string, docs []*inventory.Doc) {
+		w, err := st.NewWriter(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := w.BeginFile(FileMeta{Path: name}, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.ImportInventory(docs, []byte{3, 0}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.CommitFile(FileEnd{SHA256: sha256.Sum256([]byte(name)), Format: "kms-inventory"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	importDoc("a.json", doc("2025-03-01T00:00:00Z", `{"KeyMaterialId":"m0","KeyMaterialState":"NON_CURRENT"},
+		{"KeyMaterialId":"m1","KeyMaterialState":"CURRENT","RotationDate":"2024-06-01T00:00:00Z","RotationType":"AUTOMATIC"}`))
+	// Later: m1 is no longer current; the snapshot omits its rotation date.
+	importDoc("b.json", doc("2025-04-01T00:00:00Z", `{"KeyMaterialId":"m1","KeyMaterialState":"NON_CURRENT"},
+		{"KeyMaterialId":"m2","KeyMaterialState":"CURRENT","RotationDate":"2025-03-20T00:00:00Z","RotationType":"ON_DEMAND"}`))
+	dump := func() string {
+		rows, err := st.DB().Query(`SELECT material_id, state, coalesce(rotation_date, 0), coalesce(rotation_type, ''), as_of FROM key_materials ORDER BY material_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, state, typ string
+			var rot, asOf int64
+			rows.Scan(&id, &state, &rot, &typ, &asOf)
+			out = append(out, fmt.Sprintf("%s %s %s %s %s", id, state, time.Unix(rot, 0).UTC().Format("2006-01-02"), typ, time.Unix(asOf, 0).UTC().Format("2006-01-02")))
+		}
+		return strings.Join(out, "\n")
+	}
+	want := "m0 NON_CURRENT 1970-01-01  2025-03-01\nm1 NON_CURRENT 2024-06-01 AUTOMATIC 2025-04-01\nm2 CURRENT 2025-03-20 ON_DEMAND 2025-04-01"
+	if got := dump(); got != want {
+		t.Fatalf("key materials:\n%s\nwant:\n%s", got, want)
+	}
+	// Back to v8: the table goes; the upgrade fills it from the inventory's
+	// fragment (the latest document's).
+	for _, q := range []string{`DROP TABLE key_materials`, `UPDATE schema_version SET version = 8`} {
+		if _, err := st.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	if st, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := dump(); got != "m1 NON_CURRENT 1970-01-01  2025-04-01\nm2 CURRENT 2025-03-20 ON_DEMAND 2025-04-01" {
+		t.Fatalf("backfilled key materials:\n%s", got)
 	}
 }

@@ -94,6 +94,9 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	if err := b.loadUnusable(); err != nil {
 		return nil, err
 	}
+	if err := b.loadMaterials(); err != nil {
+		return nil, err
+	}
 	if err := b.resolveNames(); err != nil {
 		return nil, err
 	}
@@ -174,6 +177,14 @@ type keyRow struct {
 	inv                         *inventory
 	events                      []*ev // lifecycle events up to the end of the period, by time
 	unusable                    []*ev // calls failed because of the key's state, in the period
+	materials                   []material
+}
+
+// material is one key material of the inventory's key-material history
+// (ListKeyRotations), as of its snapshot.
+type material struct {
+	id, state, importState, expModel, rotType string
+	asOf, validTo, rotated                    int64 // rotated: the rotation that made it current (0: the first material)
 }
 
 type inventory struct {

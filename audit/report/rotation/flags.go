@@ -48,16 +48,27 @@ func (j *judging) flags() {
 		j.flag(FlagKeyDisabled, "key disabled", j.enEv)
 	}
 	if !key.ImportValidTo.IsZero() && !f.Deleted {
+		caveat := ""
+		if !f.ImportUnknownSince.IsZero() {
+			caveat = " (as the last import seen states; a later import may hide in the gap since " + report.FormatDate(f.ImportUnknownSince) + ")"
+		}
 		switch vt := key.ImportValidTo; {
 		case vt.Before(to) || j.materialGone != nil:
-			t := "imported key material expired " + report.FormatDate(vt)
+			t := "imported key material expired " + report.FormatDate(vt) + caveat
 			if j.materialGone != nil {
 				t = "imported key material deleted (" + j.materialGone.name + " " + report.FormatDate(j.materialGone.t()) + ")"
 			}
 			j.flag(FlagMaterialExpired, t, j.lastImport, j.materialGone)
 		case vt.Before(to.AddDate(0, 0, p.ExpiryWarnDays)):
-			j.flag(FlagMaterialExpiring, fmt.Sprintf("imported key material expires %s, within %d days of the end of the period", report.FormatDate(vt), p.ExpiryWarnDays), j.lastImport)
+			j.flag(FlagMaterialExpiring, fmt.Sprintf("imported key material expires %s, within %d days of the end of the period", report.FormatDate(vt), p.ExpiryWarnDays)+caveat, j.lastImport)
 		}
+	}
+	if rules.Contradicts(*f) {
+		// KMS refuses rotation settings on a key automatic rotation does
+		// not apply to; a record saying it accepted one contradicts the
+		// key's own facts, which decide the verdict (rules E2-E5).
+		j.flag(FlagContradiction, fmt.Sprintf("a record shows KMS accepting a rotation setting (%s) for a key automatic rotation does not apply to (%s): the records contradict each other; the key is judged by what it is",
+			j.acceptedEv.name, key.Judgement.EligReason), j.acceptedEv)
 	}
 	j.flagUseWhileUnusable()
 	if !key.CreatedInLogs {

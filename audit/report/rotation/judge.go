@@ -13,20 +13,20 @@ import (
 
 // Judging one key: judge establishes, one fact after another, what the
 // evidence says about the key at the end of the period (docs/audit-reports.md,
-// "Rotation report" and "Evidence rules"), hands the facts to the rules
-// package, which applies the eligibility and check tables (E1-E8, R0-R5,
-// P0-P6, D0-D4, I0-I4), and raises the lifecycle flags. Each step below is
-// one paragraph of that documentation:
+// "Rotation report" and its table "State rules", S1-S16), hands the facts
+// to the rules package, which applies the eligibility and check tables
+// (E1-E8, R0-R5, P0-P6, D0-D4, I0-I4), and raises the lifecycle flags.
+// Each step below is a group of state rules:
 //
 //	identity            identity: inventory, else CreateKey, else an alias/aws/ alias
 //	replayLifecycle     the rotation evidence, in time order
-//	inventorySnapshot   "an inventory snapshot taken inside the period is evidence at its time"
-//	rotationSetting     "a fact set by an event holds ... only if the logs ... are complete"
-//	materialAge         the age of the key material, as bounds; next automatic rotation
-//	deletion            "logs complete for more than 30 days ... establish not pending deletion"
-//	state               the key state at the end of the period
-//	importedMaterial    ImportKeyMaterial's validity, or the inventory's
-//	compensatingControl for EXTERNAL keys: the import and the on-demand rotation after it
+//	inventorySnapshot   S13, S14: a snapshot inside the period is evidence at its time
+//	rotationSetting     S1-S4: a setting holds unless a gap after it could hide a change
+//	materialAge         S4, S5, S15, S16: the age of the key material, as bounds; next automatic rotation
+//	deletion            S6-S9: a scheduled deletion holds to its date; 30 days of complete logs
+//	state               S10, S12: the key state at the end of the period
+//	importedMaterial    S11, S13, S15: ImportKeyMaterial's validity, or the inventory's
+//	compensatingControl S15: for EXTERNAL keys, the import and the on-demand rotation after it
 //	flags               the lifecycle flags (rotation-disabled, ..., coverage-gap)
 
 // judging is one key's facts while judge establishes them.
@@ -49,6 +49,7 @@ type judging struct {
 
 	lastRot, lastOnDemand, lastImport *ev
 	lastAuto, enableEv                *ev
+	acceptedEv                        *ev // the last event that shows KMS accepting a rotation setting
 	deleted                           *ev
 	materialGone                      *ev
 	rotations                         int
@@ -107,8 +108,26 @@ func (j *judging) ref(role string, e *ev) {
 	j.key.Evidence = append(j.key.Evidence, EvidenceRef{Role: role, EventID: e.eventID, Time: e.t(), Name: e.name})
 }
 
-// covered says whether the logs are complete from t to the end of the period.
+// covered says whether the logs are complete from t (its day included) to
+// the end of the period.
 func (j *judging) covered(t time.Time) bool { return !t.IsZero() && !t.Before(j.cs) }
+
+// gapSince reports whether a change of what t established could hide in
+// a gap between t and the end of the period.
+func (j *judging) gapSince(t time.Time) bool {
+	_, gap := j.gapAfter(t, time.Time{})
+	return gap
+}
+
+// gapAfter is the first day from t's day to the end of the period (or to
+// until, when earlier) whose KMS evidence is missing or partial: where a
+// change of what t established could hide.
+func (j *judging) gapAfter(t, until time.Time) (time.Time, bool) {
+	if until.IsZero() || until.After(j.to) {
+		until = j.to
+	}
+	return j.b.cov.FirstGap(j.k.account, j.k.region, t, until)
+}
 
 // identity: the static facts (spec, origin, manager, description,
 // creation, custom key store) from the inventory, else from the CreateKey
@@ -198,14 +217,17 @@ func (j *judging) replayLifecycle() {
 			j.keyEnabled, j.enAt, j.enEv = rules.Yes, e.t(), e
 		case "EnableKeyRotation":
 			f.RotationEnabled, j.rotAt, j.rotEv = rules.Yes, e.t(), e
-			f.RotationAccepted = true
+			f.RotationAccepted, j.acceptedEv = true, e
 			j.enableEv = e
 			f.RotationPeriod = 365 // KMS's default when the request names no period
 			if e.det != nil && e.det.RotationPeriodDays > 0 {
 				f.RotationPeriod = e.det.RotationPeriodDays
 			}
 		case "DisableKeyRotation":
+			// Rotation is off from this call; and KMS accepts it only for
+			// keys that support automatic rotation.
 			f.RotationEnabled, j.rotAt, j.rotEv = rules.No, e.t(), e
+			f.RotationAccepted, j.acceptedEv = true, e
 		case "RotateKey": // the rotation itself (a service event)
 			j.rotations++
 			j.lastRot = e
@@ -215,7 +237,7 @@ func (j *judging) replayLifecycle() {
 				j.lastAuto = e
 				// KMS rotates automatically only eligible keys with
 				// rotation enabled: the event proves both, at its time.
-				f.RotationAccepted = true
+				f.RotationAccepted, j.acceptedEv = true, e
 				if f.RotationEnabled != rules.Yes {
 					j.rotEv = e
 				}
@@ -289,11 +311,12 @@ func (j *judging) inventorySnapshot() {
 }
 
 // rotationSetting: the rotation setting is known only if the logs are
-// complete since the evidence that set it.
+// complete since the evidence that set it; otherwise it is unknown since
+// the first day a change could hide in (state rules S1-S4, S13).
 func (j *judging) rotationSetting() {
 	f := &j.f
 	if f.RotationEnabled != rules.Unknown {
-		if j.covered(j.rotAt) {
+		if g, gap := j.gapAfter(j.rotAt, time.Time{}); !gap {
 			if rotEv := j.rotEv; rotEv != nil {
 				role := "rotation disabled (default for a new key)"
 				switch rotEv.name {
@@ -308,9 +331,9 @@ func (j *judging) rotationSetting() {
 				j.key.Sources["rotation_enabled"] = rotEv.name + " event " + rotEv.eventID
 			}
 		} else {
-			j.b.gapNote(&j.key, "rotation setting", j.rotAt)
+			j.b.gapNote(&j.key, "rotation setting", j.rotAt, g)
 			f.RotationEnabled = rules.Unknown
-			f.RotationGap = true
+			f.RotationUnknownSince = g
 			delete(j.key.Sources, "rotation_enabled")
 		}
 	}
@@ -319,76 +342,13 @@ func (j *judging) rotationSetting() {
 	}
 }
 
-// materialAge: the age of the key material has bounds: at most the time
-// since the last creation or rotation seen (a rotation hidden in a gap
-// could only make it younger), at least the length of complete logs
-// without a rotation. GetKeyRotationStatus's NextRotationDate minus the
-// period dates the last rotation. Also the next automatic rotation and the
-// date the policy requires the next one.
-func (j *judging) materialAge() {
-	key, f, inv, to := &j.key, &j.f, j.k.inv, j.to
-	born := key.Created
-	if lastRot := j.lastRot; lastRot != nil && lastRot.t().After(born) {
-		born = lastRot.t()
-		key.LastRotation = lastRot.t()
-		key.LastRotationType = lastRot.rotationType
-		if lastRot.name == "RotateKeyOnDemand" {
-			key.LastRotationType = "ON_DEMAND"
-		}
-		j.ref("last rotation", lastRot)
-	}
-	if inv != nil && inv.asOf < to.Unix() && inv.next.Valid && inv.rot.Valid && inv.rot.Int64 == 1 && f.RotationPeriod > 0 {
-		// GetKeyRotationStatus's NextRotationDate is one period after the
-		// last rotation.
-		if t := time.Unix(inv.next.Int64, 0).UTC().AddDate(0, 0, -f.RotationPeriod); t.After(born) && !t.After(to) {
-			born = t
-			key.Sources["last_rotation"] = j.invSrc + " (NextRotationDate minus the rotation period)"
-			key.LastRotation = t
-		}
-	}
-	key.Rotations = j.rotations
-	// KMS rotates automatically one period after rotation was enabled or
-	// after the last automatic rotation; on-demand rotations do not move
-	// that schedule.
-	if f.RotationEnabled == rules.Yes && f.RotationPeriod > 0 {
-		var base time.Time
-		if j.enableEv != nil {
-			base = j.enableEv.t()
-		}
-		if j.lastAuto != nil && j.lastAuto.t().After(base) {
-			base = j.lastAuto.t()
-		}
-		switch {
-		case key.Sources["rotation_enabled"] == j.invSrc && j.invSrc != "" && inv.next.Valid:
-			key.NextAutomaticRotation = time.Unix(inv.next.Int64, 0).UTC()
-		case !base.IsZero():
-			key.NextAutomaticRotation = base.AddDate(0, 0, f.RotationPeriod)
-		}
-	}
-	cs := j.cs
-	if !born.IsZero() {
-		f.MaterialAgeMaxKnown = true
-		f.MaterialAgeMax = days(to.Sub(born))
-		if j.covered(born) {
-			f.MaterialAgeMin = f.MaterialAgeMax
-		} else if cs.Before(to) {
-			f.MaterialAgeMin = days(to.Sub(cs))
-		}
-		age := f.MaterialAgeMax
-		key.MaterialAgeDays = &age
-		key.MaterialAgeExact = f.MaterialAgeMin == f.MaterialAgeMax
-		key.PolicyDue = born.AddDate(0, 0, j.p.RotationDays)
-	} else if cs.Before(to) {
-		f.MaterialAgeMin = days(to.Sub(cs))
-	}
-	if f.MaterialAgeMin > j.p.RotationDays {
-		key.DaysOverdue = f.MaterialAgeMin - j.p.RotationDays
-	}
-}
-
-// deletion: a deletion status set by an event holds if the logs are
-// complete since; logs complete for longer than the longest waiting
-// period with no ScheduleKeyDeletion establish "not pending deletion".
+// deletion (state rules S6-S9): a deletion scheduled holds until its
+// deletion date unless cancelled, so only a gap between the scheduling and
+// the deletion date (or the period's end) makes it unknown; a gap after
+// the deletion date changes nothing. "Not pending" set by an event holds
+// if no gap follows it; logs complete for longer than the longest waiting
+// period with no ScheduleKeyDeletion establish "not pending" on their own,
+// but never overturn a known scheduled deletion.
 func (j *judging) deletion() {
 	key, f, cs, to := &j.key, &j.f, j.cs, j.to
 	if j.deleted != nil {
@@ -396,23 +356,35 @@ func (j *judging) deletion() {
 		key.State = "Deleted"
 		j.ref("deleted", j.deleted)
 	}
-	if f.PendingDeletion != rules.Unknown && !j.covered(j.pendAt) {
-		j.b.gapNote(key, "deletion status", j.pendAt)
-		f.PendingDeletion = rules.Unknown
-		f.DeletionGap = true
-		delete(key.Sources, "pending_deletion")
+	scheduled := f.PendingDeletion == rules.Yes
+	switch f.PendingDeletion {
+	case rules.Yes:
+		until := time.Time{}
+		if !f.DeletionDate.IsZero() {
+			until = f.DeletionDate.UTC().Truncate(day).Add(day) // the deletion day itself: a DeleteKey may hide there
+		}
+		if g, gap := j.gapAfter(j.pendAt, until); gap {
+			j.deletionUnknown(g)
+		}
+	case rules.No:
+		if g, gap := j.gapAfter(j.pendAt, time.Time{}); gap {
+			j.deletionUnknown(g)
+		}
 	}
-	if f.PendingDeletion == rules.Unknown && j.deleted == nil && !cs.After(to.AddDate(0, 0, -maxPendingWindow)) {
+	if f.PendingDeletion == rules.Unknown && !scheduled && j.deleted == nil && !cs.After(to.AddDate(0, 0, -maxPendingWindow)) {
 		// Complete logs for longer than the longest waiting period, with no
-		// deletion scheduled or done: nothing is pending.
-		scheduled := false
+		// deletion scheduled or done: nothing is pending (a deletion
+		// scheduled in a gap before them would have been carried out or
+		// cancelled in them).
+		none := true
 		for _, e := range j.k.events {
 			if e.name == "ScheduleKeyDeletion" && e.errCode == "" && !e.t().Before(cs) {
-				scheduled = true
+				none = false
 			}
 		}
-		if !scheduled {
-			f.PendingDeletion = rules.No
+		if none {
+			f.PendingDeletion, f.DeletionUnknownSince = rules.No, time.Time{}
+			delete(key.Sources, "deletion_status_unknown")
 			key.Sources["pending_deletion"] = fmt.Sprintf("no ScheduleKeyDeletion in %d days of complete logs (longer than the %d-day maximum waiting period)", days(to.Sub(cs)), maxPendingWindow)
 		}
 	}
@@ -426,9 +398,18 @@ func (j *judging) deletion() {
 		key.DeletionDate = f.DeletionDate
 	}
 	key.PendingDeletion = tri(f.PendingDeletion)
-	if j.keyEnabled != rules.Unknown && !j.covered(j.enAt) {
-		j.keyEnabled = rules.Unknown
+	if j.keyEnabled != rules.Unknown {
+		if _, gap := j.gapAfter(j.enAt, time.Time{}); gap {
+			j.keyEnabled = rules.Unknown
+		}
 	}
+}
+
+func (j *judging) deletionUnknown(since time.Time) {
+	j.b.gapNote(&j.key, "deletion status", j.pendAt, since)
+	j.f.PendingDeletion = rules.Unknown
+	j.f.DeletionUnknownSince = since
+	delete(j.key.Sources, "pending_deletion")
 }
 
 // state is the key state at the end of the period: what the lifecycle
@@ -441,8 +422,8 @@ func (j *judging) state() {
 		key.State = "Deleted"
 	case f.PendingDeletion == rules.Yes:
 		key.State = "PendingDeletion"
-	case j.materialGone != nil:
-		key.State = "PendingImport"
+	case j.materialGone != nil && !j.gapSince(j.materialGone.t()):
+		key.State = "PendingImport" // until an import, which a gap could hide (state rule S12)
 	case j.keyEnabled == rules.No:
 		key.State = "Disabled"
 	case j.keyEnabled == rules.Yes:
@@ -457,100 +438,9 @@ func (j *judging) state() {
 	}
 }
 
-// importedMaterial: the last import of key material states its expiration
-// (and its validity span); without it, an inventory snapshot inside the
-// period gives the expiration model but not the import time.
-func (j *judging) importedMaterial() {
-	key, f, inv := &j.key, &j.f, j.k.inv
-	if lastImport := j.lastImport; lastImport != nil {
-		j.ref("last import of key material", lastImport)
-		f.ImportKnown = true // the import itself states its expiration
-		if lastImport.validTo != 0 {
-			f.ImportExpires = rules.Yes
-			key.ImportValidTo = time.Unix(lastImport.validTo, 0).UTC()
-			f.ImportValidDays = int((lastImport.validTo - lastImport.time + int64(day/time.Second) - 1) / int64(day/time.Second))
-			key.ImportExpirationModel = "KEY_MATERIAL_EXPIRES"
-		} else {
-			f.ImportExpires = rules.No
-			key.ImportExpirationModel = "KEY_MATERIAL_DOES_NOT_EXPIRE"
-		}
-		if d := lastImport.det; d != nil && d.ExpirationModel != "" {
-			key.ImportExpirationModel = d.ExpirationModel
-			f.ImportExpires = rules.TriOf(d.ExpirationModel != "KEY_MATERIAL_DOES_NOT_EXPIRE")
-		}
-		if lastImport.material != "" {
-			key.MaterialIDs = append(key.MaterialIDs, lastImport.material)
-		}
-	} else if inv != nil && inv.asOf < j.to.Unix() && inv.expModel.Valid {
-		f.ImportKnown = true
-		key.ImportExpirationModel = inv.expModel.String
-		f.ImportExpires = rules.TriOf(inv.expModel.String != "KEY_MATERIAL_DOES_NOT_EXPIRE")
-		if inv.validTo.Valid {
-			key.ImportValidTo = time.Unix(inv.validTo.Int64, 0).UTC()
-		}
-		f.ImportKnown = false // the import time (and so the validity span) is not in the logs
-	}
-}
-
-// compensatingControl: for an EXTERNAL key, to which automatic rotation
-// does not apply, the last RotateKeyOnDemand and the import of new key
-// material before it, with key material ids, and how long ago.
-func (j *judging) compensatingControl() {
-	key, f := &j.key, &j.f
-	lastOnDemand := j.lastOnDemand
-	if key.Origin != "EXTERNAL" {
-		return
-	}
-	if lastOnDemand == nil {
-		key.Compensating = "none evidenced: no RotateKeyOnDemand in the logs"
-		return
-	}
-	f.CompensatingKnown = true
-	f.CompensatingAge = days(j.to.Sub(lastOnDemand.t()))
-	j.ref("on-demand rotation", lastOnDemand)
-	var newImport *ev
-	for i := len(j.k.events) - 1; i >= 0; i-- {
-		e := j.k.events[i]
-		if e.time <= lastOnDemand.time && e.name == "ImportKeyMaterial" && e.errCode == "" {
-			newImport = e
-			break
-		}
-	}
-	desc := "rotated on demand " + report.FormatDate(lastOnDemand.t())
-	mat := lastOnDemand.material
-	if lastOnDemand.det != nil && lastOnDemand.det.KeyMaterialID != "" {
-		mat = lastOnDemand.det.KeyMaterialID
-	}
-	if mat != "" {
-		desc += " (key material " + mat + ")"
-		key.MaterialIDs = appendUniq(key.MaterialIDs, mat)
-	}
-	if newImport != nil {
-		it := "import"
-		if newImport.det != nil && newImport.det.ImportType != "" {
-			it = newImport.det.ImportType + " import"
-		}
-		desc = it + " " + report.FormatDate(newImport.t()) + (map[bool]string{true: " (key material " + newImport.material + ")", false: ""}[newImport.material != ""]) + ", then " + desc
-		j.ref("material imported before on-demand rotation", newImport)
-		if newImport.material != "" {
-			key.MaterialIDs = appendUniq(key.MaterialIDs, newImport.material)
-		}
-	} else {
-		desc += "; the import of that material is not in the logs"
-	}
-	key.Compensating = desc
-}
-
-func appendUniq(s []string, v string) []string {
-	for _, x := range s {
-		if x == v {
-			return s
-		}
-	}
-	return append(s, v)
-}
-
-// gapNote records why a fact was set back to unknown.
-func (b *builder) gapNote(k *Key, what string, since time.Time) {
-	k.Sources[strings.ReplaceAll(what, " ", "_")+"_unknown"] = fmt.Sprintf("%s last established %s, but KMS evidence is missing for part of the time since", what, report.FormatTime(since))
+// gapNote records why a fact was set back to unknown: established at
+// set, unknown from the gap's first day.
+func (b *builder) gapNote(k *Key, what string, set, gap time.Time) {
+	k.Sources[strings.ReplaceAll(what, " ", "_")+"_unknown"] = fmt.Sprintf("%s last established %s; unknown since %s: KMS evidence is missing or partial from that day",
+		what, report.FormatTime(set), report.FormatDate(gap))
 }

@@ -319,3 +319,34 @@ func (b *builder) loadDetails() {
 		}
 	}
 }
+
+// loadMaterials reads the inventory's key-material history of the keys in
+// scope (a section of the digest only when there is one).
+func (b *builder) loadMaterials() error {
+	rows, err := b.db.QueryContext(b.ctx, `SELECT key, material_id, as_of, coalesce(state, ''), coalesce(import_state, ''),
+		coalesce(expiration_model, ''), coalesce(valid_to, 0), coalesce(rotation_date, 0), coalesce(rotation_type, '')
+		FROM key_materials ORDER BY key, coalesce(rotation_date, 0), material_id`)
+	if err != nil {
+		return fmt.Errorf("read the key-material history: %w", err)
+	}
+	defer rows.Close()
+	first := true
+	for rows.Next() {
+		var key int64
+		var m material
+		if err := rows.Scan(&key, &m.id, &m.asOf, &m.state, &m.importState, &m.expModel, &m.validTo, &m.rotated, &m.rotType); err != nil {
+			return fmt.Errorf("read the key-material history: %w", err)
+		}
+		k := b.byID[key]
+		if k == nil {
+			continue
+		}
+		if first {
+			b.dig.Section("materials")
+			first = false
+		}
+		b.dig.Row(k.arn, m.id, m.asOf, m.state, m.importState, m.expModel, m.validTo, m.rotated, m.rotType)
+		k.materials = append(k.materials, m)
+	}
+	return rows.Err()
+}

@@ -121,6 +121,10 @@ const (
 	// FlagConflict: an event of the key has two records that state
 	// different facts (report.Conflict).
 	FlagConflict = "conflicting-records"
+	// FlagContradiction: a record shows KMS accepting a rotation setting
+	// for a key automatic rotation does not apply to (an EXTERNAL key with
+	// an EnableKeyRotation, say).
+	FlagContradiction = "contradictory-evidence"
 )
 
 // Flag is a lifecycle observation about a key.

@@ -88,8 +88,9 @@ type Facts struct {
 	Spec           string // SYMMETRIC_DEFAULT, RSA_2048, HMAC_256, ECC_NIST_P256, ...
 	Origin         string // AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE
 	CustomKeyStore string // custom key store id, if any
-	// RotationAccepted: KMS accepted EnableKeyRotation for the key or
-	// rotated it automatically, which it does only for eligible keys.
+	// RotationAccepted: KMS accepted EnableKeyRotation or
+	// DisableKeyRotation for the key, or rotated it automatically, which
+	// it does only for keys eligible for automatic rotation.
 	RotationAccepted bool
 
 	Deleted bool // DeleteKey seen (or inventory state)
@@ -110,16 +111,22 @@ type Facts struct {
 	PendingDeletion Tri
 	DeletionDate    time.Time
 
-	// RotationGap and DeletionGap: the setting was established, but KMS
-	// evidence is missing for part of the time since, so it is unknown.
-	RotationGap, DeletionGap bool
+	// RotationUnknownSince and DeletionUnknownSince: the setting was
+	// established, but KMS evidence is missing (or partial) from this day
+	// on, where a change could hide: it is unknown since then.
+	RotationUnknownSince, DeletionUnknownSince time.Time
 
-	// Imported material (origin EXTERNAL).
-	ImportExpires     Tri // the current material was imported with an expiration
-	ImportValidDays   int // validTo minus import time, in days
-	ImportKnown       bool
-	CompensatingKnown bool // on-demand rotation after a NEW_KEY_MATERIAL import evidenced
-	CompensatingAge   int  // days since that rotation
+	// Imported material (origin EXTERNAL). ImportModelKnown: the current
+	// material's expiration model is established (ImportExpires);
+	// ImportValidKnown: also how long it was valid from its import
+	// (ImportValidDays), which only the import's record states.
+	ImportExpires      Tri // the current material was imported with an expiration
+	ImportValidDays    int // validTo minus import time, in days
+	ImportModelKnown   bool
+	ImportValidKnown   bool
+	ImportUnknownSince time.Time // a later import may hide in a gap from this day
+	CompensatingKnown  bool      // on-demand rotation after a NEW_KEY_MATERIAL import evidenced
+	CompensatingAge    int       // days since that rotation
 }
 
 // Eligibility is whether automatic rotation applies.
@@ -142,28 +149,32 @@ type EligibilityRule struct {
 	match  func(f Facts) bool
 }
 
-// EligibilityRules is the eligibility table, in order.
+// EligibilityRules is the eligibility table, in order. What the key is
+// (manager, origin, key store, spec) decides before what was done to it:
+// a record of an accepted EnableKeyRotation on a key with imported
+// material contradicts what KMS allows, and the key's origin wins (the
+// rotation report flags the contradiction).
 var EligibilityRules = []EligibilityRule{
 	{"E1", "manager is AWS", AWSManaged,
 		"AWS managed key: AWS rotates its key material every year",
 		func(f Facts) bool { return f.Manager == "AWS" }},
-	{"E2", "KMS accepted EnableKeyRotation for the key, or rotated it automatically", Eligible,
-		"KMS accepted EnableKeyRotation or rotated the key automatically, which it does only for keys eligible for automatic rotation",
-		func(f Facts) bool { return f.RotationAccepted }},
-	{"E3", "origin is EXTERNAL", NotEligibleKey,
+	{"E2", "origin is EXTERNAL", NotEligibleKey,
 		"imported key material (origin EXTERNAL): automatic rotation does not apply; rotate on demand after importing new key material",
 		func(f Facts) bool { return f.Origin == "EXTERNAL" }},
-	{"E4", "origin is AWS_CLOUDHSM or EXTERNAL_KEY_STORE, or a custom key store is set", NotEligibleKey,
+	{"E3", "origin is AWS_CLOUDHSM or EXTERNAL_KEY_STORE, or a custom key store is set", NotEligibleKey,
 		"key in a custom key store: automatic rotation does not apply",
 		func(f Facts) bool {
 			return f.Origin == "AWS_CLOUDHSM" || f.Origin == "EXTERNAL_KEY_STORE" || f.CustomKeyStore != ""
 		}},
-	{"E5", "key spec is HMAC_*", NotEligibleKey,
+	{"E4", "key spec is HMAC_*", NotEligibleKey,
 		"HMAC key: automatic rotation does not apply",
 		func(f Facts) bool { return strings.HasPrefix(f.Spec, "HMAC_") }},
-	{"E6", "key spec is known and not SYMMETRIC_DEFAULT", NotEligibleKey,
+	{"E5", "key spec is known and not SYMMETRIC_DEFAULT", NotEligibleKey,
 		"asymmetric key: automatic rotation does not apply",
 		func(f Facts) bool { return f.Spec != "" && f.Spec != "SYMMETRIC_DEFAULT" }},
+	{"E6", "KMS accepted EnableKeyRotation or DisableKeyRotation for the key, or rotated it automatically", Eligible,
+		"KMS accepted EnableKeyRotation or DisableKeyRotation, or rotated the key automatically, which it does only for keys eligible for automatic rotation",
+		func(f Facts) bool { return f.RotationAccepted }},
 	{"E7", "manager CUSTOMER, spec SYMMETRIC_DEFAULT, origin AWS_KMS", Eligible,
 		"customer managed symmetric encryption key with KMS key material",
 		func(f Facts) bool {
@@ -172,6 +183,14 @@ var EligibilityRules = []EligibilityRule{
 	{"E8", "otherwise", EligibleUnknown,
 		"key spec, origin or manager not established: no CreateKey in the logs and no inventory",
 		func(Facts) bool { return true }},
+}
+
+// Contradicts reports whether the key's facts contradict what KMS allows:
+// a rotation setting accepted for a key automatic rotation does not apply
+// to.
+func Contradicts(f Facts) bool {
+	e, _ := eligibility(f)
+	return f.RotationAccepted && e == NotEligibleKey
 }
 
 // Classify applies the eligibility table.
@@ -247,6 +266,8 @@ type CheckRule struct {
 	match  func(f Facts, p Policy, e Eligibility) bool
 }
 
+func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
+
 func fixed(s string) func(Facts, Policy) string { return func(Facts, Policy) string { return s } }
 
 // CheckRules are the decision tables of the checks, each in order; the
@@ -267,8 +288,8 @@ var CheckRules = []CheckRule{
 		if f.RotationEnabled == No {
 			return "automatic rotation disabled, but the key's eligibility is not established"
 		}
-		if f.RotationGap {
-			return "rotation setting unknown: KMS evidence is missing for part of the time since it was last established"
+		if !f.RotationUnknownSince.IsZero() {
+			return "rotation setting unknown since " + day(f.RotationUnknownSince) + ": KMS evidence is missing or partial from that day, and a change of the setting could hide there"
 		}
 		return "rotation status not established by the evidence (no EnableKeyRotation/DisableKeyRotation, creation or inventory covering the period)"
 	}, func(Facts, Policy, Eligibility) bool { return true }},
@@ -334,8 +355,8 @@ var CheckRules = []CheckRule{
 	{CheckNotDeleting, "D3", "deletion not pending", Compliant, fixed("not scheduled for deletion"),
 		func(f Facts, _ Policy, _ Eligibility) bool { return f.PendingDeletion == No }},
 	{CheckNotDeleting, "D4", "otherwise", StatusUnknown, func(f Facts, _ Policy) string {
-		if f.DeletionGap {
-			return "deletion status unknown: KMS evidence is missing for part of the time since it was last established"
+		if !f.DeletionUnknownSince.IsZero() {
+			return "deletion status unknown since " + day(f.DeletionUnknownSince) + ": KMS evidence is missing or partial from that day, and a scheduling or cancellation of the deletion could hide there"
 		}
 		return "deletion status not established (no ScheduleKeyDeletion/CancelKeyDeletion, creation or inventory covering the period)"
 	},
@@ -348,17 +369,21 @@ var CheckRules = []CheckRule{
 		}},
 	{CheckImportExpiry, "I1", "material does not expire", NonCompliant, func(_ Facts, p Policy) string {
 		return fmt.Sprintf("imported key material set not to expire (policy: expire within %d days)", p.ImportMaxDays)
-	}, func(f Facts, _ Policy, _ Eligibility) bool { return f.ImportKnown && f.ImportExpires == No }},
+	}, func(f Facts, _ Policy, _ Eligibility) bool { return f.ImportModelKnown && f.ImportExpires == No }},
 	{CheckImportExpiry, "I2", "material valid longer than the policy", NonCompliant, func(f Facts, p Policy) string {
 		return fmt.Sprintf("imported key material valid for %d days (policy: at most %d)", f.ImportValidDays, p.ImportMaxDays)
 	}, func(f Facts, p Policy, _ Eligibility) bool {
-		return f.ImportKnown && f.ImportExpires == Yes && f.ImportValidDays > p.ImportMaxDays
+		return f.ImportValidKnown && f.ImportExpires == Yes && f.ImportValidDays > p.ImportMaxDays
 	}},
 	{CheckImportExpiry, "I3", "material expires within the policy", Compliant, func(f Facts, p Policy) string {
 		return fmt.Sprintf("imported key material valid for %d days (policy: at most %d)", f.ImportValidDays, p.ImportMaxDays)
-	}, func(f Facts, _ Policy, _ Eligibility) bool { return f.ImportKnown && f.ImportExpires == Yes }},
-	{CheckImportExpiry, "I4", "otherwise", StatusUnknown, fixed("the current import of key material is not in the logs"),
-		func(Facts, Policy, Eligibility) bool { return true }},
+	}, func(f Facts, _ Policy, _ Eligibility) bool { return f.ImportValidKnown && f.ImportExpires == Yes }},
+	{CheckImportExpiry, "I4", "otherwise", StatusUnknown, func(f Facts, _ Policy) string {
+		if !f.ImportUnknownSince.IsZero() {
+			return "the current import of key material unknown since " + day(f.ImportUnknownSince) + ": KMS evidence is missing or partial from that day, and a later import could hide there"
+		}
+		return "the current import of key material is not in the logs"
+	}, func(Facts, Policy, Eligibility) bool { return true }},
 }
 
 // CheckOrder is the order checks are reported in.

@@ -19,14 +19,17 @@ func TestEligibility(t *testing.T) {
 	}{
 		{"aws managed", Facts{Manager: "AWS", Spec: "SYMMETRIC_DEFAULT", Origin: "AWS_KMS"}, AWSManaged, "E1"},
 		{"customer symmetric", sym, Eligible, "E7"},
-		{"EnableKeyRotation accepted, nothing else known", Facts{RotationAccepted: true}, Eligible, "E2"},
-		{"imported", with(sym, func(f *Facts) { f.Origin = "EXTERNAL" }), NotEligibleKey, "E3"},
-		{"cloudhsm", with(sym, func(f *Facts) { f.Origin = "AWS_CLOUDHSM" }), NotEligibleKey, "E4"},
-		{"xks", with(sym, func(f *Facts) { f.Origin = "EXTERNAL_KEY_STORE" }), NotEligibleKey, "E4"},
-		{"custom store id only", Facts{CustomKeyStore: "cks-1234"}, NotEligibleKey, "E4"},
-		{"hmac", with(sym, func(f *Facts) { f.Spec = "HMAC_256" }), NotEligibleKey, "E5"},
-		{"rsa", with(sym, func(f *Facts) { f.Spec = "RSA_2048" }), NotEligibleKey, "E6"},
-		{"ecc", with(sym, func(f *Facts) { f.Spec = "ECC_NIST_P256" }), NotEligibleKey, "E6"},
+		{"rotation setting accepted, nothing else known", Facts{RotationAccepted: true}, Eligible, "E6"},
+		{"imported", with(sym, func(f *Facts) { f.Origin = "EXTERNAL" }), NotEligibleKey, "E2"},
+		// A record of an accepted EnableKeyRotation on an imported key
+		// contradicts KMS: the origin decides.
+		{"imported with an accepted EnableKeyRotation", with(sym, func(f *Facts) { f.Origin, f.RotationAccepted = "EXTERNAL", true }), NotEligibleKey, "E2"},
+		{"cloudhsm", with(sym, func(f *Facts) { f.Origin = "AWS_CLOUDHSM" }), NotEligibleKey, "E3"},
+		{"xks", with(sym, func(f *Facts) { f.Origin = "EXTERNAL_KEY_STORE" }), NotEligibleKey, "E3"},
+		{"custom store id only", Facts{CustomKeyStore: "cks-1234"}, NotEligibleKey, "E3"},
+		{"hmac", with(sym, func(f *Facts) { f.Spec = "HMAC_256" }), NotEligibleKey, "E4"},
+		{"rsa", with(sym, func(f *Facts) { f.Spec = "RSA_2048" }), NotEligibleKey, "E5"},
+		{"ecc", with(sym, func(f *Facts) { f.Spec = "ECC_NIST_P256" }), NotEligibleKey, "E5"},
 		{"spec known, manager unknown", Facts{Spec: "SYMMETRIC_DEFAULT", Origin: "AWS_KMS"}, EligibleUnknown, "E8"},
 		{"nothing known", Facts{}, EligibleUnknown, "E8"},
 	} {
@@ -66,10 +69,10 @@ func TestChecks(t *testing.T) {
 		{"asymmetric policy", Facts{Manager: "CUSTOMER", Spec: "RSA_4096", Origin: "AWS_KMS", MaterialAgeMin: 900, PendingDeletion: No}, CheckRotationPeriod, NotEligible, "P2", "replacing the key", NotEligible},
 		{"external with compensation", with(sym, func(f *Facts) {
 			f.Origin, f.CompensatingKnown, f.CompensatingAge, f.PendingDeletion = "EXTERNAL", true, 10, No
-			f.ImportKnown, f.ImportExpires, f.ImportValidDays = true, Yes, 30
+			f.ImportModelKnown, f.ImportValidKnown, f.ImportExpires, f.ImportValidDays = true, true, Yes, 30
 		}), CheckRotationPeriod, NotEligible, "P2", "compensating control evidenced", NotEligible},
 		{"external without compensation", with(sym, func(f *Facts) {
-			f.Origin, f.PendingDeletion, f.ImportKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", No, true, Yes, 30
+			f.Origin, f.PendingDeletion, f.ImportModelKnown, f.ImportValidKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", No, true, true, Yes, 30
 		}), CheckRotationPeriod, NotEligible, "P2", "no compensating control", NotEligible},
 		{"external stale compensation", with(sym, func(f *Facts) { f.Origin, f.CompensatingKnown, f.CompensatingAge = "EXTERNAL", true, 400 }), CheckRotationPeriod, NotEligible, "P2", "longer than the policy", ""},
 		{"period too long", with(sym, func(f *Facts) { f.RotationEnabled, f.RotationPeriod = Yes, 730 }), CheckRotationPeriod, NonCompliant, "P3", "730 days", NonCompliant},
@@ -82,14 +85,20 @@ func TestChecks(t *testing.T) {
 		{"not pending", with(sym, func(f *Facts) { f.PendingDeletion = No }), CheckNotDeleting, Compliant, "D3", "not scheduled", ""},
 		{"deletion unknown", sym, CheckNotDeleting, StatusUnknown, "D4", "not established", StatusUnknown},
 		{"aws managed deletion", Facts{Manager: "AWS"}, CheckNotDeleting, NotApplicable, "D1", "cannot be scheduled", Compliant},
-		{"import never expires", with(sym, func(f *Facts) { f.Origin, f.ImportKnown, f.ImportExpires = "EXTERNAL", true, No }), CheckImportExpiry, NonCompliant, "I1", "not to expire", NonCompliant},
+		{"import never expires", with(sym, func(f *Facts) { f.Origin, f.ImportModelKnown, f.ImportExpires = "EXTERNAL", true, No }), CheckImportExpiry, NonCompliant, "I1", "not to expire", NonCompliant},
 		{"import too long", with(sym, func(f *Facts) {
-			f.Origin, f.ImportKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", true, Yes, 180
+			f.Origin, f.ImportModelKnown, f.ImportValidKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", true, true, Yes, 180
 		}), CheckImportExpiry, NonCompliant, "I2", "180 days", NonCompliant},
 		{"import ok", with(sym, func(f *Facts) {
-			f.Origin, f.ImportKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", true, Yes, 60
+			f.Origin, f.ImportModelKnown, f.ImportValidKnown, f.ImportExpires, f.ImportValidDays = "EXTERNAL", true, true, Yes, 60
 		}), CheckImportExpiry, Compliant, "I3", "60 days", ""},
 		{"import unknown", with(sym, func(f *Facts) { f.Origin = "EXTERNAL" }), CheckImportExpiry, StatusUnknown, "I4", "not in the logs", StatusUnknown},
+		// The model without the import's time (an inventory snapshot):
+		// "does not expire" fails, an expiry cannot be judged.
+		{"model only, expires", with(sym, func(f *Facts) { f.Origin, f.ImportModelKnown, f.ImportExpires = "EXTERNAL", true, Yes }), CheckImportExpiry, StatusUnknown, "I4", "", StatusUnknown},
+		{"import hidden by a gap", with(sym, func(f *Facts) { f.Origin, f.ImportUnknownSince = "EXTERNAL", deadline }), CheckImportExpiry, StatusUnknown, "I4", "unknown since 2025-04-01", StatusUnknown},
+		{"rotation unknown since", with(sym, func(f *Facts) { f.RotationUnknownSince = deadline }), CheckRotationEnabled, StatusUnknown, "R5", "unknown since 2025-04-01", StatusUnknown},
+		{"deletion unknown since", with(sym, func(f *Facts) { f.DeletionUnknownSince = deadline }), CheckNotDeleting, StatusUnknown, "D4", "unknown since 2025-04-01", StatusUnknown},
 		{"import n/a for kms origin", sym, CheckImportExpiry, NotApplicable, "I0", "", ""},
 		{"deleted key", with(sym, func(f *Facts) { f.Deleted, f.RotationEnabled = true, No }), CheckRotationEnabled, NotApplicable, "R0", "deleted", NotApplicable},
 		{"all good", with(sym, func(f *Facts) {

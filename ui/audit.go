@@ -387,10 +387,16 @@ func (p *AuditPage) Ingest(paths []string) {
 				p.status.SetText("Ingest failed: " + err.Error())
 				p.status.Importance = widget.DangerImportance
 			default:
-				msg := fmt.Sprintf("Ingested: %d files ok, %d failed, %d new KMS events, %d duplicates, %d non-KMS skipped.",
-					sum.FilesOK, len(sum.Failed), sum.KMSNew, sum.KMSDuplicate, sum.NonKMS)
+				msg := fmt.Sprintf("Ingested: %d files ok, %d failed, %d new KMS events, %d duplicates, %d conflicting, %d non-KMS skipped, %d entries not read.",
+					sum.FilesOK, len(sum.Failed), sum.KMSNew, sum.KMSDuplicate, sum.Conflicts, sum.NonKMS, sum.FilesSkipped)
 				for _, fe := range sum.Failed {
 					msg += "\n" + fe.Path + ": " + fe.Error
+				}
+				for _, sk := range sum.Skipped {
+					msg += "\nnot read: " + sk.Path + ": " + sk.Reason
+				}
+				for _, w := range sum.Warnings {
+					msg += "\nwarning: " + w
 				}
 				p.status.SetText(msg)
 			}

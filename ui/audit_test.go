@@ -178,7 +178,7 @@ func TestAuditReportExport(t *testing.T) {
 	waitFor(t, "the report", func() bool {
 		return strings.HasPrefix(p.status.Text, "Wrote ") || strings.Contains(p.status.Text, "failed")
 	})
-	if !strings.HasPrefix(p.status.Text, "Wrote ") {
+	if !strings.HasPrefix(p.status.Text, "Wrote ") || !strings.Contains(p.status.Text, "Coverage ") || !strings.Contains(p.status.Text, "Ingest runs: every ingest run finished") {
 		t.Fatalf("report: %s", p.status.Text)
 	}
 	txt, err := exec.Command("pdftotext", out, "-").Output()

@@ -200,3 +200,22 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("export %d %v", n, err)
 	}
 }
+
+// TestIngestNamesWhatItSkipsAndWarns: the printed summary names every
+// entry not read, every warning and the conflicts (they were silent).
+func TestIngestNamesWhatItSkipsAndWarns(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "a.db")
+	ev := "../../audit/ingest/testdata/evidence/"
+	code, out, errOut := auditCLI(t, "ingest", "--db", db, ev+"traversal.tar", ev+"decrypt-ok.json", ev+"decrypt-refused.json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"Skipped:    4 entries not read (1 CloudTrail digest, 1 hidden, 1 not a log file name, 1 not a regular file)",
+		"SKIPPED " + ev + "traversal.tar!notes.txt: not a log file name (archive member)",
+		"WARNING " + ev + "traversal.tar!../../x.json: the member's name leaves the archive",
+		"Conflicts:  1 record(s) state something else than the stored record of their eventID"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -112,7 +112,7 @@ func parseReportArgs(env *Env, kind string, args []string) (*reportRequest, erro
 	csvOut := fs.String("csv", "", "CSV output file")
 	jsonOut := fs.String("json", "", "JSON output file")
 	force := fs.Bool("force", false, "replace existing output files")
-	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	quiet := fs.Bool("quiet", false, "no progress on standard error and no \"wrote\" lines: only the summary line")
 	policyDays := fs.Int("policy-days", 365, "rotation: key material must be rotated at least every N days")
 	importMax := fs.Int("import-max-days", 0, "rotation: imported material must expire within N days of import (0: not checked)")
 	warnDays := fs.Int("expiry-warn-days", 30, "rotation: flag imported material expiring within N days")
@@ -234,7 +234,9 @@ func writeReportOutputs(env *Env, req *reportRequest, r reportRenderer) error {
 		if errs[i] != nil {
 			return errs[i]
 		}
-		fmt.Fprintf(env.Stdout, "wrote %s\n", o.path)
+		if !req.quiet {
+			fmt.Fprintf(env.Stdout, "wrote %s\n", o.path)
+		}
 	}
 	return nil
 }

@@ -59,8 +59,16 @@ func TestAuditReportCLI(t *testing.T) {
 	if _, _, err := run("rotation", "--db", db, "--from", "2025-03-01", "--to", "2025-03-31", "-o", pdf); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("overwrite without --force: %v", err)
 	}
-	if _, _, err := run("rotation", "--db", db, "--from", "2025-03-01", "--to", "2025-03-31", "-o", pdf, "--force", "--quiet"); err != nil {
+	if !strings.Contains(out, "wrote "+pdf) {
+		t.Errorf("without --quiet the outputs are named: %q", out)
+	}
+	// --quiet: neither progress nor "wrote" lines, only the summary line.
+	out, stderr, err = run("rotation", "--db", db, "--from", "2025-03-01", "--to", "2025-03-31", "-o", pdf, "--force", "--quiet")
+	if err != nil {
 		t.Errorf("--force: %v", err)
+	}
+	if strings.Contains(out, "wrote") || stderr != "" || strings.Count(out, "\n") != 1 {
+		t.Errorf("--quiet printed stdout %q stderr %q", out, stderr)
 	}
 	up := filepath.Join(dir, "use.pdf")
 	out, _, err = run("usage", "--db", db, "--from", "2025-03-01", "--to", "2025-03-31", "-o", up, "--tz", "Europe/Berlin", "--business-hours", "09-17", "--quiet")

@@ -15,7 +15,8 @@
 # what the ingest stored. Only what differs between two runs of the same
 # binary is masked: the ingest's elapsed time, the generation time of a
 # report, the ingest time of each file (in the report's provenance) and the
-# seconds a report took. Exit status 0 when everything is identical.
+# seconds a report took, and the ingest runs' times and process id in the
+# reports' provenance. Exit status 0 when everything is identical.
 #
 # The trail (default 100,000 KMS events, 7 days) is generated once into
 # $KC_COMPARE_DIR (default /tmp/kc-audit-compare). Needs jq and pdftotext.
@@ -134,8 +135,12 @@ reports() {
     --region "$(echo "${arns[0]}" | cut -d: -f4)" --quiet --csv "$out/usage-berlin.csv" --json "$out/usage-berlin.json" > "$out/usage-berlin.out"
   for f in "$out"/*.pdf; do pdftotext -layout "$f" "${f%.pdf}.pdf.txt"; rm "$f"; done
   sed -i -E 's/^(    "generated_at": )"[^"]*"/\1"(masked)"/; s/"ingested_at":"[^"]*"/"ingested_at":"(masked)"/g' "$out"/*.json
+  # The ingest runs' times and process (provenance.runs, .ingest, .failures).
+  sed -i -E 's/"(started_at|finished_at|last_commit|at)":"[^"]*"/"\1":"(masked)"/g; s/"pid":[0-9]+/"pid":0/g; s/"host":"[^"]*"/"host":"(masked)"/g' "$out"/*.json
   sed -i -E 's/ \([0-9.]+ s\)$/ (masked)/' "$out"/rotation*.out "$out"/usage*.out
   sed -i -E 's/generated [0-9-]+ [0-9:]+Z/generated (masked)/; s/^(Generated +)[0-9-]+ [0-9:]+Z/\1(masked)/; s/[0-9-]{10} [0-9:]{8}Z( +[0-9]+ +[0-9,]+ +[0-9]+)$/(masked)\1/' "$out"/*.pdf.txt
+  # The ingest runs appendix: start and end times.
+  sed -i -E '/ [0-9]+ loaded, [0-9]+ failed, [0-9]+ skipped /s/[0-9-]{10} [0-9:]{8}Z/(masked)/g' "$out"/*.pdf.txt
   mv "$out"/* "$3"/
 }
 

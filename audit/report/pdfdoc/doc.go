@@ -299,7 +299,14 @@ func (d *Doc) Heading(level int, text string) {
 	}
 	p.Bookmark(d.clean(text, Sans), level, -1)
 	d.font(Sans, "B", size)
-	p.MultiCell(ContentWidth, size*0.5, d.clean(text, Sans), "", "L", false)
+	// wrap, not MultiCell: a heading that is an ARN breaks after ':' or
+	// '/', never inside the key id.
+	text = d.clean(text, Sans)
+	d.font(Sans, "B", d.fitSize(text, ContentWidth))
+	for _, line := range d.wrap(text, ContentWidth) {
+		p.SetX(marginL)
+		p.CellFormat(ContentWidth, size*0.5, line, "", 1, "L", false, 0, "")
+	}
 	p.Ln(1.5)
 }
 

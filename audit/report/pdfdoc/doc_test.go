@@ -126,6 +126,14 @@ func TestTableWordsStayWhole(t *testing.T) {
 			t.Errorf("%s whole %d times in the -layout text, want %d", w, n, want)
 		}
 	}
+	// A heading too: an ARN as a key section's title.
+	head, _ := render(t, func(d *Doc) {
+		d.NewPage()
+		d.Heading(1, "arn:aws:kms:eu-west-1:111122223333:key/mrk-1d7a12c53fb00255a27de66e06fbda8f-and-a-much-longer-tail-of-words")
+	})
+	if !strings.Contains(head, "mrk-1d7a12c53fb00255a27de66e06fbda8f-and-a-much-longer-tail-of-words") {
+		t.Errorf("heading cut: %s", head)
+	}
 	for _, piece := range []string{"arn:aws:kms:eu-west-1:", "key/", "1234abcd-12ab-34cd-56ef-1234567890ab"} {
 		if n := strings.Count(text, piece); n != len(rows) {
 			t.Errorf("ARN piece %s %d times, want %d:\n%s", piece, n, len(rows), text)

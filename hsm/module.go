@@ -31,14 +31,26 @@ type Module struct {
 type loaded struct {
 	ctx  *pkcs11.Ctx
 	refs int
-	// env is the module's configuration variable (SOFTHSM2_CONF) when it was
-	// initialised: modules read it only then, so a second Open under another
-	// value would silently reach the first configuration's tokens.
+	// env is the modules' configuration variables (SOFTHSM2_CONF, ...) when
+	// it was initialised: modules read them only then, so a second Open under
+	// other values would silently reach the first configuration's tokens.
 	env string
 }
 
-// confEnv is the variable SoftHSM reads its token store from.
-const confEnv = "SOFTHSM2_CONF"
+// confEnv are the variables modules read their token store from when they are
+// initialised: SoftHSM2's configuration, tpm2-pkcs11's TPM and store.
+var confEnv = []string{"SOFTHSM2_CONF", "TPM2_PKCS11_TCTI", "TPM2_PKCS11_STORE"}
+
+// moduleEnv describes the current values of confEnv, for comparison and messages.
+func moduleEnv() string {
+	var parts []string
+	for _, k := range confEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
 
 // ErrModuleBusy means the module is already loaded with another configuration.
 var ErrModuleBusy = errors.New("PKCS#11 module already loaded with another configuration")
@@ -59,8 +71,8 @@ func Open(path string) (*Module, error) {
 	libsMu.Lock()
 	defer libsMu.Unlock()
 	if l, ok := libs[path]; ok {
-		if l.env != os.Getenv(confEnv) {
-			return nil, fmt.Errorf("open PKCS#11 module %s: %w (%s was %q, now %q): close what uses it first", path, ErrModuleBusy, confEnv, l.env, os.Getenv(confEnv))
+		if env := moduleEnv(); l.env != env {
+			return nil, fmt.Errorf("open PKCS#11 module %s: %w (it was initialised with %q, now %q): close what uses it first", path, ErrModuleBusy, l.env, env)
 		}
 		l.refs++
 		return &Module{path: path, lib: l}, nil
@@ -73,7 +85,7 @@ func Open(path string) (*Module, error) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("initialise PKCS#11 module %s: %w: %v", path, ErrModuleLoad, err)
 	}
-	l := &loaded{ctx: ctx, refs: 1, env: os.Getenv(confEnv)}
+	l := &loaded{ctx: ctx, refs: 1, env: moduleEnv()}
 	libs[path] = l
 	return &Module{path: path, lib: l}, nil
 }

@@ -362,28 +362,6 @@ func (m *Module) InitTokenWithPINs(slotID uint, label string, soPIN, userPIN []b
 	return tok, nil
 }
 
-// FindToken returns the slot holding the token sel selects.
-func (m *Module) FindToken(sel URI) (Slot, error) {
-	slots, err := m.Slots()
-	if err != nil {
-		return Slot{}, err
-	}
-	var found []Slot
-	for _, s := range slots {
-		if s.Token != nil && sel.MatchesToken(s.ID, *s.Token) {
-			found = append(found, s)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return Slot{}, fmt.Errorf("find token %s in %s: %w (is it inserted? 'keyceremony token list' shows what is there)", sel.String(), m.path, ErrTokenNotFound)
-	case 1:
-		return found[0], nil
-	default:
-		return Slot{}, fmt.Errorf("find token %s in %s: %w: %d tokens match, add serial= to the URI", sel.String(), m.path, ErrAmbiguous, len(found))
-	}
-}
-
 // OpenToken opens the token sel selects: a pool of sessions sharing one login.
 func (m *Module) OpenToken(sel URI) (*Token, error) {
 	slot, err := m.FindToken(sel)

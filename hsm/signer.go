@@ -19,6 +19,9 @@ import (
 // x509.CreateCertificate and x509.CreateRevocationList. The rand argument of
 // Sign is ignored: randomness comes from the token.
 func (k *Key) Signer() (crypto.Signer, error) {
+	if k.problem != nil {
+		return nil, fmt.Errorf("key %q cannot be used: %w", k.label, k.problem)
+	}
 	if k.class != ClassPrivateKey {
 		return nil, fmt.Errorf("key %q is a %s key, not a private key", k.label, k.class)
 	}

@@ -215,8 +215,8 @@ func TestWrapEveryMechanism(t *testing.T) {
 				if w.Composed != tc.composed || w.MaterialInHost() != tc.hostSteps {
 					t.Errorf("composed=%v host steps=%v (%+v), want %v/%v", w.Composed, w.MaterialInHost(), w.Steps, tc.composed, tc.hostSteps)
 				}
-				plan := tok.WrapPlan(tc.mech, target.Type())
-				if len(plan) != len(w.Steps) {
+				plan, err := tok.WrapPlan(tc.mech, target.Type(), 3072)
+				if err != nil || len(plan) != len(w.Steps) {
 					t.Errorf("WrapPlan %+v differs from the steps run %+v", plan, w.Steps)
 				}
 				material := unwrapAsAWS(t, wk, tc.mech, w.Ciphertext)

@@ -79,10 +79,19 @@ func (e *AmbiguousTokenError) Error() string {
 func (e *AmbiguousTokenError) Unwrap() error { return ErrAmbiguous }
 
 // distinguishing is the first attribute (as attr=value) whose value in s
-// differs from its value in every other candidate.
+// differs from its value in every other candidate. An empty value selects
+// nothing, so a blank token (no label yet) is chosen by its slot-id: slot
+// IDs can change when tokens come and go, but a blank token is initialised
+// in the same ceremony step that chose it.
 func distinguishing(s Slot, all []Slot) (string, bool) {
+	if s.Token != nil && !s.Token.Initialized {
+		return fmt.Sprintf("slot-id=%d", s.ID), true
+	}
 	mine := s.Identity().identityAttrs()
 	for i, a := range mine {
+		if a[1] == "" {
+			continue
+		}
 		unique := true
 		for _, o := range all {
 			if o.ID != s.ID && o.Identity().identityAttrs()[i][1] == a[1] {

@@ -34,6 +34,11 @@ func (t *Token) GenerateKey(ctx context.Context, spec KeySpec) (*Key, error) {
 	if err := caps.CanGenerate(spec.Type); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	if spec.signs() {
+		if err := caps.CanSign(spec.Type, false); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
 	id, err := t.newKeyID(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -206,8 +211,17 @@ func (t *Token) checkGenerated(ctx context.Context, spec KeySpec, g generation, 
 		}
 	}
 	k.checks = checks
+	if spec.signs() {
+		if err := k.proveSigning(); err != nil {
+			return nil, &CapabilityError{Token: t.label, Operation: "sign with a " + spec.Type.String() + " key", Mechanism: g.name,
+				Missing: "the token made the key but does not sign with it: " + err.Error()}
+		}
+	}
 	return k, nil
 }
+
+// signs reports whether the key made from spec is a signing key pair.
+func (s KeySpec) signs() bool { return !s.Type.Symmetric() && s.Usage == UseByType }
 
 // IncompleteKeyError is a key generation that did not complete. Whatever the
 // token had created by then was destroyed (Destroyed lists it), unless
@@ -220,11 +234,13 @@ type IncompleteKeyError struct {
 
 func (e *IncompleteKeyError) Error() string {
 	msg := e.Err.Error()
-	if len(e.Destroyed) > 0 {
-		msg += fmt.Sprintf("; the incomplete key was destroyed (%s), nothing is left on the token", strings.Join(e.Destroyed, ", "))
-	}
-	if e.Leftover != "" {
+	switch {
+	case e.Leftover != "" && len(e.Destroyed) > 0:
+		msg += fmt.Sprintf("; of the incomplete key, %s were destroyed, but %s", strings.Join(e.Destroyed, ", "), e.Leftover)
+	case e.Leftover != "":
 		msg += "; " + e.Leftover
+	case len(e.Destroyed) > 0:
+		msg += fmt.Sprintf("; the incomplete key was destroyed (%s), nothing is left on the token", strings.Join(e.Destroyed, ", "))
 	}
 	return msg
 }
@@ -236,26 +252,35 @@ func (e *IncompleteKeyError) Unwrap() error { return e.Err }
 // had: newKeyID refuses taken IDs). It wraps err in an *IncompleteKeyError
 // when there was something to destroy.
 func (t *Token) destroyIncomplete(err error, spec KeySpec, id []byte, made generated) error {
-	handles := map[pkcs11.ObjectHandle]bool{}
-	for _, h := range []pkcs11.ObjectHandle{made.priv, made.pub} {
-		if h != 0 {
-			handles[h] = true
+	// Private and secret halves first: tpm2-pkcs11 cannot destroy a private
+	// key whose public half is gone (CKR_FUNCTION_FAILED).
+	var handles []pkcs11.ObjectHandle
+	add := func(h pkcs11.ObjectHandle) {
+		if h != 0 && !slices.Contains(handles, h) {
+			handles = append(handles, h)
 		}
 	}
+	add(made.priv)
 	if len(id) > 0 {
 		found, ferr := t.findObjects(Filter{ID: id})
-		if ferr != nil && len(handles) == 0 {
+		if ferr != nil && made.priv == 0 && made.pub == 0 {
 			return &IncompleteKeyError{Err: err, Leftover: fmt.Sprintf("the token could not be searched for what the attempt left (%v): look for objects with ID %x and destroy them", ferr, id)}
 		}
 		for _, h := range found {
-			handles[h] = true
+			if a, aerr := t.attrs(h, pkcs11.CKA_CLASS); aerr == nil && bytesToUint(a[pkcs11.CKA_CLASS]) != pkcs11.CKO_PUBLIC_KEY {
+				add(h)
+			}
+		}
+		for _, h := range found {
+			add(h)
 		}
 	}
+	add(made.pub)
 	if len(handles) == 0 {
 		return err
 	}
 	ie := &IncompleteKeyError{Err: err}
-	for h := range handles {
+	for _, h := range handles {
 		what := fmt.Sprintf("object %d", h)
 		if a, aerr := t.attrs(h, pkcs11.CKA_CLASS); aerr == nil {
 			what = map[uint]string{pkcs11.CKO_PRIVATE_KEY: "private key", pkcs11.CKO_PUBLIC_KEY: "public key", pkcs11.CKO_SECRET_KEY: "secret key"}[bytesToUint(a[pkcs11.CKA_CLASS])]

@@ -320,31 +320,73 @@ func mechanismFlags(f uint) []string {
 	return out
 }
 
-// InitToken initialises (erases) the token in slotID with an SO PIN and label.
-// Only a ceremony should call this: it destroys every object on the token.
-func (m *Module) InitToken(slotID uint, soPIN []byte, label string) error {
+// InitToken initialises (erases) the token in slotID with an SO PIN and
+// label, and returns the slot the token is in afterwards. Only a ceremony (or
+// 'token init') should call this: it destroys every object on the token.
+//
+// Modules differ in where the token is afterwards: SoftHSM gives it a new
+// serial and a new slot, tpm2-pkcs11 keeps slot and serial (the same serial
+// as every other token) and offers a new blank slot. So the token is found
+// as the one initialised token labelled label that was not there, as it is
+// now, before; else, for a re-initialised token that kept everything, in
+// slotID.
+func (m *Module) InitToken(slotID uint, soPIN []byte, label string) (Slot, error) {
 	if len(label) > 32 {
-		return fmt.Errorf("initialise token in slot %d: label %q longer than 32 bytes", slotID, label)
+		return Slot{}, fmt.Errorf("initialise token in slot %d: label %q longer than 32 bytes", slotID, label)
+	}
+	type seen struct {
+		slot uint
+		id   TokenIdentity
+	}
+	before := map[seen]bool{}
+	slots, err := m.Slots()
+	if err != nil {
+		return Slot{}, err
+	}
+	for _, s := range slots {
+		if s.Token != nil && s.Token.Initialized {
+			before[seen{s.ID, s.Identity()}] = true
+		}
 	}
 	if err := m.ctx().InitToken(slotID, pinString(soPIN), label); err != nil {
 		if rv(err) == pkcs11.CKR_PIN_INCORRECT {
-			return fmt.Errorf("initialise token in slot %d: %w", slotID, &PINError{Role: "security officer"})
+			return Slot{}, fmt.Errorf("initialise token in slot %d: %w", slotID, &PINError{Role: "security officer"})
 		}
-		return fmt.Errorf("initialise token in slot %d: %w", slotID, err)
+		return Slot{}, fmt.Errorf("initialise token in slot %d: %w", slotID, err)
 	}
-	return nil
+	if slots, err = m.Slots(); err != nil {
+		return Slot{}, err
+	}
+	var found []Slot
+	var same *Slot
+	for i, s := range slots {
+		if s.Token == nil || !s.Token.Initialized || s.Token.Label != label {
+			continue
+		}
+		if !before[seen{s.ID, s.Identity()}] {
+			found = append(found, s)
+		} else if s.ID == slotID {
+			same = &slots[i]
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) == 0 && same != nil:
+		return *same, nil
+	}
+	return Slot{}, fmt.Errorf("after initialising the token in slot %d, %d new tokens labelled %q appeared; expected exactly one", slotID, len(found), label)
 }
 
 // InitTokenWithPINs initialises the token in slotID with soPIN and label
 // (C_InitToken) and, logged in as the security officer, sets its user PIN
-// (C_InitPIN). The token is opened again by its label, because some modules
-// (SoftHSM) move a freshly initialised token to another slot. It returns the
-// token, open and logged out; the caller closes it.
+// (C_InitPIN). It returns the token, open and logged out; the caller closes it.
 func (m *Module) InitTokenWithPINs(slotID uint, label string, soPIN, userPIN []byte) (*Token, error) {
-	if err := m.InitToken(slotID, soPIN, label); err != nil {
+	slot, err := m.InitToken(slotID, soPIN, label)
+	if err != nil {
 		return nil, err
 	}
-	tok, err := m.OpenToken(URI{Token: label})
+	tok, err := newToken(m, slot)
 	if err != nil {
 		return nil, err
 	}

@@ -266,6 +266,9 @@ func (t *Token) withSession(ctx context.Context, f func(pkcs11.SessionHandle) er
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Only a session that is gone is closed: closing a session destroys the
+	// session objects it created (an imported wrapping key, say), which other
+	// sessions may still use.
 	if t.closed || (err != nil && isRemoved(err)) {
 		_ = t.ctx().CloseSession(sh)
 		t.open--

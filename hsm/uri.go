@@ -21,10 +21,10 @@ type URI struct {
 	SlotDescription  string
 	SlotManufacturer string
 	SlotID           *uint
-	Object       string
-	ID           []byte
-	Type         string // private, public, secret-key, cert, data
-	ModulePath   string // query attribute module-path
+	Object           string
+	ID               []byte
+	Type             string // private, public, secret-key, cert, data
+	ModulePath       string // query attribute module-path
 }
 
 var uriTypes = map[string]bool{"private": true, "public": true, "secret-key": true, "cert": true, "data": true}

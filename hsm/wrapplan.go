@@ -217,4 +217,3 @@ func (t *Token) probeOAEP(h crypto.Hash) bool {
 	})
 	return err == nil
 }
-

@@ -152,6 +152,8 @@ func TestBackupAndRestore(t *testing.T) {
 	if err := tok2.Login(user2); !errors.Is(err, hsm.ErrPINIncorrect) {
 		t.Fatalf("the second token's vendor PIN still works: %v", err)
 	}
+	// After a refused PIN, hsm tries no other until a person allows it.
+	tok2.AllowOneMoreTry(false)
 	sec := unlockWith(t, rec, w.sharesFromCards("root", "Erin Evans", "Carol Chen", "Grace Gray")...)
 	pin, _ := sec.PIN(quorum.UserPIN, 255)
 	if err := tok2.Login(pin); err != nil {

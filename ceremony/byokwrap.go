@@ -68,11 +68,16 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 		if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt, or a key this script must not reuse). Destroy it and generate a new one.", label)); err != nil {
 			return err
 		}
-		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true})
+		// Escrow use only: the material is for AWS; in the token it does
+		// nothing but give its check value and be wrapped.
+		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true, Usage: hsm.UseEscrow})
 		if err != nil {
 			return err
 		}
 		r.detail("source", "generated in the token for this import")
+		if _, err := recordKeyAttributes(ctx, r, k); err != nil {
+			return err
+		}
 	} else {
 		u, err := hsm.ParseURI(b.Key.URI)
 		if err != nil {
@@ -194,9 +199,9 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec)
-	if len(plan) == 0 {
-		return fmt.Errorf("the token cannot wrap %s material with %s", st.req.Spec, st.req.Algorithm)
+	plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec())
+	if err != nil {
+		return &CannotRunError{Token: tok.Label(), Lines: []CapabilityLine{{Step: "wrap-plan", Operation: "wrap the key material", Where: Cannot, Detail: err.Error()}}}
 	}
 	var host []string
 	facts := []Fact{{Label: "Algorithm", Value: fmt.Sprintf("%s (%s)", st.req.Algorithm, st.req.Algorithm.Mechanism())}}
@@ -279,7 +284,7 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	if plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
+	if plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec()); err != nil || !sameSteps(plan, st.plan) {
 		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
 	}
 	res, err := kmsimport.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())

@@ -321,6 +321,8 @@ func TestBYOKRefusals(t *testing.T) {
 		}
 	})
 
+	// Refused at the token step, before the unlock: the token's
+	// capabilities are checked for the whole script before anyone unlocks.
 	t.Run("host steps the script does not allow", func(t *testing.T) {
 		r := byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false, noHost: true}
 		e, out, err := f.byokScript(t, kms, "no-host", r, token, time.Now().Add(23*time.Hour))
@@ -343,8 +345,13 @@ func TestBYOKRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := rep.Final(); last.Step != "wrap-plan" || last.OK() {
+		if last := rep.Final(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
+		}
+		for _, en := range rep.Entries {
+			if en.Step == "unlock" {
+				t.Error("the quorum was unlocked for a wrap the script does not allow")
+			}
 		}
 	})
 

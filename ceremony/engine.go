@@ -69,7 +69,8 @@ type Engine struct {
 	mod        *hsm.Module
 	tok        *hsm.Token
 	modulePath string
-	tokenSel   hsm.URI
+	tokenSel   hsm.URI            // selects the token until its identity is known (rehearsal, older transcripts)
+	tokenID    *hsm.TokenIdentity // the token's whole identity, once known
 	slotID     uint
 	login      string // "", "user" or "so"
 	rehearsal  *rehearsal

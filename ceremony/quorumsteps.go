@@ -415,7 +415,7 @@ func runEnrol(ctx context.Context, r *stepRun) error {
 	r.detail("user logged in", "with the quorum-derived user PIN")
 	st := enrolState{}
 	if e.s.Token.Enrol == script.EnrolInitialize {
-		st = enrolState{Serial: e.tokenSel.Serial, Label: e.tokenSel.Token}
+		st = enrolState{Serial: e.tokenSel.Serial, Label: e.tokenSel.Token, Identity: e.tokenID}
 	}
 	if err := r.recordState(st); err != nil {
 		return err
@@ -442,16 +442,6 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	if slot.Token.Initialized {
 		return fmt.Errorf("token %q in slot %d is already initialised; enrol: initialize needs a blank token", slot.Token.Label, slot.ID)
 	}
-	before := map[string]bool{}
-	slots, err := e.mod.Slots()
-	if err != nil {
-		return err
-	}
-	for _, s := range slots {
-		if s.Token != nil && s.Token.Initialized {
-			before[s.Token.Serial] = true
-		}
-	}
 	// A blank token cannot be opened yet; its PIN limits come from the slot.
 	so, err := e.secret.PIN(quorum.SOPIN, slot.Token.MaxPINLen)
 	if err != nil {
@@ -459,25 +449,19 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	}
 	defer clear(so)
 	label := e.s.Token.Label
-	if err := e.mod.InitToken(slot.ID, so, label); err != nil {
-		return err
-	}
-	// SoftHSM gives an initialised token a new serial and slot; find it again
-	// by its label among the tokens that were not initialised before.
-	slots, err = e.mod.Slots()
+	// InitToken finds the token where the module put it (SoftHSM: a new
+	// slot and serial; tpm2-pkcs11: the same slot and serial as every
+	// other token); from then on the engine finds it by its whole identity.
+	found, err := e.mod.InitToken(slot.ID, so, label)
 	if err != nil {
 		return err
 	}
-	var found []hsm.Slot
-	for _, s := range slots {
-		if s.Token != nil && s.Token.Initialized && s.Token.Label == label && !before[s.Token.Serial] {
-			found = append(found, s)
-		}
+	if _, err := e.mod.FindIdentity(found.Identity()); err != nil {
+		return err
 	}
-	if len(found) != 1 {
-		return fmt.Errorf("after initialising, %d tokens labelled %q appeared; expected exactly one", len(found), label)
-	}
-	e.tokenSel = hsm.URI{Serial: found[0].Token.Serial, Token: label}
+	id := found.Identity()
+	e.tokenID = &id
+	e.tokenSel = hsm.URI{Serial: found.Token.Serial, Token: label}
 	tok, err := e.token()
 	if err != nil {
 		return err
@@ -496,7 +480,7 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	}
 	r.detail("enrolment", "blank token initialised (C_InitToken) with derived SO PIN; user PIN set (C_InitPIN)")
 	r.detail("token label", label)
-	r.detail("token serial", found[0].Token.Serial)
+	r.detail("token serial", found.Token.Serial)
 	return nil
 }
 
@@ -568,14 +552,18 @@ func (e *Engine) enrolChangePIN(ctx context.Context, r *stepRun) error {
 // token, the token's new serial and label, by which the engine finds it from
 // then on; empty when the token kept its serial.
 type enrolState struct {
-	Serial string `json:"serial"`
-	Label  string `json:"label"`
+	Serial   string             `json:"serial"`
+	Label    string             `json:"label"`
+	Identity *hsm.TokenIdentity `json:"identity,omitempty"` // absent in transcripts written before identities were recorded
 }
 
 func restoreEnrol(ctx context.Context, e *Engine, en transcript.Entry) error {
 	var st enrolState
 	if err := loadState(en, &st, st.fromDetails); err != nil {
 		return err
+	}
+	if st.Identity != nil {
+		e.tokenID = st.Identity
 	}
 	if st.Serial != "" {
 		e.tokenSel = hsm.URI{Serial: st.Serial, Token: st.Label}

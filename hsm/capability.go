@@ -296,3 +296,30 @@ func (k KeyType) curveBits() int {
 	}
 	return 0
 }
+
+// SigningKeyTypes are the key types the token can generate and sign with,
+// for messages that say what to choose instead.
+func (c *Capabilities) SigningKeyTypes() []KeyType {
+	var out []KeyType
+	for _, name := range KeyTypes() {
+		kt, _ := ParseKeyType(name)
+		if !kt.Symmetric() && c.CanGenerate(kt) == nil && c.CanSign(kt, false) == nil {
+			out = append(out, kt)
+		}
+	}
+	return out
+}
+
+// CanWrapKWP says whether the token can wrap a key under an AES key with
+// CKM_AES_KEY_WRAP_PAD (backups).
+func (c *Capabilities) CanWrapKWP() error {
+	op := "wrap a key with CKM_AES_KEY_WRAP_PAD"
+	return firstErr(c.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_WRAP, keySize{}), c.requireFunc(op, FuncWrapKey))
+}
+
+// CanUnwrapKWP says whether the token can unwrap a key wrapped with
+// CKM_AES_KEY_WRAP_PAD (restores).
+func (c *Capabilities) CanUnwrapKWP() error {
+	op := "unwrap a key with CKM_AES_KEY_WRAP_PAD"
+	return firstErr(c.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_UNWRAP, keySize{}), c.requireFunc(op, FuncUnwrapKey))
+}

@@ -1,6 +1,10 @@
 package hsm
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/asn1"
 	"fmt"
 	"sort"
@@ -369,4 +373,21 @@ func (s KeySpec) publicAttrs(id []byte) template {
 		t.restrictions = append(t.restrictions, lifeRestrictions...)
 	}
 	return t
+}
+
+// KeyTypeOf is the key type of a public key (RSAOther for an RSA size not
+// listed, KeyTypeUnknown for other algorithms and curves).
+func KeyTypeOf(pub crypto.PublicKey) KeyType {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		if kt, ok := map[int]KeyType{2048: RSA2048, 3072: RSA3072, 4096: RSA4096}[p.N.BitLen()]; ok {
+			return kt
+		}
+		return RSAOther
+	case *ecdsa.PublicKey:
+		return map[string]KeyType{"P-256": ECP256, "P-384": ECP384, "P-521": ECP521}[p.Curve.Params().Name]
+	case ed25519.PublicKey:
+		return Ed25519
+	}
+	return KeyTypeUnknown
 }

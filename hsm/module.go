@@ -404,6 +404,14 @@ func (m *Module) InitTokenWithPINs(slotID uint, label string, soPIN, userPIN []b
 	return tok, nil
 }
 
+// OpenSlot opens the token in slot (found with FindToken or FindIdentity).
+func (m *Module) OpenSlot(slot Slot) (*Token, error) {
+	if slot.Token == nil {
+		return nil, fmt.Errorf("slot %d holds no token: %w", slot.ID, ErrTokenNotFound)
+	}
+	return newToken(m, slot)
+}
+
 // OpenToken opens the token sel selects: a pool of sessions sharing one login.
 func (m *Module) OpenToken(sel URI) (*Token, error) {
 	slot, err := m.FindToken(sel)

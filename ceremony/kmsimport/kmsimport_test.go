@@ -152,7 +152,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 			defer clear(material)
 			kmsimporttest.ProveMaterial(t, c.Spec, material, key)
 			// The plan shown beforehand is what ran.
-			if plan := kmsimport.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
+			if plan, err := kmsimport.Plan(tok, c.Algorithm, c.Spec, c.Wrapping); err != nil || len(plan) != len(res.Manifest.WrapSteps) {
 				t.Errorf("plan %v, ran %v", plan, res.Manifest.WrapSteps)
 			}
 		})

@@ -121,13 +121,15 @@ type Manifest struct {
 	CreatedAt            time.Time         `json:"createdAt"`
 }
 
-// Plan shows the operator how the token will wrap, before anything runs.
-func Plan(tok *hsm.Token, alg Algorithm, spec KeySpec) []hsm.WrapStep {
+// Plan shows the operator how the token will wrap, before anything runs;
+// an error (an *hsm.CapabilityError) names what the token lacks.
+// wrapping is the wrapping key's size (0 when not known).
+func Plan(tok *hsm.Token, alg Algorithm, spec KeySpec, wrapping WrappingKeySpec) ([]hsm.WrapStep, error) {
 	info, err := Spec(spec)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return tok.WrapPlan(alg.Mechanism(), info.TokenType)
+	return tok.WrapPlan(alg.Mechanism(), info.TokenType, wrapping.Bytes()*8)
 }
 
 // Wrap wraps target (a token key of the request's spec) for import.

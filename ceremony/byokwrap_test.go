@@ -46,7 +46,11 @@ func (f *rootFixture) withToken(t *testing.T, fn func(tok *hsm.Token)) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := m.OpenToken(hsm.URI{Serial: f.w.serial})
+	u, err := hsm.ParseURI(f.w.uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.OpenToken(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +118,7 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string
 		edits = append(edits, "allow_host_steps: true", "allow_host_steps: false")
 	}
 	out := filepath.Join(w.dir, "byok-out", id)
-	s := w.writeScript(id+".yaml", "byok-wrap.yaml", "pkcs11:serial="+w.serial, out, edits...)
+	s := w.writeScript(id+".yaml", "byok-wrap.yaml", w.uri, out, edits...)
 	e, err := New(s, Options{Prompter: f.quorumPrompter()})
 	return e, out, err
 }

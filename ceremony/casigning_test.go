@@ -42,9 +42,14 @@ type rootFixture struct {
 
 func newRootFixture(t *testing.T, label string) *rootFixture {
 	t.Helper()
-	w := newWorld(t, label)
+	return newRootFixtureIn(t, newWorld(t, label))
+}
+
+// newRootFixtureIn runs the root ceremony in w, on w's token.
+func newRootFixtureIn(t *testing.T, w *world) *rootFixture {
+	t.Helper()
 	out := filepath.Join(w.dir, "ceremony-output")
-	s := w.writeScript("root.yaml", "root-generation.yaml", "pkcs11:serial="+w.serial, out,
+	s := w.writeScript("root.yaml", "root-generation.yaml", w.uri, out,
 		"delivery: [card, file]", "delivery: [card]", "not_before: 2026-12-01T00:00:00Z", "not_before: "+today(), "backup: true", "backup: false")
 	if _, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{}); err != nil {
 		t.Fatalf("root ceremony: %v\n%s", err, w.log.String())
@@ -197,7 +202,7 @@ const csrPath = "csr: {path: inputs/issuing-ca-1.csr}"
 func (c *caSigningRun) subordinateP384(t *testing.T) {
 	f, w, root := c.f, c.f.w, c.root
 	out := filepath.Join(w.dir, "p384-out")
-	s := w.writeScript("p384.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out,
+	s := w.writeScript("p384.yaml", "ca-signing.yaml", w.uri, out,
 		csrPath, "csr: {path: inputs/p384.csr}")
 	res, err := w.run(s, f.quorumPrompter(), Options{})
 	if err != nil {

@@ -26,6 +26,7 @@ type world struct {
 	t          *testing.T
 	module     string
 	serial     string
+	uri        string // the URI scripts select the token by
 	soPIN      []byte
 	userPIN    []byte
 	media      string // the custodians' own media
@@ -37,9 +38,20 @@ type world struct {
 
 func newWorld(t *testing.T, label string) *world {
 	t.Helper()
+	return newWorldOn(t, func(w *world) {
+		w.module = softhsmtest.NewToken(t, label, w.soPIN, w.userPIN)
+		w.serial = tokenSerial(t, w.module, label)
+		w.uri = "pkcs11:serial=" + w.serial
+	})
+}
+
+// newWorldOn is a world whose token setup sets module, serial and uri (the
+// URI scripts select the token by); it runs before TMPDIR is redirected, so
+// token stores are not in the directory searched for secrets.
+func newWorldOn(t *testing.T, setup func(w *world)) *world {
+	t.Helper()
 	w := &world{t: t, soPIN: []byte("old-so-pin-1111"), userPIN: []byte("old-user-pin-2222"), passphrase: map[string]string{}}
-	w.module = softhsmtest.NewToken(t, label, w.soPIN, w.userPIN)
-	w.serial = tokenSerial(t, w.module, label)
+	setup(w)
 	w.media = t.TempDir()
 	w.dir = t.TempDir()
 	// Created last and then made TMPDIR: the media and outputs are not inside it.

@@ -32,7 +32,7 @@ func (t *Token) WrapPlan(mech WrapMechanism, target KeyType, wrappingBits int) (
 	rsaSize := keySize{bits: wrappingBits}
 	// Every composition starts in the token: an ephemeral AES-256 key wraps
 	// the material with RFC 5649.
-	composeErr := firstErr(wrapFn, caps.CanGenerate(AES256), caps.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_WRAP, keySize{}))
+	composeErr := allErrs(wrapFn, caps.CanGenerate(AES256), caps.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_WRAP, keySize{}))
 	cannot := func(native, composed error) error {
 		var why []string
 		if native != nil {
@@ -50,14 +50,14 @@ func (t *Token) WrapPlan(mech WrapMechanism, target KeyType, wrappingBits int) (
 	hash := hashName(mech.oaepHash())
 	switch mech {
 	case AESKeyWrapPad:
-		if err := firstErr(wrapFn, caps.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_WRAP, keySize{})); err != nil {
+		if err := allErrs(wrapFn, caps.Require(op, ckmAESKeyWrapPad, pkcs11.CKF_WRAP, keySize{})); err != nil {
 			return nil, err
 		}
 		return []WrapStep{{"wrap the key material", name, true}}, nil
 	case RSAOAEPSHA1, RSAOAEPSHA256:
 		// PKCS#11 tokens wrap only secret keys under RSA-OAEP; a private key
 		// (ECC material for AWS) always needs the composition.
-		native := firstErr(wrapFn, caps.Require(op, ckmRSAPKCSOAEP, pkcs11.CKF_WRAP, rsaSize))
+		native := allErrs(wrapFn, caps.Require(op, ckmRSAPKCSOAEP, pkcs11.CKF_WRAP, rsaSize))
 		if native == nil && !target.Symmetric() {
 			native = fmt.Errorf("PKCS#11 tokens wrap only secret keys under RSA-OAEP, and %s material is a private key", target)
 		}
@@ -77,7 +77,7 @@ func (t *Token) WrapPlan(mech WrapMechanism, target KeyType, wrappingBits int) (
 		// kwpRepair: the token's RFC 5649 output must be fixed in host
 		// memory because the token pads the material itself (kwpCompliant).
 		kwpRepair := composeErr == nil && !(target.secretLen() > 0 && target.secretLen()%8 == 0) && !t.kwpCompliant()
-		native := firstErr(wrapFn, caps.Require(op, ckmRSAAESKeyWrap, pkcs11.CKF_WRAP, rsaSize))
+		native := allErrs(wrapFn, caps.Require(op, ckmRSAAESKeyWrap, pkcs11.CKF_WRAP, rsaSize))
 		if native == nil && kwpRepair {
 			native = fmt.Errorf("the token's AES key wrap with padding is not RFC 5649 for %s material", target)
 		}
@@ -110,6 +110,30 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// allErrs joins every error that is not nil into one: a capability error
+// whose Missing lists each, or nil.
+func allErrs(errs ...error) error {
+	var parts []string
+	var first *CapabilityError
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*CapabilityError); ok && first == nil {
+			first = ce
+		}
+		parts = append(parts, missing(err))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	out := &CapabilityError{Missing: strings.Join(parts, ", and ")}
+	if first != nil {
+		out.Token, out.Operation, out.Mechanism = first.Token, first.Operation, first.Mechanism
+	}
+	return out
 }
 
 // missing is what a capability error says is missing, without the operation.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm"
 )
@@ -17,8 +18,9 @@ import (
 func init() {
 	Register(&Command{Name: "token", Summary: "list and initialise PKCS#11 tokens", Run: func(ctx context.Context, env *Env, args []string) error {
 		return subcommand(ctx, env, "token", args, map[string]func(context.Context, *Env, []string) error{
-			"list": tokenList,
-			"init": tokenInit,
+			"list":         tokenList,
+			"init":         tokenInit,
+			"capabilities": tokenCapabilities,
 		})
 	}})
 	Register(&Command{Name: "key", Summary: "generate and list keys on a token", Run: func(ctx context.Context, env *Env, args []string) error {
@@ -98,6 +100,89 @@ func tokenList(_ context.Context, env *Env, args []string) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, label, s.Token.Serial, s.Token.Manufacturer, s.Token.Model, strings.Join(s.Token.Flags(), ","))
 	}
 	return tw.Flush()
+}
+
+// multiFlag is a flag that may be given more than once.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// tokenCapabilities prints what a token can do with Key Ceremony (root keys,
+// signing, BYOK, backup), found without logging in. With several --module
+// flags and --markdown it prints the top-level README's table.
+func tokenCapabilities(_ context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "token capabilities")
+	var modules multiFlag
+	fs.Var(&modules, "module", "PKCS#11 module path; repeat for several (default: $KEYCEREMONY_MODULE, else the built-in SoftHSM2)")
+	uri := fs.String("token", "", "PKCS#11 URI of the token (default: each module's first initialised token)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	markdown := fs.Bool("markdown", false, "print a Markdown table, one row per module")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(modules) == 0 {
+		modules = multiFlag{""}
+	}
+	var rows []*ceremony.AppCapabilities
+	for _, mod := range modules {
+		row, err := moduleCapabilities(mod, *uri)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	switch {
+	case *asJSON:
+		return writeJSON(env.Stdout, rows)
+	case *markdown:
+		_, err := io.WriteString(env.Stdout, ceremony.MarkdownTable(rows))
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\n", r.Implementation)
+		for _, l := range [][2]string{{"root keys", r.Root}, {"signing", r.Signing}, {"BYOK entirely in the token", r.BYOKInToken},
+			{"BYOK with host steps", r.BYOKWithHost}, {"root key backup", r.Backup}} {
+			fmt.Fprintf(tw, "  %s\t%s\n", l[0], l[1])
+		}
+	}
+	return tw.Flush()
+}
+
+// moduleCapabilities opens a module and works out what its token (uri, or
+// the first initialised one) can do.
+func moduleCapabilities(module, uri string) (*ceremony.AppCapabilities, error) {
+	m, err := openModule(module)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	var slot hsm.Slot
+	if uri != "" {
+		u, err := hsm.ParseURI(uri)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		if slot, err = m.FindToken(u); err != nil {
+			return nil, err
+		}
+	} else {
+		slots, err := m.Slots()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range slots {
+			if s.Token != nil && s.Token.Initialized {
+				slot = s
+				break
+			}
+		}
+		if slot.Token == nil {
+			return nil, fmt.Errorf("%s has no initialised token: give --token, or initialise one ('keyceremony token init')", m.Path())
+		}
+	}
+	return ceremony.TokenCapabilities(m, slot)
 }
 
 func tokenInit(_ context.Context, env *Env, args []string) error {

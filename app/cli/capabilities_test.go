@@ -1,11 +1,21 @@
 package cli
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ceremony"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
+	"github.com/keyceremony/keyceremony/ceremony/quorum"
+	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 	"github.com/keyceremony/keyceremony/hsm/tpm2/tpm2test"
 )
@@ -47,4 +57,95 @@ func TestREADMECapabilityTable(t *testing.T) {
 	if current != out {
 		t.Errorf("README.md's token capabilities table differs from the command's output; run make capabilities.\nREADME:\n%s\ncommand:\n%s", current, out)
 	}
+}
+
+// byokPlanScript writes the shipped byok-wrap template for a token of the
+// module selected by uri, with a quorum record and fresh import parameters.
+func byokPlanScript(t *testing.T, module, uri string, edits ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"ceremony-output", "inputs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, sec, _, err := quorum.Split("example-root-2026", 3, custodians)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Wipe()
+	raw, err := rec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ceremony-output", "example-root-2026.quorum.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kmsimporttest.NewAWS(t, kmsimport.WrappingRSA4096).Parameters(t, filepath.Join(dir, "inputs", "import-parameters.json"),
+		"arn:aws:kms:eu-west-1:111122223333:key/plan", kmsimport.WrappingRSA4096, []byte("import token"), time.Now().Add(23*time.Hour))
+	b, err := fs.ReadFile(assets.Ceremonies, "ceremonies/byok-wrap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "module: /usr/lib/softhsm/libsofthsm2.so", "module: "+module, 1)
+	s = regexp.MustCompile(`uri: "pkcs11:[^"]*"`).ReplaceAllString(s, `uri: "`+uri+`"`)
+	for i := 0; i+1 < len(edits); i += 2 {
+		s = strings.Replace(s, edits[i], edits[i+1], 1)
+	}
+	p := filepath.Join(dir, "byok.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCeremonyPlanProbesTheToken: `ceremony plan` of a byok-wrap script says,
+// before anyone is called in and without logging in, that the TPM cannot
+// wrap and why (exit status 1), and on SoftHSM which steps run in host
+// memory; with allow_host_steps false those steps cannot run.
+func TestCeremonyPlanProbesTheToken(t *testing.T) {
+	t.Run("tpm2-pkcs11", func(t *testing.T) {
+		tpm := tpm2test.Start(t)
+		tpm.InitToken(t, "KMS Token", []byte("so-pin-kms"), []byte("user-pin-kms"))
+		p := byokPlanScript(t, tpm.Module, "pkcs11:token=KMS%20Token;serial=0000000000000000")
+		out, _, err := run(t, "", "ceremony", "plan", p)
+		var cr *ceremony.CannotRunError
+		if !errors.As(err, &cr) {
+			t.Fatalf("plan: err = %v, want a CannotRunError\n%s", err, out)
+		}
+		for _, want := range []string{`Token "KMS Token"`, "probed without logging in", "generate the aes-256 key material", "CANNOT RUN",
+			"C_GenerateKey is not implemented", "wrap SYMMETRIC_DEFAULT material with RSA_AES_KEY_WRAP_SHA_256", "C_WrapKey is not implemented"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("plan output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("SoftHSM2", func(t *testing.T) {
+		mod := softhsmtest.NewToken(t, "KMS Token", []byte("so-pin-kms"), []byte("user-pin-kms"))
+		serial := tokenSerialOf(t, mod, "KMS Token")
+		p := byokPlanScript(t, mod, "pkcs11:token=KMS%20Token;serial="+serial)
+		out, _, err := run(t, "", "ceremony", "plan", p)
+		if err != nil || !strings.Contains(out, "IN HOST MEMORY") || !strings.Contains(out, "allowed: allow_host_steps: true") {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		p = byokPlanScript(t, mod, "pkcs11:token=KMS%20Token;serial="+serial, "allow_host_steps: true", "allow_host_steps: false")
+		out, _, err = run(t, "", "ceremony", "plan", p)
+		if !errors.Is(err, ceremony.ErrCannotRun) || !strings.Contains(out, "which the script does not allow (allow_host_steps: false)") {
+			t.Fatalf("plan without host steps: %v\n%s", err, out)
+		}
+	})
+}
+
+func tokenSerialOf(t *testing.T, module, label string) string {
+	t.Helper()
+	m, err := hsm.Open(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.FindToken(hsm.URI{Token: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Token.Serial
 }

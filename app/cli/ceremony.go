@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"golang.org/x/term"
 
@@ -130,6 +131,7 @@ func ceremonyPlan(_ context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer e.Close()
 	fmt.Fprintf(env.Stdout, "%s (%s)\nScript SHA-256 %x\n  %s\n\n", s.Title, s.Kind, s.SHA256, words.String(s.SHA256[:]))
 	for _, st := range e.Plan() {
 		roles := make([]string, len(st.Confirm))
@@ -140,6 +142,36 @@ func ceremonyPlan(_ context.Context, env *Env, args []string) error {
 		if len(roles) > 0 {
 			fmt.Fprintf(env.Stdout, "    Confirm: %s\n", strings.Join(roles, ", "))
 		}
+	}
+	if *rehearse {
+		fmt.Fprintln(env.Stdout, "\nToken: a rehearsal runs on a throwaway SoftHSM token; plan without --rehearse to check the script's token.")
+		return nil
+	}
+	return printTokenReport(env.Stdout, e)
+}
+
+// printTokenReport probes the script's token without logging in and says,
+// for every operation of the script, whether it runs in the token, in host
+// memory, or cannot run; a script the token cannot carry out is an error,
+// found before anyone is called into the room.
+func printTokenReport(w io.Writer, e *ceremony.Engine) error {
+	report, err := e.ProbeToken()
+	if err != nil {
+		fmt.Fprintf(w, "\nToken NOT CHECKED: %v\n  Plan again where the token is inserted; at the ceremony the token step checks it before any share is issued.\n", err)
+		return nil
+	}
+	id := report.Identity
+	fmt.Fprintf(w, "\nToken %q in slot %d (%s %s, serial %s), module %s (%s %s), probed without logging in:\n",
+		id.Label, report.Slot, id.Manufacturer, id.Model, id.Serial, report.Module, report.Library.Description, report.Library.LibraryVersion)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range report.Lines {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.Operation, l.Where, l.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if blocking := report.Blocking(); len(blocking) > 0 {
+		return &ceremony.CannotRunError{Token: id.Label, Lines: blocking}
 	}
 	return nil
 }

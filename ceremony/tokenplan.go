@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
@@ -295,4 +296,35 @@ func (p *prober) readCertificate(path string) *x509.Certificate {
 
 func isPSS(a x509.SignatureAlgorithm) bool {
 	return a == x509.SHA256WithRSAPSS || a == x509.SHA384WithRSAPSS || a == x509.SHA512WithRSAPSS
+}
+
+// ProbeScript is ProbeToken for a script alone, as the GUI's script summary
+// shows it: it loads the module, probes the token without logging in, and
+// releases the module again (a rehearsal started next loads SoftHSM with its
+// own configuration).
+func ProbeScript(s *script.Script) (*TokenReport, error) {
+	e := &Engine{s: s, done: map[string]transcript.Entry{}, linted: map[string]lintRecord{}}
+	defer e.cleanup()
+	return e.ProbeToken()
+}
+
+// Summary is the report in a few lines for people: one per operation, and
+// what cannot run first.
+func (r *TokenReport) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q (%s %s, serial %s), probed without logging in:\n", r.Identity.Label, r.Identity.Manufacturer, r.Identity.Model, r.Identity.Serial)
+	for _, l := range append(r.Blocking(), r.nonBlocking()...) {
+		fmt.Fprintf(&b, "• %s\n", l)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func (r *TokenReport) nonBlocking() []CapabilityLine {
+	var out []CapabilityLine
+	for _, l := range r.Lines {
+		if l.Where != Cannot {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -140,6 +140,21 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	if s.Quorum.Threshold > 0 {
 		form.Append("Quorum", wrapLabel(fmt.Sprintf("%d of %d: %s", s.Quorum.Threshold, len(s.Quorum.Custodians), strings.Join(s.Quorum.Custodians, ", "))))
 	}
+	// What the script's token can do for it, probed without logging in, so
+	// a missing capability is known before anyone is called in.
+	tokenInfo := wrapLabel("Checking the token…")
+	form.Append("Token", tokenInfo)
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		text := "Not checked: "
+		if r, err := ceremony.ProbeScript(s); err != nil {
+			text += err.Error() + "\nPlan again where the token is inserted; the ceremony's token step checks it before any share is issued."
+		} else if text = r.Summary(); len(r.Blocking()) > 0 {
+			text = "THIS TOKEN CANNOT CARRY OUT THE SCRIPT: change the script or the token.\n" + text
+		}
+		fyne.Do(func() { tokenInfo.SetText(text) })
+	}()
 	out := widget.NewEntry()
 	out.SetText(s.OutputDir())
 	if d := p.settings.OutputDir(); d != "" {
@@ -147,6 +162,7 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	}
 	form.Append("Output directory", out)
 	start := func(rehearse bool) {
+		<-probed // the probe has released the module
 		dir := strings.TrimSpace(out.Text)
 		if dir == s.OutputDir() {
 			dir = "" // let the engine apply its rules (a rehearsal never writes to the real directory)

@@ -94,6 +94,8 @@ func TestWizardRehearsalRootCeremony(t *testing.T) {
 	defer w.Close()
 	fyne.DoAndWait(func() { w.Ceremonies().OpenScript(path) })
 	waitForMarkup(t, w, "SHA-256", "Rehearse (throwaway token)")
+	// The summary says what the script's token can do, probed without login.
+	waitForMarkup(t, w, "probed without logging in", "generate the ec-p384 key pair: in the token")
 	var rehearse *widget.Button
 	fyne.DoAndWait(func() { rehearse = buttonWithText(t, w.Canvas().Content(), "Rehearse (throwaway token)") })
 	test.Tap(rehearse)

@@ -82,7 +82,7 @@ func (t *Token) ImportWrappingKey(ctx context.Context, spkiDER []byte) (*Key, er
 	}
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("import wrapping key: %T is not an RSA key", pub)
+		return nil, fmt.Errorf("import wrapping key: the wrapping key must be RSA; this one is %s", keyAlgorithm(pub))
 	}
 	return t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "wrapping-key", Usage: UseWrapPublic})
 }
@@ -117,4 +117,15 @@ func (t *Token) ImportSecretKey(ctx context.Context, value []byte, spec KeySpec)
 		return nil, err
 	}
 	return t.loadKey(h, 0)
+}
+
+// keyAlgorithm names a public key's algorithm for messages.
+func keyAlgorithm(pub any) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "an EC key on " + k.Curve.Params().Name
+	case ed25519.PublicKey:
+		return "an Ed25519 key"
+	}
+	return fmt.Sprintf("of an unknown kind (%T)", pub)
 }

@@ -74,7 +74,7 @@ func (e *Engine) importKEK(ctx context.Context, trusted bool) (*hsm.Key, error) 
 	if err != nil {
 		return nil, err
 	}
-	id, err := tok.Random(8)
+	id, err := tok.RandomMixed(8)
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +372,7 @@ func runProve(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	challenge, err := tok.Random(32)
+	challenge, err := tok.RandomMixed(32)
 	if err != nil {
 		return err
 	}

@@ -340,6 +340,10 @@ func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
 		if _, err := e.tw.Append(en); err != nil {
 			return fmt.Errorf("step %s failed: %w; recording the failure also failed: %v", st.id, cause, err)
 		}
+		if errors.Is(cause, ErrCannotRun) {
+			return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript). Running the same script again would fail the same way: change the script as said, "+
+				"have the change reviewed, and run the changed script: it resumes in this output directory, the change recorded, if it changes nothing an earlier step used", st.id, st.title, cause)
+		}
 		return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; run the same script again to resume from this step)", st.id, st.title, cause)
 	}
 	return fmt.Errorf("step %s (%s) failed: %w", st.id, st.title, cause)
@@ -357,9 +361,8 @@ func (e *Engine) resume(ctx context.Context) error {
 	e.tw = tw
 	entries := tw.Entries()
 	first := entries[0]
-	if first.Step != "begin" || first.Detail("script sha256") != hex.EncodeToString(e.s.SHA256[:]) {
-		return fmt.Errorf("resume ceremony: the transcript %s was written by another script (SHA-256 %s), not %s (SHA-256 %x)",
-			e.TranscriptPath(), first.Detail("script sha256"), e.s.Path, e.s.SHA256)
+	if first.Step != "begin" {
+		return fmt.Errorf("resume ceremony: %s does not start with the begin step: it is not a ceremony transcript", e.TranscriptPath())
 	}
 	for _, en := range entries {
 		if en.Step == "transcript-pdf" && en.OK() {
@@ -367,6 +370,14 @@ func (e *Engine) resume(ctx context.Context) error {
 		}
 		if en.OK() {
 			e.done[en.Step] = en
+		}
+	}
+	// A changed script is an amendment (amend.go): checked before anything
+	// is written, recorded after the resume.
+	var amendment *amendment
+	if inEffect, _ := scriptInEffect(entries); inEffect != hex.EncodeToString(e.s.SHA256[:]) {
+		if amendment, err = e.checkAmendment(entries); err != nil {
+			return err
 		}
 	}
 	e.resumed = true
@@ -406,6 +417,9 @@ func (e *Engine) resume(ctx context.Context) error {
 	}
 	if _, err := e.tw.Append(r.entry); err != nil {
 		return err
+	}
+	if amendment != nil {
+		return e.recordAmendment(ctx, amendment)
 	}
 	return nil
 }

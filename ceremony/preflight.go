@@ -23,8 +23,8 @@ func preflightSteps(s *script.Script) []*step {
 			id: stepBegin, title: "Script identified",
 			do:      "Read the script's SHA-256 aloud and compare it with the reviewed copy; read the Key Ceremony binary's SHA-256 aloud and compare it with the release's published SHA256SUMS.",
 			check:   "The script parsed and validated; the output files do not exist yet; the running executable was hashed.",
-			record:  "Script path and SHA-256, ceremony identity, rehearsal flag, and the binary that runs the ceremony: version, commit, path, SHA-256.",
-			confirm: admins, outputs: []string{"transcript.jsonl"},
+			record:  "Script path and SHA-256 (and a copy of the script), ceremony identity, rehearsal flag, and the binary that runs the ceremony: version, commit, path, SHA-256.",
+			confirm: admins, outputs: []string{"transcript.jsonl", "script.yaml"},
 			run: runBegin,
 		},
 		{
@@ -98,6 +98,11 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	}
 	e.tw = tw
 	r.entry.Inputs = append(r.entry.Inputs, transcript.File{Path: e.s.Path, SHA256: hex.EncodeToString(sum), Size: int64(len(e.s.Raw))})
+	// The exact script, kept with the evidence: a changed script can then be
+	// checked against it on resume (amend.go).
+	if _, err := r.output("script.yaml", e.s.Raw); err != nil {
+		return err
+	}
 	r.detail("ceremony id", e.s.ID)
 	r.detail("title", e.s.Title)
 	r.detail("kind", string(e.s.Kind))

@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -46,6 +47,14 @@ func runGenerateKey(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	k, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: kt, Label: label, Extractable: e.s.Key.Backup, WrapWithTrusted: e.s.Key.Backup})
+	var ce *hsm.CapabilityError
+	if errors.As(err, &ce) {
+		// Running the script again cannot help: the script must change
+		// (amend.go), and nothing is left on the token (hsm destroyed it).
+		p := &prober{e: e, caps: mustCaps(tok)}
+		return &CannotRunError{Token: tok.Label(), Lines: []CapabilityLine{{Step: "generate-key", Operation: "generate the " + kt.String() + " key pair", Where: Cannot,
+			Detail: err.Error() + "; change key.type " + p.alternatives()}}}
+	}
 	if err != nil {
 		return err
 	}

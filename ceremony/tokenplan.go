@@ -328,3 +328,12 @@ func (r *TokenReport) nonBlocking() []CapabilityLine {
 	}
 	return out
 }
+
+// mustCaps is the token's capabilities, or none when they cannot be read
+// (for messages that only suggest alternatives).
+func mustCaps(tok *hsm.Token) *hsm.Capabilities {
+	if c, err := tok.Capabilities(); err == nil {
+		return c
+	}
+	return &hsm.Capabilities{}
+}

@@ -174,3 +174,32 @@ func TestTPMCeremonies(t *testing.T) {
 		}
 	})
 }
+
+// TestTPMAmendKeyType: a TPM root ceremony interrupted after the enrolment
+// takes an amended key type: one the TPM cannot make (rsa-4096) is refused
+// before anything is written, naming the token's limit; rsa-3072 is
+// recorded as an amendment and the root is made and verifies.
+func TestTPMAmendKeyType(t *testing.T) {
+	w, _ := newTPMWorld(t, "TPM Amend")
+	out := filepath.Join(w.dir, "out")
+	s := w.writeScript("root.yaml", "root-generation.yaml", w.uri, out, rootEdits...)
+	w.interruptAfter(t, s, "enrol-token")
+	tr := filepath.Join(out, "example-root-2026.transcript.jsonl")
+	before := entryCount(t, tr)
+
+	ns := rewriteScript(t, s, "type: ec-p384", "type: rsa-4096")
+	_, err := w.run(ns, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{})
+	var cr *CannotRunError
+	if !errors.As(err, &cr) || !strings.Contains(err.Error(), "1024 to 3072 bits, not 4096") || !strings.Contains(err.Error(), "rsa-3072") {
+		t.Fatalf("amendment to rsa-4096: %v", err)
+	}
+	if n := entryCount(t, tr); n != before {
+		t.Errorf("a refused amendment wrote %d entries", n-before)
+	}
+	ns = rewriteScript(t, s, "type: ec-p384", "type: rsa-3072")
+	if _, err := w.run(ns, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{}); err != nil {
+		t.Fatalf("amended run: %v\n%s", err, w.log.String())
+	}
+	cert := filepath.Join(out, "example-root-2026.cert.pem")
+	opensslVerify(t, cert, cert)
+}

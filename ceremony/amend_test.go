@@ -117,3 +117,53 @@ func TestAmendedScriptResumes(t *testing.T) {
 		t.Error("the amendment is not between the shares and the key")
 	}
 }
+
+// stopAtUserPIN is a prompter whose administrator walks away when asked for
+// the current user PIN the first time: the SO PIN is then already changed.
+type stopAtUserPIN struct {
+	*typist
+	stopped bool
+}
+
+func (p *stopAtUserPIN) Secret(ctx context.Context, r SecretRequest) ([]byte, error) {
+	if r.Kind == "user-pin" && !p.stopped {
+		p.stopped = true
+		return nil, ErrAborted
+	}
+	return p.typist.Secret(ctx, r)
+}
+
+// TestChangePINResumes (PIN counters): an enrolment interrupted after it
+// changed the SO PIN resumes: the typed vendor SO PIN now fails, and only
+// because the ceremony is resuming an interrupted enrolment does hsm allow
+// the one more try that finds the SO PIN already derived. On a first run a
+// refused vendor PIN stops the ceremony without another try.
+func TestChangePINResumes(t *testing.T) {
+	w := newWorld(t, "Root 2026")
+	out := filepath.Join(w.dir, "out")
+	s := w.rootCardsScript(out, "backup: true", "backup: false")
+	p := &stopAtUserPIN{typist: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans")}
+	if _, err := w.run(s, p, Options{}); !errors.Is(err, ErrAborted) || !p.stopped {
+		t.Fatalf("interrupted enrolment: %v", err)
+	}
+	res, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{})
+	if err != nil {
+		t.Fatalf("resumed enrolment: %v\n%s", err, w.log.String())
+	}
+	rep, _ := transcript.Verify(res.Transcript)
+	enrol := entryByStep(t, rep, "enrol-token")
+	if !strings.Contains(enrol.Detail("security officer (SO) PIN"), "was already the quorum-derived PIN") ||
+		!strings.Contains(enrol.Detail("user PIN"), "changed (C_SetPIN)") {
+		t.Errorf("enrolment recorded %+v", enrol.Details)
+	}
+
+	// A first run whose vendor SO PIN is wrong stops at once.
+	w2 := newWorld(t, "Root 2026")
+	s2 := w2.rootCardsScript(filepath.Join(w2.dir, "out"), "backup: true", "backup: false")
+	p2 := w2.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans")
+	p2.PINs.SO = "not-the-vendor-pin"
+	_, err = w2.run(s2, p2, Options{})
+	if err == nil || !strings.Contains(err.Error(), "the current security officer (SO) PIN was not accepted") {
+		t.Fatalf("wrong vendor SO PIN: %v", err)
+	}
+}

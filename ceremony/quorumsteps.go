@@ -521,8 +521,11 @@ func (e *Engine) enrolChangePIN(ctx context.Context, r *stepRun) error {
 			return err
 		}
 		err = login(current)
-		if errors.Is(err, hsm.ErrPINIncorrect) {
-			// Perhaps an interrupted attempt already changed it.
+		if errors.Is(err, hsm.ErrPINIncorrect) && e.resumed {
+			// Perhaps an interrupted attempt already changed it: only then is
+			// a second try (with the derived PIN) worth its risk; hsm refuses
+			// it otherwise, and never on the token's final try.
+			tok.AllowOneMoreTry(role == "so")
 			if login(derived) == nil {
 				e.login = role
 				r.detail(title, "was already the quorum-derived PIN (an interrupted attempt changed it)")

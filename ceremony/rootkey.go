@@ -2,11 +2,11 @@ package ceremony
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"strings"
 

@@ -2,9 +2,9 @@ package kmsimport_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"

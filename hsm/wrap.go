@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -196,6 +197,69 @@ type WrapOptions struct {
 	// AllowHostSteps permits a composition in which a step runs in host
 	// software. Without it Wrap fails rather than let material reach host memory.
 	AllowHostSteps bool
+	// Trusted are wrapping keys the security officer made trusted
+	// (PrepareTrustedWrap), for a target only trusted keys may wrap
+	// (CKA_WRAP_WITH_TRUSTED): its ephemeral key replaces the one a
+	// composition would make.
+	Trusted *TrustedWrap
+}
+
+// TrustedWrap is what PrepareTrustedWrap made: the wrapping public key and,
+// when the wrap is composed, the ephemeral AES-256 key, both session objects
+// marked CKA_TRUSTED, so they may wrap keys made CKA_WRAP_WITH_TRUSTED.
+type TrustedWrap struct {
+	Wrapping  *Key
+	Ephemeral *Key // nil when the token wraps in one mechanism
+	t         *Token
+}
+
+// Destroy removes the trusted session keys (they also go when the token closes).
+func (w *TrustedWrap) Destroy() {
+	if w == nil {
+		return
+	}
+	for _, k := range []*Key{w.Ephemeral, w.Wrapping} {
+		if k != nil {
+			_ = w.t.DestroyKey(k)
+		}
+	}
+}
+
+// PrepareTrustedWrap imports the RSA wrapping key spkiDER as a trusted
+// session key and, when the plan for mech and target composes the wrap,
+// generates the trusted ephemeral AES-256 key (readable only when the plan
+// has steps in host memory). The security officer must be logged in: only
+// the SO may set CKA_TRUSTED, and so the keys are public objects, which the
+// user can use after the SO logs out and the user logs in.
+func (t *Token) PrepareTrustedWrap(ctx context.Context, spkiDER []byte, mech WrapMechanism, target KeyType) (*TrustedWrap, error) {
+	pub, err := x509.ParsePKIXPublicKey(spkiDER)
+	if err != nil {
+		return nil, fmt.Errorf("trusted wrapping key: not a DER SubjectPublicKeyInfo: %w", err)
+	}
+	rk, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("trusted wrapping key: the wrapping key must be RSA; this one is %s", keyAlgorithm(pub))
+	}
+	plan, err := t.WrapPlan(mech, target, rk.N.BitLen())
+	if err != nil {
+		return nil, err
+	}
+	w := &TrustedWrap{t: t}
+	if w.Wrapping, err = t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "trusted-wrapping-key", Usage: UseWrapPublic, Trusted: true}); err != nil {
+		return nil, fmt.Errorf("import the wrapping key as trusted: %w", err)
+	}
+	if len(plan) > 1 {
+		host := false
+		for _, s := range plan {
+			host = host || !s.InToken
+		}
+		w.Ephemeral, err = t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: host, Usage: UseWrap, Trusted: true})
+		if err != nil {
+			w.Destroy()
+			return nil, fmt.Errorf("trusted ephemeral key: %w", err)
+		}
+	}
+	return w, nil
 }
 
 // Wrap wraps target for export under wrapping (an RSA public key for the RSA
@@ -249,11 +313,19 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 
 	// Composition: an ephemeral AES-256 session key wraps the target with KWP.
 	// It is readable only when a later step needs it in host memory.
-	eph, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: hostSteps, Usage: UseWrap})
-	if err != nil {
-		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
+	var eph *Key
+	if opts.Trusted != nil && opts.Trusted.Ephemeral != nil {
+		eph = opts.Trusted.Ephemeral
+		if eph.sensitive == hostSteps {
+			return nil, fmt.Errorf("%s: the trusted ephemeral key was made for another plan", what)
+		}
+	} else {
+		eph, err = t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: hostSteps, Usage: UseWrap})
+		if err != nil {
+			return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
+		}
+		defer t.DestroyKey(eph)
 	}
-	defer t.DestroyKey(eph)
 	wrappedTarget, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

@@ -144,11 +144,19 @@ func Wrap(ctx context.Context, tok *hsm.Token, target *hsm.Key, r Request, opts 
 	if !target.Extractable() {
 		return nil, fmt.Errorf("token key %q was created non-extractable, so it can never leave the token: generate the key for this import with the ceremony instead", target.Label())
 	}
-	wk, err := tok.ImportWrappingKey(ctx, r.Params.PublicKeyDER)
-	if err != nil {
-		return nil, err
+	// The wrapping key: the trusted one the security officer prepared
+	// (hsm.PrepareTrustedWrap), for material only trusted keys may wrap;
+	// otherwise a session copy imported now.
+	wk := (*hsm.Key)(nil)
+	if opts.Trusted != nil {
+		wk = opts.Trusted.Wrapping
+	} else {
+		var err error
+		if wk, err = tok.ImportWrappingKey(ctx, r.Params.PublicKeyDER); err != nil {
+			return nil, err
+		}
+		defer tok.DestroyKey(wk)
 	}
-	defer tok.DestroyKey(wk)
 	w, err := tok.Wrap(ctx, wk, target, r.Algorithm.Mechanism(), opts)
 	if err != nil {
 		return nil, err

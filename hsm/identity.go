@@ -123,21 +123,12 @@ func (e *IndistinguishableError) Unwrap() error { return ErrAmbiguous }
 // FindToken returns the slot holding the token sel selects. A URI that
 // selects several tokens is refused with an *AmbiguousTokenError.
 func (m *Module) FindToken(sel URI) (Slot, error) {
-	slots, err := m.Slots()
-	if err != nil {
-		return Slot{}, err
+	found, err := m.slotsWhere(sel.Matches)
+	if err != nil || len(found) == 1 {
+		return first(found), err
 	}
-	var found []Slot
-	for _, s := range slots {
-		if sel.Matches(s) {
-			found = append(found, s)
-		}
-	}
-	switch len(found) {
-	case 0:
+	if len(found) == 0 {
 		return Slot{}, fmt.Errorf("find token %s in %s: %w (is it inserted? 'keyceremony token list' shows what is there)", sel.String(), m.path, ErrTokenNotFound)
-	case 1:
-		return found[0], nil
 	}
 	return Slot{}, &AmbiguousTokenError{URI: sel, Module: m.path, Candidates: found}
 }
@@ -146,25 +137,38 @@ func (m *Module) FindToken(sel URI) (Slot, error) {
 // refuses when another token shares it (an *IndistinguishableError): a
 // ceremony that finds its token again by identity must find one token.
 func (m *Module) FindIdentity(id TokenIdentity) (Slot, error) {
-	slots, err := m.Slots()
-	if err != nil {
-		return Slot{}, err
+	found, err := m.slotsWhere(func(s Slot) bool { return s.Token != nil && s.Identity() == id })
+	if err != nil || len(found) == 1 {
+		return first(found), err
 	}
-	var found []Slot
-	for _, s := range slots {
-		if s.Token != nil && s.Identity() == id {
-			found = append(found, s)
-		}
-	}
-	switch len(found) {
-	case 0:
+	if len(found) == 0 {
 		return Slot{}, fmt.Errorf("find token %s in %s: %w (is it inserted? 'keyceremony token list' shows what is there)", id, m.path, ErrTokenNotFound)
-	case 1:
-		return found[0], nil
 	}
 	ids := make([]uint, len(found))
 	for i, s := range found {
 		ids[i] = s.ID
 	}
 	return Slot{}, &IndistinguishableError{Identity: id, Slots: ids}
+}
+
+// slotsWhere lists the slots for which match is true.
+func (m *Module) slotsWhere(match func(Slot) bool) ([]Slot, error) {
+	slots, err := m.Slots()
+	if err != nil {
+		return nil, err
+	}
+	var found []Slot
+	for _, s := range slots {
+		if match(s) {
+			found = append(found, s)
+		}
+	}
+	return found, nil
+}
+
+func first(slots []Slot) Slot {
+	if len(slots) == 0 {
+		return Slot{}
+	}
+	return slots[0]
 }

@@ -82,7 +82,7 @@ func (t *Token) ImportWrappingKey(ctx context.Context, spkiDER []byte) (*Key, er
 	}
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("import wrapping key: the wrapping key must be RSA; this one is %s", keyAlgorithm(pub))
+		return nil, fmt.Errorf("import wrapping key: the wrapping key must be RSA; this one is %s", DescribePublicKey(pub))
 	}
 	return t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "wrapping-key", Usage: UseWrapPublic})
 }
@@ -119,13 +119,16 @@ func (t *Token) ImportSecretKey(ctx context.Context, value []byte, spec KeySpec)
 	return t.loadKey(h, 0)
 }
 
-// keyAlgorithm names a public key's algorithm for messages.
-func keyAlgorithm(pub any) string {
+// DescribePublicKey names a public key's algorithm and size for messages
+// ("a 1024-bit RSA key", "an EC key on P-256"), never a Go type.
+func DescribePublicKey(pub any) string {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		return "an EC key on " + k.Curve.Params().Name
 	case ed25519.PublicKey:
 		return "an Ed25519 key"
+	case *rsa.PublicKey:
+		return fmt.Sprintf("a %d-bit RSA key", k.N.BitLen())
 	}
-	return fmt.Sprintf("of an unknown kind (%T)", pub)
+	return "a key of an unknown kind"
 }

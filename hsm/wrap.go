@@ -238,7 +238,7 @@ func (t *Token) PrepareTrustedWrap(ctx context.Context, spkiDER []byte, mech Wra
 	}
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("trusted wrapping key: the wrapping key must be RSA; this one is %s", keyAlgorithm(pub))
+		return nil, fmt.Errorf("trusted wrapping key: the wrapping key must be RSA; this one is %s", DescribePublicKey(pub))
 	}
 	plan, err := t.WrapPlan(mech, target, rk.N.BitLen())
 	if err != nil {

@@ -2,8 +2,6 @@ package kmsimport
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyceremony/keyceremony/hsm"
 )
 
 // Parameters are what GetParametersForImport returned: they belong together
@@ -108,7 +108,7 @@ func (p *Parameters) setPublicKey(data []byte) error {
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
 		return fmt.Errorf("the wrapping public key is %s; AWS KMS issues RSA wrapping keys (RSA_2048, RSA_3072, RSA_4096; SM2 in China Regions, not supported here): "+
-			"these are not AWS KMS import parameters, or the public key file is another one", describeKey(pub))
+			"these are not AWS KMS import parameters, or the public key file is another one", hsm.DescribePublicKey(pub))
 	}
 	p.PublicKeyDER, p.PublicKey = der, rk
 	return nil
@@ -167,19 +167,6 @@ func parseEpoch(s string) (time.Time, bool) {
 		nsec = n
 	}
 	return time.Unix(sec, nsec).UTC(), true
-}
-
-// describeKey names a public key's algorithm and size for messages.
-func describeKey(pub any) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "an EC key on " + k.Curve.Params().Name
-	case ed25519.PublicKey:
-		return "an Ed25519 key"
-	case *rsa.PublicKey:
-		return fmt.Sprintf("a %d-bit RSA key", k.N.BitLen())
-	}
-	return fmt.Sprintf("not an RSA key (%T)", pub)
 }
 
 // CheckFresh refuses parameters that have expired or expire before the

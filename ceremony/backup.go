@@ -308,7 +308,11 @@ func runRestore(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	defer tok.DestroyKey(kek)
-	if _, err := tok.UnwrapKey(ctx, kek, wrapped, hsm.AESKeyWrapPad, hsm.KeySpec{Type: kt, Label: label, ID: id}); err != nil {
+	unwrapped, err := tok.UnwrapKey(ctx, kek, wrapped, hsm.AESKeyWrapPad, hsm.KeySpec{Type: kt, Label: label, ID: id})
+	if err != nil {
+		return err
+	}
+	if _, err := recordKeyAttributes(ctx, r, unwrapped); err != nil {
 		return err
 	}
 	// The public half comes from the certificate (a wrapped private key

@@ -157,7 +157,16 @@ func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("unwrap key %q with %s: %w", spec.Label, name, err)
 	}
-	return t.loadKey(h, 0)
+	k, err := t.loadKey(h, 0)
+	if err == nil {
+		object := map[bool]string{true: "secret", false: "private"}[spec.Type.Symmetric()]
+		k.checks, err = t.checkAttributes(h, object, tmpl, nil)
+	}
+	if err != nil {
+		_ = t.withSession(ctx, func(sh pkcs11.SessionHandle) error { return t.ctx().DestroyObject(sh, h) })
+		return nil, fmt.Errorf("unwrap key %q: %w (the unwrapped key was destroyed)", spec.Label, err)
+	}
+	return k, nil
 }
 
 // WrapStep is one part of a wrap, and where it ran.

@@ -343,7 +343,7 @@ func TestBYOKRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := rep.Final(); last.Step != "wrap-plan" || last.OK() {
+		if last := rep.Last(); last.Step != "wrap-plan" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
 		}
 	})

@@ -505,7 +505,7 @@ func (c *caSigningRun) swappedCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := rep.Final(); last.Step != "inputs" || last.OK() || !strings.Contains(last.Error, "ec-p256") {
+	if last := rep.Last(); last.Step != "inputs" || last.OK() || !strings.Contains(last.Error, "ec-p256") {
 		t.Fatalf("last entry %+v", last)
 	}
 	os.WriteFile(csr, good, 0o600)

@@ -41,7 +41,7 @@ func TestLegacyTranscriptsVerify(t *testing.T) {
 		if name == "interrupted" {
 			want = "lint-certificate"
 		}
-		if got := rep.Final().Step; got != want {
+		if got := rep.Last().Step; got != want {
 			t.Errorf("%s ends with %s, want %s", name, got, want)
 		}
 	}

@@ -48,7 +48,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if last := before.Final(); last.Step != stopAfter {
+			if last := before.Last(); last.Step != stopAfter {
 				t.Fatalf("transcript ends at %s, want %s", last.Step, stopAfter)
 			}
 
@@ -140,7 +140,7 @@ func TestFailedStepIsRecordedAndResumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := rep.Final()
+	last := rep.Last()
 	if last.Step != "clock" || last.Result != transcript.ResultError || !strings.Contains(last.Error, "not confirmed") {
 		t.Fatalf("last entry = %+v", last)
 	}
@@ -304,7 +304,7 @@ func TestInitializeBlankToken(t *testing.T) {
 		t.Fatalf("rehearsal of an initialize script: %v", err)
 	}
 	rrep, err := transcript.Verify(rres.Transcript)
-	if err != nil || !rrep.Final().Rehearsal {
+	if err != nil || !rrep.Last().Rehearsal {
 		t.Fatalf("rehearsal transcript: %v", err)
 	}
 }

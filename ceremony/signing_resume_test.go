@@ -40,7 +40,7 @@ func interrupt(t *testing.T, s func(AfterStep func(StepInfo, transcript.Entry)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := rep.Final(); last.Step != stopAfter {
+	if last := rep.Last(); last.Step != stopAfter {
 		t.Fatalf("transcript ends at %s, want %s", last.Step, stopAfter)
 	}
 	return rep

@@ -73,6 +73,9 @@ func LoadAnswers(path string) (*Answers, error) {
 	return &a, nil
 }
 
+// Unattended: an answers file answers on behalf of people who are not there.
+func (a *Answers) Unattended() bool { return true }
+
 func (a *Answers) logf(format string, args ...any) {
 	if a.Log != nil {
 		fmt.Fprintf(a.Log, format+"\n", args...)

@@ -12,10 +12,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
@@ -177,70 +175,63 @@ func inputsStep(s *script.Script) *step {
 		check:   check,
 		record:  "Path, size and SHA-256 of every input.",
 		confirm: admins, run: runInputs,
-		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error { return e.loadInputs(nil) },
+		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error { return e.restoreInputs(en, nil) },
 	}
 }
 
 // loadInputs reads the quorum record and, for a restore, the backup and the
-// certificate, recording them when r is not nil.
-func (e *Engine) loadInputs(r *stepRun) error {
-	in := func(path string) ([]byte, error) {
-		p := e.s.Resolve(path)
-		if r != nil {
-			if _, err := r.input(p); err != nil {
-				return nil, err
-			}
-		}
-		return os.ReadFile(p)
+// certificate, each once (recording them when r is not nil); every problem
+// goes to bad.
+func (e *Engine) loadInputs(r *stepRun, bad func(path string, err error)) {
+	raw := e.readInput(r, "quorum.record", *e.s.Quorum.Record, bad)
+	if raw == nil {
+		return
 	}
-	if _, err := in(e.s.Quorum.Record.Path); err != nil {
-		return err
-	}
-	rec, err := quorum.ReadRecord(e.s.Resolve(e.s.Quorum.Record.Path))
+	rec, err := quorum.ParseRecord(raw)
 	if err != nil {
-		return err
+		bad("quorum.record", fmt.Errorf("%s: %w", e.s.Quorum.Record.Path, err))
+		return
 	}
 	e.record = rec
 	if e.s.Restore == nil {
-		return nil
+		return
 	}
-	raw, err := in(e.s.Restore.Backup.Path)
-	if err != nil {
-		return err
+	raw = e.readInput(r, "restore.backup", e.s.Restore.Backup, bad)
+	certPEM := e.readInput(r, "restore.certificate", e.s.Restore.Certificate, bad)
+	if raw == nil || certPEM == nil {
+		return
 	}
 	var b backupFile
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil || b.Format != backupFormat {
-		return fmt.Errorf("%s is not a key backup file (%v)", e.s.Restore.Backup.Path, err)
+		bad("restore.backup", fmt.Errorf("%s is not a key backup file (%v)", e.s.Restore.Backup.Path, err))
+		return
 	}
 	if b.QuorumSet != rec.SetID {
-		return fmt.Errorf("the backup belongs to quorum %s, the quorum record is %s: they come from different ceremonies", b.QuorumSet, rec.SetID)
+		bad("restore.backup", fmt.Errorf("the backup belongs to quorum %s, the quorum record is %s: they come from different ceremonies", b.QuorumSet, rec.SetID))
+		return
 	}
-	certPEM, err := in(e.s.Restore.Certificate.Path)
+	cert, err := parseCertificate(certPEM)
 	if err != nil {
-		return err
-	}
-	der := certPEM
-	if blk, _ := pem.Decode(certPEM); blk != nil {
-		der = blk.Bytes
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return fmt.Errorf("%s: %w", e.s.Restore.Certificate.Path, err)
+		bad("restore.certificate", fmt.Errorf("%s: %w", e.s.Restore.Certificate.Path, err))
+		return
 	}
 	if err := cert.CheckSignatureFrom(cert); err != nil {
-		return fmt.Errorf("the root certificate's self-signature does not verify: %w", err)
+		bad("restore.certificate", fmt.Errorf("the root certificate's self-signature does not verify: %w", err))
+		return
 	}
 	if base64.StdEncoding.EncodeToString(cert.RawSubjectPublicKeyInfo) != b.PublicKey {
-		return errors.New("the backup's public key is not the certificate's: they belong to different keys")
+		bad("restore.backup", errors.New("the backup's public key is not the certificate's: they belong to different keys"))
+		return
 	}
 	e.backup, e.cert = &b, cert
-	return nil
 }
 
 func runInputs(ctx context.Context, r *stepRun) error {
-	if err := r.e.loadInputs(r); err != nil {
+	var ps problems
+	r.e.loadInputs(r, ps.add)
+	if err := ps.err(); err != nil {
 		return err
 	}
 	var facts []Fact

@@ -115,7 +115,7 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string
 	}
 	out := filepath.Join(w.dir, "byok-out", id)
 	s := w.writeScript(id+".yaml", "byok-wrap.yaml", "pkcs11:serial="+w.serial, out, edits...)
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	return e, out, err
 }
 

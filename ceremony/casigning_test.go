@@ -487,7 +487,7 @@ func (c *caSigningRun) swappedCSR(t *testing.T) {
 	s := w.writeScript("swap.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out,
 		"id: example-issuing-ca-1-2026", "id: example-issuing-ca-swap", csrPath, "csr: {path: inputs/swap.csr}")
 	s = rewrite(t, s, cutSection("  crl:\n"))
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ package ceremony
 import (
 	"context"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +23,6 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
-	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
@@ -37,6 +35,10 @@ type Options struct {
 	// Rehearse runs the script against a throwaway SoftHSM token and marks
 	// every output and the transcript as REHEARSAL.
 	Rehearse bool
+	// UnattendedTest allows a Prompter that answers on behalf of people
+	// (the answers file) outside a rehearsal: automated tests only. The
+	// first entry records it.
+	UnattendedTest bool
 	// AfterStep, when set, is called after each step's entry is on disk.
 	// The GUI uses it for progress; tests use it to interrupt a ceremony.
 	AfterStep func(StepInfo, transcript.Entry)
@@ -64,6 +66,9 @@ type Engine struct {
 	done    map[string]transcript.Entry
 	resumed bool
 	current int
+	// recorded are the inputs an inputs step recorded, while a resumed
+	// ceremony reads them again (restoreInputs).
+	recorded map[string]recordedInput
 
 	// Token state.
 	mod        *hsm.Module
@@ -176,6 +181,9 @@ func (e *Engine) validate() error {
 				}
 			}
 		}
+	}
+	if u, ok := e.p.(unattended); ok && u.Unattended() && !e.opt.Rehearse && !e.opt.UnattendedTest {
+		bad("", "an answers file confirms on behalf of people who are not there: it is for rehearsals (--rehearse) and automated tests (--unattended-test, recorded in the transcript) only")
 	}
 	if e.opt.Rehearse && e.s.Kind == script.KeyBackup {
 		bad("kind", "a key-backup ceremony works on the token enrolled by the root ceremony and cannot be rehearsed on a throwaway token; rehearse the root-generation ceremony")
@@ -291,7 +299,7 @@ func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 		if en, ok := e.done[st.id]; ok {
 			if st.restore != nil {
 				if err := st.restore(ctx, e, en); err != nil {
-					return nil, fmt.Errorf("resume: restoring what step %d (%s) did: %w", i+1, st.id, err)
+					return nil, e.restoreFailed(st, i, err)
 				}
 			}
 			continue
@@ -342,71 +350,6 @@ func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
 		return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; run the same script again to resume from this step)", st.id, st.title, cause)
 	}
 	return fmt.Errorf("step %s (%s) failed: %w", st.id, st.title, cause)
-}
-
-// resume reopens an interrupted ceremony's transcript.
-func (e *Engine) resume(ctx context.Context) error {
-	if e.opt.Rehearse {
-		return fmt.Errorf("a rehearsal cannot be resumed (its throwaway token is gone): remove %s and rehearse again", e.outDir)
-	}
-	tw, torn, err := transcript.Open(e.TranscriptPath())
-	if err != nil {
-		return fmt.Errorf("resume ceremony: %w", err)
-	}
-	e.tw = tw
-	entries := tw.Entries()
-	first := entries[0]
-	if first.Step != "begin" || first.Detail("script sha256") != hex.EncodeToString(e.s.SHA256[:]) {
-		return fmt.Errorf("resume ceremony: the transcript %s was written by another script (SHA-256 %s), not %s (SHA-256 %x)",
-			e.TranscriptPath(), first.Detail("script sha256"), e.s.Path, e.s.SHA256)
-	}
-	for _, en := range entries {
-		if en.Step == "transcript-pdf" && en.OK() {
-			return fmt.Errorf("the ceremony in %s is already complete (entry %d); verify it with 'keyceremony ceremony verify %s'", e.outDir, en.Seq, e.TranscriptPath())
-		}
-		if en.OK() {
-			e.done[en.Step] = en
-		}
-	}
-	e.resumed = true
-	// The first step not done is the one that was interrupted: move aside any
-	// output it left, because the rerun creates its outputs afresh (O_EXCL).
-	var moved []string
-	for _, st := range e.plan {
-		if _, ok := e.done[st.id]; ok {
-			continue
-		}
-		for _, p := range e.outputPaths(st) {
-			if _, err := os.Stat(p); err == nil {
-				aside := fmt.Sprintf("%s.incomplete-%s", p, time.Now().UTC().Format("20060102T150405Z"))
-				if err := os.Rename(p, aside); err != nil {
-					return fmt.Errorf("resume ceremony: move aside the incomplete %s: %w", p, err)
-				}
-				moved = append(moved, filepath.Base(aside))
-			}
-		}
-		break
-	}
-	last := entries[len(entries)-1]
-	r := &stepRun{e: e, st: &step{id: "resume"}, entry: transcript.Entry{Step: "resume", Action: "ceremony resumed"}}
-	r.detail("resumed after entry", fmt.Sprintf("%d (%s, %s)", last.Seq, last.Step, last.Result))
-	r.detail("system clock (UTC)", time.Now().UTC().Format(time.RFC3339))
-	if torn.TornBytes > 0 {
-		r.detail("incomplete last line removed", fmt.Sprintf("%d bytes, SHA-256 %s", torn.TornBytes, torn.TornSHA256))
-	}
-	for _, m := range moved {
-		r.detail("incomplete output moved aside", m)
-	}
-	facts := []Fact{{Label: "Last entry", Value: fmt.Sprintf("%d: %s (%s)", last.Seq, last.Step, last.Result)},
-		{Label: "Last entry hash", Value: last.Hash, Words: words.String(last.HashBytes())},
-		{Label: "System clock (UTC)", Value: time.Now().UTC().Format("2006-01-02 15:04:05")}}
-	if err := r.confirm(ctx, "The ceremony is resumed from its transcript; the last entry and the clock above are correct.", facts, e.people(script.Administrator, script.Witness)); err != nil {
-		return err
-	}
-	if _, err := e.tw.Append(r.entry); err != nil {
-		return err
-	}
-	return nil
 }
 
 // people lists the participants with the given roles, in script order.

@@ -124,6 +124,7 @@ func (w *world) delivery(prefix, c string) AnswerDelivery {
 func (w *world) run(s *script.Script, p Prompter, opt Options) (*Result, error) {
 	w.t.Helper()
 	opt.Prompter = p
+	opt.UnattendedTest = true // the test's answers stand in for the people
 	e, err := New(s, opt)
 	if err != nil {
 		return nil, err

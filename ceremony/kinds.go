@@ -15,6 +15,7 @@ import "github.com/keyceremony/keyceremony/ceremony/script"
 //	signing.go        lint-<artefact>, sign-<artefact>, for the artefacts of artefacts.go
 //	byokinputs.go     inputs (byok-wrap)
 //	byokwrap.go       wrap-plan, byok-key, wrap, token-copy, handover
+//	anchors.go        anchor, seal (the token signs the transcript)
 //	finish.go         finish
 func planFor(s *script.Script) []*step {
 	plan := preflightSteps(s)
@@ -24,7 +25,8 @@ func planFor(s *script.Script) []*step {
 		add(issueSharesStep(),
 			unlockStep("verify the new shares and enrol the token"),
 			enrolStep(s),
-			generateKeyStep(s))
+			generateKeyStep(s),
+			anchorStep())
 		if s.Key.Backup {
 			add(backupKeyStep())
 		}
@@ -33,6 +35,7 @@ func planFor(s *script.Script) []*step {
 	case script.KeyBackup:
 		add(inputsStep(s),
 			unlockStep("back up the key"),
+			anchorStep(),
 			backupKeyStep())
 
 	case script.KeyRestore:
@@ -40,13 +43,15 @@ func planFor(s *script.Script) []*step {
 			unlockStep("enrol the token and restore the key"),
 			enrolStep(s),
 			restoreKeyStep(),
+			anchorStep(),
 			proveKeyStep())
 
 	case script.CASigning, script.CRLIssuance:
 		g := s.Signing
 		add(signingInputsStep(s),
 			unlockStep("unlock the root key"),
-			issuerKeyStep())
+			issuerKeyStep(),
+			anchorStep())
 		if g.Subordinate != nil {
 			add(lintStep(subordinateCertificate), signStep(subordinateCertificate))
 		}
@@ -69,5 +74,8 @@ func planFor(s *script.Script) []*step {
 			handoverStep())
 	}
 	add(finishStep())
+	if signsTranscript(s.Kind) {
+		add(sealStep())
+	}
 	return plan
 }

@@ -101,7 +101,7 @@ func TestLegacyInterruptedResumes(t *testing.T) {
 	for _, c := range []string{"Frank Fox", "Carol Chen", "Erin Evans"} {
 		a.Present = append(a.Present, AnswerShare{Custodian: c, File: filepath.Join(media, strings.ReplaceAll(c, " ", "_")+".share.age"), Passphrase: legacyPassphrase(c)})
 	}
-	e, err := New(s, Options{Prompter: a})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: a})
 	if err != nil {
 		t.Fatal(err)
 	}

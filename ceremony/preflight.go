@@ -111,7 +111,7 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	if e.opt.Rehearse {
 		r.detail("rehearsal", "yes: throwaway SoftHSM token, outputs are not for production")
 	}
-	return nil
+	return e.recordBegin(r)
 }
 
 // upInterfaces lists interfaces other than loopback that are up, with their

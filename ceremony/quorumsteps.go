@@ -203,7 +203,10 @@ func unlockStep(purpose string) *step {
 		record:  "Which custodians presented shares, and every refused share with the reason; never a share.",
 		confirm: admins, usesSecret: true,
 		run: func(ctx context.Context, r *stepRun) error {
-			return r.e.unlock(ctx, r, purpose)
+			if err := r.e.unlock(ctx, r, purpose); err != nil {
+				return err
+			}
+			return r.e.startMAC()
 		},
 	}
 }
@@ -211,7 +214,7 @@ func unlockStep(purpose string) *step {
 // unlock gathers shares until the threshold and leaves the secret in e.secret.
 func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 	if e.record == nil {
-		return errors.New("no quorum record: the step that creates or reads it has not run")
+		return errNoRecord
 	}
 	col := e.record.NewCollector()
 	defer col.Wipe()
@@ -319,6 +322,9 @@ func (e *Engine) ensureSecret(ctx context.Context, purpose string) error {
 		return err
 	}
 	if err := e.unlock(ctx, r, purpose); err != nil {
+		return err
+	}
+	if err := e.startMAC(); err != nil {
 		return err
 	}
 	_, err := e.tw.Append(r.entry)

@@ -33,7 +33,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			out := filepath.Join(w.dir, "out")
 			s := w.rootCardsScript(out)
 			ctx, cancel := context.WithCancel(context.Background())
-			e, err := New(s, Options{Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
+			e, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
 				if si.ID == stopAfter {
 					cancel()
 				}
@@ -114,7 +114,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if !keys[0].Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
 				t.Error("the certified key is not the key on the token")
 			}
-			if _, err := New(s, Options{Prompter: w.cardsOnly("root")}); err != nil {
+			if _, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("root")}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := w.run(s, w.cardsOnly("root"), Options{}); err == nil || !strings.Contains(err.Error(), "already complete") {
@@ -230,7 +230,7 @@ func TestRehearsal(t *testing.T) {
 		t.Errorf("throwaway token store left behind: %v", left)
 	}
 	// A rehearsal is not resumable, and the real ceremony can still run.
-	if _, err := New(s, Options{Prompter: w.cardsOnly("real"), Rehearse: true}); err == nil {
+	if _, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("real"), Rehearse: true}); err == nil {
 		if _, err := w.run(s, w.cardsOnly("real"), Options{Rehearse: true}); err == nil {
 			t.Error("a second rehearsal into the same directory succeeded")
 		}

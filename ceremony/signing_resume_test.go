@@ -87,7 +87,7 @@ func TestSigningResumes(t *testing.T) {
 			out := filepath.Join(w.dir, id)
 			s := w.writeScript(id+".yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out, "id: example-issuing-ca-1-2026", "id: "+id)
 			before := interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-				return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+				return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 			}, stopAfter)
 			res, err := w.run(s, f.quorumPrompter("Carol Chen", "Frank Fox", "Erin Evans"), Options{})
 			if err != nil {
@@ -139,7 +139,7 @@ func TestResumeRefusesChangedInputs(t *testing.T) {
 	out := filepath.Join(w.dir, "out")
 	s := w.writeScript("s.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out)
 	interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-		return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+		return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 	}, "lint-subordinate")
 	good, _ := os.ReadFile(csr)
 	swapped, _ := os.ReadFile(other)

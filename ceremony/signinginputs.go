@@ -242,10 +242,8 @@ func caProfile(p script.CAProfile) certprofile.Profile {
 
 func runSigningInputs(ctx context.Context, r *stepRun) error {
 	e := r.e
-	if err := e.loadInputs(r); err != nil {
-		return err
-	}
 	var ps problems
+	e.loadInputs(r, ps.add)
 	st := e.loadSigning(r, time.Now(), ps.add)
 	if err := ps.err(); err != nil {
 		return fmt.Errorf("the inputs cannot be used, nothing was signed: %w", err)

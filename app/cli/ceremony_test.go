@@ -17,6 +17,8 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/transcript/transcripttest"
+	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
@@ -133,22 +135,40 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	out := filepath.Join(r.dir, "out")
 	tr := filepath.Join(out, "example-root-2026.transcript.jsonl")
 
-	stdout1, stderr1, _, err := cli(t, []string{"KEYCEREMONY_TEST_KILL_AFTER=generate-key"}, "ceremony", "run", path, "--answers", answers)
+	// An answers file confirms for people who are not there: refused
+	// outside a rehearsal unless the run says it is an automated test.
+	if _, serr, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers); code != 2 || !strings.Contains(serr, "refused outside a rehearsal") {
+		t.Fatalf("--answers without --rehearse: exit %d: %s", code, serr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("the refused run created the output directory")
+	}
+	stdout1, stderr1, _, err := cli(t, []string{"KEYCEREMONY_TEST_KILL_AFTER=generate-key"}, "ceremony", "run", path, "--answers", answers, "--unattended-test")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 		t.Fatalf("the child was not killed: %v\n%s\n%s", err, stdout1, stderr1)
 	}
-	vout, _, code, _ := cli(t, nil, "ceremony", "verify", tr)
-	if code != 0 || !strings.Contains(vout, "NOT COMPLETE: the last entry is 10 (generate-key, ok)") {
-		t.Fatalf("verify after the kill (exit %d):\n%s", code, vout)
+	// An interrupted transcript is not a ceremony's evidence: verify says
+	// what is missing and exits non-zero unless told to accept it, and never
+	// calls the last hash a final hash.
+	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr)
+	if code != 1 || !strings.Contains(vout, "INCOMPLETE: the transcript ends at entry 10 (generate-key, ok); missing: anchor, lint-certificate, sign-certificate, finish, seal, transcript-pdf") ||
+		strings.Contains(vout, "printed on the transcript PDF") || !strings.Contains(verr, "INCOMPLETE") {
+		t.Fatalf("verify after the kill (exit %d):\n%s\n%s", code, vout, verr)
+	}
+	if _, verr, code, _ := cli(t, nil, "ceremony", "verify", "--allow-incomplete", tr); code != 0 {
+		t.Fatalf("verify --allow-incomplete after the kill (exit %d): %s", code, verr)
 	}
 
-	stdout2, stderr2, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers)
+	stdout2, stderr2, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers, "--unattended-test")
 	if code != 0 || !strings.Contains(stdout2, "Ceremony complete.") || !strings.Contains(stdout2, "For testing and rehearsal only") {
 		t.Fatalf("resumed run (exit %d):\n%s\n%s", code, stdout2, stderr2)
 	}
-	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr)
-	if code != 0 || !strings.Contains(vout, "Transcript OK") || !strings.Contains(vout, "the transcript PDF is entry") {
+	vout, verr, code, _ = cli(t, nil, "ceremony", "verify", tr)
+	if code != 0 || !strings.Contains(vout, "Transcript verified") || !strings.Contains(vout, "the transcript PDF is entry") ||
+		!regexp.MustCompile(`token signature: entries \d+ \(anchor\), \d+ \(seal\), each over the hash before it, all verified`).MatchString(vout) ||
+		!strings.Contains(vout, "the key of example-root-2026.cert.pem") ||
+		!strings.Contains(vout, "UNATTENDED: --unattended-test") {
 		t.Fatalf("verify (exit %d): %s %s", code, vout, verr)
 	}
 	rep, err := transcript.Verify(tr)
@@ -172,10 +192,11 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	if count["generate-key"] != 1 || count["resume"] != 1 || count["unlock"] != 2 || count["sign-certificate"] != 1 {
 		t.Fatalf("steps recorded: %v", count)
 	}
-	final := rep.Entries[len(rep.Entries)-2]
+	final, _ := rep.Final()
 	if !strings.Contains(vout, final.Hash) || !strings.Contains(stdout2, final.Hash) {
 		t.Error("verify and run do not print the same final hash")
 	}
+	checkVerifyExpect(t, tr, final, filepath.Join(out, "example-root-2026.cert.pem"))
 	cert := filepath.Join(out, "example-root-2026.cert.pem")
 	if b, err := exec.Command("openssl", "verify", "-CAfile", cert, cert).CombinedOutput(); err != nil {
 		t.Fatalf("openssl verify: %v %s", err, b)
@@ -263,6 +284,46 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 				t.Errorf("a secret (%.5q...) is in %s", n, where)
 			}
 		}
+	}
+}
+
+// checkVerifyExpect: the final hash on paper (hex or words) and the root
+// certificate are what verify compares with; a forged, re-chained copy and a
+// truncated copy fail.
+func checkVerifyExpect(t *testing.T, tr string, final transcript.Entry, root string) {
+	t.Helper()
+	wordsOnPaper := words.String(final.HashBytes())
+	for _, expect := range []string{final.Hash, wordsOnPaper} {
+		if vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", expect, "--root", root); code != 0 || !strings.Contains(vout, "paper: the final hash is the one written on the signed paper") {
+			t.Fatalf("verify --expect %q (exit %d): %s %s", expect, code, vout, verr)
+		}
+	}
+	other := strings.Repeat("ab", 32)
+	if _, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", other); code != 1 || !strings.Contains(verr, "differs from the one on the paper") {
+		t.Errorf("verify --expect with another hash (exit %d): %s", code, verr)
+	}
+	orig, _ := os.ReadFile(tr)
+	defer os.WriteFile(tr, orig, 0o600)
+	// The reviewer's forgery: one entry changed in the middle, every hash recomputed.
+	transcripttest.Rechain(t, tr, func(es []transcript.Entry) []transcript.Entry {
+		for i := range es {
+			if es[i].Step == "generate-key" {
+				es[i].Details[0].Value = "a-key-nobody-generated"
+			}
+		}
+		return es
+	})
+	for _, args := range [][]string{{tr}, {tr, "--expect", wordsOnPaper}} {
+		if _, verr, code, _ := cli(t, nil, append([]string{"ceremony", "verify"}, args...)...); code != 1 || !strings.Contains(verr, "(step anchor): the token's signature does not verify") {
+			t.Errorf("verify %v of the forgery (exit %d): %s", args[1:], code, verr)
+		}
+	}
+	// A copy whose last entries were deleted.
+	lines := bytes.SplitAfter(orig, []byte("\n"))
+	os.WriteFile(tr, bytes.Join(lines[:len(lines)-4], nil), 0o600)
+	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", wordsOnPaper)
+	if code != 1 || !strings.Contains(verr, "INCOMPLETE") || !strings.Contains(verr, "not in this transcript") || strings.Contains(vout, "printed on the transcript PDF") {
+		t.Errorf("verify of a truncated copy (exit %d):\n%s\n%s", code, vout, verr)
 	}
 }
 

@@ -17,6 +17,9 @@ const (
 	UserPIN   Purpose = "user-pin"
 	SOPIN     Purpose = "so-pin"
 	BackupKEK Purpose = "backup-kek"
+	// TranscriptMAC keys the MAC every transcript entry carries from the
+	// first unlock on (see the transcript package's anchors).
+	TranscriptMAC Purpose = "transcript-mac"
 )
 
 // infoPrefix versions the derivation; changing anything in it changes every PIN.

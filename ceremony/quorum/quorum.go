@@ -142,14 +142,24 @@ func ReadRecord(path string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read quorum record: %w", err)
 	}
+	r, err := ParseRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseRecord parses and checks a quorum record's bytes, so a caller that
+// hashed them parses exactly what it hashed.
+func ParseRecord(raw []byte) (*Record, error) {
 	var r Record
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+		return nil, err
 	}
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+		return nil, err
 	}
 	return &r, nil
 }

@@ -251,6 +251,11 @@ func (w *Writer) Append(e Entry) (Entry, error) {
 			return Entry{}, fmt.Errorf("transcript entry %d: output %w", e.Seq, err)
 		}
 	}
+	if e.Signature != nil {
+		if err := e.Signature.check(e.Prev); err != nil {
+			return Entry{}, fmt.Errorf("transcript entry %d: %w", e.Seq, err)
+		}
+	}
 	h, err := computeHash(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("transcript entry %d: %w", e.Seq, err)

@@ -2,6 +2,8 @@ package transcript
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +137,11 @@ func (rep *Report) anchors(e Entry) error {
 			return err
 		}
 		rep.Plan = p
+	}
+	if e.MAC != "" {
+		if b, err := hex.DecodeString(e.MAC); err != nil || len(b) != sha256.Size || hex.EncodeToString(b) != e.MAC {
+			return errors.New("its quorum MAC is not 64 lower-case hexadecimal digits (it was edited)")
+		}
 	}
 	switch {
 	case e.MAC != "" && rep.MACFrom == 0:

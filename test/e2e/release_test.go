@@ -84,7 +84,7 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	answers := filepath.Join(dir, "answers.yaml")
 	os.WriteFile(answers, []byte(a.String()), 0o600)
 
-	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers)
+	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers, "--unattended-test")
 	tr := filepath.Join(dir, "out", "example-root-2026.transcript.jsonl")
 	rep, err := transcript.Verify(tr)
 	if err != nil {

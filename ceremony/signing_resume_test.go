@@ -144,8 +144,18 @@ func TestResumeRefusesChangedInputs(t *testing.T) {
 	good, _ := os.ReadFile(csr)
 	swapped, _ := os.ReadFile(other)
 	os.WriteFile(csr, swapped, 0o600)
-	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") {
+	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") || !strings.Contains(err.Error(), "recorded in the transcript") {
 		t.Fatalf("resume with a swapped CSR: %v", err)
+	}
+	// The refusal is evidence too: the transcript names the file found.
+	rep, err := transcript.Verify(filepath.Join(out, "example-issuing-ca-1-2026.transcript.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := rep.Last()
+	if refused.Step != "inputs" || refused.OK() || len(refused.Inputs) != 1 || refused.Inputs[0].Path != csr ||
+		refused.Inputs[0].SHA256 != hashOf(swapped) || refused.Detail("recorded sha256") != hashOf(good) || refused.MAC == "" {
+		t.Fatalf("the refused swap is not recorded: %+v", refused)
 	}
 	os.WriteFile(csr, good, 0o600)
 	if _, err := w.run(s, f.quorumPrompter(), Options{}); err != nil {

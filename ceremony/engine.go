@@ -51,6 +51,9 @@ type Result struct {
 	Outputs    []string // every output file, in the order written
 	FinalHash  []byte   // hash of the last ceremony entry, as printed on the PDF
 	Resumed    bool
+	// Anchors says, for people, what anchors the transcript besides the
+	// final hash on paper: the root key's signatures, the quorum's MAC.
+	Anchors []string
 }
 
 // Engine runs one ceremony script. Create it with New, inspect Plan, then Run.

@@ -487,6 +487,14 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 		if wz.rehearsal {
 			what = "A rehearsal cannot be resumed: remove its output directory and rehearse again."
 		}
+		var te *ceremony.TranscriptError
+		if errors.As(err, &te) {
+			wz.stepTitle.SetText("The transcript does not verify: the ceremony was not resumed")
+			wz.setPanel(nil, warningLabel("Failed anchor: "+te.Err.Error()),
+				wrapLabel("Nothing was done on the token. The transcript on the output medium is not the one this ceremony wrote: it was changed, "+
+					"re-chained or cut, or the shares belong to another quorum. Do not resume from it: keep the medium as evidence and call the auditor."))
+			return
+		}
 		wz.stepTitle.SetText("The ceremony did not complete")
 		wz.setPanel(nil, warningLabel(msg), wrapLabel(what))
 		return
@@ -497,7 +505,14 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 		{Label: "Transcript PDF", Value: res.PDF},
 		{Label: "Final hash", Value: fmt.Sprintf("%x", res.FinalHash), Words: words.String(res.FinalHash)},
 	}
-	wz.setPanel(nil, wrapLabel("Print the transcript PDF, read the final hash aloud, and have every participant sign."), factsView(facts))
+	for _, a := range res.Anchors {
+		facts = append(facts, ceremony.Fact{Label: "Anchor", Value: a})
+	}
+	paper := widget.NewLabel("Write on the paper: " + words.String(res.FinalHash))
+	paper.TextStyle = fyne.TextStyle{Bold: true, Monospace: true}
+	paper.Wrapping = fyne.TextWrapWord
+	wz.setPanel(nil, wrapLabel("Print the transcript PDF, read the final hash words aloud, write them by hand on the printed transcript, and have every participant sign. "+
+		"Anyone can later check the transcript file against that paper: keyceremony ceremony verify TRANSCRIPT --expect \"WORDS\"."), paper, factsView(facts))
 }
 
 // enterCheck is a checkbox that passes Enter to the panel's main action, so

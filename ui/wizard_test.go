@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,7 +18,11 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/assets"
+	"github.com/keyceremony/keyceremony/ceremony"
+	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/transcript/transcripttest"
+	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
@@ -197,10 +203,115 @@ func TestWizardRehearsalRootCeremony(t *testing.T) {
 	if !sawRefusal {
 		t.Error("no share was refused")
 	}
-	waitForMarkup(t, w, "Ceremony complete", fmt.Sprintf("%x", res.FinalHash))
+	waitForMarkup(t, w, "Ceremony complete", fmt.Sprintf("%x", res.FinalHash), "Write on the paper: "+strings.Join(words.Encode(res.FinalHash)[:4], " "),
+		"the root key signed the transcript at entries", "the quorum's MAC is on entries")
 	for _, c := range cards {
 		if _, err := os.Stat(c); err != nil {
 			t.Errorf("share card %s not written: %v", c, err)
 		}
 	}
+}
+
+// TestWizardRefusesForgedTranscript: a ceremony interrupted and its
+// transcript re-chained on the medium; opened again in the GUI, the wizard
+// asks the quorum for its shares, finds the failed anchor and says so,
+// without resuming.
+func TestWizardRefusesForgedTranscript(t *testing.T) {
+	mod := softhsmtest.NewToken(t, "Root 2026", []byte("so-pin-5555"), []byte("user-pin-5555"))
+	m, _ := hsm.Open(mod)
+	slot, err := m.FindToken(hsm.URI{Token: "Root 2026"})
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, media := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir())
+	path := rootScript(t, mod, slot.Token.Serial, filepath.Join(work, "out"))
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(raw), "delivery: [card, file]", "delivery: [card]", 1)), 0o600)
+	s, err := script.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &ceremony.Answers{ConfirmAll: true, Deliver: map[string]ceremony.AnswerDelivery{}}
+	a.PINs.SO, a.PINs.User = "so-pin-5555", "user-pin-5555"
+	for _, c := range s.Quorum.Custodians {
+		a.Deliver[c] = ceremony.AnswerDelivery{Card: filepath.Join(media, strings.ReplaceAll(c, " ", "_")+".card.pdf")}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := &cardPresenter{Answers: a, t: t, names: s.Quorum.Custodians[:3]}
+	e, err := ceremony.New(s, ceremony.Options{Prompter: first, UnattendedTest: true, AfterStep: func(si ceremony.StepInfo, _ transcript.Entry) {
+		if si.ID == "generate-key" {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	transcripttest.Rechain(t, e.TranscriptPath(), func(es []transcript.Entry) []transcript.Entry {
+		es[len(es)-1].Action = "key pair generated (edited on the medium)"
+		return es
+	})
+
+	app := test.NewTempApp(t)
+	w := NewMainWindow(app, Options{Page: "ceremonies"})
+	defer w.Close()
+	fyne.DoAndWait(func() { w.Ceremonies().OpenScript(path) })
+	waitForMarkup(t, w, "Resume the ceremony")
+	fyne.DoAndWait(func() { w.Ceremonies().run(s, "", false) })
+	wz := w.Ceremonies().Wizard()
+	deadline := time.Now().Add(time.Minute) // hang guard only
+	for done := false; !done; {
+		select {
+		case <-wz.Done():
+			done = true
+			continue
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the wizard did not end; waiting for %q", wz.Pending())
+		}
+		switch wz.Pending() {
+		case "inform":
+			tapButton(t, wz, "Continue")
+		case "present":
+			var who *widget.Select
+			fyne.DoAndWait(func() { who = findAll[*widget.Select](wz.panel)[0] })
+			share := shareFromCard(t, a.Deliver[who.Selected].Card)
+			for _, en := range inPanel[*widget.Entry](wz) {
+				if en.Password && strings.Contains(en.PlaceHolder, "share") {
+					test.Type(en, share)
+				}
+			}
+			tapButton(t, wz, "Present share")
+		case "":
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatalf("the wizard asked %q before checking the transcript", wz.Pending())
+		}
+	}
+	_, err = wz.Result()
+	var te *ceremony.TranscriptError
+	if !errors.As(err, &te) {
+		t.Fatalf("wizard result: %v", err)
+	}
+	waitForMarkup(t, w, "The transcript does not verify: the ceremony was not resumed", "Failed anchor:", "its quorum MAC does not match", "Nothing was done on the token")
+}
+
+// cardPresenter is an answers file whose custodians type their shares from
+// the cards it delivered.
+type cardPresenter struct {
+	*ceremony.Answers
+	t     *testing.T
+	names []string
+	i     int
+}
+
+func (p *cardPresenter) PresentShare(ctx context.Context, r ceremony.ShareRequest) (ceremony.ShareInput, error) {
+	name := p.names[p.i%len(p.names)]
+	p.i++
+	return ceremony.ShareInput{Custodian: name, Text: []byte(shareFromCard(p.t, p.Deliver[name].Card))}, nil
 }

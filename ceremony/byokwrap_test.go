@@ -315,7 +315,7 @@ func TestBYOKRefusals(t *testing.T) {
 		doc["KeySpec"], doc["WrappingAlgorithm"], doc["WrappingKeySpec"] = "SYMMETRIC_DEFAULT", "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048"
 		raw, _ = json.Marshal(doc)
 		os.WriteFile(p, raw, 0o600)
-		_, err = New(e.Script(), Options{Prompter: f.quorumPrompter()})
+		_, err = New(e.Script(), Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 		if err == nil || !strings.Contains(err.Error(), "byok.wrapping_algorithm: the parameters were requested for RSA_AES_KEY_WRAP_SHA_256, the script says RSAES_OAEP_SHA_1") {
 			t.Fatalf("mismatch: %v", err)
 		}

@@ -140,10 +140,10 @@ func cardText(t *testing.T, path string) string {
 		t.Fatalf("pdftotext %s: %v", path, err)
 	}
 	var lines []string
-	for _, m := range regexp.MustCompile(`(?m)^\s*[123]\s+((?:[A-Z2-7]{4} ){5}[A-Z2-7]{4})\s*$`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s*[1-4]\s+((?:[A-Z2-7]{4} ){4}[A-Z2-7]{4})\s*$`).FindAllStringSubmatch(string(out), -1) {
 		lines = append(lines, m[1])
 	}
-	if len(lines) != 3 {
+	if len(lines) != 4 {
 		t.Fatalf("card %s: found %d share lines", path, len(lines))
 	}
 	return strings.Join(lines, " ")

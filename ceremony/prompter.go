@@ -126,11 +126,17 @@ type ShareRequest struct {
 	Presented []string
 	// Waiting lists the custodians who have not presented a share yet.
 	Waiting []string
-	Problem string
+	// Custodians are the quorum record's custodians in share-index order
+	// (share i is Custodians[i-1]): a prompter lets people choose the one
+	// presenting from this list, never type a name.
+	Custodians []string
+	Problem    string
 }
 
 // ShareInput is one presented share: Text, or File with Passphrase.
-// Custodian, when set, names who presents it; the engine checks the share is theirs.
+// Custodian, when set, names who presents it, as listed in
+// ShareRequest.Custodians; the engine checks the share is theirs and refuses
+// a name that is not in the quorum record.
 type ShareInput struct {
 	Custodian  string
 	Text       []byte

@@ -228,6 +228,7 @@ func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 			have[c.Name] = true
 		}
 		for _, c := range e.record.Custodians {
+			req.Custodians = append(req.Custodians, c.Name)
 			if !have[c.Name] {
 				req.Waiting = append(req.Waiting, c.Name)
 			}
@@ -273,6 +274,10 @@ func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 
 // takeShare decodes and verifies one presented share.
 func (e *Engine) takeShare(col *quorum.Collector, in ShareInput) (string, error) {
+	if in.Custodian != "" && e.record.IndexOf(in.Custodian) == 0 {
+		// Never echo what was typed: it goes into the transcript.
+		return "", errors.New("a share was presented by someone who is not a custodian of the quorum record: choose the custodian from the list")
+	}
 	var s *quorum.Share
 	var err error
 	switch {

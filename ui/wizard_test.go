@@ -55,10 +55,10 @@ func shareFromCard(t *testing.T, card string) string {
 		t.Fatalf("pdftotext %s: %v", card, err)
 	}
 	var lines []string
-	for _, m := range regexp.MustCompile(`(?m)^\s*[123]\s+((?:[A-Z2-7]{4} ){5}[A-Z2-7]{4})\s*$`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s*[1-4]\s+((?:[A-Z2-7]{4} ){4}[A-Z2-7]{4})\s*$`).FindAllStringSubmatch(string(out), -1) {
 		lines = append(lines, m[1])
 	}
-	if len(lines) != 3 {
+	if len(lines) != 4 {
 		t.Fatalf("card %s: %d share lines", card, len(lines))
 	}
 	return strings.Join(lines, " ")

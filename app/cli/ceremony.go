@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/term"
@@ -401,14 +402,29 @@ func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest
 		fmt.Fprintf(p.out(), "    Refused: %s\n", r.Problem)
 	}
 	var in ceremony.ShareInput
-	who, err := p.line(ctx, "    Custodian presenting (name, empty to stop): ")
-	if err != nil {
-		return in, err
+	waiting := map[string]bool{}
+	for _, w := range r.Waiting {
+		waiting[w] = true
 	}
-	if who == "" {
-		return in, ceremony.ErrAborted
+	for i, c := range r.Custodians {
+		if waiting[c] {
+			fmt.Fprintf(p.out(), "      %d. %s\n", i+1, c)
+		}
 	}
-	in.Custodian = who
+	for {
+		choice, err := p.line(ctx, "    Custodian presenting (number from the list, empty to stop): ")
+		if err != nil {
+			return in, err
+		}
+		if choice == "" {
+			return in, ceremony.ErrAborted
+		}
+		if n, err := strconv.Atoi(choice); err == nil && n >= 1 && n <= len(r.Custodians) && waiting[r.Custodians[n-1]] {
+			in.Custodian = r.Custodians[n-1]
+			break
+		}
+		fmt.Fprintln(p.out(), "    Not a number from the list above.")
+	}
 	how, err := p.line(ctx, "    Type the share from the card (t) or open the share file (f)? ")
 	if err != nil {
 		return in, err
@@ -420,7 +436,7 @@ func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest
 		in.Passphrase, err = readSecret(p.env, "    Passphrase (not shown): ", "")
 		return in, err
 	}
-	in.Text, err = readSecret(p.env, "    Share, all 18 groups on one line (not shown): ", "")
+	in.Text, err = readSecret(p.env, "    Share, all its groups on one line (not shown): ", "")
 	return in, err
 }
 

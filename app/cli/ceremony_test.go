@@ -347,9 +347,10 @@ func TestCeremonyOnTheTerminal(t *testing.T) {
 		yes(1)
 	}
 	yes(2) // issue-shares
-	fmt.Fprintf(&in, "Erin Evans\nf\n%s\nwrong passphrase\n", r.sharePath("Erin Evans"))
-	fmt.Fprintf(&in, "Erin Evans\nf\n%s\n%s\n", r.sharePath("Erin Evans"), r.passphrase("Erin Evans"))
-	fmt.Fprintf(&in, "Carol Chen\nf\n%s\n%s\n", r.sharePath("Carol Chen"), r.passphrase("Carol Chen"))
+	// Custodians are chosen by number from the record's list; a typed name is not taken.
+	fmt.Fprintf(&in, "Mallory\n3\nf\n%s\nwrong passphrase\n", r.sharePath("Erin Evans"))
+	fmt.Fprintf(&in, "3\nf\n%s\n%s\n", r.sharePath("Erin Evans"), r.passphrase("Erin Evans"))
+	fmt.Fprintf(&in, "1\nf\n%s\n%s\n", r.sharePath("Carol Chen"), r.passphrase("Carol Chen"))
 	fmt.Fprintf(&in, "%s\n%s\n", r.soPIN, r.userPIN)
 	yes(2) // enrol
 	yes(2) // generate-key
@@ -365,6 +366,7 @@ func TestCeremonyOnTheTerminal(t *testing.T) {
 		"Share 2 of 3 (any 2 unlock) for Dan Diaz",
 		"Refused: share from Erin Evans refused: open share file: the passphrase does not open this share file",
 		"Quorum needed to verify the new shares and enrol the token: 1 of 2 shares accepted.",
+		"      1. Carol Chen\n      2. Dan Diaz\n      3. Erin Evans", "Not a number from the list above.",
 		"Ceremony complete.", "Final words",
 	} {
 		if !strings.Contains(stdout+stderr, want) {

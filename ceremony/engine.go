@@ -82,9 +82,12 @@ type Engine struct {
 	login      string // "", "user" or "so"
 	rehearsal  *rehearsal
 
-	// Quorum state.
-	record *quorum.Record
-	secret *quorum.Secret
+	// Quorum state: the quorum that unlocks the token, and the recovery
+	// quorum whose secret alone derives the backup KEK.
+	record         *quorum.Record
+	secret         *quorum.Secret
+	recoveryRecord *quorum.Record
+	recoverySecret *quorum.Secret
 
 	// Ceremony-kind state, rebuilt from the transcript on resume.
 	key          keyRef                // the root key, generated or restored
@@ -211,6 +214,18 @@ func (e *Engine) validate() error {
 		}
 	}
 	check("quorum.record", e.s.Quorum.Record)
+	if rc := e.s.Recovery; rc != nil {
+		check("recovery.record", rc.Record)
+		if rc.Medium != "" {
+			if err := e.checkBackupDir(e.backupDir()); err != nil {
+				bad("recovery.medium", "%v", err)
+			}
+		}
+	}
+	if e.s.LegacyBackup() && !resuming {
+		bad("recovery", "key.backup needs a recovery quorum (a recovery section: threshold, custodians, medium): the backup KEK must not come from the quorum "+
+			"every routine ceremony unlocks, and the backup must go to a medium of its own; see the root-generation template")
+	}
 	if r := e.s.Restore; r != nil {
 		check("restore.backup", &r.Backup)
 		check("restore.certificate", &r.Certificate)
@@ -383,6 +398,7 @@ func (e *Engine) releaseSecret(after int) {
 func (e *Engine) cleanup() {
 	e.secret.Wipe()
 	e.secret = nil
+	e.wipeRecovery()
 	if e.tok != nil {
 		e.tok.Close()
 		e.tok = nil

@@ -20,6 +20,9 @@ import (
 
 var custodians = []string{"Carol Chen", "Dan Diaz", "Erin Evans", "Frank Fox", "Grace Gray"}
 
+// recoveryCustodians hold the recovery quorum of the templates (2 of 3).
+var recoveryCustodians = []string{"Ivan Ito", "Judy Jones", "Karl Kim"}
+
 // world is one test's room: a SoftHSM store with a token, custodians' media
 // outside the temporary directory, and a private TMPDIR to search for secrets.
 type world struct {
@@ -45,11 +48,19 @@ func newWorld(t *testing.T, label string) *world {
 	// Created last and then made TMPDIR: the media and outputs are not inside it.
 	w.tmp = t.TempDir()
 	t.Setenv("TMPDIR", w.tmp)
-	for i, c := range custodians {
+	for i, c := range append(append([]string(nil), custodians...), recoveryCustodians...) {
 		w.passphrase[c] = "passphrase of " + c + " " + strings.Repeat("x", i)
+	}
+	for _, d := range []string{"backup-medium", "backup-medium-2"} {
+		if err := os.MkdirAll(filepath.Join(w.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return w
 }
+
+// backupMedium is the test's backup medium (the templates' recovery.medium).
+func (w *world) backupMedium() string { return filepath.Join(w.dir, "backup-medium") }
 
 func tokenSerial(t *testing.T, module, label string) string {
 	t.Helper()
@@ -74,6 +85,13 @@ func template(t *testing.T, name string) string {
 	return string(b)
 }
 
+// dropRecovery, as a script edit (with any replacement), removes the
+// template's recovery section: a script of the form written before
+// recovery quorums.
+const dropRecovery = "\x00drop the recovery section"
+
+var recoveryBlock = regexp.MustCompile(`(?m)^recovery:\n(?:  .*\n)+`)
+
 // writeScript adapts a shipped template to the test's token and writes it.
 // Only the token, the output directory and the air-gap mode change (the test
 // machine is networked); edits are further replacements.
@@ -85,11 +103,22 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 	s = strings.Replace(s, "module: /usr/lib/softhsm/libsofthsm2.so", "module: "+w.module, 1)
 	s = strings.Replace(s, "air_gap: block", "air_gap: warn", 1)
 	s = regexp.MustCompile(`(?m)^  directory: \S+`).ReplaceAllString(s, "  directory: "+out)
+	s = strings.Replace(s, "medium: /media/root-backup-2", "medium: "+filepath.Join(w.dir, "backup-medium-2"), 1)
+	s = strings.Replace(s, "medium: /media/root-backup", "medium: "+w.backupMedium(), 1)
+	s = strings.Replace(s, "path: /media/root-backup/", "path: "+w.backupMedium()+"/", 1)
 	for i := 0; i+1 < len(edits); i += 2 {
+		if edits[i] == dropRecovery {
+			s = recoveryBlock.ReplaceAllString(s, "")
+			continue
+		}
 		if !strings.Contains(s, edits[i]) {
 			w.t.Fatalf("script edit: %q not in %s", edits[i], tmpl)
 		}
 		s = strings.Replace(s, edits[i], edits[i+1], 1)
+		if edits[i] == "backup: true" && edits[i+1] == "backup: false" {
+			// Without a backup there is no recovery quorum.
+			s = recoveryBlock.ReplaceAllString(s, "")
+		}
 	}
 	path := filepath.Join(w.dir, name)
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -107,11 +136,14 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 func (w *world) answers(prefix string) *Answers {
 	a := &Answers{ConfirmAll: true, Deliver: map[string]AnswerDelivery{}, Log: &w.log}
 	a.PINs.SO, a.PINs.User = string(w.soPIN), string(w.userPIN)
-	for _, c := range custodians {
+	for _, c := range append(append([]string(nil), custodians...), recoveryCustodians...) {
 		a.Deliver[c] = w.delivery(prefix, c)
 	}
 	for _, c := range custodians[:3] {
 		a.Present = append(a.Present, AnswerShare{Custodian: c})
+	}
+	for _, c := range recoveryCustodians[:2] {
+		a.PresentRecovery = append(a.PresentRecovery, AnswerShare{Custodian: c})
 	}
 	return a
 }
@@ -174,6 +206,10 @@ type typist struct {
 	turns  []turn
 	i      int
 	seen   []string // problems reported back by the engine
+	// recovery are the turns at unlocks of the recovery quorum (default:
+	// the first two recovery custodians type their cards, again at each unlock).
+	recovery []turn
+	ri       int
 }
 
 type turn struct {
@@ -188,11 +224,27 @@ func (p *typist) PresentShare(ctx context.Context, r ShareRequest) (ShareInput, 
 	if r.Problem != "" {
 		p.seen = append(p.seen, r.Problem)
 	}
-	if p.i >= len(p.turns) {
-		return ShareInput{}, ErrAborted
+	var tu turn
+	if r.Quorum == recoveryQuorumName {
+		turns := p.recovery
+		if turns == nil {
+			turns = []turn{{custodian: recoveryCustodians[0]}, {custodian: recoveryCustodians[1]}}
+			if r.Have == 0 && r.Problem == "" {
+				p.ri = 0
+			}
+		}
+		if p.ri >= len(turns) {
+			return ShareInput{}, ErrAborted
+		}
+		tu = turns[p.ri]
+		p.ri++
+	} else {
+		if p.i >= len(p.turns) {
+			return ShareInput{}, ErrAborted
+		}
+		tu = p.turns[p.i]
+		p.i++
 	}
-	tu := p.turns[p.i]
-	p.i++
 	if tu.file {
 		d := p.w.delivery(p.prefix, tu.custodian)
 		pass := d.Passphrase

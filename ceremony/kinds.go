@@ -8,9 +8,12 @@ import "github.com/keyceremony/keyceremony/ceremony/script"
 // named after its part of the ceremony:
 //
 //	preflight.go      begin, air-gap, clock, token, free-space, sign-in
-//	quorumsteps.go    issue-shares, unlock, enrol-token
+//	issue.go          issue-shares, issue-recovery-shares
+//	quorumsteps.go    unlock, enrol-token
+//	recovery.go       unlock-recovery
 //	rootkey.go        generate-key
-//	backup.go         backup-key, inputs (backup, restore), restore-key, prove-key
+//	backup.go         backup-key
+//	restore.go        inputs (backup, restore), restore-key, prove-key
 //	signinginputs.go  inputs (ca-signing, crl), issuer-key
 //	signing.go        lint-<artefact>, sign-<artefact>, for the artefacts of artefacts.go
 //	byokinputs.go     inputs (byok-wrap)
@@ -27,22 +30,31 @@ func planFor(s *script.Script) []*step {
 			enrolStep(s),
 			generateKeyStep(s),
 			anchorStep())
-		if s.Key.Backup {
-			add(backupKeyStep())
+		switch {
+		case s.LegacyBackup():
+			add(legacyBackupStep())
+		case s.Key.Backup:
+			add(issueRecoverySharesStep(),
+				unlockRecoveryStep("verify the recovery shares and back up the key"),
+				backupKeyStep())
 		}
 		add(lintStep(rootCertificate), signStep(rootCertificate))
 
 	case script.KeyBackup:
 		add(inputsStep(s),
-			unlockStep("back up the key"),
+			unlockStep("log in to back up the key"),
 			anchorStep(),
+			unlockRecoveryStep("open the backup KEK"),
 			backupKeyStep())
 
 	case script.KeyRestore:
 		add(inputsStep(s),
 			unlockStep("enrol the token and restore the key"),
-			enrolStep(s),
-			restoreKeyStep(),
+			enrolStep(s))
+		if s.Recovery != nil {
+			add(unlockRecoveryStep("open the backup KEK"))
+		}
+		add(restoreKeyStep(),
 			anchorStep(),
 			proveKeyStep())
 

@@ -106,6 +106,9 @@ type DeliveryRequest struct {
 	Threshold  int
 	// Media are the forms the script allows: "card" and/or "file".
 	Media []string
+	// Quorum says which quorum the share belongs to: "quorum" (the one that
+	// unlocks the token) or "recovery quorum" (the one that opens the key backup).
+	Quorum string
 	// Problem says why the previous answer was refused (e.g. the file exists).
 	Problem string
 }
@@ -121,6 +124,7 @@ type Delivery struct {
 // ShareRequest asks for the next share of an unlock.
 type ShareRequest struct {
 	Purpose   string // why the quorum is needed ("enrol the token")
+	Quorum    string // "quorum" or "recovery quorum"
 	Have      int    // valid shares so far
 	Need      int    // threshold
 	Presented []string

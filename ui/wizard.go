@@ -305,7 +305,7 @@ func (wz *Wizard) showConfirm(r ceremony.ConfirmRequest, reply func(any, error))
 // showDelivery issues one custodian's share: first "only <name> looks now",
 // then where the card and the encrypted file go.
 func (wz *Wizard) showDelivery(r ceremony.DeliveryRequest, reply func(any, error)) {
-	intro := wrapLabel(fmt.Sprintf("Share %d of %d (any %d unlock) for %s. Everyone but %s looks away now.", r.Index, r.Custodians, r.Threshold, r.Custodian, r.Custodian))
+	intro := wrapLabel(fmt.Sprintf("Share %d of %d of the %s (any %d unlock) for %s. Everyone but %s looks away now.", r.Index, r.Custodians, quorumName(r.Quorum), r.Threshold, r.Custodian, r.Custodian))
 	intro.TextStyle = fyne.TextStyle{Bold: true}
 	only := widget.NewCheck(fmt.Sprintf("Only %s looks at the screen now", r.Custodian), nil)
 	var objs []fyne.CanvasObject
@@ -513,6 +513,14 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 	paper.Wrapping = fyne.TextWrapWord
 	wz.setPanel(nil, wrapLabel("Print the transcript PDF, read the final hash words aloud, write them by hand on the printed transcript, and have every participant sign. "+
 		"Anyone can later check the transcript file against that paper: keyceremony ceremony verify TRANSCRIPT --expect \"WORDS\"."), paper, factsView(facts))
+}
+
+// quorumName names the quorum a share belongs to.
+func quorumName(q string) string {
+	if q == "" {
+		return "quorum"
+	}
+	return q
 }
 
 // enterCheck is a checkbox that passes Enter to the panel's main action, so

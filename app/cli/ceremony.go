@@ -363,7 +363,11 @@ func (p *termPrompter) Confirm(ctx context.Context, r ceremony.ConfirmRequest) (
 }
 
 func (p *termPrompter) DeliverShare(ctx context.Context, r ceremony.DeliveryRequest) (ceremony.Delivery, error) {
-	fmt.Fprintf(p.out(), "\n    Share %d of %d (any %d unlock) for %s. Everyone else looks away from the screen and the media.\n", r.Index, r.Custodians, r.Threshold, r.Custodian)
+	q := r.Quorum
+	if q == "" {
+		q = "quorum"
+	}
+	fmt.Fprintf(p.out(), "\n    Share %d of %d of the %s (any %d unlock) for %s. Everyone else looks away from the screen and the media.\n", r.Index, r.Custodians, q, r.Threshold, r.Custodian)
 	if r.Problem != "" {
 		fmt.Fprintf(p.out(), "    Not accepted: %s\n", r.Problem)
 	}
@@ -393,7 +397,11 @@ func (p *termPrompter) DeliverShare(ctx context.Context, r ceremony.DeliveryRequ
 }
 
 func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest) (ceremony.ShareInput, error) {
-	fmt.Fprintf(p.out(), "\n    Quorum needed to %s: %d of %d shares accepted.\n", r.Purpose, r.Have, r.Need)
+	if r.Quorum == "recovery quorum" {
+		fmt.Fprintf(p.out(), "\n    Recovery quorum needed to %s: %d of %d recovery shares accepted.\n", r.Purpose, r.Have, r.Need)
+	} else {
+		fmt.Fprintf(p.out(), "\n    Quorum needed to %s: %d of %d shares accepted.\n", r.Purpose, r.Have, r.Need)
+	}
 	if len(r.Presented) > 0 {
 		fmt.Fprintf(p.out(), "    Presented: %s\n", strings.Join(r.Presented, ", "))
 	}

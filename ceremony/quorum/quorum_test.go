@@ -307,7 +307,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // library's HKDF: IKM = secret, salt = set ID, info = "keyceremony/v1/"+purpose.
 func TestDerivation(t *testing.T) {
 	_, sec, _ := split(t)
-	for _, p := range []Purpose{UserPIN, SOPIN, BackupKEK} {
+	for _, p := range []Purpose{UserPIN, SOPIN, BackupKEK, RecoveryKEK, TranscriptMAC} {
 		got, err := sec.Derive(p, 32)
 		if err != nil {
 			t.Fatal(err)
@@ -332,9 +332,23 @@ func TestDerivation(t *testing.T) {
 	if _, err := sec.PIN(UserPIN, 8); err == nil {
 		t.Fatal("a derived PIN of 8 characters was accepted")
 	}
-	kek, _ := sec.KEK()
-	if len(kek) != 32 {
-		t.Fatalf("KEK length %d", len(kek))
+	// The backup KEK comes only from a recovery quorum's secret; the quorum
+	// that unlocks the token derives only the KEK of format-1 backups.
+	if _, err := sec.RecoveryKEK(); err == nil {
+		t.Fatal("the token's quorum derived the recovery KEK")
+	}
+	if kek, err := sec.LegacyKEK(); err != nil || len(kek) != 32 {
+		t.Fatalf("format-1 KEK: %d bytes, %v", len(kek), err)
+	}
+	_, rsec, _, err := SplitFor("example-root", RecoveryQuorum, 2, names[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kek, err := rsec.RecoveryKEK(); err != nil || len(kek) != 32 {
+		t.Fatalf("recovery KEK: %d bytes, %v", len(kek), err)
+	}
+	if _, err := rsec.LegacyKEK(); err == nil {
+		t.Fatal("the recovery quorum derived a format-1 KEK")
 	}
 	sec.Wipe()
 	if _, err := sec.Derive(UserPIN, 16); err == nil {

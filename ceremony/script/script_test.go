@@ -178,7 +178,7 @@ func TestProblems(t *testing.T) {
 			[]string{"id: required: 3-64 characters"}},
 		{"validation problem carries its line",
 			rep("threshold: 3", "threshold: 9"),
-			[]string{"line 32: quorum.threshold"}},
+			[]string{"line 37: quorum.threshold"}},
 	}
 	base := template(t, "root-generation.yaml")
 	for _, tc := range tests {

@@ -69,6 +69,8 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 		}
 		s = strings.Replace(s, r[0], r[1], 1)
 	}
+	// Without a backup there is no recovery quorum.
+	s = regexp.MustCompile(`(?m)^recovery:\n(?:  .*\n)+`).ReplaceAllString(s, "")
 	dir := t.TempDir()
 	// Shares must not go into the temporary directory: give the binary its own.
 	env = append(env, "TMPDIR="+t.TempDir())

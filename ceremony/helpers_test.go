@@ -215,6 +215,7 @@ type typist struct {
 type turn struct {
 	custodian string
 	card      string // whose card is typed (default: the custodian's own)
+	prefix    string // of which issue (default: the typist's)
 	mangle    func(string) string
 	file      bool
 	pass      string
@@ -253,11 +254,14 @@ func (p *typist) PresentShare(ctx context.Context, r ShareRequest) (ShareInput, 
 		}
 		return ShareInput{Custodian: tu.custodian, File: d.File, Passphrase: []byte(pass)}, nil
 	}
-	owner := tu.custodian
+	owner, prefix := tu.custodian, p.prefix
 	if tu.card != "" {
 		owner = tu.card
 	}
-	text := cardText(p.w.t, p.w.delivery(p.prefix, owner).Card)
+	if tu.prefix != "" {
+		prefix = tu.prefix
+	}
+	text := cardText(p.w.t, p.w.delivery(prefix, owner).Card)
 	if tu.mangle != nil {
 		text = tu.mangle(text)
 	}

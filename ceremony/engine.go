@@ -200,7 +200,9 @@ func (e *Engine) validate() error {
 	}
 	// Inputs: present, hash as pinned.
 	check := func(path string, in *script.Input) {
-		if in == nil || in.Path == "" {
+		// A resumed ceremony checks its inputs against what its inputs
+		// step recorded, and records a swapped one (restoreInputs).
+		if in == nil || in.Path == "" || resuming {
 			return
 		}
 		p := e.s.Resolve(in.Path)

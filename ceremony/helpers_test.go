@@ -3,6 +3,8 @@ package ceremony
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -120,6 +122,7 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 			s = recoveryBlock.ReplaceAllString(s, "")
 		}
 	}
+	s = w.pinInputs(s)
 	path := filepath.Join(w.dir, name)
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		w.t.Fatal(err)
@@ -129,6 +132,27 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 		w.t.Fatal(err)
 	}
 	return sc
+}
+
+// templatePin is the placeholder pin of the signing templates.
+var templatePin = regexp.MustCompile(`\{path: ([^,}]+), sha256: 0{64}\}`)
+
+// pinInputs replaces each placeholder pin by the SHA-256 of the file, as a
+// reviewer does with sha256sum; a file that does not exist yet keeps the
+// placeholder (and the ceremony refuses it).
+func (w *world) pinInputs(s string) string {
+	return templatePin.ReplaceAllStringFunc(s, func(m string) string {
+		p := templatePin.FindStringSubmatch(m)[1]
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(w.dir, p)
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return m
+		}
+		sum := sha256.Sum256(raw)
+		return strings.Replace(m, strings.Repeat("0", 64), hex.EncodeToString(sum[:]), 1)
+	})
 }
 
 // answers confirms everything, delivers every share as card and file to the

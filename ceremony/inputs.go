@@ -39,10 +39,6 @@ func (e *Engine) readInput(r *stepRun, path string, in script.Input, bad func(pa
 	if r != nil {
 		r.entry.Inputs = append(r.entry.Inputs, f)
 	}
-	if in.SHA256 != "" && !equalFoldHex(in.SHA256, f.SHA256) {
-		bad(path+".sha256", fmt.Errorf("%s has SHA-256 %s, the script pins %s: it is not the reviewed file", p, f.SHA256, in.SHA256))
-		return nil
-	}
 	if rec, ok := e.recorded[p]; ok {
 		rec.read = true
 		e.recorded[p] = rec
@@ -50,6 +46,10 @@ func (e *Engine) readInput(r *stepRun, path string, in script.Input, bad func(pa
 			bad(path, &swappedInput{found: f, recorded: rec.SHA256, seq: rec.seq})
 			return nil
 		}
+	}
+	if in.SHA256 != "" && !equalFoldHex(in.SHA256, f.SHA256) {
+		bad(path+".sha256", fmt.Errorf("%s has SHA-256 %s, the script pins %s: it is not the reviewed file", p, f.SHA256, in.SHA256))
+		return nil
 	}
 	return data
 }

@@ -216,6 +216,11 @@ func (e *Engine) validate() error {
 		}
 	}
 	check("quorum.record", e.s.Quorum.Record)
+	if e.s.Token.ModuleSHA256 != "" && !e.opt.Rehearse {
+		if _, err := e.moduleFile(e.s.Token.Module); err != nil {
+			bad("token.module_sha256", "%v", err)
+		}
+	}
 	if rc := e.s.Recovery; rc != nil {
 		check("recovery.record", rc.Record)
 		if rc.Medium != "" {

@@ -104,3 +104,18 @@ func (e *Engine) restoreInputs(en transcript.Entry, load func(bad func(path stri
 	}
 	return ps.err()
 }
+
+// moduleFile hashes the PKCS#11 library the ceremony loads and checks it
+// against the script's pin (token.module_sha256). A rehearsal loads the
+// built-in SoftHSM instead, so the pin is not applied there.
+func (e *Engine) moduleFile(path string) (transcript.File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return transcript.File{}, fmt.Errorf("hash the PKCS#11 module %s: %w", path, err)
+	}
+	f := transcript.File{Path: path, SHA256: hashOf(data), Size: int64(len(data))}
+	if pin := e.s.Token.ModuleSHA256; pin != "" && e.rehearsal == nil && !equalFoldHex(pin, f.SHA256) {
+		return f, fmt.Errorf("the PKCS#11 module %s has SHA-256 %s, the script pins %s (token.module_sha256): it is not the reviewed library", path, f.SHA256, pin)
+	}
+	return f, nil
+}

@@ -138,3 +138,31 @@ func TestPresenterNotInRecord(t *testing.T) {
 		t.Errorf("refusal shown: %v", p.seen)
 	}
 }
+
+// TestModuleHashRecordedAndPinned: the token step records the SHA-256 of the
+// PKCS#11 library it loaded; a script that pins another hash does not start.
+func TestModuleHashRecordedAndPinned(t *testing.T) {
+	w := newWorld(t, "Root 2026")
+	raw, err := os.ReadFile(w.module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(w.dir, "out")
+	s := w.rootCardsScript(out, "backup: true", "backup: false", "  enrol: change-pin\n", "  enrol: change-pin\n  module_sha256: "+hashOf(raw)+"\n")
+	res, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, w.log.String())
+	}
+	rep, err := transcript.Verify(res.Transcript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := entryByStep(t, rep, "token")
+	if tok.Detail("module sha256") != hashOf(raw) || len(tok.Inputs) != 1 || tok.Inputs[0].Path != w.module {
+		t.Errorf("token entry: %v %v", tok.Details, tok.Inputs)
+	}
+	other := w.rootCardsScript(filepath.Join(w.dir, "out2"), "backup: true", "backup: false", "  enrol: change-pin\n", "  enrol: change-pin\n  module_sha256: "+strings.Repeat("ab", 32)+"\n")
+	if _, err := New(other, Options{UnattendedTest: true, Prompter: w.answers("x")}); err == nil || !strings.Contains(err.Error(), "token.module_sha256: the PKCS#11 module") {
+		t.Errorf("a pinned module of another hash: %v", err)
+	}
+}

@@ -261,6 +261,12 @@ func runToken(ctx context.Context, r *stepRun) error {
 			return fmt.Errorf("token %q has a locked PIN (%s); it cannot be used", ti.Label, strings.Join(ti.Flags(), ", "))
 		}
 	}
+	mf, err := e.moduleFile(e.modulePath)
+	r.entry.Inputs = append(r.entry.Inputs, mf)
+	if err != nil {
+		return err
+	}
+	r.detail("module sha256", mf.SHA256)
 	e.slotID = slot.ID
 	if ti.Serial != "" {
 		// From now on the token is found by its serial alone.

@@ -107,6 +107,9 @@ type Script struct {
 type Token struct {
 	// Module is the absolute path of the PKCS#11 library.
 	Module string `yaml:"module"`
+	// ModuleSHA256, when given, pins the library file: a different file
+	// stops the ceremony (its SHA-256 is recorded either way).
+	ModuleSHA256 string `yaml:"module_sha256"`
 	// URI selects the token (RFC 7512). An initialised token must be pinned by
 	// serial=; a blank token may be selected by slot-id= or serial=.
 	URI string `yaml:"uri"`

@@ -186,6 +186,11 @@ func (s *Script) validateToken(bad func(string, string, ...any)) {
 	} else if !filepath.IsAbs(s.Token.Module) {
 		bad("token.module", "must be an absolute path, got %q", s.Token.Module)
 	}
+	if m := s.Token.ModuleSHA256; m != "" {
+		if b, err := hex.DecodeString(m); err != nil || len(b) != 32 {
+			bad("token.module_sha256", "must be 64 hexadecimal digits (sha256sum of the PKCS#11 library)")
+		}
+	}
 	var uri hsm.URI
 	if s.Token.URI == "" {
 		bad("token.uri", "required: a PKCS#11 URI such as pkcs11:token=Root;serial=0123456789abcdef")

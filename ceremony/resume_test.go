@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
@@ -210,6 +211,16 @@ func TestRehearsal(t *testing.T) {
 	fp, _ := os.ReadFile(filepath.Join(out+"-rehearsal", "REHEARSAL-example-root-2026.fingerprints.txt"))
 	if !strings.HasPrefix(string(fp), "REHEARSAL") {
 		t.Error("fingerprints file not marked REHEARSAL")
+	}
+	// The certificate itself says it is a rehearsal's, whatever its file is
+	// renamed to: subject and a policy of its own.
+	cert := readCert(t, filepath.Join(out+"-rehearsal", "REHEARSAL-example-root-2026.cert.pem"))
+	if !strings.HasPrefix(cert.Subject.CommonName, "REHEARSAL ") || len(cert.Subject.Organization) != 1 || !strings.HasPrefix(cert.Subject.Organization[0], "REHEARSAL ") ||
+		!certprofile.IsRehearsal(cert) || cert.CheckSignatureFrom(cert) != nil {
+		t.Errorf("rehearsal certificate: subject %s, policies %v", cert.Subject, cert.Policies)
+	}
+	if b, err := os.ReadFile(filepath.Join(out+"-rehearsal-backup-medium", "REHEARSAL-example-root-2026.key-backup.json")); err != nil || len(b) == 0 {
+		t.Errorf("the rehearsal's backup is not on its own medium: %v", err)
 	}
 	// The real token still has its vendor PIN and no key.
 	m, _ := hsm.Open(w.module)

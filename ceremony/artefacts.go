@@ -245,7 +245,7 @@ func counterStillAt(e *Engine, rec lintRecord) error {
 		return err
 	}
 	if last := new(big.Int).Sub(next, big.NewInt(1)); last.Cmp(n) > 0 {
-		return fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile; start a new ceremony", last, n)
+		return startOver{fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile", last, n)}
 	}
 	return nil
 }

@@ -268,7 +268,10 @@ func (e *Engine) validate() error {
 		// import parameters that cannot work are refused before anyone
 		// gathers; the inputs step checks them again during the ceremony.
 		if e.s.Signing != nil {
-			e.loadSigning(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
+			add := func(path string, err error) { bad(path, "%v", err) }
+			if st := e.loadSigning(nil, time.Now(), add); len(ps) == 0 {
+				e.lintBeforeAnyone(st, time.Now(), add)
+			}
 		}
 		if e.s.BYOK != nil {
 			e.loadBYOK(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
@@ -355,6 +358,14 @@ func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 	return e.finish(ctx)
 }
 
+// startOver marks a failure that running the same script again cannot get
+// past (a certificate zlint refuses, a CRL number used meanwhile): the
+// message says to start a new ceremony, and only that.
+type startOver struct{ err error }
+
+func (s startOver) Error() string { return s.err.Error() }
+func (s startOver) Unwrap() error { return s.err }
+
 // stepFailed records a failed step (when the transcript exists) and returns
 // an error that says which step failed and that the ceremony can resume.
 func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
@@ -371,6 +382,10 @@ func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
 		}
 		if _, err := e.tw.Append(en); err != nil {
 			return fmt.Errorf("step %s failed: %w; recording the failure also failed: %v", st.id, cause, err)
+		}
+		var so startOver
+		if errors.As(cause, &so) {
+			return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; this ceremony cannot go on: fix the script, have it reviewed, and start a new ceremony in a new output directory)", st.id, st.title, cause)
 		}
 		return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; run the same script again to resume from this step)", st.id, st.title, cause)
 	}

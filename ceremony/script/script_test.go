@@ -237,3 +237,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRootPathLengthZeroRefused: a root whose path length forbids every
+// subordinate CA is refused when the script is reviewed.
+func TestRootPathLengthZeroRefused(t *testing.T) {
+	raw := strings.Replace(template(t, "root-generation.yaml"), "max_path_length: -1", "max_path_length: 0", 1)
+	if _, err := Parse([]byte(raw)); err == nil || !strings.Contains(err.Error(), "certificate.max_path_length: 0 forbids every subordinate CA") {
+		t.Fatalf("root with path length 0: %v", err)
+	}
+}
+
+// TestRecoveryQuorumRules: the recovery quorum is created with a backup,
+// named by key-backup and key-restore, and nowhere else.
+func TestRecoveryQuorumRules(t *testing.T) {
+	for _, tc := range []struct{ name, tmpl, from, to, want string }{
+		{"recovery without a backup", "root-generation.yaml", "backup: true", "backup: false", "recovery: only used with key.backup: true"},
+		{"recovery custodian not a participant", "root-generation.yaml", "custodians: [Ivan Ito, Judy Jones, Karl Kim]", "custodians: [Ivan Ito, Mallory]", `recovery.custodians[1]: "Mallory" is not among the participants`},
+		{"no backup medium", "root-generation.yaml", "  medium: /media/root-backup\n", "", "recovery.medium: required"},
+		{"key-backup without recovery record", "key-backup.yaml", "  record: {path: ceremony-output/example-root-2026.recovery-quorum.json}\n", "", "recovery.record: required"},
+		{"recovery in a routine ceremony", "byok-wrap.yaml", "preflight:", "recovery: {record: {path: r.json}}\npreflight:", "recovery: not used in a byok-wrap ceremony"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := template(t, tc.tmpl)
+			if !strings.Contains(raw, tc.from) {
+				t.Fatalf("template lacks %q", tc.from)
+			}
+			if _, err := Parse([]byte(strings.Replace(raw, tc.from, tc.to, 1))); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+}

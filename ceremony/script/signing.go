@@ -40,6 +40,8 @@ type Subordinate struct {
 	// import JSON (CertificateAuthorityArn).
 	ACMPCAARN string    `yaml:"acm_pca_arn"`
 	Profile   CAProfile `yaml:"profile"`
+	// AllowSHA1CSR accepts a CSR signed with SHA-1 (refused otherwise).
+	AllowSHA1CSR bool `yaml:"allow_sha1_csr"`
 }
 
 // CrossCertificate is a certificate for another CA's subject and key, issued

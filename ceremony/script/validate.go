@@ -404,6 +404,8 @@ func (s *Script) validateCertificate(c *Certificate, bad func(string, string, ..
 		bad("certificate.max_path_length", "required: the basicConstraints path length (-1 for no limit)")
 	} else if *c.MaxPathLength < -1 {
 		bad("certificate.max_path_length", "must be -1 (no limit) or 0 and above")
+	} else if *c.MaxPathLength == 0 {
+		bad("certificate.max_path_length", "0 forbids every subordinate CA: the root could sign end-entity certificates only, never the CA certificates of a ca-signing ceremony; use -1 (no limit) or 1 and above")
 	}
 	if c.SignatureAlgorithm != "" {
 		alg, ok := SignatureAlgorithms[c.SignatureAlgorithm]

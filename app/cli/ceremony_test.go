@@ -341,10 +341,10 @@ func TestCeremonyOnTheTerminal(t *testing.T) {
 		"backup: true", "backup: false")
 	var in strings.Builder
 	yes := func(n int) { in.WriteString(strings.Repeat("yes\n", n)) }
-	yes(2) // begin
-	yes(2) // air-gap (warn: confirm despite interfaces) or no interface
-	yes(2) // clock
-	yes(2) // token
+	yes(2)  // begin
+	yes(2)  // air-gap (warn: confirm despite interfaces) or no interface
+	yes(2)  // clock
+	yes(2)  // token
 	yes(11) // sign-in
 	for _, c := range custodians[:3] {
 		fmt.Fprintf(&in, "%s\n%s\n", r.sharePath(c), r.passphrase(c))
@@ -356,10 +356,10 @@ func TestCeremonyOnTheTerminal(t *testing.T) {
 	fmt.Fprintf(&in, "3\nf\n%s\n%s\n", r.sharePath("Erin Evans"), r.passphrase("Erin Evans"))
 	fmt.Fprintf(&in, "1\nf\n%s\n%s\n", r.sharePath("Carol Chen"), r.passphrase("Carol Chen"))
 	fmt.Fprintf(&in, "%s\n%s\n", r.soPIN, r.userPIN)
-	yes(2) // enrol
-	yes(2) // generate-key
-	yes(2) // lint
-	yes(2) // sign
+	yes(2)  // enrol
+	yes(2)  // generate-key
+	yes(2)  // lint
+	yes(2)  // sign
 	yes(11) // finish
 	stdout, stderr, err := run(t, in.String(), "ceremony", "run", path)
 	if err != nil {

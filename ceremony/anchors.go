@@ -185,6 +185,7 @@ func (e *Engine) recordBegin(r *stepRun) error {
 		return err
 	}
 	r.entry.Details = append(r.entry.Details, d)
+	r.detail("core dumps", e.coreDumps)
 	if u, ok := e.p.(unattended); ok && u.Unattended() {
 		how := "the rehearsal's answers file: prompts were answered by a file, not by the people named"
 		if !e.opt.Rehearse {

@@ -69,6 +69,8 @@ type Engine struct {
 	done    map[string]transcript.Entry
 	resumed bool
 	current int
+	// coreDumps says how core dumps were disabled, for the transcript.
+	coreDumps string
 	// recorded are the inputs an inputs step recorded, while a resumed
 	// ceremony reads them again (restoreInputs).
 	recorded map[string]recordedInput
@@ -312,6 +314,10 @@ func quorumMatchesScript(r *quorum.Record, s *script.Script) string {
 // the same script again resumes from that step.
 func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 	defer e.cleanup()
+	// Before anything secret is in memory.
+	if e.coreDumps, err = disableCoreDumps(); err != nil {
+		return nil, err
+	}
 	if _, serr := os.Stat(e.TranscriptPath()); serr == nil {
 		if err := e.resume(ctx); err != nil {
 			return nil, err

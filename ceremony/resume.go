@@ -69,6 +69,7 @@ func (e *Engine) resume(ctx context.Context) error {
 	r := &stepRun{e: e, st: &step{id: "resume"}, entry: transcript.Entry{Step: "resume", Action: "ceremony resumed"}}
 	r.detail("resumed after entry", fmt.Sprintf("%d (%s, %s)", last.Seq, last.Step, last.Result))
 	r.detail("system clock (UTC)", time.Now().UTC().Format(time.RFC3339))
+	r.detail("core dumps", e.coreDumps)
 	if torn.TornBytes > 0 {
 		r.detail("incomplete last line removed", fmt.Sprintf("%d bytes, SHA-256 %s", torn.TornBytes, torn.TornSHA256))
 	}

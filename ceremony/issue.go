@@ -268,7 +268,6 @@ func (e *Engine) writeShare(q quorumSpec, rec *quorum.Record, share *quorum.Shar
 	if wantFile {
 		var buf bytes.Buffer
 		err := share.WriteFile(&buf, d.Passphrase)
-		releaseKDFMemory()
 		if err == nil {
 			err = writeExcl(file, buf.Bytes())
 		}

@@ -121,7 +121,6 @@ func takeShare(rec *quorum.Record, col *quorum.Collector, in ShareInput) (string
 		if err == nil {
 			s, err = quorum.ReadFile(f, in.Passphrase)
 			f.Close()
-			releaseKDFMemory()
 		}
 	default:
 		err = errors.New("no share given")

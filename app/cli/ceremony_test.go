@@ -38,13 +38,23 @@ func TestMain(m *testing.M) {
 				}
 			}
 		}
-		os.Exit(Main(os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+		code := Main(os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		if os.Getenv("KEYCEREMONY_TEST_HWM") == "1" {
+			// Peak resident memory of the whole run, for BenchmarkCeremonyMemory.
+			status, _ := os.ReadFile("/proc/self/status")
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "VmHWM:") {
+					fmt.Fprintln(os.Stderr, "PEAK "+strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")))
+				}
+			}
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
 
 // cli runs the CLI in a child process and returns its output and exit code.
-func cli(t *testing.T, extraEnv []string, args ...string) (string, string, int, error) {
+func cli(t testing.TB, extraEnv []string, args ...string) (string, string, int, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "KEYCEREMONY_TEST_CLI=1"), extraEnv...)
@@ -70,7 +80,7 @@ type room struct {
 	soPIN, userPIN          string
 }
 
-func newRoom(t *testing.T) *room {
+func newRoom(t testing.TB) *room {
 	r := &room{soPIN: "vendor-so-1111", userPIN: "vendor-user-2222"}
 	r.module = softhsmtest.NewToken(t, "Root 2026", []byte(r.soPIN), []byte(r.userPIN))
 	m, err := hsm.Open(r.module)
@@ -92,7 +102,7 @@ func newRoom(t *testing.T) *room {
 }
 
 // script writes the shipped root template adapted to the test token.
-func (r *room) script(t *testing.T, edits ...string) string {
+func (r *room) script(t testing.TB, edits ...string) string {
 	b, err := fs.ReadFile(assets.Ceremonies, "ceremonies/root-generation.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +19,9 @@ import (
 // share files are opened too. Reported as peak-RSS-MB.
 //
 //	go test -run '^$' -bench CeremonyMemory -benchtime 1x ./app/cli/
+//
+// With KC_CEREMONY_BINARY=PATH the built keyceremony binary runs the
+// ceremony instead of this test binary, measured by GNU time (%M).
 func BenchmarkCeremonyMemory(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.ReportMetric(ceremonyPeakMB(b), "peak-RSS-MB")
@@ -38,7 +42,24 @@ func ceremonyPeakMB(b *testing.B) float64 {
 	fmt.Fprintf(&a, "present_recovery:\n  - {custodian: Ivan Ito}\n  - {custodian: Karl Kim}\n")
 	answers := filepath.Join(r.dir, "answers.yaml")
 	os.WriteFile(answers, []byte(a.String()), 0o600)
-	_, stderr, code, _ := cli(b, []string{"KEYCEREMONY_TEST_HWM=1"}, "ceremony", "run", path, "--answers", answers, "--unattended-test")
+	args := []string{"ceremony", "run", path, "--answers", answers, "--unattended-test"}
+	var stderr string
+	var code int
+	if bin := os.Getenv("KC_CEREMONY_BINARY"); bin != "" {
+		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "PEAK %M kB", bin}, args...)...)
+		cmd.Env = append(os.Environ(), os.Getenv("KC_CEREMONY_ENV"))
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			code = 1
+		}
+		stderr = errb.String()
+		if os.Getenv("KC_CEREMONY_ENV") != "" {
+			b.Log(stderr)
+		}
+	} else {
+		_, stderr, code, _ = cli(b, []string{"KEYCEREMONY_TEST_HWM=1"}, args...)
+	}
 	m := regexp.MustCompile(`PEAK (\d+) kB`).FindStringSubmatch(stderr)
 	if code != 0 || m == nil {
 		b.Fatalf("ceremony (exit %d): %s", code, stderr)

@@ -169,6 +169,7 @@ func printVerify(w io.Writer, rep *transcript.Report, dir string, x transcript.E
 }
 
 func printAnchors(w io.Writer, rep *transcript.Report, dir string, x transcript.Expect) {
+	defer printPaper(w, rep, x)
 	if rep.Plan == nil {
 		fmt.Fprintln(w, "Anchors    NONE: written before Key Ceremony anchored its transcripts (or stripped of its anchors);")
 		fmt.Fprintln(w, "           only the final hash on the signed paper (--expect) vouches for it")
@@ -201,6 +202,10 @@ func printAnchors(w io.Writer, rep *transcript.Report, dir string, x transcript.
 	if rep.MACFrom != 0 {
 		fmt.Fprintf(w, "           quorum MAC: entries %d-%d (the custodians check it, e.g. when a ceremony resumes)\n", rep.MACFrom, rep.Last().Seq)
 	}
+}
+
+// printPaper says whether the final hash is the one written on the paper.
+func printPaper(w io.Writer, rep *transcript.Report, x transcript.Expect) {
 	if x.FinalHash != nil {
 		if f, ok := rep.Final(); ok && f.Hash == hex.EncodeToString(x.FinalHash) {
 			fmt.Fprintln(w, "           paper: the final hash is the one written on the signed paper")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,26 @@ func TestPlanReportsPCAOU(t *testing.T) {
 	os.WriteFile(script, []byte(s), 0o600)
 	if out, _, err := run(t, "", "ceremony", "plan", script); err != nil || !strings.Contains(out, "Subordinate CA certificate linted [lint-subordinate]") {
 		t.Fatalf("plan with the profile's subject: %v\n%s", err, out)
+	}
+}
+
+// TestVerifyLegacyTranscript: a transcript of an earlier version still
+// verifies, flagged loudly: without the paper's hash or an explicit
+// --allow-unanchored it exits non-zero.
+func TestVerifyLegacyTranscript(t *testing.T) {
+	tr := filepath.Join("..", "..", "ceremony", "testdata", "legacy", "completed", "ceremony-output", "example-root-2026.transcript.jsonl")
+	out, _, err := run(t, "", "ceremony", "verify", tr)
+	if err == nil || !strings.Contains(out, "Anchors    NONE") || !strings.Contains(err.Error(), "NO ANCHORS") {
+		t.Fatalf("verify of a legacy transcript: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "", "ceremony", "verify", "--allow-unanchored", tr); err != nil {
+		t.Fatalf("--allow-unanchored: %v", err)
+	}
+	final := regexp.MustCompile(`Final hash \(entry \d+[^)]*\)\n  ([0-9a-f]{64})`).FindStringSubmatch(out)
+	if final == nil {
+		t.Fatalf("no final hash printed:\n%s", out)
+	}
+	if out, _, err := run(t, "", "ceremony", "verify", "--expect", final[1], tr); err != nil || !strings.Contains(out, "Transcript verified") {
+		t.Fatalf("--expect with the paper's hash: %v\n%s", err, out)
 	}
 }

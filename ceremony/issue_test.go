@@ -166,3 +166,44 @@ func TestModuleHashRecordedAndPinned(t *testing.T) {
 		t.Errorf("a pinned module of another hash: %v", err)
 	}
 }
+
+// linkDeliverer gives, for the first share, a destination through a
+// symbolic link on the custodian's medium that leads into the output
+// directory, then the custodian's real destination.
+type linkDeliverer struct {
+	*typist
+	link     string
+	problems []string
+}
+
+func (d *linkDeliverer) DeliverShare(ctx context.Context, r DeliveryRequest) (Delivery, error) {
+	if r.Problem != "" {
+		d.problems = append(d.problems, r.Problem)
+		r.Problem = ""
+	} else if len(d.problems) == 0 {
+		return Delivery{CardPath: filepath.Join(d.link, "carol.card.pdf")}, nil
+	}
+	return d.typist.DeliverShare(ctx, r)
+}
+
+// TestShareDestinationThroughLink: a share destination is compared with the
+// output directory after symbolic links are resolved on both sides.
+func TestShareDestinationThroughLink(t *testing.T) {
+	w := newWorld(t, "Root 2026")
+	out := filepath.Join(w.dir, "out")
+	s := w.rootCardsScript(out, "backup: true", "backup: false")
+	link := filepath.Join(w.media, "usb-stick")
+	if err := os.Symlink(out, link); err != nil {
+		t.Fatal(err)
+	}
+	d := &linkDeliverer{typist: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), link: link}
+	if _, err := w.run(s, d, Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, w.log.String())
+	}
+	if len(d.problems) != 1 || !strings.Contains(d.problems[0], "is inside the ceremony output directory") {
+		t.Fatalf("a destination through a link into the output directory: %v", d.problems)
+	}
+	if _, err := os.Stat(filepath.Join(out, "carol.card.pdf")); err == nil {
+		t.Fatal("a share card was written into the output directory")
+	}
+}

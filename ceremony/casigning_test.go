@@ -324,7 +324,7 @@ func TestCASigning(t *testing.T) {
 			out := filepath.Join(w.dir, id)
 			edits := []string{"id: example-root-2026-crl-2027", "id: " + id}
 			if lastPath != "" {
-				edits = append(edits, "    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+				edits = append(edits, "    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 			}
 			s := w.writeScript(id+".yaml", "crl.yaml", "pkcs11:serial="+w.serial, out, edits...)
 			res, err := w.run(s, f.quorumPrompter(), Options{})

@@ -282,7 +282,7 @@ func TestCASigning(t *testing.T) {
 `, "      accept_csr_subject: true\n",
 			"validity_days: 3650", "validity_days: 9000",
 			"digital_signature: false", "digital_signature: true",
-			"      # permitted_dns_domains: [example.com]", "      permitted_dns_domains: [example.com]")
+			"      policies: [2.5.29.32.0]\n", "      policies: [2.5.29.32.0]\n      permitted_dns_domains: [example.com]\n")
 		s = rewrite(t, s, cutSection("  crl:\n"))
 		res, err := w.run(s, f.quorumPrompter("Carol Chen", "Erin Evans", "Grace Gray"), Options{})
 		if err != nil {

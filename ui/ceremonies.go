@@ -29,6 +29,7 @@ type CeremoniesPage struct {
 	content  fyne.CanvasObject
 	wizard   *Wizard
 	settings *Settings
+	form     *ScriptForm // the script form on screen, if any
 }
 
 func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
@@ -63,32 +64,53 @@ func templateNames() []string {
 }
 
 func (p *CeremoniesPage) showStart() {
-	open := widget.NewButtonWithIcon("Open ceremony script…", theme.FolderOpenIcon(), func() {
-		dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-			if err != nil || r == nil {
-				return
-			}
-			path := r.URI().Path()
-			r.Close()
-			p.OpenScript(path)
-		}, p.win).Show()
-	})
-	open.Importance = widget.HighImportance
+	p.form = nil
+	setTitle(p.win, "")
+	pickFile := func(then func(string)) func() {
+		return func() {
+			dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+				if err != nil || r == nil {
+					return
+				}
+				path := r.URI().Path()
+				r.Close()
+				then(path)
+			}, p.win).Show()
+		}
+	}
+	create := widget.NewButtonWithIcon("New ceremony script…", theme.ContentAddIcon(), p.showKinds)
+	create.Importance = widget.HighImportance
+	edit := widget.NewButtonWithIcon("Edit a script in the form…", theme.DocumentCreateIcon(), pickFile(p.EditScript))
+	open := widget.NewButtonWithIcon("Open a reviewed script to run…", theme.FolderOpenIcon(), pickFile(p.OpenScript))
 	names := templateNames()
-	list := widget.NewList(
-		func() int { return len(names) },
-		func() fyne.CanvasObject {
-			return container.NewBorder(nil, nil, nil, widget.NewButton("Save a copy to edit…", nil), widget.NewLabel("root-generation"))
-		},
-		func(id widget.ListItemID, o fyne.CanvasObject) {
-			c := o.(*fyne.Container)
-			c.Objects[0].(*widget.Label).SetText(names[id])
-			c.Objects[1].(*widget.Button).OnTapped = func() { p.saveTemplate(names[id]) }
-		},
-	)
-	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Open the reviewed script, or start from a template: save a copy, replace its EXAMPLE values, have it reviewed, then open it here. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
-	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(open), boldLabel("Templates"))
-	p.set(container.NewBorder(top, nil, nil, nil, list))
+	var rows []fyne.CanvasObject
+	for _, name := range names {
+		name := name
+		form := widget.NewButton("Open in the form", func() { p.templateForm(name) })
+		save := widget.NewButton("Save a copy…", func() { p.saveTemplate(name) })
+		rows = append(rows, container.NewBorder(nil, nil, nil, container.NewHBox(form, save), widget.NewLabel(name)))
+	}
+	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Create the script in a form (or start from a template with example values), save it, have the saved file reviewed by its SHA-256, then open it here to run. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
+	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(create, edit, open), boldLabel("Templates (example values)"))
+	p.set(container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewVBox(rows...))))
+	p.win.Canvas().Focus(create)
+}
+
+// templateForm opens a shipped template in the form, to be saved elsewhere.
+func (p *CeremoniesPage) templateForm(name string) {
+	data, err := fs.ReadFile(assets.Ceremonies, "ceremonies/"+name+".yaml")
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	s, err := script.Decode(data)
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	f := NewScriptForm(p.win, p.settings, s.Kind)
+	f.Load(s)
+	p.showForm(f, "New script from the "+name+" template")
 }
 
 func (p *CeremoniesPage) saveTemplate(name string) {
@@ -123,6 +145,8 @@ func (p *CeremoniesPage) OpenScript(path string) {
 }
 
 func (p *CeremoniesPage) showSummary(s *script.Script) {
+	p.form = nil
+	setTitle(p.win, "Script "+filepath.Base(s.Path))
 	sum := s.SHA256[:]
 	form := widget.NewForm(
 		widget.NewFormItem("Title", wrapLabel(s.Title)),
@@ -165,8 +189,14 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	if _, err := os.Stat(filepath.Join(s.OutputDir(), s.Output.Prefix+".transcript.jsonl")); err == nil {
 		run.SetText("Resume the ceremony")
 	}
-	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run), nil, nil,
+	edit := widget.NewButtonWithIcon("Edit in the form", theme.DocumentCreateIcon(), func() { p.EditScript(s.Path) })
+	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run, edit), nil, nil,
 		container.NewVScroll(form)))
+	if s.Kind == script.RootGeneration || s.Kind == script.KeyRestore {
+		p.win.Canvas().Focus(rehearse) // the safe action first
+	} else {
+		p.win.Canvas().Unfocus()
+	}
 }
 
 // run starts the wizard for s.

@@ -1,0 +1,637 @@
+package ui
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+)
+
+// fieldDecl declares one field of the script form: the YAML path it edits
+// (the path script.Problem names), where and how it is shown, for which
+// kinds, and the editor that binds it to the script. Adding a key to the
+// script language is adding one declaration here; TestFormCoversScriptLanguage
+// fails until every key has one, and the template round trip fails when a
+// template holds a value the form drops.
+type fieldDecl struct {
+	path    string
+	section string
+	label   string
+	hint    string
+	kinds   []script.Kind             // nil: every kind
+	when    func(*script.Script) bool // nil: always shown (for its kinds)
+	covers  []string                  // further YAML paths the editor writes
+	make    func(c *formCtx) editor
+}
+
+func (d fieldDecl) only(kinds ...script.Kind) fieldDecl          { d.kinds = kinds; return d }
+func (d fieldDecl) showIf(w func(*script.Script) bool) fieldDecl { d.when = w; return d }
+
+const (
+	secCeremony = "Ceremony"
+	secToken    = "Token"
+	secPeople   = "People"
+	secQuorum   = "Quorum"
+	secPre      = "Preflight checks"
+	secKey      = "Root key"
+	secCert     = "Root certificate"
+	secBackup   = "Key backup"
+	secRestore  = "Key restore"
+	secIssuer   = "Issuer (the root)"
+	secSub      = "Subordinate CA certificate"
+	secCross    = "Cross-certificate"
+	secCRL      = "CRL"
+	secParams   = "Import parameters"
+	secMaterial = "Key material"
+	secImport   = "Expiry and import"
+	secOutput   = "Output"
+)
+
+var (
+	recordKinds = []script.Kind{script.KeyBackup, script.KeyRestore, script.CASigning, script.CRLIssuance, script.BYOKWrap}
+	signKinds   = []script.Kind{script.CASigning, script.CRLIssuance}
+)
+
+// ---- field constructors: one line per field below
+
+func text(path, section, label, hint string, ptr func(*script.Script) *string) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return newTextEditor(c, false, "", ptr) }}
+}
+
+func multiText(path, section, label, hint string, ptr func(*script.Script) *string) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return newTextEditor(c, true, "", ptr) }}
+}
+
+func pick[T ~string](path, section, label, hint string, choices []choice, ptr func(*script.Script) *T) fieldDecl {
+	get, set := stringChoice(ptr)
+	return pickFunc(path, section, label, hint, choices, get, set)
+}
+
+func pickFunc(path, section, label, hint string, choices []choice, get func(*script.Script) string, set func(*script.Script, string)) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return newChoiceEditor(c, choices, get, set) }}
+}
+
+func number(path, section, label, hint string, ptr func(*script.Script) *int) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return &intEditor{e: newScriptEntry(c, false, ""), ptr: ptr} }}
+}
+
+func optNumber(path, section, label, hint string, ptr func(*script.Script) **int) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor {
+			return &intEditor{e: newScriptEntry(c, false, ""), optional: true, optPtr: ptr}
+		}}
+}
+
+func check(path, section, label, text, hint string, ptr func(*script.Script) *bool) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return newBoolEditor(c, text, ptr) }}
+}
+
+// yesNo edits a *bool that must be decided: not set, true or false.
+func yesNo(path, section, label, hint, yes, no string, ptr func(*script.Script) **bool) fieldDecl {
+	get := func(s *script.Script) string {
+		switch b := *ptr(s); {
+		case b == nil:
+			return ""
+		case *b:
+			return "true"
+		}
+		return "false"
+	}
+	set := func(s *script.Script, v string) {
+		switch v {
+		case "true", "false":
+			b := v == "true"
+			*ptr(s) = &b
+		default:
+			*ptr(s) = nil
+		}
+	}
+	return pickFunc(path, section, label, hint, []choice{{"true", yes}, {"false", no}}, get, set)
+}
+
+func toggle(path, section, label, text, hint string, get func(*script.Script) bool, set func(*script.Script, bool)) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor {
+			t := &toggleEditor{get: get, set: set}
+			t.check = newBoolEditor(c, text, nil).check
+			return t
+		}}
+}
+
+func when(path, section, label, hint string, ptr func(*script.Script) *time.Time) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor {
+			return &timeEditor{e: newScriptEntry(c, false, "e.g. 2026-12-01T00:00:00Z"), ptr: ptr}
+		}}
+}
+
+func list(path, section, label, hint string, ptr func(*script.Script) *[]string) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return &listEditor{e: newScriptEntry(c, true, "one per line"), ptr: ptr} }}
+}
+
+func options(path, section, label, hint string, values []string, ptr func(*script.Script) *[]string) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint,
+		make: func(c *formCtx) editor { return newSetEditor(c, values, ptr) }}
+}
+
+// file edits an input (path and SHA-256 pin) held by value.
+func file(path, section, label, hint string, kind inputKind, ptr func(*script.Script) *script.Input) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint, covers: []string{path + ".path", path + ".sha256"},
+		make: func(c *formCtx) editor {
+			return newInputEditor(c, kind, false, func(s *script.Script) *script.Input { return ptr(s) },
+				func(s *script.Script, in *script.Input) {
+					if in == nil {
+						in = &script.Input{}
+					}
+					*ptr(s) = *in
+				})
+		}}
+}
+
+// optFile edits an input held by pointer: absent when both its path and
+// pin are empty, unless required (then an empty input stays, and
+// validation asks for its path).
+func optFile(path, section, label, hint string, kind inputKind, required bool, ptr func(*script.Script) **script.Input) fieldDecl {
+	return fieldDecl{path: path, section: section, label: label, hint: hint, covers: []string{path + ".path", path + ".sha256"},
+		make: func(c *formCtx) editor {
+			return newInputEditor(c, kind, !required, func(s *script.Script) *script.Input { return *ptr(s) },
+				func(s *script.Script, in *script.Input) { *ptr(s) = in })
+		}}
+}
+
+// ---- the sections a kind always has
+
+func newSections(k script.Kind) *script.Script {
+	s := &script.Script{Kind: k}
+	switch k {
+	case script.RootGeneration:
+		s.Key, s.Certificate = &script.Key{}, &script.Certificate{}
+	case script.KeyBackup:
+		s.Backup = &script.Backup{}
+	case script.KeyRestore:
+		s.Restore = &script.Restore{}
+	case script.CASigning:
+		s.Signing = &script.Signing{}
+	case script.CRLIssuance:
+		s.Signing = &script.Signing{CRL: &script.CRL{}}
+	case script.BYOKWrap:
+		s.BYOK = &script.BYOK{}
+	}
+	return s
+}
+
+func keyOf(s *script.Script) *script.Key {
+	if s.Key == nil {
+		s.Key = &script.Key{}
+	}
+	return s.Key
+}
+
+func certOf(s *script.Script) *script.Certificate {
+	if s.Certificate == nil {
+		s.Certificate = &script.Certificate{}
+	}
+	return s.Certificate
+}
+
+func backupOf(s *script.Script) *script.Backup {
+	if s.Backup == nil {
+		s.Backup = &script.Backup{}
+	}
+	return s.Backup
+}
+
+func restoreOf(s *script.Script) *script.Restore {
+	if s.Restore == nil {
+		s.Restore = &script.Restore{}
+	}
+	return s.Restore
+}
+
+func signingOf(s *script.Script) *script.Signing {
+	if s.Signing == nil {
+		s.Signing = &script.Signing{}
+	}
+	return s.Signing
+}
+
+func subOf(s *script.Script) *script.Subordinate {
+	g := signingOf(s)
+	if g.Subordinate == nil {
+		g.Subordinate = &script.Subordinate{}
+	}
+	return g.Subordinate
+}
+
+func crossOf(s *script.Script) *script.CrossCertificate {
+	g := signingOf(s)
+	if g.CrossCertificate == nil {
+		g.CrossCertificate = &script.CrossCertificate{}
+	}
+	return g.CrossCertificate
+}
+
+func crlOf(s *script.Script) *script.CRL {
+	g := signingOf(s)
+	if g.CRL == nil {
+		g.CRL = &script.CRL{}
+	}
+	return g.CRL
+}
+
+func byokOf(s *script.Script) *script.BYOK {
+	if s.BYOK == nil {
+		s.BYOK = &script.BYOK{}
+	}
+	return s.BYOK
+}
+
+func subjectOf(s *script.Script) *script.Name {
+	p := &subOf(s).Profile
+	if p.Subject == nil {
+		p.Subject = &script.Name{}
+	}
+	return p.Subject
+}
+
+// ---- the choices
+
+func plainChoices(values ...string) []choice {
+	out := make([]choice, len(values))
+	for i, v := range values {
+		out[i] = choice{v, v}
+	}
+	return out
+}
+
+func withUnset(label string, cs []choice) []choice { return append([]choice{{"", label}}, cs...) }
+
+func signatureAlgorithmNames() []string {
+	var out []string
+	for n := range script.SignatureAlgorithms {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func crlReasonNames() []string {
+	var out []string
+	for n := range script.CRLReasons {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return script.CRLReasons[out[i]] < script.CRLReasons[out[j]] })
+	return out
+}
+
+func byokSpecNames() []string {
+	var out []string
+	for _, c := range byok.Allowed() {
+		if !contains(out, string(c.Spec)) {
+			out = append(out, string(c.Spec))
+		}
+	}
+	return out
+}
+
+func byokAlgorithmNames() []string {
+	var out []string
+	for _, a := range byok.Algorithms() {
+		out = append(out, string(a))
+	}
+	return out
+}
+
+func enrolChoices(k script.Kind) []choice {
+	all := []choice{
+		{string(script.EnrolInitialize), "initialize — a blank token, initialised by this ceremony"},
+		{string(script.EnrolChangePIN), "change-pin — an initialised token whose PINs are replaced"},
+		{string(script.EnrolQuorum), "quorum — enrolled under the quorum by an earlier ceremony"},
+	}
+	if k.UsesQuorumRecord() && k != script.KeyRestore {
+		return all[2:]
+	}
+	return all[:2]
+}
+
+// ---- the declarations
+
+func scriptFields() []fieldDecl {
+	fields := []fieldDecl{
+		{path: "kind", section: secCeremony, label: "Kind", make: func(c *formCtx) editor { return newKindEditor() }},
+		text("id", secCeremony, "Ceremony ID", "3-64 characters: lower-case letters, digits, '.' and '-'. Printed on share cards; names the outputs.", func(s *script.Script) *string { return &s.ID }),
+		text("title", secCeremony, "Title", "What the transcript and its PDF are titled.", func(s *script.Script) *string { return &s.Title }),
+		multiText("description", secCeremony, "Description", "Optional notes for the reviewers.", func(s *script.Script) *string { return &s.Description }),
+
+		tokenPicker(),
+		text("token.module", secToken, "PKCS#11 module", "Absolute path of the token's PKCS#11 library.", func(s *script.Script) *string { return &s.Token.Module }),
+		text("token.uri", secToken, "Token URI", "Selects the token: pkcs11:token=…;serial=… (an initialised token must be pinned by its serial).", func(s *script.Script) *string { return &s.Token.URI }),
+		{path: "token.enrol", section: secToken, label: "Enrolment", hint: "How the token comes under the quorum.", make: func(c *formCtx) editor {
+			get, set := stringChoice(func(s *script.Script) *script.Enrol { return &s.Token.Enrol })
+			return newChoiceEditor(c, enrolChoices(c.form.kind), get, set)
+		}},
+		text("token.label", secToken, "Token label", "Written by C_InitToken, at most 32 bytes.", func(s *script.Script) *string { return &s.Token.Label }).
+			showIf(func(s *script.Script) bool { return s.Token.Enrol == script.EnrolInitialize }),
+
+		participants(),
+
+		optFile("quorum.record", secQuorum, "Quorum record", "The .quorum.json written by the ceremony that created the quorum.", inputRecord, true,
+			func(s *script.Script) **script.Input { return &s.Quorum.Record }).only(recordKinds...),
+		number("quorum.threshold", secQuorum, "Threshold", "How many custodians must present their shares (at least 2). With a quorum record: optional, checked against it.", func(s *script.Script) *int { return &s.Quorum.Threshold }),
+		custodians(),
+		options("quorum.delivery", secQuorum, "Share delivery", "card: a printed share card; file: a share file encrypted under the custodian's passphrase. Neither ticked: both.", []string{"card", "file"},
+			func(s *script.Script) *[]string { return &s.Quorum.Delivery }).only(script.RootGeneration),
+
+		pick("preflight.air_gap", secPre, "Air gap", "", withUnset("(not set: block)", []choice{
+			{"block", "block — a network interface that is up stops the ceremony"},
+			{"warn", "warn — it is shown and recorded, but does not stop the ceremony"}}),
+			func(s *script.Script) *string { return &s.Preflight.AirGap }),
+		number("preflight.min_free_mb", secPre, "Free space (MB)", "Free space the output directory needs; empty: 16.", func(s *script.Script) *int { return &s.Preflight.MinFreeMB }),
+
+		pick("key.type", secKey, "Key type", "", withUnset("(not set: ec-p384)", plainChoices(script.RootKeyTypes...)), func(s *script.Script) *string { return &keyOf(s).Type }).only(script.RootGeneration),
+		text("key.label", secKey, "Key label", "CKA_LABEL of the key pair on the token.", func(s *script.Script) *string { return &keyOf(s).Label }).only(script.RootGeneration),
+		check("key.backup", secKey, "Backup", "Back up the private key", "Ticked: the key is created extractable (wrap with trusted keys only) and wrapped to a backup file under a quorum-derived key. Not ticked: it can never leave the token.",
+			func(s *script.Script) *bool { return &keyOf(s).Backup }).only(script.RootGeneration),
+	}
+	fields = append(fields, nameFields("certificate.subject", secCert, nil, func(s *script.Script) *script.Name { return &certOf(s).Subject }, script.RootGeneration)...)
+	fields = append(fields,
+		when("certificate.not_before", secCert, "Not before", "", func(s *script.Script) *time.Time { return &certOf(s).NotBefore }).only(script.RootGeneration),
+		when("certificate.not_after", secCert, "Not after", "", func(s *script.Script) *time.Time { return &certOf(s).NotAfter }).only(script.RootGeneration),
+		optNumber("certificate.max_path_length", secCert, "Path length", "basicConstraints pathLenConstraint; -1: none (roots should not set one).", func(s *script.Script) **int { return &certOf(s).MaxPathLength }).only(script.RootGeneration),
+		pick("certificate.signature_algorithm", secCert, "Signature algorithm", "", withUnset("(not set: the one matched to the key)", plainChoices(signatureAlgorithmNames()...)),
+			func(s *script.Script) *string { return &certOf(s).SignatureAlgorithm }).only(script.RootGeneration),
+
+		text("backup.key_label", secBackup, "Key label", "The label of the key to back up; it was created with key.backup.", func(s *script.Script) *string { return &backupOf(s).KeyLabel }).only(script.KeyBackup),
+
+		file("restore.backup", secRestore, "Key backup file", "The .key-backup.json written by the root ceremony.", inputPlain, func(s *script.Script) *script.Input { return &restoreOf(s).Backup }).only(script.KeyRestore),
+		file("restore.certificate", secRestore, "Root certificate", "Proves the restored key.", inputCertificate, func(s *script.Script) *script.Input { return &restoreOf(s).Certificate }).only(script.KeyRestore),
+		text("restore.label", secRestore, "Label", "For the restored key; empty: the label in the backup.", func(s *script.Script) *string { return &restoreOf(s).Label }).only(script.KeyRestore),
+
+		file("signing.issuer.certificate", secIssuer, "Root certificate", "Written by the root ceremony.", inputCertificate, func(s *script.Script) *script.Input { return &signingOf(s).Issuer.Certificate }).only(signKinds...),
+		text("signing.issuer.key_label", secIssuer, "Root key label", "Optional: narrows the search for the root key on the token.", func(s *script.Script) *string { return &signingOf(s).Issuer.KeyLabel }).only(signKinds...),
+		pick("signing.issuer.signature_algorithm", secIssuer, "Signature algorithm", "", withUnset("(not set: the root certificate's own)", plainChoices(signatureAlgorithmNames()...)),
+			func(s *script.Script) *string { return &signingOf(s).Issuer.SignatureAlgorithm }).only(signKinds...),
+
+		toggle("signing.subordinate", secSub, "Subordinate CA", "Sign a subordinate CA certificate from its CSR", "",
+			func(s *script.Script) bool { return s.Signing != nil && s.Signing.Subordinate != nil },
+			func(s *script.Script, on bool) {
+				if on {
+					subOf(s)
+				} else {
+					signingOf(s).Subordinate = nil
+				}
+			}).only(script.CASigning),
+		file("signing.subordinate.csr", secSub, "CSR", "PEM or DER, e.g. from aws acm-pca get-certificate-authority-csr.", inputCSR, func(s *script.Script) *script.Input { return &subOf(s).CSR }).only(script.CASigning).showIf(hasSub),
+		text("signing.subordinate.acm_pca_arn", secSub, "AWS Private CA ARN", "Optional: written into the import JSON.", func(s *script.Script) *string { return &subOf(s).ACMPCAARN }).only(script.CASigning).showIf(hasSub),
+		check("signing.subordinate.profile.accept_csr_subject", secSub, "Subject", "Take the CSR's subject as it is", "Otherwise the certificate carries the subject below.",
+			func(s *script.Script) *bool { return &subOf(s).Profile.AcceptCSRSubject }).only(script.CASigning).showIf(hasSub),
+	)
+	subjectShown := func(s *script.Script) bool { return hasSub(s) && !s.Signing.Subordinate.Profile.AcceptCSRSubject }
+	fields = append(fields, nameFields("signing.subordinate.profile.subject", secSub, subjectShown, subjectOf, script.CASigning)...)
+	fields = append(fields, profileFields("signing.subordinate.profile", secSub, hasSub, func(s *script.Script) *script.CAProfile { return &subOf(s).Profile }, false)...)
+	fields = append(fields,
+		toggle("signing.cross_certificate", secCross, "Cross-certificate", "Cross-sign another CA's certificate", "",
+			func(s *script.Script) bool { return s.Signing != nil && s.Signing.CrossCertificate != nil },
+			func(s *script.Script, on bool) {
+				if on {
+					crossOf(s)
+				} else {
+					signingOf(s).CrossCertificate = nil
+				}
+			}).only(script.CASigning),
+		file("signing.cross_certificate.certificate", secCross, "Certificate to cross-sign", "The other CA's own certificate: its subject, key and validity are kept.", inputCertificate,
+			func(s *script.Script) *script.Input { return &crossOf(s).Certificate }).only(script.CASigning).showIf(hasCross),
+	)
+	fields = append(fields, profileFields("signing.cross_certificate.profile", secCross, hasCross, func(s *script.Script) *script.CAProfile { return &crossOf(s).Profile }, true)...)
+	fields = append(fields,
+		toggle("signing.crl", secCRL, "CRL", "Issue the root's CRL", "",
+			func(s *script.Script) bool { return s.Signing != nil && s.Signing.CRL != nil },
+			func(s *script.Script, on bool) {
+				if on {
+					crlOf(s)
+				} else {
+					signingOf(s).CRL = nil
+				}
+			}).only(script.CASigning),
+		text("signing.crl.counter_directory", secCRL, "Counter directory", "Holds the file crlnumber with the last CRL number: the same directory on the output medium for every CRL of this root.",
+			func(s *script.Script) *string { return &crlOf(s).CounterDirectory }).only(signKinds...).showIf(hasCRL),
+		optFile("signing.crl.previous", secCRL, "Previous CRL", "Optional: the last CRL issued; the new number must be above its number.", inputCRL, false,
+			func(s *script.Script) **script.Input { return &crlOf(s).Previous }).only(signKinds...).showIf(hasCRL),
+		number("signing.crl.next_update_days", secCRL, "Next update (days)", "1 to 366 days from this update to the next.", func(s *script.Script) *int { return &crlOf(s).NextUpdateDays }).only(signKinds...).showIf(hasCRL),
+		revoked().only(signKinds...).showIf(hasCRL),
+		list("signing.crl.ignore_lints", secCRL, "Ignored lints", "zlint lint names that do not apply; their findings are still recorded.", func(s *script.Script) *[]string { return &crlOf(s).IgnoreLints }).only(signKinds...).showIf(hasCRL),
+	)
+	fields = append(fields, byokFields()...)
+	fields = append(fields,
+		text("output.directory", secOutput, "Output directory", "Relative to the script's directory unless absolute; a rehearsal writes beside it, into …-rehearsal.", func(s *script.Script) *string { return &s.Output.Directory }),
+		text("output.prefix", secOutput, "File name prefix", "Starts every output file name; empty: the ceremony ID.", func(s *script.Script) *string { return &s.Output.Prefix }),
+	)
+	return fields
+}
+
+func hasSub(s *script.Script) bool   { return s.Signing != nil && s.Signing.Subordinate != nil }
+func hasCross(s *script.Script) bool { return s.Signing != nil && s.Signing.CrossCertificate != nil }
+func hasCRL(s *script.Script) bool   { return s.Signing != nil && s.Signing.CRL != nil }
+
+// nameFields are a distinguished name's fields.
+func nameFields(path, section string, shown func(*script.Script) bool, name func(*script.Script) *script.Name, kind script.Kind) []fieldDecl {
+	f := func(key, label, hint string, ptr func(n *script.Name) *string) fieldDecl {
+		return text(path+"."+key, section, label, hint, func(s *script.Script) *string { return ptr(name(s)) }).only(kind).showIf(shown)
+	}
+	return []fieldDecl{
+		f("common_name", "Common name", "", func(n *script.Name) *string { return &n.CommonName }),
+		f("organization", "Organization", "", func(n *script.Name) *string { return &n.Organization }),
+		f("organizational_unit", "Organizational unit", "", func(n *script.Name) *string { return &n.OrganizationalUnit }),
+		f("country", "Country", "Two capital letters (ISO 3166), e.g. DE.", func(n *script.Name) *string { return &n.Country }),
+		f("province", "State or province", "", func(n *script.Name) *string { return &n.Province }),
+		f("locality", "Locality", "", func(n *script.Name) *string { return &n.Locality }),
+	}
+}
+
+// profileFields are an issued CA certificate's profile. A cross-certificate
+// keeps the original's subject and validity, so the language forbids
+// subject, accept_csr_subject and validity_days there.
+func profileFields(path, section string, shown func(*script.Script) bool, prof func(*script.Script) *script.CAProfile, cross bool) []fieldDecl {
+	kind := script.CASigning
+	l := func(key, label, hint string, ptr func(p *script.CAProfile) *[]string) fieldDecl {
+		return list(path+"."+key, section, label, hint, func(s *script.Script) *[]string { return ptr(prof(s)) }).only(kind).showIf(shown)
+	}
+	var out []fieldDecl
+	out = append(out,
+		when(path+".not_before", section, "Not before", "Empty: the time of the ceremony.", func(s *script.Script) *time.Time { return &prof(s).NotBefore }).only(kind).showIf(shown),
+		when(path+".not_after", section, "Not after", "Refused if after the root's end.", func(s *script.Script) *time.Time { return &prof(s).NotAfter }).only(kind).showIf(shown),
+	)
+	if !cross {
+		out = append(out, number(path+".validity_days", section, "Validity (days)", "Or not_after: counted from not_before, clipped to the root's end.",
+			func(s *script.Script) *int { return &prof(s).ValidityDays }).only(kind).showIf(shown))
+	}
+	out = append(out,
+		optNumber(path+".max_path_length", section, "Path length", "0: the CA issues end-entity certificates only; -1: no limit.", func(s *script.Script) **int { return &prof(s).MaxPathLength }).only(kind).showIf(shown),
+		check(path+".digital_signature", section, "Key usage", "Add digitalSignature", "Needed by a CA that signs OCSP responses itself.", func(s *script.Script) *bool { return &prof(s).DigitalSignature }).only(kind).showIf(shown),
+		l("crl_distribution_points", "CRL distribution points", "URLs, one per line.", func(p *script.CAProfile) *[]string { return &p.CRLDistribution }),
+		l("ocsp_servers", "OCSP servers", "URLs, one per line.", func(p *script.CAProfile) *[]string { return &p.OCSPServers }),
+		l("issuing_certificate_urls", "Issuing certificate URLs", "URLs, one per line.", func(p *script.CAProfile) *[]string { return &p.IssuingCertURLs }),
+		l("policies", "Certificate policies", "OIDs, one per line (2.5.29.32.0 is anyPolicy).", func(p *script.CAProfile) *[]string { return &p.Policies }),
+		l("permitted_dns_domains", "Permitted DNS domains", "Name constraints, one per line.", func(p *script.CAProfile) *[]string { return &p.PermittedDNS }),
+		l("excluded_dns_domains", "Excluded DNS domains", "Name constraints, one per line.", func(p *script.CAProfile) *[]string { return &p.ExcludedDNS }),
+		options(path+".allowed_keys", section, "Allowed subject keys", "The key types accepted.", script.SubjectKeyTypes, func(s *script.Script) *[]string { return &prof(s).AllowedKeys }).only(kind).showIf(shown),
+		l("ignore_lints", "Ignored lints", "zlint lint names that do not apply; their findings are still recorded.", func(p *script.CAProfile) *[]string { return &p.IgnoreLints }),
+	)
+	return out
+}
+
+func byokFields() []fieldDecl {
+	b := byokOf
+	kind := script.BYOKWrap
+	separate := func(s *script.Script) bool {
+		return s.BYOK != nil && (s.BYOK.PublicKey != nil || s.BYOK.ImportToken != nil)
+	}
+	mode := pickFunc("byok", secParams, "Parameters", "", []choice{
+		{"json", "one file: the JSON of get-parameters-for-import (import-parameters.json)"},
+		{"files", "separate files, as the AWS console downloads them"}},
+		func(s *script.Script) string {
+			if separate(s) || s.BYOK != nil && (s.BYOK.KeyID != "" || !s.BYOK.ParametersValidTo.IsZero()) {
+				return "files"
+			}
+			return "json"
+		},
+		func(s *script.Script, v string) {
+			if v == "files" {
+				b(s).PublicKey, b(s).ImportToken = &script.Input{}, &script.Input{}
+			} else {
+				b(s).Parameters = &script.Input{}
+			}
+		})
+	isJSON := func(s *script.Script) bool { return s.BYOK != nil && s.BYOK.Parameters != nil }
+	isFiles := func(s *script.Script) bool { return !isJSON(s) }
+	return []fieldDecl{
+		mode.only(kind),
+		optFile("byok.parameters", secParams, "Parameters file", "Key ARN, wrapping key and expiry are read from it; key spec and algorithm are filled in when it names them.", inputParameters, true,
+			func(s *script.Script) **script.Input { return &b(s).Parameters }).only(kind).showIf(isJSON),
+		optFile("byok.public_key", secParams, "Wrapping public key", "WrappingPublicKey.bin (DER, PEM or base64).", inputPlain, true,
+			func(s *script.Script) **script.Input { return &b(s).PublicKey }).only(kind).showIf(isFiles),
+		optFile("byok.import_token", secParams, "Import token", "ImportToken.bin.", inputPlain, true,
+			func(s *script.Script) **script.Input { return &b(s).ImportToken }).only(kind).showIf(isFiles),
+		text("byok.key_id", secParams, "KMS key", "Key ID or ARN the parameters were issued for.", func(s *script.Script) *string { return &b(s).KeyID }).only(kind).showIf(isFiles),
+		when("byok.parameters_valid_to", secParams, "Parameters valid to", "ParametersValidTo as AWS printed it.", func(s *script.Script) *time.Time { return &b(s).ParametersValidTo }).only(kind).showIf(isFiles),
+		pick("byok.key_spec", secParams, "KMS key spec", "", plainChoices(byokSpecNames()...), func(s *script.Script) *string { return &b(s).KeySpec }).only(kind),
+		pick("byok.wrapping_algorithm", secParams, "Wrapping algorithm", "The algorithm the parameters were requested for.", plainChoices(byokAlgorithmNames()...), func(s *script.Script) *string { return &b(s).WrappingAlgorithm }).only(kind),
+
+		pick("byok.key.source", secMaterial, "Material", "", []choice{
+			{script.KeyGenerate, "generate — a new key in the token, made for this import"},
+			{script.KeyExisting, "existing — a token key named by URI (made extractable)"}},
+			func(s *script.Script) *string { return &b(s).Key.Source }).only(kind),
+		text("byok.key.label", secMaterial, "New key label", "", func(s *script.Script) *string { return &b(s).Key.Label }).only(kind).
+			showIf(func(s *script.Script) bool { return s.BYOK != nil && s.BYOK.Key.Source != script.KeyExisting }),
+		text("byok.key.uri", secMaterial, "Existing key", "pkcs11:object=…;type=secret-key (the token is the one above).", func(s *script.Script) *string { return &b(s).Key.URI }).only(kind).
+			showIf(func(s *script.Script) bool { return s.BYOK != nil && s.BYOK.Key.Source == script.KeyExisting }),
+		yesNo("byok.keep_in_token", secMaterial, "The token's copy", "Must be decided before the ceremony.",
+			"keep it — your own escrow copy", "destroy it once the files are written", func(s *script.Script) **bool { return &b(s).KeepInToken }).only(kind),
+		check("byok.allow_host_steps", secMaterial, "Host memory", "Allow steps in host memory",
+			"Not ticked: a wrap the token cannot do entirely itself is refused. The plan is shown before anything runs either way.",
+			func(s *script.Script) *bool { return &b(s).AllowHostSteps }).only(kind),
+
+		pick("byok.expiration.model", secImport, "Key material expires", "", []choice{
+			{byok.KeyMaterialExpires, "KEY_MATERIAL_EXPIRES — on a date (at most 365 days ahead)"},
+			{byok.KeyMaterialDoesNotExpire, "KEY_MATERIAL_DOES_NOT_EXPIRE"}},
+			func(s *script.Script) *string { return &b(s).Expiration.Model }).only(kind),
+		when("byok.expiration.valid_to", secImport, "Expires at", "Or a number of days below.", func(s *script.Script) *time.Time { return &b(s).Expiration.ValidTo }).only(kind).showIf(expires),
+		number("byok.expiration.valid_for_days", secImport, "Expires after (days)", "Counted from the ceremony, 1 to 365.", func(s *script.Script) *int { return &b(s).Expiration.ValidForDays }).only(kind).showIf(expires),
+		pick("byok.import_type", secImport, "Import", "", []choice{
+			{"", "first import of this key's material"},
+			{byok.ImportTypeNew, "NEW_KEY_MATERIAL — rotation by re-import (SYMMETRIC_DEFAULT)"},
+			{byok.ImportTypeExisting, "EXISTING_KEY_MATERIAL — the same material again"}},
+			func(s *script.Script) *string { return &b(s).ImportType }).only(kind),
+	}
+}
+
+func expires(s *script.Script) bool {
+	return s.BYOK != nil && s.BYOK.Expiration.Model != byok.KeyMaterialDoesNotExpire
+}
+
+func participants() fieldDecl {
+	return fieldDecl{path: "participants", section: secPeople, label: "Participants",
+		hint:   "Everyone present by name: an administrator, at least one witness, the custodians, auditors.",
+		covers: []string{"participants[].name", "participants[].role"},
+		make:   func(c *formCtx) editor { return newParticipantsEditor(c) }}
+}
+
+func revoked() fieldDecl {
+	return fieldDecl{path: "signing.crl.revoked", section: secCRL, label: "Revoked certificates",
+		covers: []string{"signing.crl.revoked[].serial", "signing.crl.revoked[].revoked_at", "signing.crl.revoked[].reason"},
+		make:   func(c *formCtx) editor { return newRevocationsEditor(c) }}
+}
+
+func custodians() fieldDecl {
+	return fieldDecl{path: "quorum.custodians", section: secQuorum, label: "Custodians",
+		hint: "One name per line, in share order (the first holds share 1). While not edited it follows the participants with role custodian. With a quorum record: optional, checked against it.",
+		make: func(c *formCtx) editor {
+			return &custodiansEditor{listEditor: listEditor{e: newScriptEntry(c, true, "one per line"), ptr: func(s *script.Script) *[]string { return &s.Quorum.Custodians }}}
+		}}
+}
+
+// custodiansEditor follows the participants with role custodian until the
+// user edits the list (only for a kind that creates its quorum).
+type custodiansEditor struct {
+	listEditor
+	auto string
+}
+
+// follow says whether it changed the list.
+func (ce *custodiansEditor) follow(s *script.Script) bool {
+	if s.Kind.UsesQuorumRecord() || ce.e.Text != ce.auto {
+		return false
+	}
+	var names []string
+	for _, p := range s.Participants {
+		if p.Role == script.Custodian && p.Name != "" {
+			names = append(names, p.Name)
+		}
+	}
+	ce.auto = strings.Join(names, "\n")
+	if ce.e.Text == ce.auto {
+		return false
+	}
+	ce.e.SetText(ce.auto)
+	return true
+}
+
+func (ce *custodiansEditor) load(s *script.Script) {
+	ce.listEditor.load(s)
+	ce.auto = "" // a loaded list is the user's, unless it was empty
+	if len(s.Quorum.Custodians) > 0 {
+		ce.auto = "\x00" // never equal to the text: the list is not followed
+	}
+}
+
+// kindEditor shows the kind: a form is for one kind (newSections sets it).
+type kindEditor struct{ l *widget.Label }
+
+func newKindEditor() *kindEditor { return &kindEditor{l: widget.NewLabel("")} }
+
+func (k *kindEditor) object() fyne.CanvasObject { return k.l }
+func (k *kindEditor) load(s *script.Script) {
+	k.l.SetText(string(s.Kind) + " — " + kindTitles[s.Kind])
+}
+func (k *kindEditor) store(*script.Script) error { return nil }
+
+// kindTitles say in words what each kind of ceremony does.
+var kindTitles = map[script.Kind]string{
+	script.RootGeneration: "root CA key generation, with an optional key backup",
+	script.KeyBackup:      "another backup of a root key made extractable",
+	script.KeyRestore:     "restore a root key from its backup into another token",
+	script.CASigning:      "the root signs a subordinate CA, a cross-certificate and/or its CRL",
+	script.CRLIssuance:    "the root signs its CRL only",
+	script.BYOKWrap:       "wrap key material for import into AWS KMS",
+}

@@ -358,7 +358,7 @@ func TestCASigning(t *testing.T) {
 		defer os.WriteFile(filepath.Join(f.out, "crlnumber"), []byte("3\n"), 0o600)
 		s := w.writeScript("crl-old-counter.yaml", "crl.yaml", "pkcs11:serial="+w.serial, filepath.Join(w.dir, "crl-old-counter"),
 			"id: example-root-2026-crl-2027", "id: example-root-2026-crl-c",
-			"    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+			"    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 		if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "the previous CRL already has number 3") {
 			t.Fatalf("old counter: %v", err)
 		}

@@ -57,6 +57,8 @@ type AuditPage struct {
 	detail   *widget.Label
 	charts   *fyne.Container
 	filters  map[string]*widget.Entry
+	source   *widget.Entry // a path to ingest, typed
+	reports  *widget.Entry // the folder reports are written to, typed
 	errsOnly *widget.Check
 	order    *widget.Select
 
@@ -108,6 +110,17 @@ func (p *AuditPage) build() {
 			p.Ingest([]string{u.Path()})
 		}, p.win).Show()
 	})
+	// Paths can be typed as well as chosen: a file dialog is slow to reach
+	// from the keyboard, and an air-gapped laptop's media have known paths.
+	p.source = widget.NewEntry()
+	p.source.SetPlaceHolder("CloudTrail folder, file or archive to ingest (Enter ingests)")
+	ingestTyped := func() {
+		if path := strings.TrimSpace(p.source.Text); path != "" {
+			p.Ingest([]string{path})
+		}
+	}
+	p.source.OnSubmitted = func(string) { ingestTyped() }
+	ingestBtn := widget.NewButtonWithIcon("Ingest", theme.DownloadIcon(), ingestTyped)
 	for _, name := range []string{"From", "To", "Key", "Alias", "Principal", "Event", "Account", "Region"} {
 		e := widget.NewEntry()
 		e.OnSubmitted = func(string) { p.Apply() }
@@ -174,7 +187,7 @@ func (p *AuditPage) build() {
 	p.detail.Selectable = true
 	p.table.OnSelected = func(id widget.TableCellID) { p.showDetail(id.Row) }
 	top := container.NewVBox(heading("Audit"), p.dbLabel,
-		container.NewHBox(files, folder, p.stopBtn), p.progress, p.status,
+		container.NewBorder(nil, nil, nil, container.NewHBox(ingestBtn, files, folder, p.stopBtn), p.source), p.progress, p.status,
 		grid, container.NewHBox(p.errsOnly, p.order, apply), p.reportButtons())
 	p.charts = container.NewVBox(wrapLabel("Charts appear when a listing is ready."))
 	tabs := container.NewAppTabs(
@@ -186,6 +199,9 @@ func (p *AuditPage) build() {
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.ExtendBaseWidget(p)
 }
+
+// focusInitial puts the keyboard on the path to ingest.
+func (p *AuditPage) focusInitial() { p.win.Canvas().Focus(p.source) }
 
 func labelled(name string, e *widget.Entry) fyne.CanvasObject {
 	return container.NewBorder(nil, nil, widget.NewLabel(name), nil, e)

@@ -82,5 +82,6 @@ func TestBYOKPageShowsTheWholeFlow(t *testing.T) {
 	a := test.NewTempApp(t)
 	w := NewMainWindow(a, Options{Page: "byok"})
 	defer w.Close()
-	waitForMarkup(t, w, "1. On the connected machine", "get-parameters-for-import", "2. Check the files you brought", "3. Run the byok-wrap ceremony", "4. On the connected machine again")
+	waitForMarkup(t, w, "1. On the connected machine", "get-parameters-for-import", "2. Check the parameters you brought",
+		"3. Create the byok-wrap script and have it reviewed", "4. Run the ceremony", "5. On the connected machine again")
 }

@@ -30,6 +30,7 @@ type CeremoniesPage struct {
 	wizard   *Wizard
 	settings *Settings
 	form     *ScriptForm // the script form on screen, if any
+	initial  fyne.Focusable
 }
 
 func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
@@ -93,7 +94,16 @@ func (p *CeremoniesPage) showStart() {
 	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Create the script in a form (or start from a template with example values), save it, have the saved file reviewed by its SHA-256, then open it here to run. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
 	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(create, edit, open), boldLabel("Templates (example values)"))
 	p.set(container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewVBox(rows...))))
+	p.initial = create
 	p.win.Canvas().Focus(create)
+}
+
+// focusInitial gives the keyboard focus to the start page's main button once
+// the page is in the window (the window calls it when it shows the page).
+func (p *CeremoniesPage) focusInitial() {
+	if p.initial != nil && p.form == nil && p.wizard == nil {
+		p.win.Canvas().Focus(p.initial)
+	}
 }
 
 // templateForm opens a shipped template in the form, to be saved elsewhere.

@@ -41,6 +41,7 @@ func setTitle(win fyne.Window, what string) {
 }
 
 func (p *CeremoniesPage) showKinds() {
+	p.form = nil
 	setTitle(p.win, "New ceremony script")
 	var buttons []fyne.CanvasObject
 	var first *widget.Button
@@ -213,6 +214,7 @@ func writeFileAtomic(path string, data []byte) error {
 // its SHA-256 as hex and words, whether it validates, what the engine finds
 // before the ceremony (inputs present and as pinned), and the plan.
 func (p *CeremoniesPage) showReview(f *ScriptForm, path string) {
+	p.form = nil
 	setTitle(p.win, "Review "+filepath.Base(path))
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -342,6 +344,7 @@ func notRepresentable(raw []byte, orig, fromForm *script.Script, out []byte, err
 
 // showReadOnly shows a script the form cannot edit in place.
 func (p *CeremoniesPage) showReadOnly(path string, raw []byte, reason string, f *ScriptForm) {
+	p.form = nil
 	setTitle(p.win, "Read-only "+filepath.Base(path))
 	text := selectableLabel(string(raw))
 	text.TextStyle = fyne.TextStyle{Monospace: true}

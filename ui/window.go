@@ -77,7 +77,8 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	// Pages with background work (token polling, a running ceremony) end
 	// it when the window closes, releasing the PKCS#11 module.
 	w.SetOnClosed(w.stopPages)
-	w.Resize(fyne.NewSize(1180, 760))
+	// The size of the laptops it runs on: a 1280×800 screen, filled.
+	w.Resize(fyne.NewSize(1280, 800))
 	w.SetMaster()
 
 	start := strings.ToLower(opts.Page)
@@ -204,8 +205,14 @@ func (w *MainWindow) show(id string) {
 	for _, p := range w.pages {
 		if p.id == id {
 			w.current = id
-			w.content.Objects = []fyne.CanvasObject{p.make()}
+			o := p.make()
+			w.content.Objects = []fyne.CanvasObject{o}
 			w.content.Refresh()
+			// A page that names a first field gets the keyboard focus
+			// there, now that it is in the window.
+			if f, ok := o.(interface{ focusInitial() }); ok {
+				f.focusInitial()
+			}
 			return
 		}
 	}

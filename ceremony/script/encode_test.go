@@ -119,8 +119,8 @@ func TestEncodeStyles(t *testing.T) {
 		Participants: []Participant{{Name: "Dan Diaz, Jr.", Role: Custodian}, {Name: "true", Role: Witness}},
 		Token:        Token{URI: "pkcs11:serial=1"},
 		Quorum:       Quorum{Record: &Input{}},
-		Signing: &Signing{CRL: &CRL{}, Subordinate: &Subordinate{Profile: CAProfile{MaxPathLength: &zero}}},
-		BYOK:    &BYOK{KeepInToken: &keep, Key: BYOKKey{URI: "pkcs11:object=k"}},
+		Signing:      &Signing{CRL: &CRL{}, Subordinate: &Subordinate{Profile: CAProfile{MaxPathLength: &zero}}},
+		BYOK:         &BYOK{KeepInToken: &keep, Key: BYOKKey{URI: "pkcs11:object=k"}},
 	}
 	out, err := Encode(s)
 	if err != nil {
@@ -133,9 +133,9 @@ func TestEncodeStyles(t *testing.T) {
 		"  - {name: \"Dan Diaz, Jr.\", role: custodian}\n",
 		"  - {name: \"true\", role: witness}\n",
 		"  uri: \"pkcs11:serial=1\"\n", // URIs always quoted
-		"  record: {}\n",                // a pointer set but empty is kept
-		"    revoked: []\n",             // always written
-		"      max_path_length: 0\n",    // 0 is not "absent" for a pointer
+		"  record: {}\n",               // a pointer set but empty is kept
+		"    revoked: []\n",            // always written
+		"      max_path_length: 0\n",   // 0 is not "absent" for a pointer
 		"      digital_signature: false\n",
 		"  # true: the token keeps its copy",
 		"  keep_in_token: true\n",

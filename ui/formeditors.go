@@ -28,7 +28,69 @@ type formCtx struct {
 	win      fyne.Window
 	changed  func()                   // call after every edit
 	shortcut func(fyne.Shortcut) bool // the form's shortcuts (Ctrl+S), for entries
+	focused  func(fyne.CanvasObject)  // a field got the keyboard focus: scroll to it
 	form     *ScriptForm
+}
+
+// The form's own select, check and button tell the form when they get the
+// keyboard focus, so Tab scrolls the form to the field it reaches (a Fyne
+// scroll container does not follow the focus by itself).
+
+type scriptSelect struct {
+	widget.Select
+	onFocus func(fyne.CanvasObject)
+}
+
+func newScriptSelect(c *formCtx, options []string, changed func(string)) *scriptSelect {
+	s := &scriptSelect{onFocus: c.focused}
+	s.Options, s.OnChanged, s.PlaceHolder = options, changed, "(choose)"
+	s.ExtendBaseWidget(s)
+	return s
+}
+
+func (s *scriptSelect) FocusGained() {
+	s.Select.FocusGained()
+	if s.onFocus != nil {
+		s.onFocus(s)
+	}
+}
+
+type scriptCheck struct {
+	widget.Check
+	onFocus func(fyne.CanvasObject)
+}
+
+func newScriptCheck(c *formCtx, text string, changed func(bool)) *scriptCheck {
+	ch := &scriptCheck{onFocus: c.focused}
+	ch.Text, ch.OnChanged = text, changed
+	ch.ExtendBaseWidget(ch)
+	return ch
+}
+
+func (ch *scriptCheck) FocusGained() {
+	ch.Check.FocusGained()
+	if ch.onFocus != nil {
+		ch.onFocus(ch)
+	}
+}
+
+type scriptButton struct {
+	widget.Button
+	onFocus func(fyne.CanvasObject)
+}
+
+func newScriptButton(c *formCtx, text string, tapped func()) *scriptButton {
+	b := &scriptButton{onFocus: c.focused}
+	b.Text, b.OnTapped = text, tapped
+	b.ExtendBaseWidget(b)
+	return b
+}
+
+func (b *scriptButton) FocusGained() {
+	b.Button.FocusGained()
+	if b.onFocus != nil {
+		b.onFocus(b)
+	}
 }
 
 // scriptEntry is the entry of the script form: the form's shortcuts work while
@@ -37,10 +99,11 @@ type formCtx struct {
 type scriptEntry struct {
 	widget.Entry
 	onShortcut func(fyne.Shortcut) bool
+	onFocus    func(fyne.CanvasObject)
 }
 
 func newScriptEntry(c *formCtx, multiLine bool, placeholder string) *scriptEntry {
-	e := &scriptEntry{onShortcut: c.shortcut}
+	e := &scriptEntry{onShortcut: c.shortcut, onFocus: c.focused}
 	e.MultiLine = multiLine
 	if multiLine {
 		e.Wrapping = fyne.TextWrapWord
@@ -52,6 +115,13 @@ func newScriptEntry(c *formCtx, multiLine bool, placeholder string) *scriptEntry
 	e.SetPlaceHolder(placeholder)
 	e.OnChanged = func(string) { c.changed() }
 	return e
+}
+
+func (e *scriptEntry) FocusGained() {
+	e.Entry.FocusGained()
+	if e.onFocus != nil {
+		e.onFocus(e)
+	}
 }
 
 // AcceptsTab is false: Tab moves to the next field, even in a list.
@@ -88,7 +158,7 @@ func newTextEditor(c *formCtx, multi bool, placeholder string, ptr func(*script.
 type choice struct{ value, label string }
 
 type choiceEditor struct {
-	sel     *widget.Select
+	sel     *scriptSelect
 	choices []choice
 	get     func(*script.Script) string
 	set     func(*script.Script, string)
@@ -96,8 +166,7 @@ type choiceEditor struct {
 
 func newChoiceEditor(c *formCtx, choices []choice, get func(*script.Script) string, set func(*script.Script, string)) *choiceEditor {
 	ce := &choiceEditor{choices: append([]choice(nil), choices...), get: get, set: set}
-	ce.sel = widget.NewSelect(ce.labels(), func(string) { c.changed() })
-	ce.sel.PlaceHolder = "(choose)"
+	ce.sel = newScriptSelect(c, ce.labels(), func(string) { c.changed() })
 	return ce
 }
 
@@ -196,12 +265,12 @@ func (ie *intEditor) store(s *script.Script) error {
 // ---- true/false
 
 type boolEditor struct {
-	check *widget.Check
+	check *scriptCheck
 	ptr   func(*script.Script) *bool
 }
 
 func newBoolEditor(c *formCtx, text string, ptr func(*script.Script) *bool) *boolEditor {
-	return &boolEditor{check: widget.NewCheck(text, func(bool) { c.changed() }), ptr: ptr}
+	return &boolEditor{check: newScriptCheck(c, text, func(bool) { c.changed() }), ptr: ptr}
 }
 
 func (b *boolEditor) object() fyne.CanvasObject    { return b.check }
@@ -210,7 +279,7 @@ func (b *boolEditor) store(s *script.Script) error { *b.ptr(s) = b.check.Checked
 
 // toggleEditor is a check that adds or removes a section of the script.
 type toggleEditor struct {
-	check *widget.Check
+	check *scriptCheck
 	get   func(*script.Script) bool
 	set   func(*script.Script, bool)
 }
@@ -289,7 +358,7 @@ func splitLines(text string) []string {
 // setEditor is a check per option; the list keeps the order it was read in,
 // and options ticked later are added at its end.
 type setEditor struct {
-	checks  []*widget.Check
+	checks  []*scriptCheck
 	options []string
 	order   []string
 	ptr     func(*script.Script) *[]string
@@ -301,7 +370,7 @@ func newSetEditor(c *formCtx, options []string, ptr func(*script.Script) *[]stri
 	se := &setEditor{options: options, ptr: ptr}
 	var objs []fyne.CanvasObject
 	for _, o := range options {
-		ch := widget.NewCheck(o, nil)
+		ch := newScriptCheck(c, o, nil)
 		ch.OnChanged = func(on bool) {
 			if se.loading {
 				return
@@ -373,7 +442,7 @@ func (re *rowsEditor[T]) rebuild() {
 	var objs []fyne.CanvasObject
 	for i := range re.rows {
 		i := i
-		remove := widget.NewButton("Remove", func() {
+		remove := newScriptButton(re.c, "Remove", func() {
 			re.rows = append(re.rows[:i], re.rows[i+1:]...)
 			re.rebuild()
 			re.c.changed()
@@ -381,7 +450,7 @@ func (re *rowsEditor[T]) rebuild() {
 		cells := append(append([]fyne.CanvasObject{}, re.rows[i].objs...), remove)
 		objs = append(objs, container.NewBorder(nil, nil, nil, remove, container.NewGridWithColumns(len(re.rows[i].objs), cells[:len(cells)-1]...)))
 	}
-	add := widget.NewButton(re.addText, func() {
+	add := newScriptButton(re.c, re.addText, func() {
 		r := re.newRow()
 		re.rows = append(re.rows, r)
 		re.rebuild()

@@ -64,8 +64,8 @@ func newInputEditor(c *formCtx, kind inputKind, optional bool, get func(*script.
 	ie.info = wrapLabel("")
 	ie.info.TextStyle = fyne.TextStyle{Monospace: true}
 	ie.info.Hide()
-	browse := widget.NewButton("Browse…", ie.browse)
-	pin := widget.NewButton("Pin SHA-256", func() {
+	browse := newScriptButton(c, "Browse…", ie.browse)
+	pin := newScriptButton(c, "Pin SHA-256", func() {
 		if sum, err := fileSHA256(ie.c.form.resolve(strings.TrimSpace(ie.path.Text))); err == nil {
 			ie.sha.SetText(sum)
 		} else {
@@ -343,7 +343,7 @@ func tokenPicker() fieldDecl {
 
 type tokenPickerEditor struct {
 	c      *formCtx
-	sel    *widget.Select
+	sel    *scriptSelect
 	status *widget.Label
 	module string
 	slots  []hsm.Slot
@@ -352,7 +352,7 @@ type tokenPickerEditor struct {
 
 func newTokenPickerEditor(c *formCtx) *tokenPickerEditor {
 	tp := &tokenPickerEditor{c: c, status: widget.NewLabel("")}
-	tp.sel = widget.NewSelect(nil, func(string) {
+	tp.sel = newScriptSelect(c, nil, func(string) {
 		i := tp.sel.SelectedIndex()
 		if i < 0 || i >= len(tp.slots) {
 			return
@@ -361,7 +361,7 @@ func newTokenPickerEditor(c *formCtx) *tokenPickerEditor {
 		c.form.apply(func(s *script.Script) { pinToken(s, module, slot) })
 	})
 	tp.sel.PlaceHolder = "(tokens are being read)"
-	reload := widget.NewButton("Refresh", tp.reload)
+	reload := newScriptButton(c, "Refresh", tp.reload)
 	tp.box = container.NewVBox(container.NewBorder(nil, nil, nil, reload, tp.sel), tp.status)
 	tp.reload()
 	return tp

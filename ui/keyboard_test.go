@@ -144,6 +144,15 @@ func TestNewScriptWithKeyboardOnly(t *testing.T) {
 	tabTo(t, c, field(t, f, "key.backup").ed.(*boolEditor).check)
 	space(c)
 	fill(entry("certificate.subject.common_name"), "Keyboard Root CA")
+	// The form scrolled to the field the keyboard reached.
+	fyne.DoAndWait(func() {
+		cn := entry("certificate.subject.common_name").(fyne.CanvasObject)
+		d := fyne.CurrentApp().Driver()
+		y := d.AbsolutePositionForObject(cn).Y - d.AbsolutePositionForObject(f.scroll).Y
+		if f.scroll.Offset.Y == 0 || y < 0 || y+cn.Size().Height > f.scroll.Size().Height {
+			t.Errorf("the focused field is off screen (at %v in a view of %v, offset %v)", y, f.scroll.Size().Height, f.scroll.Offset.Y)
+		}
+	})
 	fyne.DoAndWait(func() { c.Focused().(fyne.Shortcutable).TypedShortcut(saveShortcut) })
 
 	s, err := script.Load(path)

@@ -32,6 +32,7 @@ type ScriptForm struct {
 	file     *scriptEntry // where the script is saved
 	summary  *widget.Label
 	actions  *fyne.Container
+	scroll   *container.Scroll
 	content  fyne.CanvasObject
 	loading  bool
 
@@ -68,9 +69,9 @@ type formSection struct {
 // NewScriptForm builds the form for kind, empty; Load fills it.
 func NewScriptForm(win fyne.Window, settings *Settings, kind script.Kind) *ScriptForm {
 	f := &ScriptForm{kind: kind, settings: settings}
-	f.ctx = &formCtx{win: win, changed: f.changed, shortcut: f.shortcut, form: f}
+	f.ctx = &formCtx{win: win, changed: f.changed, shortcut: f.shortcut, focused: f.ensureVisible, form: f}
 	f.file = newScriptEntry(f.ctx, false, "where the script is saved, e.g. /media/ceremony/root-2026.yaml")
-	chooseFile := widget.NewButton("Choose…", f.chooseFile)
+	chooseFile := newScriptButton(f.ctx, "Choose…", f.chooseFile)
 	fileSection := &formSection{title: "Script file", head: boldLabel("Script file"),
 		grid: container.New(layout.NewFormLayout(), widget.NewLabel("Save as"), container.NewBorder(nil, nil, nil, chooseFile, f.file))}
 	f.sections = append(f.sections, fileSection)
@@ -97,8 +98,8 @@ func NewScriptForm(win fyne.Window, settings *Settings, kind script.Kind) *Scrip
 	}
 	f.summary = wrapLabel("")
 	f.actions = container.NewHBox()
-	f.content = container.NewBorder(nil, container.NewVBox(widget.NewSeparator(), f.summary, f.actions), nil, nil,
-		container.NewVScroll(container.NewVBox(objs...)))
+	f.scroll = container.NewVScroll(container.NewVBox(objs...))
+	f.content = container.NewBorder(nil, container.NewVBox(widget.NewSeparator(), f.summary, f.actions), nil, nil, f.scroll)
 	f.ExtendBaseWidget(f)
 	return f
 }
@@ -155,6 +156,28 @@ func (f *ScriptForm) chooseFile() {
 	}, f.ctx.win)
 	d.SetFileName(string(f.kind) + ".yaml")
 	d.Show()
+}
+
+// ensureVisible scrolls the form so that o, which just got the keyboard
+// focus, is on screen with its label's line.
+func (f *ScriptForm) ensureVisible(o fyne.CanvasObject) {
+	app := fyne.CurrentApp()
+	if app == nil || f.scroll == nil || f.scroll.Content == nil {
+		return
+	}
+	d := app.Driver()
+	top := d.AbsolutePositionForObject(o).Y - d.AbsolutePositionForObject(f.scroll.Content).Y
+	view, off := f.scroll.Size().Height, f.scroll.Offset.Y
+	const margin = 48
+	switch {
+	case top-margin < off:
+		off = top - margin
+	case top+o.Size().Height+margin > off+view:
+		off = top + o.Size().Height + margin - view
+	default:
+		return
+	}
+	f.scroll.ScrollToOffset(fyne.NewPos(0, max(0, off)))
 }
 
 // FocusFirst puts the keyboard focus on the first field (the file name).

@@ -20,7 +20,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
-	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/assets"
 	"github.com/keyceremony/keyceremony/ceremony"
@@ -202,19 +201,19 @@ func fillField(t *testing.T, f *ScriptForm, path, v string) {
 			ed.rebuild()
 			for _, pr := range strings.Split(v, ",") {
 				name, role, _ := strings.Cut(pr, "=")
-				buttonWithText(t, ed.box, "Add participant").OnTapped()
+				formButton(t, ed.box, "Add participant").OnTapped()
 				r := ed.rows[len(ed.rows)-1]
 				r.objs[0].(*scriptEntry).SetText(name)
-				r.objs[1].(*widget.Select).SetSelected(role)
+				r.objs[1].(*scriptSelect).SetSelected(role)
 			}
 		case *rowsEditor[script.Revocation]:
 			for _, rv := range strings.Split(v, ",") {
 				parts := strings.Split(rv, "|")
-				buttonWithText(t, ed.box, "Add a revoked certificate").OnTapped()
+				formButton(t, ed.box, "Add a revoked certificate").OnTapped()
 				r := ed.rows[len(ed.rows)-1]
 				r.objs[0].(*scriptEntry).SetText(parts[0])
 				r.objs[1].(*scriptEntry).SetText(parts[1])
-				r.objs[2].(*widget.Select).SetSelected(parts[2])
+				r.objs[2].(*scriptSelect).SetSelected(parts[2])
 			}
 		default:
 			t.Errorf("fillField: %s is a %T", path, ff.ed)
@@ -473,4 +472,15 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func formButton(t *testing.T, o fyne.CanvasObject, text string) *scriptButton {
+	t.Helper()
+	for _, b := range findAll[*scriptButton](o) {
+		if b.Text == text {
+			return b
+		}
+	}
+	t.Fatalf("no button %q", text)
+	return nil
 }

@@ -295,7 +295,7 @@ func (wz *Wizard) showNotice(n ceremony.Notice, reply func(any, error)) {
 	btn := widget.NewButtonWithIcon("Continue", theme.NavigateNextIcon(), next)
 	btn.Importance = widget.HighImportance
 	wz.setPanel(next, append(objs, btn)...)
-	wz.waitingFor("continue")
+	wz.waitingFor("continue: " + n.Title)
 }
 
 // showConfirm asks every required person to confirm by name: a checkbox each,
@@ -340,7 +340,7 @@ func (wz *Wizard) showConfirm(r ceremony.ConfirmRequest, reply func(any, error))
 	if len(checks) > 0 {
 		wz.focus(checks[0])
 	}
-	wz.waitingFor("confirmation")
+	wz.waitingFor(fmt.Sprintf("confirmation by %d", len(r.Required)))
 }
 
 // showDelivery issues one custodian's share: first "only <name> looks now",

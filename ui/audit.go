@@ -64,10 +64,26 @@ type AuditPage struct {
 
 	// OnListed, if set, runs on the UI goroutine after each listing is ready (tests).
 	OnListed func()
+
+	// title names what the page is doing in the window title while it is
+	// on screen (an ingest or a report can take a while; the taskbar and a
+	// keyboard-driven test see when it ends).
+	title func(string)
+}
+
+func (p *AuditPage) setTitle(what string) {
+	if p.title != nil {
+		p.title(what)
+	}
 }
 
 func (w *MainWindow) auditPage() fyne.CanvasObject {
 	p := &AuditPage{win: w.Window, settings: w.settings(), filters: map[string]*widget.Entry{}}
+	p.title = func(what string) {
+		if w.current == "audit" {
+			setTitle(w.Window, "Audit — "+what)
+		}
+	}
 	p.build()
 	w.audit = p
 	w.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) {
@@ -380,6 +396,7 @@ func (p *AuditPage) Ingest(paths []string) {
 	p.progress.Show()
 	p.stopBtn.Show()
 	p.status.SetText("Ingesting " + strings.Join(paths, ", "))
+	p.setTitle("ingesting")
 	go func() {
 		sum, err := ingest.Run(ctx, st, paths, ingest.Options{Progress: func(pr ingest.Progress) {
 			frac := 0.0
@@ -399,10 +416,13 @@ func (p *AuditPage) Ingest(paths []string) {
 			switch {
 			case err != nil && ctx.Err() != nil:
 				p.status.SetText("Ingest cancelled at a file boundary; nothing half-loaded. Ingest again to continue.")
+				p.setTitle("ingest cancelled")
 			case err != nil:
 				p.status.SetText("Ingest failed: " + err.Error())
 				p.status.Importance = widget.DangerImportance
+				p.setTitle("ingest failed")
 			default:
+				p.setTitle(fmt.Sprintf("ingested %d files, %d new KMS events, %d failed", sum.FilesOK, sum.KMSNew, len(sum.Failed)))
 				msg := fmt.Sprintf("Ingested: %d files ok, %d failed, %d new KMS events, %d duplicates, %d non-KMS skipped.",
 					sum.FilesOK, len(sum.Failed), sum.KMSNew, sum.KMSDuplicate, sum.NonKMS)
 				for _, fe := range sum.Failed {

@@ -89,6 +89,7 @@ func (p *AuditPage) Report(kind, pdfPath string) {
 	p.progress.SetValue(0)
 	p.progress.Show()
 	p.stopBtn.Show()
+	p.setTitle("writing the " + kind + " report")
 	progress := func(pr report.Progress) {
 		fyne.Do(func() {
 			if pr.Steps > 0 {
@@ -124,9 +125,11 @@ func (p *AuditPage) Report(kind, pdfPath string) {
 			p.stopBtn.Hide()
 			if err != nil {
 				p.status.SetText(kind + " report failed: " + err.Error())
+				p.setTitle(kind + " report failed")
 				return
 			}
 			p.status.SetText(fmt.Sprintf("Wrote %s (and the same data as %s, %s).", outs[0], outs[1], outs[2]))
+			p.setTitle("wrote the " + kind + " report")
 		})
 	}()
 }

@@ -451,9 +451,9 @@ func nameFields(path, section string, shown func(*script.Script) bool, name func
 	}
 	return []fieldDecl{
 		f("common_name", "Common name", "", func(n *script.Name) *string { return &n.CommonName }),
-		f("organization", "Organization", "", func(n *script.Name) *string { return &n.Organization }),
+		f("organization", "Organization", "A CA certificate needs one (zlint e_ca_organization_name_missing).", func(n *script.Name) *string { return &n.Organization }),
 		f("organizational_unit", "Organizational unit", "", func(n *script.Name) *string { return &n.OrganizationalUnit }),
-		f("country", "Country", "Two capital letters (ISO 3166), e.g. DE.", func(n *script.Name) *string { return &n.Country }),
+		f("country", "Country", "Two capital letters (ISO 3166), e.g. DE. A CA certificate needs one (zlint e_ca_country_name_missing).", func(n *script.Name) *string { return &n.Country }),
 		f("province", "State or province", "", func(n *script.Name) *string { return &n.Province }),
 		f("locality", "Locality", "", func(n *script.Name) *string { return &n.Locality }),
 	}

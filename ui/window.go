@@ -183,6 +183,7 @@ func (w *MainWindow) stopPages() {
 }
 
 func (w *MainWindow) show(id string) {
+	setTitle(w.Window, "") // the page's screens name themselves
 	// Leaving a page stops its polling; a running ceremony keeps running and
 	// is there again when its page is shown.
 	for _, old := range w.content.Objects {

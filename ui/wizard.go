@@ -413,7 +413,11 @@ func (wz *Wizard) showDelivery(r ceremony.DeliveryRequest, reply func(any, error
 	objs = append(objs, only, form, problem, issue)
 	wz.setPanel(do, objs...)
 	wz.focus(only)
-	wz.waitingFor("share for " + r.Custodian)
+	if r.Problem != "" {
+		wz.waitingFor("share for " + r.Custodian + " (the last destination was refused)")
+	} else {
+		wz.waitingFor("share for " + r.Custodian)
+	}
 }
 
 // pathRow is an entry with a Browse… button that picks a file to create.
@@ -488,7 +492,11 @@ func (wz *Wizard) showPresent(r ceremony.ShareRequest, reply func(any, error)) {
 	} else {
 		wz.focus(typed)
 	}
-	wz.waitingFor("share from " + who.Selected)
+	if r.Problem != "" {
+		wz.waitingFor("share from " + who.Selected + " (the last share was refused)")
+	} else {
+		wz.waitingFor("share from " + who.Selected)
+	}
 }
 
 // openRow is an entry with a Browse… button that picks an existing file.

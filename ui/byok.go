@@ -86,7 +86,10 @@ func (w *MainWindow) byokPage() fyne.CanvasObject {
 	b.alg.SetSelected(string(byok.RSAAESKeyWrapSHA256))
 
 	// Step 1: the connected machine.
-	prepare := widget.NewMultiLineEntry()
+	// The commands can be selected and copied; Tab passes over them.
+	prepare := &scriptEntry{}
+	prepare.MultiLine = true
+	prepare.ExtendBaseWidget(prepare)
 	prepare.SetText(connectedPrepare)
 	prepare.TextStyle = fyne.TextStyle{Monospace: true}
 	prepare.Wrapping = fyne.TextWrapOff
@@ -96,7 +99,7 @@ func (w *MainWindow) byokPage() fyne.CanvasObject {
 	// Step 2: check the file brought to the laptop.
 	b.path = widget.NewEntry()
 	b.path.SetPlaceHolder("path of import-parameters.json (Enter checks it)")
-	b.path.OnSubmitted = func(string) { b.check() }
+	b.path.OnSubmitted = func(string) { b.fillFromFile(); b.check() }
 	pick := widget.NewButtonWithIcon("Browse…", theme.FolderOpenIcon(), func() {
 		dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
 			if err != nil || r == nil {
@@ -159,8 +162,21 @@ func (w *MainWindow) byokPage() fyne.CanvasObject {
 
 	body := container.NewVBox(heading("BYOK: import key material into AWS KMS"), step1, widget.NewSeparator(), step2, widget.NewSeparator(),
 		step3, widget.NewSeparator(), step4, widget.NewSeparator(), step5)
-	return container.NewVScroll(body)
+	page := &byokPage{win: w.Window, first: b.path, content: container.NewVScroll(body)}
+	page.ExtendBaseWidget(page)
+	return page
 }
+
+// byokPage is the BYOK page: the keyboard starts at the parameters file.
+type byokPage struct {
+	widget.BaseWidget
+	win     fyne.Window
+	first   fyne.Focusable
+	content fyne.CanvasObject
+}
+
+func (p *byokPage) CreateRenderer() fyne.WidgetRenderer { return widget.NewSimpleRenderer(p.content) }
+func (p *byokPage) focusInitial()                       { p.win.Canvas().Focus(p.first) }
 
 // fillFromFile takes the spec and algorithm from a prepare step's bundle.
 func (b *byokFlow) fillFromFile() {

@@ -13,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/script"
+	"github.com/keyceremony/keyceremony/hsm/softhsm"
 )
 
 func paramsJSON(t *testing.T, bits int, validTo time.Time, extra string) []byte {
@@ -84,4 +88,38 @@ func TestBYOKPageShowsTheWholeFlow(t *testing.T) {
 	defer w.Close()
 	waitForMarkup(t, w, "1. On the connected machine", "get-parameters-for-import", "2. Check the parameters you brought",
 		"3. Create the byok-wrap script and have it reviewed", "4. Run the ceremony", "5. On the connected machine again")
+}
+
+// The BYOK page takes the parameters file (typed, Enter checks it), fills the
+// spec and algorithm from it, and creates the byok-wrap script from it in the
+// form: the file pinned by its SHA-256, the spec and algorithm set.
+func TestBYOKPageCreatesTheScriptFromTheParameters(t *testing.T) {
+	softhsm.NewTestStore(t)
+	dir := t.TempDir()
+	params := filepath.Join(dir, "import-parameters.json")
+	data := paramsJSON(t, 3072, time.Now().Add(20*time.Hour), `,"KeySpec":"HMAC_256","WrappingAlgorithm":"RSAES_OAEP_SHA_256"`)
+	os.WriteFile(params, data, 0o600)
+	a := test.NewTempApp(t)
+	w := NewMainWindow(a, Options{Page: "byok"})
+	defer w.Close()
+	c := w.Canvas()
+	var focused fyne.Focusable
+	fyne.DoAndWait(func() { focused = c.Focused() })
+	if _, ok := focused.(*widget.Entry); !ok {
+		t.Fatalf("the BYOK page starts with the focus on %T, not the parameters file", focused)
+	}
+	typeText(c, params)
+	fyne.DoAndWait(func() { focused.(*widget.Entry).TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn}) })
+	waitForMarkup(t, w, "arn:aws:kms:eu-west-1:111122223333:key/1234abcd", "RSA_3072", "The parameters are usable")
+	fyne.DoAndWait(func() { test.Tap(buttonWithText(t, c.Content(), "Create the byok-wrap script from these parameters…")) })
+	f := w.Ceremonies().Form()
+	if f == nil || f.Kind() != script.BYOKWrap {
+		t.Fatal("no byok-wrap form")
+	}
+	s := f.Script()
+	if s.BYOK.Parameters == nil || s.BYOK.Parameters.Path != params || s.BYOK.Parameters.SHA256 != sha256Hex(data) ||
+		s.BYOK.KeySpec != "HMAC_256" || s.BYOK.WrappingAlgorithm != "RSAES_OAEP_SHA_256" || s.BYOK.AllowHostSteps {
+		t.Fatalf("byok section from the page: %+v %+v", s.BYOK, s.BYOK.Parameters)
+	}
+	waitForMarkup(t, w, "New byok-wrap script", "matches the pin", "Wrapping key: RSA_3072")
 }

@@ -69,6 +69,17 @@ func (p *CeremoniesPage) NewScript(k script.Kind) *ScriptForm {
 	return f
 }
 
+// NewKind opens the form for a new script of the kind named, or says which
+// kinds there are.
+func (p *CeremoniesPage) NewKind(name string) {
+	k := script.Kind(name)
+	if !containsKind(formKinds, k) {
+		dialog.ShowError(fmt.Errorf("no ceremony kind %q (one of %s)", name, kindNames()), p.win)
+		return
+	}
+	p.NewScript(k)
+}
+
 // NewScriptFrom opens the form for a new script with values already filled
 // in (the BYOK page's parameters).
 func (p *CeremoniesPage) NewScriptFrom(s *script.Script) *ScriptForm {

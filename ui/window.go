@@ -23,7 +23,11 @@ type Options struct {
 	Script string // ceremony script to open on the Ceremonies page
 	// Rehearse starts the script's rehearsal at once.
 	Rehearse bool
-	Version  string
+	// Edit is a ceremony script to open in the form.
+	Edit string
+	// New is the kind of a new ceremony script to start in the form.
+	New     string
+	Version string
 }
 
 // page is one entry of the navigation.
@@ -85,15 +89,20 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	if start == "" {
 		start = "home"
 	}
-	if opts.Script != "" {
+	if opts.Script != "" || opts.Edit != "" || opts.New != "" {
 		start = "ceremonies"
 	}
 	w.Select(start)
-	if opts.Script != "" && w.ceremonies != nil {
-		if opts.Rehearse {
+	if w.ceremonies != nil {
+		switch {
+		case opts.Script != "" && opts.Rehearse:
 			w.ceremonies.Rehearse(opts.Script)
-		} else {
+		case opts.Script != "":
 			w.ceremonies.OpenScript(opts.Script)
+		case opts.Edit != "":
+			w.ceremonies.EditScript(opts.Edit)
+		case opts.New != "":
+			w.ceremonies.NewKind(opts.New)
 		}
 	}
 	return w

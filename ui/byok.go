@@ -218,6 +218,11 @@ func (b *byokFlow) check() {
 	}
 	objs := []fyne.CanvasObject{form}
 	if len(problems) == 0 {
+		setTitle(b.w.Window, "BYOK import — the parameters are usable")
+	} else {
+		setTitle(b.w.Window, "BYOK import — the parameters cannot be used")
+	}
+	if len(problems) == 0 {
 		ok := wrapLabel("The parameters are usable for this key spec and algorithm: create the script from them (step 3).")
 		ok.Importance = widget.SuccessImportance
 		objs = append(objs, ok)

@@ -111,7 +111,9 @@ func TestBYOKPageCreatesTheScriptFromTheParameters(t *testing.T) {
 	typeText(c, params)
 	fyne.DoAndWait(func() { focused.(*widget.Entry).TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn}) })
 	waitForMarkup(t, w, "arn:aws:kms:eu-west-1:111122223333:key/1234abcd", "RSA_3072", "The parameters are usable")
-	fyne.DoAndWait(func() { test.Tap(buttonWithText(t, c.Content(), "Create the byok-wrap script from these parameters…")) })
+	fyne.DoAndWait(func() {
+		test.Tap(buttonWithText(t, c.Content(), "Create the byok-wrap script from these parameters…"))
+	})
 	f := w.Ceremonies().Form()
 	if f == nil || f.Kind() != script.BYOKWrap {
 		t.Fatal("no byok-wrap form")

@@ -55,6 +55,13 @@ func (p *CeremoniesPage) set(o fyne.CanvasObject) {
 	p.body.Refresh()
 }
 
+// screen shows o and names it in the window title, once it is on screen
+// (what the title names is what the window shows).
+func (p *CeremoniesPage) screen(title string, o fyne.CanvasObject) {
+	p.set(o)
+	setTitle(p.win, title)
+}
+
 func templateNames() []string {
 	var names []string
 	entries, _ := fs.ReadDir(assets.Ceremonies, "ceremonies")
@@ -66,7 +73,6 @@ func templateNames() []string {
 
 func (p *CeremoniesPage) showStart() {
 	p.form = nil
-	setTitle(p.win, "")
 	pickFile := func(then func(string)) func() {
 		return func() {
 			dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
@@ -93,7 +99,7 @@ func (p *CeremoniesPage) showStart() {
 	}
 	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Create the script in a form (or start from a template with example values), save it, have the saved file reviewed by its SHA-256, then open it here to run. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
 	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(create, edit, open), boldLabel("Templates (example values)"))
-	p.set(container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewVBox(rows...))))
+	p.screen("", container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewVBox(rows...))))
 	p.initial = create
 	p.win.Canvas().Focus(create)
 }
@@ -146,7 +152,7 @@ func (p *CeremoniesPage) saveTemplate(name string) {
 func (p *CeremoniesPage) OpenScript(path string) {
 	s, err := script.Load(path)
 	if err != nil {
-		p.set(container.NewVBox(heading("The script cannot be used"), warningLabel(err.Error()),
+		p.screen("Cannot use "+filepath.Base(path), container.NewVBox(heading("The script cannot be used"), warningLabel(err.Error()),
 			wrapLabel("Nothing has touched the token. Correct the script (every problem is listed above), have the change reviewed, and open it again."),
 			widget.NewButton("Back", p.showStart)))
 		return
@@ -156,7 +162,6 @@ func (p *CeremoniesPage) OpenScript(path string) {
 
 func (p *CeremoniesPage) showSummary(s *script.Script) {
 	p.form = nil
-	setTitle(p.win, "Script "+filepath.Base(s.Path))
 	sum := s.SHA256[:]
 	form := widget.NewForm(
 		widget.NewFormItem("Title", wrapLabel(s.Title)),
@@ -200,7 +205,7 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 		run.SetText("Resume the ceremony")
 	}
 	edit := widget.NewButtonWithIcon("Edit in the form", theme.DocumentCreateIcon(), func() { p.EditScript(s.Path) })
-	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run, edit), nil, nil,
+	p.screen("Script "+filepath.Base(s.Path), container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run, edit), nil, nil,
 		container.NewVScroll(form)))
 	if s.Kind == script.RootGeneration || s.Kind == script.KeyRestore {
 		p.win.Canvas().Focus(rehearse) // the safe action first

@@ -42,7 +42,6 @@ func setTitle(win fyne.Window, what string) {
 
 func (p *CeremoniesPage) showKinds() {
 	p.form = nil
-	setTitle(p.win, "New ceremony script")
 	var buttons []fyne.CanvasObject
 	var first *widget.Button
 	for _, k := range formKinds {
@@ -56,7 +55,7 @@ func (p *CeremoniesPage) showKinds() {
 	}
 	intro := wrapLabel("Choose the kind of ceremony. The form asks for everything the script language has for that kind, checks it as you type, and writes a commented YAML script to review; nothing needs an editor.")
 	back := widget.NewButton("Back", p.showStart)
-	p.set(container.NewBorder(container.NewVBox(heading("New ceremony script"), intro), container.NewHBox(back), nil, nil,
+	p.screen("New ceremony script", container.NewBorder(container.NewVBox(heading("New ceremony script"), intro), container.NewHBox(back), nil, nil,
 		container.NewVScroll(container.NewVBox(buttons...))))
 	p.win.Canvas().Focus(first)
 }
@@ -142,12 +141,11 @@ func defaultScript(k script.Kind, module string) *script.Script {
 // showForm puts a script form on screen with Save (Ctrl+S) and Back.
 func (p *CeremoniesPage) showForm(f *ScriptForm, title string) {
 	p.form = f
-	setTitle(p.win, title)
 	save := widget.NewButtonWithIcon("Save and review (Ctrl+S)", theme.DocumentSaveIcon(), func() { p.saveForm(f) })
 	save.Importance = widget.HighImportance
 	f.OnSave = func() { p.saveForm(f) }
 	f.SetActions(save, widget.NewButton("Back to ceremonies", p.showStart))
-	p.set(container.NewBorder(heading(title), nil, nil, nil, f))
+	p.screen(title, container.NewBorder(heading(title), nil, nil, nil, f))
 	p.win.Canvas().AddShortcut(saveShortcut, func(fyne.Shortcut) {
 		if p.form == f && f.OnSave != nil {
 			f.OnSave()
@@ -226,7 +224,6 @@ func writeFileAtomic(path string, data []byte) error {
 // before the ceremony (inputs present and as pinned), and the plan.
 func (p *CeremoniesPage) showReview(f *ScriptForm, path string) {
 	p.form = nil
-	setTitle(p.win, "Review "+filepath.Base(path))
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		dialog.ShowError(err, p.win)
@@ -268,7 +265,7 @@ func (p *CeremoniesPage) showReview(f *ScriptForm, path string) {
 	edit := widget.NewButton("Edit again", func() { p.showForm(f, "Edit "+filepath.Base(path)) })
 	top := container.NewVBox(heading("Review the script"), wrapLabel("Have the file reviewed: compare its SHA-256 (or the words, read aloud) with the copy the reviewers approved. The ceremony runs this file unchanged."), facts)
 	top.Objects = append(top.Objects, status...)
-	p.set(container.NewBorder(top, container.NewHBox(open, edit, widget.NewButton("Back to ceremonies", p.showStart)), nil, nil, tabs))
+	p.screen("Review "+filepath.Base(path), container.NewBorder(top, container.NewHBox(open, edit, widget.NewButton("Back to ceremonies", p.showStart)), nil, nil, tabs))
 	p.win.Canvas().Focus(open)
 }
 
@@ -356,10 +353,10 @@ func notRepresentable(raw []byte, orig, fromForm *script.Script, out []byte, err
 // showReadOnly shows a script the form cannot edit in place.
 func (p *CeremoniesPage) showReadOnly(path string, raw []byte, reason string, f *ScriptForm) {
 	p.form = nil
-	setTitle(p.win, "Read-only "+filepath.Base(path))
 	text := selectableLabel(string(raw))
 	text.TextStyle = fyne.TextStyle{Monospace: true}
-	buttons := []fyne.CanvasObject{widget.NewButton("Open to run", func() { p.OpenScript(path) })}
+	openRun := widget.NewButton("Open to run", func() { p.OpenScript(path) })
+	buttons := []fyne.CanvasObject{openRun}
 	if f != nil {
 		buttons = append(buttons, widget.NewButton("Edit a copy in the form…", func() {
 			f.SetPath("")
@@ -368,7 +365,8 @@ func (p *CeremoniesPage) showReadOnly(path string, raw []byte, reason string, f 
 	}
 	buttons = append(buttons, widget.NewButton("Back to ceremonies", p.showStart))
 	top := container.NewVBox(heading("This script opens read-only"), wrapLabel(path), warningLabel(reason))
-	p.set(container.NewBorder(top, container.NewHBox(buttons...), nil, nil, container.NewVScroll(text)))
+	p.screen("Read-only "+filepath.Base(path), container.NewBorder(top, container.NewHBox(buttons...), nil, nil, container.NewVScroll(text)))
+	p.win.Canvas().Focus(openRun)
 }
 
 // reviewPrompter lets the review build the engine (New and Plan ask nobody).

@@ -173,7 +173,10 @@ func (f *ScriptForm) ensureVisible(o fyne.CanvasObject) {
 	case top-margin < off:
 		off = top - margin
 	case top+o.Size().Height+margin > off+view:
-		off = top + o.Size().Height + margin - view
+		// Going down the form: the field comes a third of the way down,
+		// so what belongs to it (a file's description, its problem) and
+		// the next fields show below it.
+		off = top - view/3
 	default:
 		return
 	}
@@ -377,7 +380,7 @@ func (f *ScriptForm) fieldFor(path string) (*formField, bool) {
 		if !ff.visible || p == "" {
 			continue
 		}
-		if p == path {
+		if p == path || contains(ff.decl.covers, path) {
 			return ff, true
 		}
 		if strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {

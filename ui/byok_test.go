@@ -17,6 +17,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/ceremony/byok"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/hsm/softhsm"
@@ -125,3 +126,64 @@ func TestBYOKPageCreatesTheScriptFromTheParameters(t *testing.T) {
 	}
 	waitForMarkup(t, w, "New byok-wrap script", "matches the pin", "Wrapping key: RSA_3072")
 }
+
+// A byok-wrap ceremony's last screen shows the import instructions, checked
+// against the manifest in its output directory.
+func TestBYOKCeremonyEndsWithImportInstructions(t *testing.T) {
+	dir := t.TempDir()
+	inputs(t, dir)
+	f := newTestForm(t, script.BYOKWrap)
+	fyne.DoAndWait(func() {
+		f.Load(defaultScript(script.BYOKWrap, "/usr/lib/softhsm/libsofthsm2.so"))
+		f.SetPath(filepath.Join(dir, "byok.yaml"))
+	})
+	for _, kv := range formFills[script.BYOKWrap] {
+		fillField(t, f, kv[0], kv[1])
+	}
+	data, err := f.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "byok.yaml")
+	os.WriteFile(path, data, 0o600)
+	s, err := script.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	a := test.NewTempApp(t)
+	win := a.NewWindow("byok")
+	defer win.Close()
+	wz, err := NewWizard(win, s, out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the wrap step leaves in the output directory.
+	material, token := []byte("wrapped material"), []byte("import token")
+	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
+		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
+		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
+	m.Command = byok.ImportCommand(m)
+	b, _ := json.Marshal(m)
+	os.MkdirAll(out, 0o700)
+	os.WriteFile(filepath.Join(out, byok.ManifestFile), b, 0o600)
+	os.WriteFile(filepath.Join(out, byok.EncryptedKeyMaterialFile), material, 0o600)
+	os.WriteFile(filepath.Join(out, byok.ImportTokenFile), token, 0o600)
+	fyne.DoAndWait(func() {
+		win.SetContent(wz)
+		win.Resize(fyne.NewSize(1280, 800))
+		wz.showEnd(&ceremony.Result{Transcript: "t.jsonl", PDF: "t.pdf", FinalHash: []byte{1, 2}}, nil)
+	})
+	markup := ""
+	fyne.DoAndWait(func() { markup = test.RenderToMarkup(win.Canvas()) })
+	for _, want := range []string{"Import into AWS KMS", "ok EncryptedKeyMaterial.bin", "aws kms import-key-material"} {
+		if !strings.Contains(markup, want) {
+			t.Errorf("the last screen lacks %q", want)
+		}
+	}
+	if got := win.Title(); got != "Key Ceremony — step 1 of "+itoa(len(wz.plan))+": Script identified — ceremony complete" {
+		t.Errorf("title %q", got)
+	}
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }

@@ -64,15 +64,7 @@ func TestCheckParameters(t *testing.T) {
 
 func TestImportInstructionsCheckManifest(t *testing.T) {
 	dir := t.TempDir()
-	material, token := []byte("wrapped material"), []byte("import token")
-	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
-		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
-		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
-	m.Command = byok.ImportCommand(m)
-	b, _ := json.Marshal(m)
-	os.WriteFile(filepath.Join(dir, byok.ManifestFile), b, 0o600)
-	os.WriteFile(filepath.Join(dir, byok.EncryptedKeyMaterialFile), material, 0o600)
-	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), token, 0o600)
+	wrapOutputs(t, dir)
 	out := importInstructions(dir)
 	if !strings.Contains(out, "ok EncryptedKeyMaterial.bin") || !strings.Contains(out, "aws kms import-key-material") {
 		t.Fatalf("instructions:\n%s", out)
@@ -158,17 +150,8 @@ func TestBYOKCeremonyEndsWithImportInstructions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What the wrap step leaves in the output directory.
-	material, token := []byte("wrapped material"), []byte("import token")
-	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
-		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
-		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
-	m.Command = byok.ImportCommand(m)
-	b, _ := json.Marshal(m)
 	os.MkdirAll(out, 0o700)
-	os.WriteFile(filepath.Join(out, byok.ManifestFile), b, 0o600)
-	os.WriteFile(filepath.Join(out, byok.EncryptedKeyMaterialFile), material, 0o600)
-	os.WriteFile(filepath.Join(out, byok.ImportTokenFile), token, 0o600)
+	wrapOutputs(t, out)
 	fyne.DoAndWait(func() {
 		win.SetContent(wz)
 		win.Resize(fyne.NewSize(1280, 800))
@@ -187,3 +170,20 @@ func TestBYOKCeremonyEndsWithImportInstructions(t *testing.T) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// wrapOutputs writes what a byok-wrap ceremony's wrap step leaves in its
+// output directory: the manifest and the two files it names.
+func wrapOutputs(t *testing.T, dir string) {
+	t.Helper()
+	material, token := []byte("wrapped material"), []byte("import token")
+	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
+		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
+		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
+	m.Command = byok.ImportCommand(m)
+	b, _ := json.Marshal(m)
+	for name, data := range map[string][]byte{byok.ManifestFile: b, byok.EncryptedKeyMaterialFile: material, byok.ImportTokenFile: token} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -150,79 +150,27 @@ func newSections(k script.Kind) *script.Script {
 	return s
 }
 
-func keyOf(s *script.Script) *script.Key {
-	if s.Key == nil {
-		s.Key = &script.Key{}
+// section returns the section *p points to, creating it when absent: the
+// form's fields write into sections the kind or a toggle has.
+func section[T any](p **T) *T {
+	if *p == nil {
+		*p = new(T)
 	}
-	return s.Key
+	return *p
 }
 
-func certOf(s *script.Script) *script.Certificate {
-	if s.Certificate == nil {
-		s.Certificate = &script.Certificate{}
-	}
-	return s.Certificate
-}
-
-func backupOf(s *script.Script) *script.Backup {
-	if s.Backup == nil {
-		s.Backup = &script.Backup{}
-	}
-	return s.Backup
-}
-
-func restoreOf(s *script.Script) *script.Restore {
-	if s.Restore == nil {
-		s.Restore = &script.Restore{}
-	}
-	return s.Restore
-}
-
-func signingOf(s *script.Script) *script.Signing {
-	if s.Signing == nil {
-		s.Signing = &script.Signing{}
-	}
-	return s.Signing
-}
-
-func subOf(s *script.Script) *script.Subordinate {
-	g := signingOf(s)
-	if g.Subordinate == nil {
-		g.Subordinate = &script.Subordinate{}
-	}
-	return g.Subordinate
-}
-
+func keyOf(s *script.Script) *script.Key          { return section(&s.Key) }
+func certOf(s *script.Script) *script.Certificate { return section(&s.Certificate) }
+func backupOf(s *script.Script) *script.Backup    { return section(&s.Backup) }
+func restoreOf(s *script.Script) *script.Restore  { return section(&s.Restore) }
+func signingOf(s *script.Script) *script.Signing  { return section(&s.Signing) }
+func subOf(s *script.Script) *script.Subordinate  { return section(&signingOf(s).Subordinate) }
 func crossOf(s *script.Script) *script.CrossCertificate {
-	g := signingOf(s)
-	if g.CrossCertificate == nil {
-		g.CrossCertificate = &script.CrossCertificate{}
-	}
-	return g.CrossCertificate
+	return section(&signingOf(s).CrossCertificate)
 }
-
-func crlOf(s *script.Script) *script.CRL {
-	g := signingOf(s)
-	if g.CRL == nil {
-		g.CRL = &script.CRL{}
-	}
-	return g.CRL
-}
-
-func byokOf(s *script.Script) *script.BYOK {
-	if s.BYOK == nil {
-		s.BYOK = &script.BYOK{}
-	}
-	return s.BYOK
-}
-
-func subjectOf(s *script.Script) *script.Name {
-	p := &subOf(s).Profile
-	if p.Subject == nil {
-		p.Subject = &script.Name{}
-	}
-	return p.Subject
-}
+func crlOf(s *script.Script) *script.CRL      { return section(&signingOf(s).CRL) }
+func byokOf(s *script.Script) *script.BYOK    { return section(&s.BYOK) }
+func subjectOf(s *script.Script) *script.Name { return section(&subOf(s).Profile.Subject) }
 
 // ---- the choices
 

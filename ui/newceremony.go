@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keyceremony/keyceremony/audit/report"
 	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/words"
@@ -195,28 +197,10 @@ func (p *CeremoniesPage) writeAndReview(f *ScriptForm, path string, data []byte)
 // same directory, synced and renamed into place: a crash leaves either the
 // old file or the new one, never half of one.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
+	return report.WriteFile(path, true, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	})
 }
 
 // showReview reads the saved file back and shows what a reviewer checks:
@@ -334,18 +318,8 @@ func notRepresentable(raw []byte, orig, fromForm *script.Script, out []byte, err
 	if d := script.Diff(orig, fromForm); len(d) > 0 {
 		return "The form would not keep " + strings.Join(d, ", ") + ": a key this kind of ceremony does not use, or a combination the form does not offer (the script's own validation says more when it is opened to run)."
 	}
-	a, b := strings.Split(string(raw), "\n"), strings.Split(string(out), "\n")
-	for i := 0; i < len(a) || i < len(b); i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			return fmt.Sprintf("Its values are all in the form, but its layout or comments are its own: at line %d the file has\n  %s\nwhere the form writes\n  %s\nSaving it from the form would rewrite them, and the file would need a new review.", i+1, x, y)
-		}
+	if n, x, y := script.LineDiff(raw, out); n > 0 {
+		return fmt.Sprintf("Its values are all in the form, but its layout or comments are its own: at line %d the file has\n  %s\nwhere the form writes\n  %s\nSaving it from the form would rewrite them, and the file would need a new review.", n, x, y)
 	}
 	return "The form writes it differently."
 }

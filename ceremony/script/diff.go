@@ -3,6 +3,7 @@ package script
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 )
 
@@ -52,4 +53,24 @@ func diffValue(a, b reflect.Value, path string, out *[]string) {
 			*out = append(*out, path)
 		}
 	}
+}
+
+// LineDiff finds the first line (counted from 1) at which two texts differ,
+// and that line in each; 0 when they are the same. It says where a file is
+// not in the canonical form Encode writes.
+func LineDiff(a, b []byte) (line int, inA, inB string) {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < len(la) || i < len(lb); i++ {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return i + 1, x, y
+		}
+	}
+	return 0, "", ""
 }

@@ -39,20 +39,8 @@ func TestEncodeTemplatesByteIdentical(t *testing.T) {
 }
 
 func firstDiff(a, b []byte) string {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := 0; i < len(la) || i < len(lb); i++ {
-		var x, y string
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if x != y {
-			return fmt.Sprintf("line %d: %q became %q", i+1, x, y)
-		}
-	}
-	return "none"
+	n, x, y := LineDiff(a, b)
+	return fmt.Sprintf("line %d: %q became %q", n, x, y)
 }
 
 // fill sets every field the YAML holds to a value that is not the zero
@@ -176,6 +164,12 @@ func TestDiffNamesPaths(t *testing.T) {
 	a.Quorum.Delivery = []string{}
 	if d := Diff(a, b); len(d) != 2 {
 		t.Fatalf("an empty list and an absent one differ: %v", d)
+	}
+	if n, x, y := LineDiff([]byte("a\nb\nc"), []byte("a\nB\nc")); n != 2 || x != "b" || y != "B" {
+		t.Fatalf("LineDiff = %d %q %q", n, x, y)
+	}
+	if n, _, _ := LineDiff([]byte("a\nb"), []byte("a\nb")); n != 0 {
+		t.Fatalf("LineDiff of equal texts = %d", n)
 	}
 }
 

@@ -95,9 +95,9 @@ func (e *Engine) kekCheck() (string, error) {
 
 func runBackup(ctx context.Context, r *stepRun) error {
 	e := r.e
-	label, id := e.keyLabel, e.keyID
+	ref := e.key
 	if e.s.Kind == script.KeyBackup {
-		label, id = e.s.Backup.KeyLabel, nil
+		ref = keyRef{Label: e.s.Backup.KeyLabel}
 	}
 	if err := e.ensureSecret(ctx, "back up the key"); err != nil {
 		return err
@@ -120,12 +120,12 @@ func runBackup(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	k, err := tok.FindKey(hsm.Filter{Label: label, ID: id, Class: hsm.ClassPrivateKey})
+	k, err := e.findKey(ref, hsm.ClassPrivateKey)
 	if err != nil {
 		return err
 	}
 	if !k.Extractable() {
-		return fmt.Errorf("key %q was created non-extractable and cannot be backed up; only keys generated with backup: true can", label)
+		return fmt.Errorf("key %q was created non-extractable and cannot be backed up; only keys generated with backup: true can", ref.Label)
 	}
 	wrapped, err := tok.WrapKey(ctx, kek, k, hsm.AESKeyWrapPad)
 	if err != nil {
@@ -144,7 +144,7 @@ func runBackup(ctx context.Context, r *stepRun) error {
 	}
 	b := backupFile{
 		Format: backupFormat, CeremonyID: e.s.ID, Created: time.Now().UTC().Truncate(time.Second),
-		QuorumSet: e.record.SetID, KeyLabel: label, KeyID: hex.EncodeToString(k.ID()), KeyType: k.Type().String(),
+		QuorumSet: e.record.SetID, KeyLabel: ref.Label, KeyID: hex.EncodeToString(k.ID()), KeyType: k.Type().String(),
 		PublicKey: base64.StdEncoding.EncodeToString(spki), Mechanism: "CKM_AES_KEY_WRAP_PAD",
 		KEKCheck: check, Wrapped: base64.StdEncoding.EncodeToString(wrapped),
 	}
@@ -296,17 +296,8 @@ func runRestore(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
-		if err := r.confirmStep(ctx, fmt.Sprintf("Keys labelled %q exist on the token but the transcript does not record a restore (an interrupted attempt). Destroy them and restore again.", label),
-			[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
-			return err
-		}
-		for _, k := range old {
-			if err := tok.DestroyKey(k); err != nil {
-				return err
-			}
-			r.detail("unrecorded key destroyed", k.String())
-		}
+	if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("Keys labelled %q exist on the token but the transcript does not record a restore (an interrupted attempt). Destroy them and restore again.", label)); err != nil {
+		return err
 	}
 	wrapped, err := base64.StdEncoding.DecodeString(b.Wrapped)
 	if err != nil {
@@ -328,27 +319,27 @@ func runRestore(ctx context.Context, r *stepRun) error {
 	if err := tok.DestroyKey(kek); err != nil {
 		return fmt.Errorf("destroy the session KEK: %w", err)
 	}
-	k, err := tok.FindKey(hsm.Filter{Label: label, ID: id, Class: hsm.ClassPrivateKey})
+	e.key = keyRef{Label: label, ID: id}
+	k, err := e.rootKey()
 	if err != nil {
 		return err
 	}
 	if !k.Sensitive() || k.Extractable() {
 		return fmt.Errorf("the restored key has sensitive=%v extractable=%v; expected a sensitive, non-extractable key", k.Sensitive(), k.Extractable())
 	}
-	e.keyLabel, e.keyID = label, id
 	r.detail("key label", label)
 	r.detail("key id", hex.EncodeToString(id))
 	r.detail("key", k.String())
 	r.detail("sensitive", "true")
 	r.detail("extractable", "false")
+	if err := e.key.record(r); err != nil {
+		return err
+	}
 	return r.confirmStep(ctx, "The key was restored into this token.", []Fact{{Label: "Restored key", Value: k.String()}})
 }
 
 func restoreRestore(ctx context.Context, e *Engine, en transcript.Entry) error {
-	e.keyLabel = en.Detail("key label")
-	id, err := hex.DecodeString(en.Detail("key id"))
-	e.keyID = id
-	return err
+	return e.key.restore(en)
 }
 
 func proveKeyStep() *step {
@@ -377,7 +368,7 @@ func runProve(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	k, err := tok.FindKey(hsm.Filter{Label: e.keyLabel, ID: e.keyID, Class: hsm.ClassPrivateKey})
+	k, err := e.rootKey()
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // cardsOnly makes a Prompter for a script edited to hand out cards only:
@@ -113,7 +113,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 	// A second token, initialised by its vendor with its own PINs.
 	so2, user2 := []byte("second-so-3333"), []byte("second-user-4444")
-	softhsm.InitToken(t, w.module, "Root 2026 B", so2, user2)
+	softhsmtest.InitToken(t, w.module, "Root 2026 B", so2, user2)
 	serial2 := tokenSerial(t, w.module, "Root 2026 B")
 	restore := w.writeScript("restore.yaml", "key-restore.yaml", "pkcs11:token=Root%202026%20B;serial="+serial2, filepath.Join(w.dir, "restore-output"))
 	p := w.cardsOnly("root", "Dan Diaz", "Frank Fox", "Grace Gray")
@@ -126,6 +126,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkStateMatchesDetails(t, rep)
 	var steps []string
 	for _, en := range rep.Entries {
 		steps = append(steps, en.Step)

@@ -79,10 +79,8 @@ type Engine struct {
 	secret *quorum.Secret
 
 	// Ceremony-kind state, rebuilt from the transcript on resume.
-	keyLabel     string
-	keyID        []byte
-	serial       []byte
-	lintTBSHash  string
+	key          keyRef                // the root key, generated or restored
+	linted       map[string]lintRecord // by artefact: what its lint step fixed
 	cert         *x509.Certificate
 	backup       *backupFile
 	fingerprints []paper.Fingerprint
@@ -98,7 +96,7 @@ func New(s *script.Script, opt Options) (*Engine, error) {
 	if opt.Prompter == nil {
 		return nil, errors.New("ceremony: no Prompter")
 	}
-	e := &Engine{s: s, opt: opt, p: opt.Prompter, done: map[string]transcript.Entry{}}
+	e := &Engine{s: s, opt: opt, p: opt.Prompter, done: map[string]transcript.Entry{}, linted: map[string]lintRecord{}}
 	e.outDir = s.OutputDir()
 	if opt.OutDir != "" {
 		e.outDir = opt.OutDir

@@ -15,7 +15,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 var custodians = []string{"Carol Chen", "Dan Diaz", "Erin Evans", "Frank Fox", "Grace Gray"}
@@ -38,7 +38,7 @@ type world struct {
 func newWorld(t *testing.T, label string) *world {
 	t.Helper()
 	w := &world{t: t, soPIN: []byte("old-so-pin-1111"), userPIN: []byte("old-user-pin-2222"), passphrase: map[string]string{}}
-	w.module = softhsm.NewTestToken(t, label, w.soPIN, w.userPIN)
+	w.module = softhsmtest.NewToken(t, label, w.soPIN, w.userPIN)
 	w.serial = tokenSerial(t, w.module, label)
 	w.media = t.TempDir()
 	w.dir = t.TempDir()

@@ -283,12 +283,25 @@ func runToken(ctx context.Context, r *stepRun) error {
 	if e.rehearsal != nil {
 		r.detail("rehearsal", "throwaway SoftHSM token; the script's URI and serial were not checked")
 	}
+	if err := r.recordState(tokenState{Serial: ti.Serial}); err != nil {
+		return err
+	}
 	return r.confirmStep(ctx, "This is the token the script names, and it is in the expected state.", facts)
 }
 
+// tokenState is the token step's resume state: the serial the engine finds
+// the token by from then on (empty for a blank token).
+type tokenState struct {
+	Serial string `json:"serial"`
+}
+
 func restoreToken(ctx context.Context, e *Engine, en transcript.Entry) error {
-	if s := en.Detail("token serial"); s != "" {
-		e.tokenSel = hsm.URI{Serial: s}
+	var st tokenState
+	if err := loadState(en, &st, st.fromDetails); err != nil {
+		return err
+	}
+	if st.Serial != "" {
+		e.tokenSel = hsm.URI{Serial: st.Serial}
 	}
 	return nil
 }

@@ -413,6 +413,13 @@ func runEnrol(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	r.detail("user logged in", "with the quorum-derived user PIN")
+	st := enrolState{}
+	if e.s.Token.Enrol == script.EnrolInitialize {
+		st = enrolState{Serial: e.tokenSel.Serial, Label: e.tokenSel.Token}
+	}
+	if err := r.recordState(st); err != nil {
+		return err
+	}
 	return r.confirmStep(ctx, "The token is now controlled by the quorum: its PINs exist only as derived from the custodians' shares.", []Fact{
 		{Label: "Token serial", Value: e.tokenSel.Serial},
 		{Label: "Enrolment", Value: string(e.s.Token.Enrol)},
@@ -557,9 +564,21 @@ func (e *Engine) enrolChangePIN(ctx context.Context, r *stepRun) error {
 	return nil
 }
 
+// enrolState is the enrolment's resume state: when it initialised the
+// token, the token's new serial and label, by which the engine finds it from
+// then on; empty when the token kept its serial.
+type enrolState struct {
+	Serial string `json:"serial"`
+	Label  string `json:"label"`
+}
+
 func restoreEnrol(ctx context.Context, e *Engine, en transcript.Entry) error {
-	if s := en.Detail("token serial"); s != "" {
-		e.tokenSel = hsm.URI{Serial: s, Token: en.Detail("token label")}
+	var st enrolState
+	if err := loadState(en, &st, st.fromDetails); err != nil {
+		return err
+	}
+	if st.Serial != "" {
+		e.tokenSel = hsm.URI{Serial: st.Serial, Token: st.Label}
 	}
 	return nil
 }

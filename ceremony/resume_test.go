@@ -63,6 +63,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkStateMatchesDetails(t, rep)
 			for i, en := range before.Entries {
 				if rep.Entries[i].Hash != en.Hash {
 					t.Fatalf("entry %d changed on resume", i+1)
@@ -262,6 +263,7 @@ func TestInitializeBlankToken(t *testing.T) {
 	}
 	rep, _ := transcript.Verify(res.Transcript)
 	var serial string
+	checkStateMatchesDetails(t, rep)
 	for _, en := range rep.Entries {
 		if en.Step == "enrol-token" {
 			serial = en.Detail("token serial")

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -97,6 +98,7 @@ func TestSigningResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "issuer-key", "lint-subordinate", "sign-subordinate", "lint-crl", "sign-crl", "finish")
+			checkStateMatchesDetails(t, rep)
 			lint, sign := entryByStep(t, rep, "lint-subordinate"), entryByStep(t, rep, "sign-subordinate")
 			if lint.Detail("serial") != sign.Detail("serial") || lint.Detail("tbs sha256") != sign.Detail("tbs sha256") {
 				t.Errorf("signed serial %s / TBS %s, linted %s / %s", sign.Detail("serial"), sign.Detail("tbs sha256"), lint.Detail("serial"), lint.Detail("tbs sha256"))
@@ -168,11 +170,11 @@ func TestBYOKResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kms := &kmsSide{keys: map[byok.WrappingKeySpec]*rsa.PrivateKey{byok.WrappingRSA2048: priv}}
+	kms := &kmsimporttest.AWS{Keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{kmsimport.WrappingRSA2048: priv}}
 	for _, stopAfter := range []string{"wrap-plan", "byok-key", "wrap", "token-copy"} {
 		t.Run(stopAfter, func(t *testing.T) {
 			id := "resume-" + stopAfter
-			r := byokRun{spec: byok.HMAC384, alg: byok.RSAAESKeyWrapSHA256, wks: byok.WrappingRSA2048, generate: true, keep: false}
+			r := byokRun{spec: kmsimport.HMAC384, alg: kmsimport.RSAAESKeyWrapSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false}
 			token := make([]byte, 32)
 			rand.Read(token)
 			var out string
@@ -205,18 +207,19 @@ func TestBYOKResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "wrap-plan", "byok-key", "wrap", "token-copy", "handover", "finish")
+			checkStateMatchesDetails(t, rep)
 			f.withToken(t, func(tok *hsm.Token) {
 				if keys, _ := tok.FindKeys(hsm.Filter{Label: keyLabel(r.spec)}); len(keys) != 0 {
 					t.Errorf("%d keys labelled %s left after the destroying ceremony", len(keys), keyLabel(r.spec))
 				}
 			})
-			ct, _ := os.ReadFile(filepath.Join(out, byok.EncryptedKeyMaterialFile))
-			material := kms.unwrap(t, r.alg, r.wks, ct)
+			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
+			material := kms.Unwrap(t, r.alg, r.wks, ct)
 			if len(material) != 48 {
 				t.Fatalf("HMAC_384 material is %d bytes", len(material))
 			}
 			if want != nil {
-				if got := hmacOf(byok.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
+				if got := hmacOf(kmsimport.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
 					t.Error("the material wrapped after resuming is not the key generated before the interruption")
 				}
 			}

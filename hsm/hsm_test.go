@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 var (
@@ -31,7 +31,7 @@ var (
 // newToken gives the test a fresh SoftHSM token, logged in as the user.
 func newToken(t *testing.T) *hsm.Token {
 	t.Helper()
-	mod := softhsm.NewTestToken(t, "Test Token", soPIN, userPIN)
+	mod := softhsmtest.NewToken(t, "Test Token", soPIN, userPIN)
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("no such token", func(t *testing.T) {
-		mod := softhsm.NewTestToken(t, "Present", soPIN, userPIN)
+		mod := softhsmtest.NewToken(t, "Present", soPIN, userPIN)
 		m, err := hsm.Open(mod)
 		if err != nil {
 			t.Fatal(err)
@@ -234,7 +234,7 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("wrong PIN then lock state", func(t *testing.T) {
-		mod := softhsm.NewTestToken(t, "Pins", soPIN, userPIN)
+		mod := softhsmtest.NewToken(t, "Pins", soPIN, userPIN)
 		m, err := hsm.Open(mod)
 		if err != nil {
 			t.Fatal(err)

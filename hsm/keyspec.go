@@ -208,6 +208,39 @@ func (s KeySpec) privateAttrs(class uint, id []byte) []*pkcs11.Attribute {
 	return a
 }
 
+// keyAttrs is the template of the secret or private half of a key of s's
+// type: class, key type and use, the same whether the key is generated,
+// imported or unwrapped (generation and import add the value or its length).
+func (s KeySpec) keyAttrs(id []byte) ([]*pkcs11.Attribute, error) {
+	switch {
+	case s.Type == AES128 || s.Type == AES256:
+		a := append(s.privateAttrs(pkcs11.CKO_SECRET_KEY, id),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+		)
+		if s.Trusted {
+			a = append(a, pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true))
+		}
+		return a, nil
+	case s.Type.Symmetric():
+		return append(s.privateAttrs(pkcs11.CKO_SECRET_KEY, id),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		), nil
+	case s.Type.IsRSA():
+		return append(s.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true)), nil
+	case s.Type.IsEC():
+		return append(s.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true)), nil
+	case s.Type == Ed25519:
+		return append(s.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true)), nil
+	}
+	return nil, fmt.Errorf("no key template for a %s key", s.Type)
+}
+
 func (s KeySpec) publicAttrs(id []byte) []*pkcs11.Attribute {
 	a := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),

@@ -323,6 +323,33 @@ func (m *Module) InitToken(slotID uint, soPIN []byte, label string) error {
 	return nil
 }
 
+// InitTokenWithPINs initialises the token in slotID with soPIN and label
+// (C_InitToken) and, logged in as the security officer, sets its user PIN
+// (C_InitPIN). The token is opened again by its label, because some modules
+// (SoftHSM) move a freshly initialised token to another slot. It returns the
+// token, open and logged out; the caller closes it.
+func (m *Module) InitTokenWithPINs(slotID uint, label string, soPIN, userPIN []byte) (*Token, error) {
+	if err := m.InitToken(slotID, soPIN, label); err != nil {
+		return nil, err
+	}
+	tok, err := m.OpenToken(URI{Token: label})
+	if err != nil {
+		return nil, err
+	}
+	err = tok.LoginSO(soPIN)
+	if err == nil {
+		err = tok.InitPIN(userPIN)
+		if lerr := tok.Logout(); err == nil {
+			err = lerr
+		}
+	}
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("set the user PIN of token %q: %w", label, err)
+	}
+	return tok, nil
+}
+
 // FindToken returns the slot holding the token sel selects.
 func (m *Module) FindToken(sel URI) (Slot, error) {
 	slots, err := m.Slots()

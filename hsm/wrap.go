@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"hash"
 
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 	"github.com/miekg/pkcs11"
 )
 
@@ -130,39 +130,16 @@ func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, 
 	if m == nil {
 		return nil, fmt.Errorf("unwrap key %q: unknown mechanism %d", spec.Label, mech)
 	}
-	if !spec.Session {
-		if err := t.refuseDuplicate(spec.Label, spec.ID); err != nil {
-			return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
-		}
+	id, err := t.newKeyID(spec)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
 	}
-	id := spec.ID
-	if len(id) == 0 {
-		r, err := t.Random(16)
-		if err != nil {
-			return nil, err
-		}
-		id = r
-	}
-	var attrs []*pkcs11.Attribute
-	switch {
-	case spec.Type == AES128 || spec.Type == AES256:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
-	case spec.Type.Symmetric():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
-	case spec.Type.IsRSA():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type.IsEC():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type == Ed25519:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	default:
+	attrs, err := spec.keyAttrs(id)
+	if err != nil {
 		return nil, fmt.Errorf("unwrap key %q: cannot unwrap a %s key", spec.Label, spec.Type)
 	}
 	var h pkcs11.ObjectHandle
-	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error
 		h, err = t.ctx().UnwrapKey(sh, []*pkcs11.Mechanism{m}, unwrapping.handle, wrapped, attrs)
 		if err != nil {
@@ -320,7 +297,7 @@ func (t *Token) probeKWP() bool {
 		return false
 	}
 	defer clear(kekValue)
-	pt, err := keywrap.UnwrapPad(kekValue, wrapped)
+	pt, err := kwp.Unwrap(kekValue, wrapped)
 	return err == nil && len(pt) == 20
 }
 
@@ -419,7 +396,7 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
 	}
 	defer t.DestroyKey(eph)
-	kwp, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
+	wrappedTarget, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -429,7 +406,7 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 		if ephValue, err = t.secretValue(eph); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		if material, err = keywrap.UnwrapPad(ephValue, kwp); err != nil {
+		if material, err = kwp.Unwrap(ephValue, wrappedTarget); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if !t.kwpCompliant() {
@@ -449,14 +426,14 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		} else {
-			if kwp, err = keywrap.WrapPad(ephValue, material); err != nil {
+			if wrappedTarget, err = kwp.Wrap(ephValue, material); err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 			if wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil); err != nil {
 				return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
 			}
 		}
-		return &Wrapped{Ciphertext: append(wrappedEph, kwp...), Mechanism: mech, Composed: true, Steps: plan}, nil
+		return &Wrapped{Ciphertext: append(wrappedEph, wrappedTarget...), Mechanism: mech, Composed: true, Steps: plan}, nil
 	default: // RSA-OAEP of the material itself, in host memory
 		ct, err := rsa.EncryptOAEP(newHash(h), rand.Reader, rk, material, nil)
 		if err != nil {

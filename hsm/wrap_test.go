@@ -24,7 +24,7 @@ import (
 	"testing"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 )
 
 // wrappingKey plays AWS KMS's side: the test holds the private key.
@@ -77,7 +77,7 @@ func unwrapAsAWS(t *testing.T, wk wrappingKey, m hsm.WrapMechanism, ct []byte) [
 		if len(eph) != 32 {
 			t.Fatalf("%s: ephemeral key is %d bytes, want 32", m, len(eph))
 		}
-		pt, err := keywrap.UnwrapPad(eph, ct[k:])
+		pt, err := kwp.Unwrap(eph, ct[k:])
 		if err != nil {
 			t.Fatalf("%s: KWP unwrap: %v", m, err)
 		}

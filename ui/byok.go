@@ -14,7 +14,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 )
 
@@ -29,15 +29,15 @@ aws kms get-parameters-for-import --key-id KEY_ARN \
 
 // checkParameters checks the AWS files a user brings for a BYOK ceremony.
 // It returns the facts to show and the problems that stop the ceremony.
-func checkParameters(data []byte, spec byok.KeySpec, alg byok.Algorithm, now time.Time) (facts [][2]string, problems []string) {
-	p, err := byok.ParseParametersJSON(data)
+func checkParameters(data []byte, spec kmsimport.KeySpec, alg kmsimport.Algorithm, now time.Time) (facts [][2]string, problems []string) {
+	p, err := kmsimport.ParseParametersJSON(data)
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
 	// The connected side's bundle also names the spec and algorithm it asked for.
 	var bundle struct {
-		KeySpec           byok.KeySpec   `json:"KeySpec"`
-		WrappingAlgorithm byok.Algorithm `json:"WrappingAlgorithm"`
+		KeySpec           kmsimport.KeySpec   `json:"KeySpec"`
+		WrappingAlgorithm kmsimport.Algorithm `json:"WrappingAlgorithm"`
 	}
 	_ = json.Unmarshal(data, &bundle)
 	if bundle.KeySpec != "" && bundle.KeySpec != spec {
@@ -56,7 +56,7 @@ func checkParameters(data []byte, spec byok.KeySpec, alg byok.Algorithm, now tim
 	if err := p.CheckFresh(now, time.Hour); err != nil {
 		problems = append(problems, err.Error())
 	}
-	if err := byok.Check(spec, alg, p.WrappingKeySpec()); err != nil {
+	if err := kmsimport.Check(spec, alg, p.WrappingKeySpec()); err != nil {
 		problems = append(problems, err.Error())
 	}
 	return facts, problems
@@ -81,9 +81,9 @@ type byokFlow struct {
 func (w *MainWindow) byokPage() fyne.CanvasObject {
 	b := &byokFlow{w: w, result: container.NewVBox()}
 	b.spec = widget.NewSelect(byokSpecNames(), nil)
-	b.spec.SetSelected(string(byok.SymmetricDefault))
+	b.spec.SetSelected(string(kmsimport.SymmetricDefault))
 	b.alg = widget.NewSelect(byokAlgorithmNames(), nil)
-	b.alg.SetSelected(string(byok.RSAAESKeyWrapSHA256))
+	b.alg.SetSelected(string(kmsimport.RSAAESKeyWrapSHA256))
 
 	// Step 1: the connected machine.
 	// The commands can be selected and copied; Tab passes over them.
@@ -210,7 +210,7 @@ func (b *byokFlow) check() {
 	if err != nil {
 		problems = []string{err.Error()}
 	} else {
-		facts, problems = checkParameters(data, byok.KeySpec(b.spec.Selected), byok.Algorithm(b.alg.Selected), time.Now())
+		facts, problems = checkParameters(data, kmsimport.KeySpec(b.spec.Selected), kmsimport.Algorithm(b.alg.Selected), time.Now())
 	}
 	form := widget.NewForm(widget.NewFormItem("File", wrapLabel(path)))
 	for _, f := range facts {
@@ -261,11 +261,11 @@ func (b *byokFlow) createScript() {
 // importInstructions reads a byok-wrap output directory's instructions and
 // checks its manifest's hashes, so the operator knows the files are intact.
 func importInstructions(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	b, err := os.ReadFile(filepath.Join(dir, kmsimport.ManifestFile))
 	if err != nil {
 		return "No import manifest here: " + err.Error()
 	}
-	var m byok.Manifest
+	var m kmsimport.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return "The import manifest is damaged: " + err.Error()
 	}
@@ -282,7 +282,7 @@ func importInstructions(dir string) string {
 		}
 	}
 	left := time.Until(m.ParametersValidTo).Round(time.Minute)
-	lines = append(lines, fmt.Sprintf("Parameters expire %s (%s from now)", m.ParametersValidTo.UTC().Format(time.RFC3339), left), "", byok.Instructions(m))
+	lines = append(lines, fmt.Sprintf("Parameters expire %s (%s from now)", m.ParametersValidTo.UTC().Format(time.RFC3339), left), "", kmsimport.Instructions(m))
 	if len(m.WrapSteps) > 0 {
 		var host []string
 		for _, s := range m.WrapSteps {

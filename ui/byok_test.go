@@ -18,9 +18,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/ceremony"
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func paramsJSON(t *testing.T, bits int, validTo time.Time, extra string) []byte {
@@ -39,16 +39,16 @@ func TestCheckParameters(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    []byte
-		spec    byok.KeySpec
-		alg     byok.Algorithm
+		spec    kmsimport.KeySpec
+		alg     kmsimport.Algorithm
 		problem string // "" means usable
 	}{
-		{"usable", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, ""},
-		{"expired", paramsJSON(t, 2048, now.Add(-time.Hour), ""), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "expired"},
-		{"RSA material under OAEP", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.RSA2048, byok.RSAESOAEPSHA256, "RSA_AES_KEY_WRAP"},
-		{"P-521 under OAEP with RSA-2048", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), byok.ECCNISTP521, byok.RSAESOAEPSHA1, "too large"},
-		{"bundle for another algorithm", paramsJSON(t, 2048, now.Add(20*time.Hour), `,"KeySpec":"SYMMETRIC_DEFAULT","WrappingAlgorithm":"RSAES_OAEP_SHA_1"`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "must match"},
-		{"not parameters", []byte(`{"hello":1}`), byok.SymmetricDefault, byok.RSAAESKeyWrapSHA256, "missing"},
+		{"usable", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, ""},
+		{"expired", paramsJSON(t, 2048, now.Add(-time.Hour), ""), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "expired"},
+		{"RSA material under OAEP", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.RSA2048, kmsimport.RSAESOAEPSHA256, "RSA_AES_KEY_WRAP"},
+		{"P-521 under OAEP with RSA-2048", paramsJSON(t, 2048, now.Add(20*time.Hour), ""), kmsimport.ECCNISTP521, kmsimport.RSAESOAEPSHA1, "too large"},
+		{"bundle for another algorithm", paramsJSON(t, 2048, now.Add(20*time.Hour), `,"KeySpec":"SYMMETRIC_DEFAULT","WrappingAlgorithm":"RSAES_OAEP_SHA_1"`), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "must match"},
+		{"not parameters", []byte(`{"hello":1}`), kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, "missing"},
 	}
 	for _, tc := range tests {
 		facts, problems := checkParameters(tc.data, tc.spec, tc.alg, now)
@@ -69,7 +69,7 @@ func TestImportInstructionsCheckManifest(t *testing.T) {
 	if !strings.Contains(out, "ok EncryptedKeyMaterial.bin") || !strings.Contains(out, "aws kms import-key-material") {
 		t.Fatalf("instructions:\n%s", out)
 	}
-	os.WriteFile(filepath.Join(dir, byok.ImportTokenFile), []byte("other"), 0o600)
+	os.WriteFile(filepath.Join(dir, kmsimport.ImportTokenFile), []byte("other"), 0o600)
 	if out := importInstructions(dir); !strings.Contains(out, "CHANGED ImportToken.bin") {
 		t.Fatalf("a changed file was not flagged:\n%s", out)
 	}
@@ -87,7 +87,7 @@ func TestBYOKPageShowsTheWholeFlow(t *testing.T) {
 // spec and algorithm from it, and creates the byok-wrap script from it in the
 // form: the file pinned by its SHA-256, the spec and algorithm set.
 func TestBYOKPageCreatesTheScriptFromTheParameters(t *testing.T) {
-	softhsm.NewTestStore(t)
+	softhsmtest.NewStore(t)
 	dir := t.TempDir()
 	params := filepath.Join(dir, "import-parameters.json")
 	data := paramsJSON(t, 3072, time.Now().Add(20*time.Hour), `,"KeySpec":"HMAC_256","WrappingAlgorithm":"RSAES_OAEP_SHA_256"`)
@@ -176,12 +176,12 @@ func itoa(n int) string { return fmt.Sprint(n) }
 func wrapOutputs(t *testing.T, dir string) {
 	t.Helper()
 	material, token := []byte("wrapped material"), []byte("import token")
-	m := byok.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: byok.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
-		Import: byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire},
-		Files:  map[string]string{byok.EncryptedKeyMaterialFile: sha256Hex(material), byok.ImportTokenFile: sha256Hex(token)}}
-	m.Command = byok.ImportCommand(m)
+	m := kmsimport.Manifest{KeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", KeySpec: kmsimport.SymmetricDefault, ParametersValidTo: time.Now().Add(5 * time.Hour),
+		Import: kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire},
+		Files:  map[string]string{kmsimport.EncryptedKeyMaterialFile: sha256Hex(material), kmsimport.ImportTokenFile: sha256Hex(token)}}
+	m.Command = kmsimport.ImportCommand(m)
 	b, _ := json.Marshal(m)
-	for name, data := range map[string][]byte{byok.ManifestFile: b, byok.EncryptedKeyMaterialFile: material, byok.ImportTokenFile: token} {
+	for name, data := range map[string][]byte{kmsimport.ManifestFile: b, kmsimport.EncryptedKeyMaterialFile: material, kmsimport.ImportTokenFile: token} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 )
 
@@ -204,7 +204,7 @@ func crlReasonNames() []string {
 
 func byokSpecNames() []string {
 	var out []string
-	for _, c := range byok.Allowed() {
+	for _, c := range kmsimport.Allowed() {
 		if !contains(out, string(c.Spec)) {
 			out = append(out, string(c.Spec))
 		}
@@ -214,7 +214,7 @@ func byokSpecNames() []string {
 
 func byokAlgorithmNames() []string {
 	var out []string
-	for _, a := range byok.Algorithms() {
+	for _, a := range kmsimport.Algorithms() {
 		out = append(out, string(a))
 	}
 	return out

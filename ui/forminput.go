@@ -16,8 +16,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -245,11 +245,11 @@ var extensionNames = map[string]string{
 // public key's SHA-256 and the extensions the CSR asks for (which the
 // profile overrides).
 func describeCSR(data []byte) ([]string, error) {
-	csr, err := casign.ParseCSR(data)
+	csr, err := certprofile.ParseCSR(data)
 	if err != nil {
 		return nil, err
 	}
-	out := []string{"Subject: " + csr.Subject.String(), "Key: " + casign.KeyType(csr.PublicKey) + " (signature verified)"}
+	out := []string{"Subject: " + csr.Subject.String(), "Key: " + certprofile.KeyType(csr.PublicKey) + " (signature verified)"}
 	if der, err := x509.MarshalPKIXPublicKey(csr.PublicKey); err == nil {
 		out = append(out, "Public key SHA-256: "+sha256Hex(der))
 	}
@@ -288,7 +288,7 @@ func describeCertificate(data []byte) ([]string, error) {
 	}
 	return []string{"Subject: " + c.Subject.String(), issuer,
 		fmt.Sprintf("Valid %s to %s", c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339)),
-		"Key: " + casign.KeyType(c.PublicKey), "Certificate SHA-256: " + hex.EncodeToString(fp[:])}, nil
+		"Key: " + certprofile.KeyType(c.PublicKey), "Certificate SHA-256: " + hex.EncodeToString(fp[:])}, nil
 }
 
 func describeCRL(data []byte) ([]string, error) {
@@ -318,7 +318,7 @@ func describeParameters(data []byte, s *script.Script) []string {
 	if s.BYOK != nil {
 		spec, alg = s.BYOK.KeySpec, s.BYOK.WrappingAlgorithm
 	}
-	facts, problems := checkParameters(data, byok.KeySpec(spec), byok.Algorithm(alg), time.Now())
+	facts, problems := checkParameters(data, kmsimport.KeySpec(spec), kmsimport.Algorithm(alg), time.Now())
 	var out []string
 	for _, f := range facts {
 		out = append(out, f[0]+": "+f[1])

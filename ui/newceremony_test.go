@@ -15,12 +15,12 @@ import (
 	"github.com/keyceremony/keyceremony/assets"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/words"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func ceremoniesWindow(t *testing.T) *MainWindow {
 	t.Helper()
-	softhsm.NewTestStore(t)
+	softhsmtest.NewStore(t)
 	a := test.NewTempApp(t)
 	w := NewMainWindow(a, Options{Page: "ceremonies"})
 	t.Cleanup(w.Close)

@@ -3,7 +3,7 @@ package ui
 import (
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 )
 
@@ -98,6 +98,7 @@ func scriptFields() []fieldDecl {
 		optNumber("certificate.max_path_length", secCert, "Path length", "basicConstraints pathLenConstraint; -1: none (roots should not set one).", func(s *script.Script) **int { return &certOf(s).MaxPathLength }).only(script.RootGeneration),
 		pick("certificate.signature_algorithm", secCert, "Signature algorithm", "", withUnset("(not set: the one matched to the key)", plainChoices(signatureAlgorithmNames()...)),
 			func(s *script.Script) *string { return &certOf(s).SignatureAlgorithm }).only(script.RootGeneration),
+		list("certificate.ignore_lints", secCert, "Ignored lints", "zlint lint names that do not apply; their findings are still recorded.", func(s *script.Script) *[]string { return &certOf(s).IgnoreLints }).only(script.RootGeneration),
 
 		text("backup.key_label", secBackup, "Key label", "The label of the key to back up; it was created with key.backup.", func(s *script.Script) *string { return &backupOf(s).KeyLabel }).only(script.KeyBackup),
 
@@ -270,21 +271,21 @@ func byokFields() []fieldDecl {
 			func(s *script.Script) *bool { return &b(s).AllowHostSteps }).only(kind),
 
 		pick("byok.expiration.model", secImport, "Key material expires", "", []choice{
-			{byok.KeyMaterialExpires, "KEY_MATERIAL_EXPIRES — on a date (at most 365 days ahead)"},
-			{byok.KeyMaterialDoesNotExpire, "KEY_MATERIAL_DOES_NOT_EXPIRE"}},
+			{kmsimport.KeyMaterialExpires, "KEY_MATERIAL_EXPIRES — on a date (at most 365 days ahead)"},
+			{kmsimport.KeyMaterialDoesNotExpire, "KEY_MATERIAL_DOES_NOT_EXPIRE"}},
 			func(s *script.Script) *string { return &b(s).Expiration.Model }).only(kind),
 		when("byok.expiration.valid_to", secImport, "Expires at", "Or a number of days below.", func(s *script.Script) *time.Time { return &b(s).Expiration.ValidTo }).only(kind).showIf(expires),
 		number("byok.expiration.valid_for_days", secImport, "Expires after (days)", "Counted from the ceremony, 1 to 365.", func(s *script.Script) *int { return &b(s).Expiration.ValidForDays }).only(kind).showIf(expires),
 		pick("byok.import_type", secImport, "Import", "", []choice{
 			{"", "first import of this key's material"},
-			{byok.ImportTypeNew, "NEW_KEY_MATERIAL — rotation by re-import (SYMMETRIC_DEFAULT)"},
-			{byok.ImportTypeExisting, "EXISTING_KEY_MATERIAL — the same material again"}},
+			{kmsimport.ImportTypeNew, "NEW_KEY_MATERIAL — rotation by re-import (SYMMETRIC_DEFAULT)"},
+			{kmsimport.ImportTypeExisting, "EXISTING_KEY_MATERIAL — the same material again"}},
 			func(s *script.Script) *string { return &b(s).ImportType }).only(kind),
 	}
 }
 
 func expires(s *script.Script) bool {
-	return s.BYOK != nil && s.BYOK.Expiration.Model != byok.KeyMaterialDoesNotExpire
+	return s.BYOK != nil && s.BYOK.Expiration.Model != kmsimport.KeyMaterialDoesNotExpire
 }
 
 func participants() fieldDecl {

@@ -25,14 +25,14 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // newTestForm builds a form in a test window; the token picker reads a
 // throwaway SoftHSM store.
 func newTestForm(t *testing.T, kind script.Kind) *ScriptForm {
 	t.Helper()
-	softhsm.NewTestStore(t)
+	softhsmtest.NewStore(t)
 	a := test.NewTempApp(t)
 	win := a.NewWindow("form")
 	t.Cleanup(win.Close)
@@ -392,7 +392,7 @@ func TestFormShowsProblemsUnderTheirFields(t *testing.T) {
 // The token picker fills module, URI pinned by serial and enrolment from a
 // token the module shows.
 func TestFormTokenPicker(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "Picker Token", []byte("so-pin-1111"), []byte("user-pin-1111"))
+	mod := softhsmtest.NewToken(t, "Picker Token", []byte("so-pin-1111"), []byte("user-pin-1111"))
 	a := test.NewTempApp(t)
 	win := a.NewWindow("form")
 	defer win.Close()

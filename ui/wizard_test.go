@@ -18,7 +18,7 @@ import (
 	"github.com/keyceremony/keyceremony/assets"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // rootScript adapts the shipped root template to a test token and directory,
@@ -78,7 +78,7 @@ func tapButton(t *testing.T, wz *Wizard, prefix string) {
 // TestWizardRehearsalRootCeremony drives a whole 3-of-5 rehearsal of the
 // shipped root template through the wizard with taps and typed shares.
 func TestWizardRehearsalRootCeremony(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "Root 2026", []byte("so-pin-4444"), []byte("user-pin-4444"))
+	mod := softhsmtest.NewToken(t, "Root 2026", []byte("so-pin-4444"), []byte("user-pin-4444"))
 	m, _ := hsm.Open(mod)
 	slot, err := m.FindToken(hsm.URI{Token: "Root 2026"})
 	m.Close()

@@ -18,7 +18,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // The ceremony subprocess tests re-execute this test binary as the
@@ -70,7 +70,7 @@ type room struct {
 
 func newRoom(t *testing.T) *room {
 	r := &room{soPIN: "vendor-so-1111", userPIN: "vendor-user-2222"}
-	r.module = softhsm.NewTestToken(t, "Root 2026", []byte(r.soPIN), []byte(r.userPIN))
+	r.module = softhsmtest.NewToken(t, "Root 2026", []byte(r.soPIN), []byte(r.userPIN))
 	m, err := hsm.Open(r.module)
 	if err != nil {
 		t.Fatal(err)

@@ -146,23 +146,11 @@ func tokenInit(_ context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer clear(user)
-	if err := m.InitToken(target.ID, so, *label); err != nil {
-		return err
-	}
-	tok, err := m.OpenToken(hsm.URI{Token: *label})
+	tok, err := m.InitTokenWithPINs(target.ID, *label, so, user)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	if err := tok.LoginSO(so); err != nil {
-		return err
-	}
-	if err := tok.InitPIN(user); err != nil {
-		return err
-	}
-	if err := tok.Logout(); err != nil {
-		return err
-	}
 	info, err := tok.Info()
 	if err != nil {
 		return err

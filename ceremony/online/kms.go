@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 )
 
 // KMS is the AWS KMS side of a BYOK import.
@@ -36,10 +36,10 @@ func NewKMS(ctx context.Context, c Connection) (*KMS, error) {
 type PrepareRequest struct {
 	KeyID           string // existing EXTERNAL key; empty to create one
 	Description     string // for a new key
-	KeySpec         byok.KeySpec
+	KeySpec         kmsimport.KeySpec
 	KeyUsage        string // ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC; default from the spec
-	Algorithm       byok.Algorithm
-	WrappingKeySpec byok.WrappingKeySpec
+	Algorithm       kmsimport.Algorithm
+	WrappingKeySpec kmsimport.WrappingKeySpec
 }
 
 // ParametersFile is the bundle the byok-wrap ceremony reads: the JSON of
@@ -48,21 +48,21 @@ const ParametersFile = "import-parameters.json"
 
 // Bundle is what PrepareBYOK wrote.
 type Bundle struct {
-	KeyARN            string               `json:"KeyId"`
-	ImportToken       []byte               `json:"ImportToken"`
-	PublicKey         []byte               `json:"PublicKey"`
-	ParametersValidTo time.Time            `json:"ParametersValidTo"`
-	KeySpec           byok.KeySpec         `json:"KeySpec"`
-	WrappingAlgorithm byok.Algorithm       `json:"WrappingAlgorithm"`
-	WrappingKeySpec   byok.WrappingKeySpec `json:"WrappingKeySpec"`
-	Created           bool                 `json:"CreatedKey"`
+	KeyARN            string                    `json:"KeyId"`
+	ImportToken       []byte                    `json:"ImportToken"`
+	PublicKey         []byte                    `json:"PublicKey"`
+	ParametersValidTo time.Time                 `json:"ParametersValidTo"`
+	KeySpec           kmsimport.KeySpec         `json:"KeySpec"`
+	WrappingAlgorithm kmsimport.Algorithm       `json:"WrappingAlgorithm"`
+	WrappingKeySpec   kmsimport.WrappingKeySpec `json:"WrappingKeySpec"`
+	Created           bool                      `json:"CreatedKey"`
 }
 
-func defaultUsage(spec byok.KeySpec) string {
+func defaultUsage(spec kmsimport.KeySpec) string {
 	switch spec {
-	case byok.SymmetricDefault:
+	case kmsimport.SymmetricDefault:
 		return "ENCRYPT_DECRYPT"
-	case byok.HMAC224, byok.HMAC256, byok.HMAC384, byok.HMAC512:
+	case kmsimport.HMAC224, kmsimport.HMAC256, kmsimport.HMAC384, kmsimport.HMAC512:
 		return "GENERATE_VERIFY_MAC"
 	}
 	return "SIGN_VERIFY"
@@ -71,7 +71,7 @@ func defaultUsage(spec byok.KeySpec) string {
 // PrepareBYOK creates (or checks) an EXTERNAL key, fetches import parameters
 // and writes them to dir/import-parameters.json for the ceremony.
 func (k *KMS) PrepareBYOK(ctx context.Context, r PrepareRequest, dir string) (*Bundle, error) {
-	if err := byok.Check(r.KeySpec, r.Algorithm, r.WrappingKeySpec); err != nil {
+	if err := kmsimport.Check(r.KeySpec, r.Algorithm, r.WrappingKeySpec); err != nil {
 		return nil, err
 	}
 	b := &Bundle{KeySpec: r.KeySpec, WrappingAlgorithm: r.Algorithm, WrappingKeySpec: r.WrappingKeySpec}
@@ -138,16 +138,16 @@ type ImportResult struct {
 // against the manifest, imports the material, confirms the key is Enabled,
 // and writes import-result.json.
 func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*ImportResult, error) {
-	manifestBytes, err := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	manifestBytes, err := os.ReadFile(filepath.Join(dir, kmsimport.ManifestFile))
 	if err != nil {
-		return nil, fmt.Errorf("read the ceremony's %s: %w", byok.ManifestFile, err)
+		return nil, fmt.Errorf("read the ceremony's %s: %w", kmsimport.ManifestFile, err)
 	}
-	var m byok.Manifest
+	var m kmsimport.Manifest
 	if err := json.Unmarshal(manifestBytes, &m); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", byok.ManifestFile, err)
+		return nil, fmt.Errorf("%s is damaged: %w", kmsimport.ManifestFile, err)
 	}
 	files := map[string][]byte{}
-	for _, name := range []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile} {
+	for _, name := range []string{kmsimport.EncryptedKeyMaterialFile, kmsimport.ImportTokenFile} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
@@ -163,12 +163,12 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 	}
 	in := &kms.ImportKeyMaterialInput{
 		KeyId:                aws.String(m.KeyID),
-		ImportToken:          files[byok.ImportTokenFile],
-		EncryptedKeyMaterial: files[byok.EncryptedKeyMaterialFile],
+		ImportToken:          files[kmsimport.ImportTokenFile],
+		EncryptedKeyMaterial: files[kmsimport.EncryptedKeyMaterialFile],
 		ExpirationModel:      types.ExpirationModelType(m.Import.ExpirationModel),
 		ImportType:           types.ImportType(m.Import.ImportType),
 	}
-	if m.Import.ExpirationModel == byok.KeyMaterialExpires {
+	if m.Import.ExpirationModel == kmsimport.KeyMaterialExpires {
 		in.ValidTo = aws.Time(m.Import.ValidTo)
 	}
 	out, err := k.client.ImportKeyMaterial(ctx, in)

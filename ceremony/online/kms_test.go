@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
@@ -25,41 +25,28 @@ func connect(t *testing.T, s *awsfake.Server) online.Connection {
 
 // wrapInToken plays the air-gapped ceremony's part on a SoftHSM token: it
 // reads the bundle, wraps a token key and writes the ceremony's outputs.
-func wrapInToken(t *testing.T, bundleDir, outDir string, spec byok.KeySpec, imp byok.Import) *hsm.Key {
+func wrapInToken(t *testing.T, bundleDir, outDir string, spec kmsimport.KeySpec, imp kmsimport.Import) *hsm.Key {
 	t.Helper()
-	mod := softhsm.NewTestToken(t, "BYOK", []byte("so-pin-0000"), []byte("user-pin-0000"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := m.OpenToken(hsm.URI{Token: "BYOK"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	if err := tok.Login([]byte("user-pin-0000")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, "BYOK")
 	data, err := os.ReadFile(filepath.Join(bundleDir, online.ParametersFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	params, err := byok.ParseParametersJSON(data)
+	params, err := kmsimport.ParseParametersJSON(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := byok.Spec(spec)
+	info, _ := kmsimport.Spec(spec)
 	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: info.TokenType, Label: "byok-" + string(spec), Extractable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := byok.Request{Params: params, Spec: spec, Algorithm: byok.RSAAESKeyWrapSHA256, Import: imp}
-	res, err := byok.Wrap(context.Background(), tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, time.Now())
+	req := kmsimport.Request{Params: params, Spec: spec, Algorithm: kmsimport.RSAAESKeyWrapSHA256, Import: imp}
+	res, err := kmsimport.Wrap(context.Background(), tok, key, req, hsm.WrapOptions{AllowHostSteps: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := byok.WriteOutputs(outDir, res, params.ImportToken); err != nil {
+	if _, err := kmsimport.WriteOutputs(outDir, res, params.ImportToken); err != nil {
 		t.Fatal(err)
 	}
 	return key
@@ -73,7 +60,7 @@ func TestBYOKRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundleDir := t.TempDir()
-	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: byok.SymmetricDefault, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA4096, Description: "BYOK test"}, bundleDir)
+	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAAESKeyWrapSHA256, WrappingKeySpec: kmsimport.WrappingRSA4096, Description: "BYOK test"}, bundleDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +68,7 @@ func TestBYOKRoundTrip(t *testing.T) {
 		t.Fatalf("prepare: created=%v state=%s", b.Created, srv.State(b.KeyARN))
 	}
 	outDir := t.TempDir()
-	key := wrapInToken(t, bundleDir, outDir, byok.SymmetricDefault, byok.Import{ExpirationModel: byok.KeyMaterialExpires, ValidTo: time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)})
+	key := wrapInToken(t, bundleDir, outDir, kmsimport.SymmetricDefault, kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialExpires, ValidTo: time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)})
 
 	res, err := k.ImportBYOK(ctx, outDir, time.Now())
 	if err != nil {
@@ -122,14 +109,14 @@ func TestBYOKImportRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundleDir := t.TempDir()
-	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: byok.HMAC256, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA2048}, bundleDir); err != nil {
+	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: kmsimport.HMAC256, Algorithm: kmsimport.RSAAESKeyWrapSHA256, WrappingKeySpec: kmsimport.WrappingRSA2048}, bundleDir); err != nil {
 		t.Fatal(err)
 	}
 	outDir := t.TempDir()
-	wrapInToken(t, bundleDir, outDir, byok.HMAC256, byok.Import{ExpirationModel: byok.KeyMaterialDoesNotExpire})
+	wrapInToken(t, bundleDir, outDir, kmsimport.HMAC256, kmsimport.Import{ExpirationModel: kmsimport.KeyMaterialDoesNotExpire})
 
 	// A file changed after the ceremony is refused before anything is sent.
-	p := filepath.Join(outDir, byok.EncryptedKeyMaterialFile)
+	p := filepath.Join(outDir, kmsimport.EncryptedKeyMaterialFile)
 	orig, _ := os.ReadFile(p)
 	os.WriteFile(p, append(bytes.Clone(orig), 0), 0o600)
 	calls := srv.Calls("ImportKeyMaterial")
@@ -147,7 +134,7 @@ func TestBYOKImportRefusals(t *testing.T) {
 		t.Errorf("expired token: %v", err)
 	}
 	// Existing keys must be EXTERNAL and of the spec asked for.
-	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: "nope", KeySpec: byok.HMAC256, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA2048}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no such key") {
+	if _, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: "nope", KeySpec: kmsimport.HMAC256, Algorithm: kmsimport.RSAAESKeyWrapSHA256, WrappingKeySpec: kmsimport.WrappingRSA2048}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no such key") {
 		t.Errorf("unknown key: %v", err)
 	}
 	// Then the real import succeeds.

@@ -182,6 +182,9 @@ type Certificate struct {
 	// SignatureAlgorithm overrides the default for the key type
 	// (ecdsa-sha256/384/512, sha256/384/512-rsa, sha256/384/512-rsa-pss).
 	SignatureAlgorithm string `yaml:"signature_algorithm"`
+	// IgnoreLints names zlint lints that do not apply to this private PKI;
+	// their findings are still recorded (as for the certificates the root signs).
+	IgnoreLints []string `yaml:"ignore_lints"`
 }
 
 // Name is a distinguished name.

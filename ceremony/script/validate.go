@@ -108,80 +108,8 @@ func (s *Script) validate() Problems {
 		bad("title", "required")
 	}
 
-	// The token.
-	if s.Token.Module == "" {
-		bad("token.module", "required: the absolute path of the PKCS#11 library")
-	} else if !filepath.IsAbs(s.Token.Module) {
-		bad("token.module", "must be an absolute path, got %q", s.Token.Module)
-	}
-	var uri hsm.URI
-	if s.Token.URI == "" {
-		bad("token.uri", "required: a PKCS#11 URI such as pkcs11:token=Root;serial=0123456789abcdef")
-	} else if u, err := hsm.ParseURI(s.Token.URI); err != nil {
-		bad("token.uri", "%v", err)
-	} else {
-		uri = u
-		if u.Object != "" || len(u.ID) > 0 || u.Type != "" {
-			bad("token.uri", "must select a token, not a key (remove object=, id=, type=)")
-		}
-		if u.ModulePath != "" && u.ModulePath != s.Token.Module {
-			bad("token.uri", "module-path %q differs from token.module %q", u.ModulePath, s.Token.Module)
-		}
-	}
-	allowedEnrol := map[Kind][]Enrol{
-		RootGeneration: {EnrolInitialize, EnrolChangePIN},
-		KeyRestore:     {EnrolInitialize, EnrolChangePIN},
-		KeyBackup:      {EnrolQuorum},
-		CASigning:      {EnrolQuorum},
-		CRLIssuance:    {EnrolQuorum},
-		BYOKWrap:       {EnrolQuorum},
-	}[s.Kind]
-	switch {
-	case s.Token.Enrol == "":
-		bad("token.enrol", "required: initialize (blank token), change-pin (initialised token) or quorum (enrolled by an earlier ceremony)")
-	case len(allowedEnrol) > 0 && !contains(allowedEnrol, s.Token.Enrol):
-		bad("token.enrol", "%q is not possible in a %s ceremony (allowed: %s)", s.Token.Enrol, s.Kind, joinAny(allowedEnrol))
-	}
-	if s.Token.Enrol == EnrolInitialize {
-		if s.Token.Label == "" || len(s.Token.Label) > 32 {
-			bad("token.label", "required when enrol is initialize: the token label to write, at most 32 bytes")
-		}
-		if s.Token.URI != "" && uri.Serial == "" && uri.SlotID == nil && uri.Token == "" {
-			bad("token.uri", "must select the blank token by serial=, slot-id= or token=")
-		}
-	} else {
-		if s.Token.Label != "" {
-			bad("token.label", "only used when enrol is initialize")
-		}
-		if s.Token.URI != "" && uri.Serial == "" {
-			bad("token.uri", "must pin the token's serial (serial=...) so the ceremony cannot run on another token")
-		}
-	}
-
-	// People.
-	names := map[string]bool{}
-	count := map[Role]int{}
-	for i, p := range s.Participants {
-		path := fmt.Sprintf("participants[%d]", i)
-		if strings.TrimSpace(p.Name) == "" {
-			bad(path+".name", "required")
-		} else if names[p.Name] {
-			bad(path+".name", "%q is listed twice; every participant needs a distinct name", p.Name)
-		}
-		names[p.Name] = true
-		switch p.Role {
-		case Administrator, Witness, Custodian, Auditor:
-			count[p.Role]++
-		default:
-			bad(path+".role", "unknown role %q (one of administrator, witness, custodian, auditor)", p.Role)
-		}
-	}
-	if count[Administrator] == 0 {
-		bad("participants", "needs a ceremony administrator (role: administrator)")
-	}
-	if count[Witness] == 0 {
-		bad("participants", "needs at least one internal witness (role: witness)")
-	}
+	s.validateToken(bad)
+	s.validateParticipants(bad)
 
 	// Quorum.
 	s.validateQuorum(bad)
@@ -245,6 +173,86 @@ func (s *Script) validate() Problems {
 		bad("output.prefix", "%q cannot start a file name (letters, digits, '.', '_', '-')", s.Output.Prefix)
 	}
 	return ps
+}
+
+// validateToken checks the token section: module, URI and enrolment.
+func (s *Script) validateToken(bad func(string, string, ...any)) {
+	if s.Token.Module == "" {
+		bad("token.module", "required: the absolute path of the PKCS#11 library")
+	} else if !filepath.IsAbs(s.Token.Module) {
+		bad("token.module", "must be an absolute path, got %q", s.Token.Module)
+	}
+	var uri hsm.URI
+	if s.Token.URI == "" {
+		bad("token.uri", "required: a PKCS#11 URI such as pkcs11:token=Root;serial=0123456789abcdef")
+	} else if u, err := hsm.ParseURI(s.Token.URI); err != nil {
+		bad("token.uri", "%v", err)
+	} else {
+		uri = u
+		if u.Object != "" || len(u.ID) > 0 || u.Type != "" {
+			bad("token.uri", "must select a token, not a key (remove object=, id=, type=)")
+		}
+		if u.ModulePath != "" && u.ModulePath != s.Token.Module {
+			bad("token.uri", "module-path %q differs from token.module %q", u.ModulePath, s.Token.Module)
+		}
+	}
+	allowedEnrol := map[Kind][]Enrol{
+		RootGeneration: {EnrolInitialize, EnrolChangePIN},
+		KeyRestore:     {EnrolInitialize, EnrolChangePIN},
+		KeyBackup:      {EnrolQuorum},
+		CASigning:      {EnrolQuorum},
+		CRLIssuance:    {EnrolQuorum},
+		BYOKWrap:       {EnrolQuorum},
+	}[s.Kind]
+	switch {
+	case s.Token.Enrol == "":
+		bad("token.enrol", "required: initialize (blank token), change-pin (initialised token) or quorum (enrolled by an earlier ceremony)")
+	case len(allowedEnrol) > 0 && !contains(allowedEnrol, s.Token.Enrol):
+		bad("token.enrol", "%q is not possible in a %s ceremony (allowed: %s)", s.Token.Enrol, s.Kind, joinAny(allowedEnrol))
+	}
+	if s.Token.Enrol == EnrolInitialize {
+		if s.Token.Label == "" || len(s.Token.Label) > 32 {
+			bad("token.label", "required when enrol is initialize: the token label to write, at most 32 bytes")
+		}
+		if s.Token.URI != "" && uri.Serial == "" && uri.SlotID == nil && uri.Token == "" {
+			bad("token.uri", "must select the blank token by serial=, slot-id= or token=")
+		}
+	} else {
+		if s.Token.Label != "" {
+			bad("token.label", "only used when enrol is initialize")
+		}
+		if s.Token.URI != "" && uri.Serial == "" {
+			bad("token.uri", "must pin the token's serial (serial=...) so the ceremony cannot run on another token")
+		}
+	}
+}
+
+// validateParticipants checks the people: distinct names, known roles, an
+// administrator and a witness.
+func (s *Script) validateParticipants(bad func(string, string, ...any)) {
+	names := map[string]bool{}
+	count := map[Role]int{}
+	for i, p := range s.Participants {
+		path := fmt.Sprintf("participants[%d]", i)
+		if strings.TrimSpace(p.Name) == "" {
+			bad(path+".name", "required")
+		} else if names[p.Name] {
+			bad(path+".name", "%q is listed twice; every participant needs a distinct name", p.Name)
+		}
+		names[p.Name] = true
+		switch p.Role {
+		case Administrator, Witness, Custodian, Auditor:
+			count[p.Role]++
+		default:
+			bad(path+".role", "unknown role %q (one of administrator, witness, custodian, auditor)", p.Role)
+		}
+	}
+	if count[Administrator] == 0 {
+		bad("participants", "needs a ceremony administrator (role: administrator)")
+	}
+	if count[Witness] == 0 {
+		bad("participants", "needs at least one internal witness (role: witness)")
+	}
 }
 
 func (s *Script) validateQuorum(bad func(string, string, ...any)) {

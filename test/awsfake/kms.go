@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 )
 
 // KMS is a local AWS KMS for BYOK: keys with Origin EXTERNAL, import
@@ -272,7 +272,7 @@ func unwrapImport(p *importParams, ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keywrap.UnwrapPad(aesKey, ct[n:])
+	return kwp.Unwrap(aesKey, ct[n:])
 }
 
 var secretLen = map[string]int{"SYMMETRIC_DEFAULT": 32, "HMAC_224": 28, "HMAC_256": 32, "HMAC_384": 48, "HMAC_512": 64}

@@ -188,7 +188,7 @@ func TestBackupAndRestore(t *testing.T) {
 	softhsmtest.InitToken(t, w.module, "Root 2026 B", so2, user2)
 	serial2 := tokenSerial(t, w.module, "Root 2026 B")
 	restore := w.writeScript("restore.yaml", "key-restore.yaml", "pkcs11:token=Root%202026%20B;serial="+serial2, filepath.Join(w.dir, "restore-output"),
-		"# repair_padding: true", "repair_padding: true")
+		"  certificate: {path: ceremony-output/example-root-2026.cert.pem}\n\noutput:", "  certificate: {path: ceremony-output/example-root-2026.cert.pem}\n  repair_padding: true\n\noutput:")
 	p := w.cardsOnly("root", "Dan Diaz", "Frank Fox", "Grace Gray")
 	p.recovery = []turn{{custodian: "Carol Chen"}, {custodian: "Karl Kim"}, {custodian: "Ivan Ito"}}
 	p.PINs.SO, p.PINs.User = string(so2), string(user2)

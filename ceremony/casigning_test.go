@@ -195,7 +195,7 @@ type caSigningRun struct {
 var csrPath = csrAt("issuing-ca-1.csr")
 
 func csrAt(name string) string {
-	return "csr: {path: inputs/" + name + ", sha256: " + strings.Repeat("0", 64) + "}"
+	return "csr: {path: inputs/" + name + ", sha256: \"" + strings.Repeat("0", 64) + "\"}"
 }
 
 // subordinateP384: a P-384 subordinate and the CRL from the shipped template.
@@ -320,7 +320,7 @@ func (c *caSigningRun) subordinateRSA(t *testing.T) {
 `, "      accept_csr_subject: true\n",
 		"validity_days: 3650", "validity_days: 9000",
 		"digital_signature: false", "digital_signature: true",
-		"      # permitted_dns_domains: [example.com]", "      permitted_dns_domains: [example.com]")
+		"      policies: [2.5.29.32.0]\n", "      policies: [2.5.29.32.0]\n      permitted_dns_domains: [example.com]\n")
 	s = rewrite(t, s, cutSection("  crl:\n"))
 	res, err := w.run(s, f.quorumPrompter("Carol Chen", "Erin Evans", "Grace Gray"), Options{})
 	if err != nil {
@@ -365,7 +365,7 @@ func (c *caSigningRun) crlNumbersIncrease(t *testing.T) {
 		out := filepath.Join(w.dir, id)
 		edits := []string{"id: example-root-2026-crl-2027", "id: " + id}
 		if lastPath != "" {
-			edits = append(edits, "    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+			edits = append(edits, "    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 		}
 		s := w.writeScript(id+".yaml", "crl.yaml", "pkcs11:serial="+w.serial, out, edits...)
 		res, err := w.run(s, f.quorumPrompter(), Options{})
@@ -399,7 +399,7 @@ func (c *caSigningRun) crlNumbersIncrease(t *testing.T) {
 	defer os.WriteFile(filepath.Join(f.out, "crlnumber"), []byte("3\n"), 0o600)
 	s := w.writeScript("crl-old-counter.yaml", "crl.yaml", "pkcs11:serial="+w.serial, filepath.Join(w.dir, "crl-old-counter"),
 		"id: example-root-2026-crl-2027", "id: example-root-2026-crl-c",
-		"    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+		"    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "the previous CRL already has number 3") {
 		t.Fatalf("old counter: %v", err)
 	}

@@ -135,7 +135,7 @@ func (w *world) writeScript(name, tmpl, uri, out string, edits ...string) *scrip
 }
 
 // templatePin is the placeholder pin of the signing templates.
-var templatePin = regexp.MustCompile(`\{path: ([^,}]+), sha256: 0{64}\}`)
+var templatePin = regexp.MustCompile(`\{path: ([^,}]+), sha256: "0{64}"\}`)
 
 // pinInputs replaces each placeholder pin by the SHA-256 of the file, as a
 // reviewer does with sha256sum; a file that does not exist yet keeps the
@@ -151,7 +151,7 @@ func (w *world) pinInputs(s string) string {
 			return m
 		}
 		sum := sha256.Sum256(raw)
-		return strings.Replace(m, strings.Repeat("0", 64), hex.EncodeToString(sum[:]), 1)
+		return strings.Replace(m, `"`+strings.Repeat("0", 64)+`"`, hex.EncodeToString(sum[:]), 1)
 	})
 }
 

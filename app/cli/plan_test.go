@@ -67,7 +67,7 @@ func TestPlanReportsPCAOU(t *testing.T) {
 	s := string(b)
 	for p, raw := range files {
 		sum := sha256.Sum256(raw)
-		s = strings.Replace(s, "{path: "+p+", sha256: "+strings.Repeat("0", 64)+"}", fmt.Sprintf("{path: %s, sha256: %s}", p, hex.EncodeToString(sum[:])), 1)
+		s = strings.Replace(s, "{path: "+p+", sha256: \""+strings.Repeat("0", 64)+"\"}", fmt.Sprintf("{path: %s, sha256: %s}", p, hex.EncodeToString(sum[:])), 1)
 	}
 	s = strings.Replace(s, "module: /usr/lib/softhsm/libsofthsm2.so", "module: /nonexistent/libnothing.so", 1)
 	s = strings.Replace(s, "      subject:\n        common_name: Example Corp Issuing CA 1\n        organization: Example Corp\n        country: DE\n", "      accept_csr_subject: true\n", 1)

@@ -81,7 +81,7 @@ func TestProblems(t *testing.T) {
 			[]string{"key.lable: unknown key (allowed here: backup, label, type)"}},
 		{"unknown top-level key",
 			rep("kind: root-generation\n", "kind: root-generation\nkinda: x\n"),
-			[]string{"line 9: kinda: unknown key"}},
+			[]string{"line 15: kinda: unknown key"}},
 		{"duplicate key names both lines",
 			rep("  threshold: 3\n", "  threshold: 3\n  threshold: 2\n"),
 			[]string{"quorum.threshold: duplicate key (first set on line"}},
@@ -178,7 +178,7 @@ func TestProblems(t *testing.T) {
 			[]string{"id: required: 3-64 characters"}},
 		{"validation problem carries its line",
 			rep("threshold: 3", "threshold: 9"),
-			[]string{"line 37: quorum.threshold"}},
+			[]string{"line 44: quorum.threshold"}},
 	}
 	base := template(t, "root-generation.yaml")
 	for _, tc := range tests {

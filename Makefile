@@ -57,8 +57,11 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The end-to-end package builds the real binary (cgo, Fyne) in its TestMain,
+# inside the test timeout: on a brand-new machine that build is cold and runs
+# beside every other package's tests, so the default 10 minutes is too short.
 test: deps-test vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz:
 	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r dirname | sort -u); do \

@@ -20,7 +20,7 @@ func (w *world) interruptAfter(t *testing.T, s *script.Script, stop string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e, err := New(s, Options{Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
+	e, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
 		if si.ID == stop {
 			cancel()
 		}
@@ -67,7 +67,7 @@ func TestAmendedScriptResumes(t *testing.T) {
 	before := entryCount(t, tr)
 
 	for _, bad := range []struct{ from, to, want string }{
-		{"threshold: 3", "threshold: 2", "quorum (already used by issue-shares, unlock, enrol-token)"},
+		{"threshold: 3", "threshold: 2", "quorum (already used by share-delivery, issue-shares, unlock, enrol-token)"},
 		{"min_free_mb: 16", "min_free_mb: 17", "preflight (already used by air-gap, free-space)"},
 	} {
 		ns := rewriteScript(t, s, bad.from, bad.to)
@@ -91,6 +91,14 @@ func TestAmendedScriptResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	amend := entryByStep(t, rep, stepAmend)
+	// The amendment is anchored like any entry: the quorum's MAC (it comes
+	// after the unlock), and the chain the token's signatures cover.
+	if amend.MAC == "" {
+		t.Error("the amend-script entry carries no quorum MAC")
+	}
+	if err := rep.Check(transcript.Expect{}); err != nil {
+		t.Errorf("the amended transcript does not pass verify's checks: %v", err)
+	}
 	if amend.Detail("sections changed") != "key" || amend.Detail("old script sha256") != hex.EncodeToString(s.SHA256[:]) ||
 		amend.Detail("new script sha256") != hex.EncodeToString(ns.SHA256[:]) || len(amend.Actors) != 2 {
 		t.Errorf("amendment recorded as %+v", amend)

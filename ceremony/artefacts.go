@@ -167,7 +167,12 @@ func buildRoot(e *Engine, k *hsm.Key, rec lintRecord) (certsign.Template, certsi
 		return certsign.Template{}, certsign.Options{}, nil, err
 	}
 	tmpl.SignatureAlgorithm = e.s.SignatureAlgorithm()
-	return certsign.Certificate(tmpl, nil, k.Public()), certsign.Options{Ignore: c.IgnoreLints}, nil, nil
+	var notes []string
+	if e.opt.Rehearse {
+		certprofile.MarkRehearsal(tmpl)
+		notes = append(notes, "rehearsal: REHEARSAL in the subject's common name and organization, and the rehearsal policy "+certprofile.RehearsalPolicy.String())
+	}
+	return certsign.Certificate(tmpl, nil, k.Public()), certsign.Options{Ignore: c.IgnoreLints}, notes, nil
 }
 
 func buildSubordinate(e *Engine, _ *hsm.Key, rec lintRecord) (certsign.Template, certsign.Options, []string, error) {
@@ -241,7 +246,7 @@ func counterStillAt(e *Engine, rec lintRecord) error {
 		return err
 	}
 	if last := new(big.Int).Sub(next, big.NewInt(1)); last.Cmp(n) > 0 {
-		return fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile; start a new ceremony", last, n)
+		return startOver{fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile", last, n)}
 	}
 	return nil
 }

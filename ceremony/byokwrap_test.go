@@ -119,7 +119,7 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string
 	}
 	out := filepath.Join(w.dir, "byok-out", id)
 	s := w.writeScript(id+".yaml", "byok-wrap.yaml", w.uri, out, edits...)
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	return e, out, err
 }
 
@@ -319,7 +319,7 @@ func TestBYOKRefusals(t *testing.T) {
 		doc["KeySpec"], doc["WrappingAlgorithm"], doc["WrappingKeySpec"] = "SYMMETRIC_DEFAULT", "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048"
 		raw, _ = json.Marshal(doc)
 		os.WriteFile(p, raw, 0o600)
-		_, err = New(e.Script(), Options{Prompter: f.quorumPrompter()})
+		_, err = New(e.Script(), Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 		if err == nil || !strings.Contains(err.Error(), "byok.wrapping_algorithm: the parameters were requested for RSA_AES_KEY_WRAP_SHA_256, the script says RSAES_OAEP_SHA_1") {
 			t.Fatalf("mismatch: %v", err)
 		}
@@ -349,7 +349,7 @@ func TestBYOKRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := rep.Final(); last.Step != "token" || last.OK() {
+		if last := rep.Last(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
 		}
 		for _, en := range rep.Entries {

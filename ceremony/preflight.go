@@ -116,7 +116,7 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	if e.opt.Rehearse {
 		r.detail("rehearsal", "yes: throwaway SoftHSM token, outputs are not for production")
 	}
-	return nil
+	return e.recordBegin(r)
 }
 
 // upInterfaces lists interfaces other than loopback that are up, with their
@@ -272,6 +272,12 @@ func runToken(ctx context.Context, r *stepRun) error {
 		}
 		e.tokenID = &id
 	}
+	mf, err := e.moduleFile(e.modulePath)
+	r.entry.Inputs = append(r.entry.Inputs, mf)
+	if err != nil {
+		return err
+	}
+	r.detail("module sha256", mf.SHA256)
 	e.slotID = slot.ID
 	facts := []Fact{
 		{Label: "Module", Value: fmt.Sprintf("%s (%s %s, library %s)", e.modulePath, info.Manufacturer, info.Description, info.LibraryVersion)},

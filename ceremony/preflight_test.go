@@ -58,7 +58,7 @@ func TestPreflightStops(t *testing.T) {
 			if verr != nil {
 				t.Fatal(verr)
 			}
-			last := rep.Final()
+			last := rep.Last()
 			if last.Step != tc.step || last.OK() || !strings.Contains(last.Error, tc.want) {
 				t.Fatalf("last entry = %s %s %q", last.Step, last.Result, last.Error)
 			}

@@ -67,7 +67,7 @@ func TestTPMCeremonies(t *testing.T) {
 		if verr != nil {
 			t.Fatal(verr)
 		}
-		if last := rep.Final(); last.Step != "token" || last.OK() {
+		if last := rep.Last(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s, want the failed token step", last.Step, last.Result)
 		}
 	})
@@ -103,7 +103,7 @@ func TestTPMCeremonies(t *testing.T) {
 		}
 		csr := opensslCSR(t, inputs, "tpm-sub", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384")
 		out := filepath.Join(w.dir, "tpm-sign-out")
-		s := w.writeScript("sign.yaml", "ca-signing.yaml", w.uri, out, csrPath, "csr: {path: inputs/"+filepath.Base(csr)+"}")
+		s := w.writeScript("sign.yaml", "ca-signing.yaml", w.uri, out, csrPath, csrAt(filepath.Base(csr)))
 		if _, err := w.run(s, f.quorumPrompter(), Options{}); err != nil {
 			t.Fatalf("ceremony: %v\n%s", err, w.log.String())
 		}
@@ -146,7 +146,7 @@ func TestTPMCeremonies(t *testing.T) {
 				t.Error("the quorum was unlocked for a ceremony the token cannot carry out")
 			}
 		}
-		if last := rep.Final(); last.Step != "token" || last.OK() {
+		if last := rep.Last(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
 		}
 	})

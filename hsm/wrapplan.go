@@ -144,6 +144,15 @@ func missing(err error) string {
 	return err.Error()
 }
 
+// KWPCompliant reports whether the token's CKM_AES_KEY_WRAP_PAD follows
+// RFC 5649 for material whose length is not a multiple of 8 (see
+// kwpCompliant), which key backups record: a backup made by a token that
+// does not needs its padding repaired before a compliant token unwraps it.
+func (t *Token) KWPCompliant() bool {
+	caps, err := t.Capabilities()
+	return err == nil && caps.CanWrapKWP() == nil && t.kwpCompliant()
+}
+
 // kwpCompliant probes once whether the token's CKM_AES_KEY_WRAP_PAD follows
 // RFC 5649 for material whose length is not a multiple of 8. SoftHSM 2.6
 // zero-pads the material first and records the padded length, so a 28-byte

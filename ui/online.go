@@ -18,6 +18,8 @@ import (
 	"github.com/keyceremony/keyceremony/audit/athena"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
 	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/audit/kmsinventory"
+	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/audit/store"
 	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
@@ -421,11 +423,11 @@ func (p *onlinePage) inventoryCard() fyne.CanvasObject {
 			return nil, err
 		}
 		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			k, err := online.NewKMS(ctx, c)
+			cfg, err := c.Load(ctx)
 			if err != nil {
 				return "", err
 			}
-			sum, err := k.ExportInventory(ctx, file, online.InventoryOptions{Progress: func(pr online.InventoryProgress) {
+			sum, err := kmsinventory.New(cfg, c.Endpoint).Export(ctx, file, kmsinventory.Options{Progress: func(pr kmsinventory.Progress) {
 				progress(fmt.Sprintf("%d of %d keys examined", pr.Done, pr.Keys))
 			}})
 			if err != nil {
@@ -452,18 +454,18 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 		if err != nil {
 			return nil, err
 		}
-		req := online.TrailRequest{Bucket: strings.TrimSpace(bucket.Text), Prefix: strings.TrimSpace(prefix.Text),
-			Accounts: online.ParseList(accounts.Text), Regions: online.ParseList(regions.Text), From: first, To: last, Dir: out.Text}
+		req := s3trail.Request{Bucket: strings.TrimSpace(bucket.Text), Prefix: strings.TrimSpace(prefix.Text),
+			Accounts: s3trail.ParseList(accounts.Text), Regions: s3trail.ParseList(regions.Text), From: first, To: last, Dir: out.Text}
 		ingestToo, db := load.Checked, p.w.settings().AuditDB()
 		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			tl, err := online.NewTrailLogs(ctx, c)
+			cfg, err := c.Load(ctx)
 			if err != nil {
 				return "", err
 			}
-			req.Progress = func(pr online.TrailProgress) {
+			req.Progress = func(pr s3trail.Progress) {
 				progress(fmt.Sprintf("%s: %d files listed, %d downloaded, %d already here, %d failed", pr.Day, pr.Listed, pr.Downloaded, pr.Skipped, pr.Failed))
 			}
-			sum, err := tl.Download(ctx, req)
+			sum, err := s3trail.New(cfg, c.Endpoint).Download(ctx, req)
 			if sum == nil {
 				return "", err
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -199,7 +200,11 @@ func checkTranscript(dir string, manifest []byte, files map[string][]byte) (*Tra
 				return nil, fmt.Errorf("%s is not the file the ceremony's transcript records (entry %d): do not import it (nothing was sent to AWS)", name, en.Seq)
 			}
 		}
-		return &TranscriptCheck{Path: found[0], FinalHash: rep.Final().Hash, WrapEntry: en.Seq}, nil
+		final, ok := rep.Final()
+		if !ok {
+			return nil, fmt.Errorf("the transcript %s is not complete (missing: %s): the ceremony did not end; do not import (nothing was sent to AWS)", found[0], strings.Join(rep.Missing(), ", "))
+		}
+		return &TranscriptCheck{Path: found[0], FinalHash: final.Hash, WrapEntry: en.Seq}, nil
 	}
 	return nil, fmt.Errorf("the transcript %s records no completed wrap step: it is not the byok-wrap ceremony that wrote these files", found[0])
 }

@@ -170,6 +170,11 @@ func recordWrap(t *testing.T, dir string) {
 	if _, err := w.Append(transcript.Entry{Step: "wrap", Action: "Key material wrapped for AWS KMS", Outputs: outs}); err != nil {
 		t.Fatal(err)
 	}
+	for _, step := range []string{"finish", transcript.StepPDF} {
+		if _, err := w.Append(transcript.Entry{Step: step, Action: step}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // editManifest rewrites the manifest as an insider would to match a replaced

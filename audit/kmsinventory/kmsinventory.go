@@ -1,10 +1,18 @@
-package online
+// Package kmsinventory exports a region's KMS key inventory: what
+// CloudTrail alone cannot show about a key (spec, origin, manager, state,
+// rotation settings and history, aliases, last use), gathered with
+// read-only KMS calls and written in the combined inventory format that
+// audit/inventory declares and the ingest reads (docs/audit-ingest.md). It
+// opens a connection to AWS KMS, and only because a person started
+// `keyceremony aws inventory` or the GUI's inventory action.
+package kmsinventory
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -17,78 +25,39 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/keyceremony/keyceremony/audit/inventory"
+	"github.com/keyceremony/keyceremony/internal/awsapi"
+	"github.com/keyceremony/keyceremony/internal/newfile"
 )
 
-// The key inventory: what CloudTrail alone cannot show about a key (spec,
-// origin, manager, state, rotation settings and history, aliases, last
-// use), written in the combined inventory format the audit store ingests
-// (audit/inventory, docs/audit-ingest.md):
-//
-//	{"Inventory": {"GeneratedAt", "Account", "Region", "Keys": [
-//	   {"KeyMetadata", "Rotation", "Rotations", "Aliases", "KeyLastUsage", "Errors"}],
-//	 "UnattachedAliases", "Notes"}}
-//
-// KeyMetadata, Rotation (get-key-rotation-status), Aliases (list-aliases
-// entries) and KeyLastUsage are what the ingest reads; Rotations
-// (list-key-rotations with IncludeKeyMaterial=ALL_KEY_MATERIAL), Errors,
-// UnattachedAliases and Notes are kept with the document as evidence.
-// Every AWS object is written with AWS's member names and ISO 8601 UTC
-// dates, as the AWS CLI v2 prints them, leaving out absent members.
-
-// InventoryDocument is the file's top level.
-type InventoryDocument struct {
-	Inventory Inventory `json:"Inventory"`
+// Exporter asks one region's KMS about its keys.
+type Exporter struct {
+	client *kms.Client
 }
 
-// Inventory is one account and region at one moment.
-type Inventory struct {
-	GeneratedAt time.Time      `json:"GeneratedAt"`
-	Account     string         `json:"Account,omitempty"`
-	Region      string         `json:"Region"`
-	Keys        []InventoryKey `json:"Keys"`
-	// UnattachedAliases point to no key (AWS creates alias/aws/* before
-	// the service first uses its key).
-	UnattachedAliases []map[string]any `json:"UnattachedAliases,omitempty"`
-	// Notes say what could not be asked at all, such as an operation this
-	// endpoint does not offer.
-	Notes []string `json:"Notes,omitempty"`
+// New is an exporter for cfg's region, at endpoint if set (tests, VPC
+// endpoints).
+func New(cfg aws.Config, endpoint string) *Exporter {
+	return &Exporter{client: kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = awsapi.Endpoint(endpoint) })}
 }
 
-// InventoryKey is what was learnt about one key. Members are absent when
-// the operation does not apply to the key or failed (see Errors): an
-// absent Rotation means "not known", never "rotation disabled".
-type InventoryKey struct {
-	KeyMetadata  map[string]any   `json:"KeyMetadata"`
-	Rotation     map[string]any   `json:"Rotation,omitempty"`
-	Rotations    []map[string]any `json:"Rotations,omitempty"`
-	Aliases      []map[string]any `json:"Aliases,omitempty"`
-	KeyLastUsage map[string]any   `json:"KeyLastUsage,omitempty"`
-	Errors       []InventoryError `json:"Errors,omitempty"`
-}
-
-// InventoryError records a call that failed for one key; the export goes on.
-type InventoryError struct {
-	Operation string `json:"Operation"`
-	Code      string `json:"Code"`
-	Message   string `json:"Message"`
-}
-
-// InventoryProgress is reported after each key.
-type InventoryProgress struct {
+// Progress is reported after each key.
+type Progress struct {
 	Keys, Done int
 }
 
-// InventoryOptions tune an export.
-type InventoryOptions struct {
+// Options tune an export.
+type Options struct {
 	// Workers is the number of keys examined at once (default 4): a few
 	// calls per key, and accounts hold thousands of keys.
 	Workers  int
-	Progress func(InventoryProgress) // called from one goroutine at a time
+	Progress func(Progress) // called from one goroutine at a time
 	Now      func() time.Time
 }
 
-// InventorySummary is what ExportInventory tells the operator.
-type InventorySummary struct {
+// Summary is what Export tells the operator.
+type Summary struct {
 	File            string
 	Account, Region string
 	Keys, Aliases   int
@@ -100,7 +69,7 @@ type InventorySummary struct {
 	Notes           []string
 }
 
-func (s *InventorySummary) String() string {
+func (s *Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Wrote the inventory of account %s, region %s to %s: %d keys, %d aliases (%d pointing to no key), rotation status of %d keys, %d key materials, last use of %d keys.\n",
 		orNone(s.Account), s.Region, s.File, s.Keys, s.Aliases, s.Unattached, s.RotationStatus, s.Rotations, s.LastUsage)
@@ -124,30 +93,30 @@ func orNone(s string) string {
 	return s
 }
 
-// ExportInventory lists every key of the region with ListKeys, describes
-// each, adds its rotation status and key materials where KMS has them,
-// its aliases and its last use, and writes the combined inventory to path
+// Export lists every key of the region with ListKeys, describes each,
+// adds its rotation status and key materials where KMS has them, its
+// aliases and its last use, and writes the combined inventory to path
 // (0600, never over an existing file). A failure for one key is recorded
 // in the file and the export goes on; failing to list keys or aliases
 // stops it, and nothing is written.
-func (k *KMS) ExportInventory(ctx context.Context, path string, opt InventoryOptions) (*InventorySummary, error) {
+func (k *Exporter) Export(ctx context.Context, path string, opt Options) (*Summary, error) {
 	// Refused before the first call, not after minutes of them; the write
 	// itself is O_EXCL, so a file appearing meanwhile is not overwritten.
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("%s already exists: choose another file name (nothing is overwritten)", path)
 	}
-	inv, err := k.Inventory(ctx, opt)
+	inv, err := k.Gather(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
-	data, err := json.MarshalIndent(InventoryDocument{*inv}, "", "  ")
+	data, err := json.MarshalIndent(inventory.Document{Inventory: *inv}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := writeNewFile(path, append(data, '\n')); err != nil {
+	if err := newfile.Write(path, append(data, '\n'), "choose another file name (nothing is overwritten)"); err != nil {
 		return nil, err
 	}
-	s := &InventorySummary{File: path, Account: inv.Account, Region: inv.Region, Keys: len(inv.Keys), Unattached: len(inv.UnattachedAliases), Notes: inv.Notes}
+	s := &Summary{File: path, Account: inv.Account, Region: inv.Region, Keys: len(inv.Keys), Unattached: len(inv.UnattachedAliases), Notes: inv.Notes}
 	s.Aliases = s.Unattached
 	for _, key := range inv.Keys {
 		s.Aliases += len(key.Aliases)
@@ -159,19 +128,19 @@ func (k *KMS) ExportInventory(ctx context.Context, path string, opt InventoryOpt
 			s.LastUsage++
 		}
 		for _, e := range key.Errors {
-			s.Errors = append(s.Errors, fmt.Sprintf("%s %s: %s: %s", e.Operation, key.KeyMetadata["Arn"], e.Code, e.Message))
+			s.Errors = append(s.Errors, fmt.Sprintf("%s %s: %s: %s", e.Operation, key.ARN(), e.Code, e.Message))
 		}
 	}
 	return s, nil
 }
 
-// Inventory gathers the inventory without writing it.
-func (k *KMS) Inventory(ctx context.Context, opt InventoryOptions) (*Inventory, error) {
+// Gather asks KMS for the inventory without writing it.
+func (k *Exporter) Gather(ctx context.Context, opt Options) (*inventory.Snapshot, error) {
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	inv := &Inventory{GeneratedAt: now().UTC().Truncate(time.Second), Region: k.client.Options().Region, Keys: []InventoryKey{}}
+	inv := &inventory.Snapshot{GeneratedAt: inventory.TimeOf(now()), Region: k.client.Options().Region, Keys: []inventory.KeyEntry{}}
 
 	var listed []types.KeyListEntry
 	pages := kms.NewListKeysPaginator(k.client, &kms.ListKeysInput{Limit: aws.Int32(1000)})
@@ -184,7 +153,7 @@ func (k *KMS) Inventory(ctx context.Context, opt InventoryOptions) (*Inventory, 
 	}
 	// Aliases are listed once for the account and region, then given to
 	// their keys: one call per 100 aliases instead of one per key.
-	aliases := map[string][]map[string]any{} // by target key id
+	aliases := map[string][]json.RawMessage{} // by target key id
 	apages := kms.NewListAliasesPaginator(k.client, &kms.ListAliasesInput{Limit: aws.Int32(100)})
 	for apages.HasMorePages() {
 		out, err := apages.NextPage(ctx, patient)
@@ -192,7 +161,7 @@ func (k *KMS) Inventory(ctx context.Context, opt InventoryOptions) (*Inventory, 
 			return nil, explainInventory("list the aliases (ListAliases)", err)
 		}
 		for _, a := range out.Aliases {
-			m := awsJSON(&a)
+			m := raw(awsJSON(&a))
 			if id := aws.ToString(a.TargetKeyId); id != "" {
 				aliases[id] = append(aliases[id], m)
 			} else {
@@ -208,7 +177,7 @@ func (k *KMS) Inventory(ctx context.Context, opt InventoryOptions) (*Inventory, 
 
 	// Keys are examined by a few workers; each result goes to its own
 	// slot, so the file lists keys in ListKeys' order whatever finishes first.
-	inv.Keys = make([]InventoryKey, len(listed))
+	inv.Keys = make([]inventory.KeyEntry, len(listed))
 	workers := opt.Workers
 	if workers <= 0 {
 		workers = 4
@@ -236,7 +205,7 @@ func (k *KMS) Inventory(ctx context.Context, opt InventoryOptions) (*Inventory, 
 				}
 				done++
 				if opt.Progress != nil {
-					opt.Progress(InventoryProgress{Keys: len(listed), Done: done})
+					opt.Progress(Progress{Keys: len(listed), Done: done})
 				}
 				mu.Unlock()
 			}
@@ -266,8 +235,8 @@ feed:
 	return inv, nil
 }
 
-func dropOperation(errs []InventoryError, op, code string) []InventoryError {
-	var out []InventoryError
+func dropOperation(errs []inventory.CallError, op, code string) []inventory.CallError {
+	var out []inventory.CallError
 	for _, e := range errs {
 		if e.Operation != op || e.Code != code {
 			out = append(out, e)
@@ -278,11 +247,11 @@ func dropOperation(errs []InventoryError, op, code string) []InventoryError {
 
 // inventoryKey asks KMS about one key. It reports whether GetKeyLastUsage
 // turned out not to exist at this endpoint.
-func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliases map[string][]map[string]any, skipUsage bool) (key InventoryKey, unknownOp bool) {
+func (k *Exporter) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliases map[string][]json.RawMessage, skipUsage bool) (key inventory.KeyEntry, unknownOp bool) {
 	arn, id := aws.ToString(entry.KeyArn), aws.ToString(entry.KeyId)
 	key.Aliases = aliases[id]
 	record := func(op string, err error) {
-		e := InventoryError{Operation: op, Code: "Error", Message: err.Error()}
+		e := inventory.CallError{Operation: op, Code: "Error", Message: err.Error()}
 		var ae smithy.APIError
 		if errors.As(err, &ae) {
 			e.Code, e.Message = ae.ErrorCode(), ae.ErrorMessage()
@@ -293,12 +262,12 @@ func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliase
 	if err != nil {
 		// The key is still listed, with what ListKeys said of it, so the
 		// report knows it exists and that its metadata is missing.
-		key.KeyMetadata = map[string]any{"KeyId": id, "Arn": arn}
+		key.KeyMetadata = raw(map[string]any{"KeyId": id, "Arn": arn})
 		record("DescribeKey", err)
 		return key, false
 	}
 	md := desc.KeyMetadata
-	key.KeyMetadata = awsJSON(md)
+	key.KeyMetadata = raw(awsJSON(md))
 	customerSymmetric := md.KeyManager == types.KeyManagerTypeCustomer && md.KeySpec == types.KeySpecSymmetricDefault
 	// Automatic rotation exists only for customer managed symmetric keys
 	// whose material KMS generated (not imported, not in a custom key
@@ -308,14 +277,14 @@ func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliase
 		if out, err := k.client.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(arn)}, patient); err != nil {
 			record("GetKeyRotationStatus", err)
 		} else {
-			key.Rotation = awsJSON(out)
+			key.Rotation = raw(awsJSON(out))
 		}
 	}
 	// Key materials: symmetric customer keys, generated or imported (an
 	// imported key's materials show their import state and expiry).
 	// ALL_KEY_MATERIAL includes the first material, which no rotation made.
 	if customerSymmetric && (md.Origin == types.OriginTypeAwsKms || md.Origin == types.OriginTypeExternal) {
-		rotations := []map[string]any{}
+		rotations := []json.RawMessage{}
 		p := kms.NewListKeyRotationsPaginator(k.client, &kms.ListKeyRotationsInput{KeyId: aws.String(arn), IncludeKeyMaterial: types.IncludeKeyMaterialAllKeyMaterial, Limit: aws.Int32(1000)})
 		for p.HasMorePages() {
 			out, err := p.NextPage(ctx, patient)
@@ -325,7 +294,7 @@ func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliase
 				break
 			}
 			for _, r := range out.Rotations {
-				rotations = append(rotations, awsJSON(&r))
+				rotations = append(rotations, raw(awsJSON(&r)))
 			}
 		}
 		key.Rotations = rotations
@@ -349,7 +318,7 @@ func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliase
 			if out.TrackingStartDate != nil {
 				u["TrackingStartDate"] = isoTime(*out.TrackingStartDate)
 			}
-			key.KeyLastUsage = u
+			key.KeyLastUsage = raw(u)
 		}
 	}
 	return key, false
@@ -361,7 +330,7 @@ func (k *KMS) inventoryKey(ctx context.Context, entry types.KeyListEntry, aliase
 func patient(o *kms.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 8) }
 
 func explainInventory(what string, err error) error {
-	return explainWith(what, err, map[string]string{
+	return awsapi.Explain(what, err, map[string]string{
 		"AccessDeniedException": "the credentials lack permission (kms:ListKeys, kms:ListAliases, kms:DescribeKey, kms:GetKeyRotationStatus, kms:ListKeyRotations, kms:GetKeyLastUsage)",
 		"ThrottlingException":   "AWS kept throttling the requests after every retry; wait and run the command again",
 		"KMSInternalException":  "AWS KMS had an internal error; run the command again",
@@ -371,6 +340,13 @@ func explainInventory(what string, err error) error {
 func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 var timeType = reflect.TypeOf(time.Time{})
+
+// raw is an AWS object as JSON. awsJSON yields only strings, booleans,
+// finite numbers, lists and objects, which always encode.
+func raw(m map[string]any) json.RawMessage {
+	b, _ := json.Marshal(m)
+	return b
+}
 
 // awsJSON turns an SDK structure into the JSON object AWS sent: the Go
 // field names of aws-sdk-go-v2 are AWS's member names; absent members
@@ -415,7 +391,8 @@ func awsValue(v reflect.Value) (any, bool) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return v.Uint(), true
 	case reflect.Float32, reflect.Float64:
-		return v.Float(), true
+		f := v.Float()
+		return f, !math.IsNaN(f) && !math.IsInf(f, 0) // JSON has neither
 	case reflect.Slice, reflect.Array:
 		if v.Len() == 0 {
 			return nil, false

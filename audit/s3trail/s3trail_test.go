@@ -1,4 +1,4 @@
-package online_test
+package s3trail_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/audit/store"
-	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
 )
@@ -105,10 +105,7 @@ func TestTrailDownloadResumesAndIngests(t *testing.T) {
 	srv.ListPageSize = 3 // every day's listing pages
 	files := trailBucket(t, srv)
 	ctx := context.Background()
-	tl, err := online.NewTrailLogs(ctx, connect(t, srv.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := s3trail.New(srv.AWSConfig("eu-west-1"), srv.URL)
 	dir := filepath.Join(t.TempDir(), "logs")
 	var want []string
 	for rel := range files {
@@ -125,10 +122,10 @@ func TestTrailDownloadResumesAndIngests(t *testing.T) {
 		}
 	}
 	srv.CorruptNext("trail-logs", "trail/"+damaged, 1)
-	req := online.TrailRequest{Bucket: "trail-logs", Prefix: "/trail/", Accounts: []string{acctA},
+	req := s3trail.Request{Bucket: "trail-logs", Prefix: "/trail/", Accounts: []string{acctA},
 		From: time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC), Dir: dir}
-	var last online.TrailProgress
-	req.Progress = func(p online.TrailProgress) { last = p }
+	var last s3trail.Progress
+	req.Progress = func(p s3trail.Progress) { last = p }
 	sum, err := tl.Download(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -209,15 +206,12 @@ func TestTrailDownloadDiscoversAndFails(t *testing.T) {
 	srv := awsfake.NewS3(t)
 	files := trailBucket(t, srv)
 	ctx := context.Background()
-	tl, err := online.NewTrailLogs(ctx, connect(t, srv.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := s3trail.New(srv.AWSConfig("eu-west-1"), srv.URL)
 	day := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)
 
 	// No accounts given: every account folder, organisation ones included.
 	dir := t.TempDir()
-	sum, err := tl.Download(ctx, online.TrailRequest{Bucket: "trail-logs", Prefix: "trail", From: day, To: day, Dir: dir, Regions: []string{"eu-west-1", "eu-central-1"}})
+	sum, err := tl.Download(ctx, s3trail.Request{Bucket: "trail-logs", Prefix: "trail", From: day, To: day, Dir: dir, Regions: []string{"eu-west-1", "eu-central-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +238,7 @@ func TestTrailDownloadDiscoversAndFails(t *testing.T) {
 	}
 	srv.CorruptNext("trail-logs", "trail/"+bad, 10)
 	dir = t.TempDir()
-	sum, err = tl.Download(ctx, online.TrailRequest{Bucket: "trail-logs", Prefix: "trail", Accounts: []string{acctB}, From: day, To: day, Dir: dir})
+	sum, err = tl.Download(ctx, s3trail.Request{Bucket: "trail-logs", Prefix: "trail", Accounts: []string{acctB}, From: day, To: day, Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "1 of") || len(sum.Failed) != 1 || !strings.Contains(sum.Failed[0], "damaged in transit") || sum.Downloaded != sum.Listed-1 {
 		t.Errorf("damaged file: %v %+v", err, sum)
 	}
@@ -256,7 +250,7 @@ func TestTrailDownloadDiscoversAndFails(t *testing.T) {
 
 	// Refusals before any call, and AWS's refusal explained.
 	calls := len(srv.Requests)
-	for _, r := range []online.TrailRequest{
+	for _, r := range []s3trail.Request{
 		{Bucket: "trail-logs", Dir: dir, From: day, To: day.AddDate(0, 0, -1)},
 		{Bucket: "trail-logs", Dir: dir, From: day, To: day, Accounts: []string{"../../etc"}},
 		{Bucket: "trail-logs", Dir: dir, From: day, To: day, Regions: []string{"eu-west-1/../x"}},
@@ -270,7 +264,7 @@ func TestTrailDownloadDiscoversAndFails(t *testing.T) {
 		t.Error("a refused request reached S3")
 	}
 	srv.FailNext("ListObjectsV2", awsfake.APIError{Status: 403, Type: "AccessDenied", Message: "Access Denied"})
-	if _, err := tl.Download(ctx, online.TrailRequest{Bucket: "trail-logs", Prefix: "trail", From: day, To: day, Dir: dir}); err == nil || !strings.Contains(err.Error(), "s3:ListBucket") {
+	if _, err := tl.Download(ctx, s3trail.Request{Bucket: "trail-logs", Prefix: "trail", From: day, To: day, Dir: dir}); err == nil || !strings.Contains(err.Error(), "s3:ListBucket") {
 		t.Errorf("denied: %v", err)
 	}
 }
@@ -282,7 +276,7 @@ func TestParseList(t *testing.T) {
 		"111122223333":                  "111122223333",
 		"111122223333, 444455556666 ,,": "111122223333|444455556666",
 	} {
-		if got := strings.Join(online.ParseList(in), "|"); got != want {
+		if got := strings.Join(s3trail.ParseList(in), "|"); got != want {
 			t.Errorf("ParseList(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package auditcli
+package cli
 
 import (
 	"bytes"
@@ -19,26 +19,27 @@ import (
 	"github.com/keyceremony/keyceremony/test/cloudtrailgen"
 )
 
-const fixtures = "../cloudtrail/testdata/"
+const auditFixtures = "../../audit/cloudtrail/testdata/"
 
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// auditCLI runs "keyceremony audit ARGS..." in this process.
+func auditCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(args, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+	code = Main(append([]string{"audit"}, args...), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
 	return code, out.String(), errb.String()
 }
 
-// child runs this test binary as the CLI (see main_test.go).
-func child(args ...string) *exec.Cmd {
+// auditChild runs this test binary as the CLI (see audit_child_test.go).
+func auditChild(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "KC_AUDIT_CLI_CHILD=1")
 	return cmd
 }
 
-func fixtureDir(t *testing.T) string {
+func auditFixtureDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := os.ReadFile(fixtures + "kms-shapes.json")
+	b, err := os.ReadFile(auditFixtures + "kms-shapes.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +52,9 @@ func fixtureDir(t *testing.T) string {
 }
 
 func TestIngestJSONSummaryAndExitStatus(t *testing.T) {
-	dir := fixtureDir(t)
+	dir := auditFixtureDir(t)
 	db := filepath.Join(t.TempDir(), "a.db")
-	code, out, errOut := runCLI(t, "audit", "ingest", dir, "--db", db, "--json")
+	code, out, errOut := auditCLI(t, "ingest", dir, "--db", db, "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -66,82 +67,23 @@ func TestIngestJSONSummaryAndExitStatus(t *testing.T) {
 	}
 	// A bad file: the rest loads, the exit status says something failed.
 	os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"Records":[{"eventID":"x"`), 0o600)
-	code, out, errOut = runCLI(t, "ingest", "--db", db, dir)
+	code, out, errOut = auditCLI(t, "ingest", "--db", db, dir)
 	if code != 1 || !strings.Contains(errOut, "1 file(s) could not be loaded") ||
 		!regexp.MustCompile(`FAILED .*broken.json: .*truncated`).MatchString(out) ||
 		!strings.Contains(out, "0 loaded, 1 already loaded (same SHA-256), 1 failed") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	if code, _, _ := runCLI(t, "ingest", "--db", db); code != 2 {
+	if code, _, _ := auditCLI(t, "ingest", "--db", db); code != 2 {
 		t.Fatalf("ingest without a path: exit %d, want 2", code)
 	}
-	if code, _, _ := runCLI(t, "nope"); code != 2 {
+	if code, _, _ := auditCLI(t, "nope"); code != 2 {
 		t.Fatalf("unknown subcommand: exit %d, want 2", code)
-	}
-}
-
-func TestQueryCommands(t *testing.T) {
-	dir := fixtureDir(t)
-	db := filepath.Join(t.TempDir(), "a.db")
-	if code, _, e := runCLI(t, "ingest", "--db", db, dir); code != 0 {
-		t.Fatal(e)
-	}
-	_, out, _ := runCLI(t, "events", "--db", db, "--count", "--name", "Decrypt")
-	if strings.TrimSpace(out) != "3" {
-		t.Fatalf("count %q", out)
-	}
-	_, page1, _ := runCLI(t, "events", "--db", db, "--limit", "5")
-	m := regexp.MustCompile(`next page: --after (\S+)`).FindStringSubmatch(page1)
-	if m == nil || strings.Count(page1, "\n") != 7 {
-		t.Fatalf("page 1:\n%s", page1)
-	}
-	_, page2, _ := runCLI(t, "events", "--db", db, "--limit", "5", "--after", m[1], "--json")
-	var p2 struct {
-		Events []store.Event `json:"events"`
-		Next   string        `json:"next"`
-	}
-	if err := json.Unmarshal([]byte(page2), &p2); err != nil || len(p2.Events) != 5 {
-		t.Fatalf("page 2: %v\n%s", err, page2)
-	}
-	for _, e := range p2.Events {
-		if strings.Contains(page1, e.EventID) {
-			t.Fatalf("event %s on both pages", e.EventID)
-		}
-	}
-	// raw prints the record exactly as delivered.
-	_, raw, _ := runCLI(t, "raw", "--db", db, "5c1e7d2a-0002-4b8e-9e6f-1a2b3c4d5e02")
-	src, _ := os.ReadFile(fixtures + "kms-shapes.json")
-	if !strings.HasPrefix(raw, "{\n    \"eventVersion\": \"1.08\",\n    \"userIdentity\": {\"type\": \"AssumedRole\"") || !bytes.Contains(src, []byte(strings.TrimSuffix(raw, "\n"))) {
-		t.Fatalf("raw record is not the delivered bytes:\n%s", raw)
-	}
-	// export writes a private file that loads again.
-	exp := filepath.Join(t.TempDir(), "export.json")
-	if code, _, e := runCLI(t, "export", "--db", db, "--key", "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4", "-o", exp); code != 0 {
-		t.Fatal(e)
-	}
-	if fi, _ := os.Stat(exp); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("export mode %v", fi.Mode().Perm())
-	}
-	db2 := filepath.Join(t.TempDir(), "b.db")
-	_, out, _ = runCLI(t, "ingest", "--db", db2, "--json", exp)
-	var sum ingest.Summary
-	json.Unmarshal([]byte(out), &sum)
-	if sum.KMSNew != 5 {
-		t.Fatalf("re-ingested export: %+v", sum)
-	}
-	_, cov, _ := runCLI(t, "coverage", "--db", db)
-	if !strings.Contains(cov, "210987654321  eu-central-1  2024-06-03") {
-		t.Fatalf("coverage:\n%s", cov)
-	}
-	_, keys, _ := runCLI(t, "keys", "--db", db)
-	if !strings.Contains(keys, "arn:aws:kms:eu-central-1:210987654321:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0") {
-		t.Fatalf("keys:\n%s", keys)
 	}
 }
 
 func TestDefaultDatabaseIsPrivate(t *testing.T) {
 	home := t.TempDir()
-	cmd := child("audit", "ingest", "--no-progress", fixtureDir(t))
+	cmd := auditChild("audit", "ingest", "--no-progress", auditFixtureDir(t))
 	cmd.Env = append(cmd.Env, "XDG_CONFIG_HOME="+filepath.Join(home, "config"), "HOME="+home)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -155,7 +97,7 @@ func TestDefaultDatabaseIsPrivate(t *testing.T) {
 	}
 }
 
-func count(t *testing.T, db *sql.DB, q string) int64 {
+func dbCount(t *testing.T, db *sql.DB, q string) int64 {
 	t.Helper()
 	var n int64
 	if err := db.QueryRow(q).Scan(&n); err != nil {
@@ -176,7 +118,7 @@ func TestKillAndResume(t *testing.T) {
 	killed := filepath.Join(dbDir, "killed.db")
 	clean := filepath.Join(dbDir, "clean.db")
 
-	cmd := child("audit", "ingest", "--no-progress", "--db", killed, tree)
+	cmd := auditChild("audit", "ingest", "--no-progress", "--db", killed, tree)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -207,7 +149,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 
 	for _, db := range []string{killed, clean} {
-		c := child("audit", "ingest", "--no-progress", "--json", "--db", db, tree)
+		c := auditChild("audit", "ingest", "--no-progress", "--json", "--db", db, tree)
 		out, err := c.Output()
 		if err != nil {
 			t.Fatalf("ingest %s: %v\n%s", db, err, out)
@@ -230,21 +172,21 @@ func TestKillAndResume(t *testing.T) {
 		`SELECT count(*) FROM events`, `SELECT count(*) FROM files`, `SELECT count(*) FROM file_names`,
 		`SELECT sum(kms_events) FROM coverage`, `SELECT sum(files) FROM coverage`, `SELECT sum(records) FROM coverage`,
 	} {
-		a, b := count(t, k, q), count(t, k, strings.Replace(q, "FROM ", "FROM c.", 1))
+		a, b := dbCount(t, k, q), dbCount(t, k, strings.Replace(q, "FROM ", "FROM c.", 1))
 		if a != b {
 			t.Errorf("%s: %d after kill and resume, %d in a clean load", q, a, b)
 		}
 	}
-	if n := count(t, k, `SELECT count(*) FROM events`); n != int64(gen.KMSEvents) {
+	if n := dbCount(t, k, `SELECT count(*) FROM events`); n != int64(gen.KMSEvents) {
 		t.Fatalf("%d events, generator wrote %d", n, gen.KMSEvents)
 	}
-	if n := count(t, k, `SELECT count(*) FROM (SELECT event_id FROM events EXCEPT SELECT event_id FROM c.events)`); n != 0 {
+	if n := dbCount(t, k, `SELECT count(*) FROM (SELECT event_id FROM events EXCEPT SELECT event_id FROM c.events)`); n != 0 {
 		t.Fatalf("%d events differ", n)
 	}
-	if n := count(t, k, `SELECT count(*) FROM events e LEFT JOIN raw_blocks b ON b.id = e.block WHERE b.id IS NULL`); n != 0 {
+	if n := dbCount(t, k, `SELECT count(*) FROM events e LEFT JOIN raw_blocks b ON b.id = e.block WHERE b.id IS NULL`); n != 0 {
 		t.Fatalf("%d events without their raw block", n)
 	}
-	if n := count(t, k, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name LIKE 'events_%'`); n != 7 {
+	if n := dbCount(t, k, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name LIKE 'events_%'`); n != 7 {
 		t.Fatalf("%d indexes after resume", n)
 	}
 	// Every raw record reads back.

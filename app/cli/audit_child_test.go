@@ -1,4 +1,4 @@
-package auditcli
+package cli
 
 import (
 	"fmt"
@@ -6,8 +6,10 @@ import (
 	"runtime/pprof"
 )
 
-// Subprocess tests (kill -9 and resume) and test/bench/audit.sh run this
-// test binary as the audit CLI: KC_AUDIT_CLI_CHILD=1 ./auditcli.test audit ingest ...
+// The audit subprocess tests (kill -9 and resume) and test/bench/audit.sh
+// run this test binary as the CLI without linking Fyne:
+// KC_AUDIT_CLI_CHILD=1 ./cli.test audit ingest ... (init runs before
+// TestMain).
 // KC_AUDIT_CPUPROFILE=FILE also writes a CPU profile of the command, which
 // is how the ingest's costs in docs/audit-ingest.md were found.
 func init() {

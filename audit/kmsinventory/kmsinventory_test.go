@@ -1,4 +1,4 @@
-package online_test
+package kmsinventory_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/keyceremony/keyceremony/audit/ingest"
 	"github.com/keyceremony/keyceremony/audit/inventory"
+	"github.com/keyceremony/keyceremony/audit/kmsinventory"
 	"github.com/keyceremony/keyceremony/audit/store"
-	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
@@ -58,13 +58,10 @@ func TestInventoryExportIngests(t *testing.T) {
 	// One key's policy denies reading its rotation status: recorded, not fatal.
 	srv.FailFor("GetKeyRotationStatus", acct.plain, awsfake.APIError{Status: 400, Type: "AccessDeniedException", Message: "User: arn:aws:iam::111122223333:user/auditor is not authorized to perform: kms:GetKeyRotationStatus"})
 	ctx := context.Background()
-	k, err := online.NewKMS(ctx, connect(t, srv.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := kmsinventory.New(srv.AWSConfig("eu-west-1"), srv.URL)
 	path := filepath.Join(t.TempDir(), "inventory.json")
-	var progress []online.InventoryProgress
-	sum, err := k.ExportInventory(ctx, path, online.InventoryOptions{Progress: func(p online.InventoryProgress) { progress = append(progress, p) }})
+	var progress []kmsinventory.Progress
+	sum, err := k.Export(ctx, path, kmsinventory.Options{Progress: func(p kmsinventory.Progress) { progress = append(progress, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +78,7 @@ func TestInventoryExportIngests(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("inventory file: %v %v", st.Mode(), err)
 	}
-	if _, err := k.ExportInventory(ctx, path, online.InventoryOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := k.Export(ctx, path, kmsinventory.Options{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("export over an existing file: %v", err)
 	}
 
@@ -109,37 +106,45 @@ func TestInventoryExportIngests(t *testing.T) {
 
 	// The file is the combined inventory format, AWS's member names.
 	data, _ := os.ReadFile(path)
-	var doc online.InventoryDocument
+	var doc inventory.Document
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
 	inv := doc.Inventory
-	if len(inv.Keys) != 7 || inv.Keys[0].KeyMetadata["Arn"] != acct.awsManaged || len(inv.UnattachedAliases) != 1 || inv.UnattachedAliases[0]["AliasName"] != "alias/aws/s3" {
+	if len(inv.Keys) != 7 || inv.Keys[0].ARN() != acct.awsManaged || len(inv.UnattachedAliases) != 1 || object(t, inv.UnattachedAliases[0])["AliasName"] != "alias/aws/s3" {
 		t.Fatalf("document: %s", data)
 	}
-	byARN := map[string]online.InventoryKey{}
+	byARN := map[string]inventory.KeyEntry{}
 	for _, key := range inv.Keys {
-		byARN[key.KeyMetadata["Arn"].(string)] = key
+		byARN[key.ARN()] = key
 	}
 	rot := byARN[acct.rotating]
-	if len(rot.Rotations) != 3 || rot.Rotations[0]["RotationDate"] != nil || rot.Rotations[2]["KeyMaterialState"] != "CURRENT" || rot.Rotations[1]["RotationType"] != "AUTOMATIC" ||
-		rot.KeyMetadata["CreationDate"] != "2023-01-10T00:00:00Z" || rot.KeyMetadata["EncryptionAlgorithms"] == nil || len(rot.Aliases) != 2 {
+	if len(rot.Rotations) != 3 || object(t, rot.Rotations[0])["RotationDate"] != nil || object(t, rot.Rotations[2])["KeyMaterialState"] != "CURRENT" ||
+		object(t, rot.Rotations[1])["RotationType"] != "AUTOMATIC" || object(t, rot.KeyMetadata)["CreationDate"] != "2023-01-10T00:00:00Z" ||
+		object(t, rot.KeyMetadata)["EncryptionAlgorithms"] == nil || len(rot.Aliases) != 2 {
 		t.Errorf("rotating key: %+v", rot)
 	}
-	if u := byARN[acct.plain].KeyLastUsage; u["Operation"] != "Decrypt" || u["TrackingStartDate"] != "2025-06-01T00:00:00Z" || u["CloudTrailEventId"] == nil {
+	if u := object(t, byARN[acct.plain].KeyLastUsage); u["Operation"] != "Decrypt" || u["TrackingStartDate"] != "2025-06-01T00:00:00Z" || u["CloudTrailEventId"] == nil {
 		t.Errorf("last usage: %v", u)
 	}
 	if e := byARN[acct.plain].Errors; len(e) != 1 || e[0].Operation != "GetKeyRotationStatus" || e[0].Code != "AccessDeniedException" || byARN[acct.plain].Rotation != nil {
 		t.Errorf("denied rotation status: %+v", byARN[acct.plain])
 	}
-	if imp := byARN[acct.imported]; imp.Rotation != nil || len(imp.Rotations) != 1 || imp.Rotations[0]["ImportState"] != "IMPORTED" {
+	if imp := byARN[acct.imported]; imp.Rotation != nil || len(imp.Rotations) != 1 || object(t, imp.Rotations[0])["ImportState"] != "IMPORTED" {
 		t.Errorf("imported key: %+v", imp)
 	}
 	if s := byARN[acct.signing]; s.Rotation != nil || s.Rotations != nil || len(s.Errors) != 0 {
 		t.Errorf("asymmetric key: %+v", s)
 	}
 
-	// The audit store ingests it as it is, through the ingest pipeline.
+	checkIngested(t, path, data, inv, acct)
+}
+
+// checkIngested ingests the exported file through the ingest pipeline
+// and checks what the audit store then knows of every key and alias.
+func checkIngested(t *testing.T, path string, data []byte, inv inventory.Snapshot, acct account) {
+	t.Helper()
+	ctx := context.Background()
 	docs, err := inventory.Parse(strings.NewReader(string(data)), 0)
 	if err != nil || len(docs) != 1 || docs[0].Kind != "combined" {
 		t.Fatalf("inventory.Parse: %v", err)
@@ -200,7 +205,7 @@ func TestInventoryExportIngests(t *testing.T) {
 	targets := map[string]string{}
 	for _, a := range aliases {
 		targets[a.Name] = a.KeyARN
-		if a.Source != "inventory" || !a.Since.Equal(inv.GeneratedAt) {
+		if a.Source != "inventory" || !a.Since.Equal(inv.GeneratedAt.Time()) {
 			t.Errorf("alias %s: source %s since %s", a.Name, a.Source, a.Since)
 		}
 	}
@@ -222,12 +227,9 @@ func TestInventoryWithoutLastUsageAPI(t *testing.T) {
 		srv.AddKey(awsfake.KeyOptions{})
 	}
 	ctx := context.Background()
-	k, err := online.NewKMS(ctx, connect(t, srv.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := kmsinventory.New(srv.AWSConfig("eu-west-1"), srv.URL)
 	dir := t.TempDir()
-	sum, err := k.ExportInventory(ctx, filepath.Join(dir, "inv.json"), online.InventoryOptions{Workers: 2})
+	sum, err := k.Export(ctx, filepath.Join(dir, "inv.json"), kmsinventory.Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +243,20 @@ func TestInventoryWithoutLastUsageAPI(t *testing.T) {
 
 	srv.FailNext("ListKeys", awsfake.APIError{Status: 400, Type: "AccessDeniedException", Message: "not authorized to perform: kms:ListKeys"})
 	out := filepath.Join(dir, "denied.json")
-	if _, err := k.ExportInventory(ctx, out, online.InventoryOptions{}); err == nil || !strings.Contains(err.Error(), "kms:ListKeys") {
+	if _, err := k.Export(ctx, out, kmsinventory.Options{}); err == nil || !strings.Contains(err.Error(), "kms:ListKeys") {
 		t.Errorf("denied ListKeys: %v", err)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed export left a file: %v", err)
 	}
+}
+
+// object decodes one AWS object of the document.
+func object(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	return m
 }

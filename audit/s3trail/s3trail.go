@@ -1,4 +1,12 @@
-package online
+// Package s3trail downloads a CloudTrail trail's log files from its S3
+// bucket for a range of days, into the layout `audit ingest` reads:
+// DIR/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>.json.gz
+// (organisation trails: DIR/AWSLogs/<org>/<account>/...). It is the S3
+// side of `keyceremony audit fetch --s3-bucket`: LookupEvents
+// (audit/awsfetch) keeps 90 days of management events, the trail's bucket
+// whatever its lifecycle keeps, data events included. It opens a
+// connection to S3, and only because a person started a download.
+package s3trail
 
 import (
 	"context"
@@ -19,35 +27,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/keyceremony/keyceremony/internal/awsapi"
 )
 
-// TrailLogs downloads a CloudTrail trail's log files from its S3 bucket
-// for a range of days, into the layout `audit ingest` reads:
-// DIR/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>.json.gz
-// (organisation trails: DIR/AWSLogs/<org>/<account>/...).
-type TrailLogs struct {
+// Downloader lists and downloads one bucket's log files.
+type Downloader struct {
 	client *s3.Client
 }
 
-// NewTrailLogs connects to S3 (path-style with an endpoint override, as
-// for the archive).
-func NewTrailLogs(ctx context.Context, c Connection) (*TrailLogs, error) {
-	cfg, err := c.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &TrailLogs{client: s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = c.endpoint()
-		o.UsePathStyle = c.Endpoint != ""
+// New is a downloader for cfg, at endpoint if set (then path-style, as
+// VPC endpoints and the tests' local servers have no per-bucket host
+// names).
+func New(cfg aws.Config, endpoint string) *Downloader {
+	return &Downloader{client: s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = awsapi.Endpoint(endpoint)
+		o.UsePathStyle = endpoint != ""
 		// CloudTrail writes its objects without additional checksums; the
 		// SDK would log a warning for each GetObject. Size and ETag are
 		// checked here instead.
 		o.DisableLogOutputChecksumValidationSkipped = true
-	})}, nil
+	})}
 }
 
-// TrailRequest says which log files to download and where.
-type TrailRequest struct {
+// Request says which log files to download and where.
+type Request struct {
 	Bucket string
 	// Prefix is the trail's S3 key prefix (the part before AWSLogs/), if any.
 	Prefix string
@@ -64,7 +68,7 @@ type TrailRequest struct {
 	Dir      string
 	// Workers download in parallel (default 4).
 	Workers  int
-	Progress func(TrailProgress) // called from one goroutine at a time
+	Progress func(Progress) // called from one goroutine at a time
 }
 
 // ParseList splits a comma-separated list of accounts or regions as a
@@ -80,8 +84,8 @@ func ParseList(s string) []string {
 	return out
 }
 
-// TrailProgress is reported after every file and at each new day.
-type TrailProgress struct {
+// Progress is reported after every file and at each new day.
+type Progress struct {
 	Day                         string // the day being listed
 	Listed, Downloaded, Skipped int
 	Failed                      int
@@ -89,8 +93,8 @@ type TrailProgress struct {
 	Elapsed                     time.Duration
 }
 
-// TrailSummary is the outcome of a download.
-type TrailSummary struct {
+// Summary is the outcome of a download.
+type Summary struct {
 	Bucket, Prefix    string
 	From, To          string // YYYY-MM-DD
 	Dir               string
@@ -110,7 +114,7 @@ type TrailSummary struct {
 	Elapsed time.Duration
 }
 
-func (s *TrailSummary) String() string {
+func (s *Summary) String() string {
 	var b strings.Builder
 	src := "s3://" + s.Bucket + "/" + s.Prefix
 	fmt.Fprintf(&b, "%s, days %s to %s, accounts %s, regions %s\n", src, s.From, s.To, listOrNone(s.Accounts), listOrNone(s.Regions))
@@ -159,45 +163,81 @@ const maxTrailDays = 3660
 // interrupted download leaves no partial log file and the same request
 // resumes. Files that fail are listed in the summary and the error; the
 // others are kept.
-func (t *TrailLogs) Download(ctx context.Context, r TrailRequest) (*TrailSummary, error) {
+func (t *Downloader) Download(ctx context.Context, r Request) (*Summary, error) {
 	start := time.Now()
-	if r.Bucket == "" || r.Dir == "" {
-		return nil, errors.New("a bucket and a download directory are required")
+	from, to, prefix, err := r.check()
+	if err != nil {
+		return nil, err
 	}
-	from, to := r.From.UTC().Truncate(24*time.Hour), r.To.UTC().Truncate(24*time.Hour)
+	sum := &Summary{Bucket: r.Bucket, Prefix: prefix, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Dir: r.Dir}
+	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the download directory: %w", err)
+	}
+	places, err := t.places(ctx, r, prefix, sum)
+	if err != nil {
+		return nil, err
+	}
+	dayDirs, listErr := t.downloadDays(ctx, r, from, to, prefix, places, sum, start)
+	for d := range dayDirs {
+		sum.DayDirs = append(sum.DayDirs, d)
+	}
+	sort.Strings(sum.DayDirs)
+	sort.Strings(sum.Failed)
+	sum.Elapsed = time.Since(start)
+	switch {
+	case listErr != nil:
+		return sum, fmt.Errorf("%w (the files downloaded so far are kept; the same command resumes)", listErr)
+	case ctx.Err() != nil:
+		return sum, fmt.Errorf("download interrupted (the files downloaded so far are kept; the same command resumes): %w", ctx.Err())
+	case len(sum.Failed) > 0:
+		return sum, fmt.Errorf("%d of %d files could not be downloaded; run the same command again to fetch them", len(sum.Failed), sum.Listed)
+	}
+	return sum, nil
+}
+
+// check refuses a request before any call, and returns its first and last
+// day and the key prefix in its canonical form ("" or "p/").
+func (r *Request) check() (from, to time.Time, prefix string, err error) {
+	if r.Bucket == "" || r.Dir == "" {
+		return from, to, "", errors.New("a bucket and a download directory are required")
+	}
+	from, to = r.From.UTC().Truncate(24*time.Hour), r.To.UTC().Truncate(24*time.Hour)
 	if from.IsZero() || to.IsZero() || to.Before(from) {
-		return nil, fmt.Errorf("give the first and last day, the first not after the last (got %s and %s)", from.Format(time.DateOnly), to.Format(time.DateOnly))
+		return from, to, "", fmt.Errorf("give the first and last day, the first not after the last (got %s and %s)", from.Format(time.DateOnly), to.Format(time.DateOnly))
 	}
 	if days := int(to.Sub(from).Hours()/24) + 1; days > maxTrailDays {
-		return nil, fmt.Errorf("%d days asked: at most %d in one download", days, maxTrailDays)
+		return from, to, "", fmt.Errorf("%d days asked: at most %d in one download", days, maxTrailDays)
 	}
 	for _, a := range r.Accounts {
 		if !accountRE.MatchString(a) {
-			return nil, fmt.Errorf("account %q is not a 12-digit AWS account id", a)
+			return from, to, "", fmt.Errorf("account %q is not a 12-digit AWS account id", a)
 		}
 	}
 	for _, reg := range r.Regions {
 		if !regionRE.MatchString(reg) {
-			return nil, fmt.Errorf("%q is not an AWS region name", reg)
+			return from, to, "", fmt.Errorf("%q is not an AWS region name", reg)
 		}
 	}
 	if r.OrgID != "" && !orgRE.MatchString(r.OrgID) {
-		return nil, fmt.Errorf("%q is not an organisation id (o-...)", r.OrgID)
+		return from, to, "", fmt.Errorf("%q is not an organisation id (o-...)", r.OrgID)
 	}
-	prefix := strings.Trim(r.Prefix, "/")
+	prefix = strings.Trim(r.Prefix, "/")
 	if prefix != "" {
 		prefix += "/"
 	}
-	sum := &TrailSummary{Bucket: r.Bucket, Prefix: prefix, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Dir: r.Dir}
-	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create the download directory: %w", err)
-	}
+	return from, to, prefix, nil
+}
 
+// place is one account and region of the trail.
+type place struct{ root, account, region string }
+
+// places lists the accounts and regions to search (given, or found in the
+// bucket) and names them in the summary.
+func (t *Downloader) places(ctx context.Context, r Request, prefix string, sum *Summary) ([]place, error) {
 	roots, err := t.accountRoots(ctx, r, prefix)
 	if err != nil {
 		return nil, err
 	}
-	type place struct{ root, account, region string }
 	var places []place
 	regionSet := map[string]bool{}
 	for _, root := range roots {
@@ -225,6 +265,13 @@ func (t *TrailLogs) Download(ctx context.Context, r TrailRequest) (*TrailSummary
 	}
 	sort.Strings(sum.Regions)
 
+	return places, nil
+}
+
+// downloadDays lists each day of every place in order and downloads its
+// files with a few workers. It returns the local day folders that hold the
+// range's files, and the error that stopped the listing, if any.
+func (t *Downloader) downloadDays(ctx context.Context, r Request, from, to time.Time, prefix string, places []place, sum *Summary, start time.Time) (map[string]bool, error) {
 	// One lister (this goroutine) feeds a few downloaders.
 	type job struct {
 		obj   s3types.Object
@@ -232,7 +279,7 @@ func (t *TrailLogs) Download(ctx context.Context, r TrailRequest) (*TrailSummary
 	}
 	var (
 		mu   sync.Mutex
-		prog TrailProgress
+		prog Progress
 		wg   sync.WaitGroup
 	)
 	report := func() {
@@ -292,7 +339,7 @@ list:
 			for pages.HasMorePages() {
 				out, err := pages.NextPage(ctx)
 				if err != nil {
-					listErr = explainWith("list s3://"+r.Bucket+"/"+dayPrefix, err, trailHints)
+					listErr = awsapi.Explain("list s3://"+r.Bucket+"/"+dayPrefix, err, trailHints)
 					break list
 				}
 				for _, obj := range out.Contents {
@@ -325,27 +372,13 @@ list:
 	}
 	close(jobs)
 	wg.Wait()
-	for d := range dayDirs {
-		sum.DayDirs = append(sum.DayDirs, d)
-	}
-	sort.Strings(sum.DayDirs)
-	sort.Strings(sum.Failed)
-	sum.Elapsed = time.Since(start)
-	switch {
-	case listErr != nil:
-		return sum, fmt.Errorf("%w (the files downloaded so far are kept; the same command resumes)", listErr)
-	case ctx.Err() != nil:
-		return sum, fmt.Errorf("download interrupted (the files downloaded so far are kept; the same command resumes): %w", ctx.Err())
-	case len(sum.Failed) > 0:
-		return sum, fmt.Errorf("%d of %d files could not be downloaded; run the same command again to fetch them", len(sum.Failed), sum.Listed)
-	}
-	return sum, nil
+	return dayDirs, listErr
 }
 
 // accountRoots are the key prefixes (without the trailing slash) of the
 // accounts to search: <prefix>AWSLogs/<account> or, for organisation
 // trails, <prefix>AWSLogs/<org>/<account>.
-func (t *TrailLogs) accountRoots(ctx context.Context, r TrailRequest, prefix string) ([]string, error) {
+func (t *Downloader) accountRoots(ctx context.Context, r Request, prefix string) ([]string, error) {
 	base := prefix + "AWSLogs/"
 	if r.OrgID != "" {
 		base += r.OrgID + "/"
@@ -384,13 +417,13 @@ func (t *TrailLogs) accountRoots(ctx context.Context, r TrailRequest, prefix str
 }
 
 // commonPrefixes lists the "folder" names right under prefix.
-func (t *TrailLogs) commonPrefixes(ctx context.Context, bucket, prefix string) ([]string, error) {
+func (t *Downloader) commonPrefixes(ctx context.Context, bucket, prefix string) ([]string, error) {
 	var names []string
 	pages := s3.NewListObjectsV2Paginator(t.client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")})
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, explainWith("list s3://"+bucket+"/"+prefix, err, trailHints)
+			return nil, awsapi.Explain("list s3://"+bucket+"/"+prefix, err, trailHints)
 		}
 		for _, cp := range out.CommonPrefixes {
 			names = append(names, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/"))
@@ -416,7 +449,7 @@ type fetched struct {
 const maxAttempts = 3
 
 // fetch downloads one object unless a file of its size is already there.
-func (t *TrailLogs) fetch(ctx context.Context, bucket string, obj s3types.Object, local string) (fetched, error) {
+func (t *Downloader) fetch(ctx context.Context, bucket string, obj s3types.Object, local string) (fetched, error) {
 	var res fetched
 	size := aws.ToInt64(obj.Size)
 	if st, err := os.Lstat(local); err == nil {
@@ -447,12 +480,12 @@ func (e *damagedError) Error() string { return e.what }
 
 // download writes the object to a temporary file next to local, checks
 // it and renames it into place.
-func (t *TrailLogs) download(ctx context.Context, bucket string, obj s3types.Object, local string) (n int64, md5ok bool, err error) {
+func (t *Downloader) download(ctx context.Context, bucket string, obj s3types.Object, local string) (n int64, md5ok bool, err error) {
 	key := aws.ToString(obj.Key)
 	// If-Match: the object is the one listed, or S3 answers 412.
 	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: obj.Key, IfMatch: obj.ETag})
 	if err != nil {
-		return 0, false, explainWith("download s3://"+bucket+"/"+key, err, trailHints)
+		return 0, false, awsapi.Explain("download s3://"+bucket+"/"+key, err, trailHints)
 	}
 	defer out.Body.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".*.part") // 0600, hidden: the ingest skips it

@@ -142,17 +142,18 @@ var (
 
 func newCertLint() lintRecord { return &certLint{} }
 
-// fixCertificate draws the serial from the token's RNG and takes the time.
+// fixCertificate draws the serial (the token's RNG mixed with the host's:
+// hsm.RandomMixed) and takes the time.
 func fixCertificate(r *stepRun) (lintRecord, error) {
 	tok, err := r.e.token()
 	if err != nil {
 		return nil, err
 	}
-	serial, err := tok.Random(16)
+	serial, err := tok.RandomMixed(16)
 	if err != nil {
 		return nil, err
 	}
-	// Positive and a full 16 bytes: 126 bits from the token's RNG.
+	// Positive and a full 16 bytes: 126 random bits.
 	serial[0] = serial[0]&0x7f | 0x40
 	return &certLint{Serial: serial, IssuedAt: time.Now().UTC().Truncate(time.Second)}, nil
 }
@@ -166,7 +167,12 @@ func buildRoot(e *Engine, k *hsm.Key, rec lintRecord) (certsign.Template, certsi
 		return certsign.Template{}, certsign.Options{}, nil, err
 	}
 	tmpl.SignatureAlgorithm = e.s.SignatureAlgorithm()
-	return certsign.Certificate(tmpl, nil, k.Public()), certsign.Options{Ignore: c.IgnoreLints}, nil, nil
+	var notes []string
+	if e.opt.Rehearse {
+		certprofile.MarkRehearsal(tmpl)
+		notes = append(notes, "rehearsal: REHEARSAL in the subject's common name and organization, and the rehearsal policy "+certprofile.RehearsalPolicy.String())
+	}
+	return certsign.Certificate(tmpl, nil, k.Public()), certsign.Options{Ignore: c.IgnoreLints}, notes, nil
 }
 
 func buildSubordinate(e *Engine, _ *hsm.Key, rec lintRecord) (certsign.Template, certsign.Options, []string, error) {
@@ -240,7 +246,7 @@ func counterStillAt(e *Engine, rec lintRecord) error {
 		return err
 	}
 	if last := new(big.Int).Sub(next, big.NewInt(1)); last.Cmp(n) > 0 {
-		return fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile; start a new ceremony", last, n)
+		return startOver{fmt.Errorf("the CRL number counter is at %s, past this CRL's number %s: another CRL was issued meanwhile", last, n)}
 	}
 	return nil
 }

@@ -136,11 +136,9 @@ func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(pa
 
 func runBYOKInputs(ctx context.Context, r *stepRun) error {
 	e := r.e
-	if err := e.loadInputs(r); err != nil {
-		return err
-	}
 	now := time.Now()
 	var ps problems
+	e.loadInputs(r, ps.add)
 	st := e.loadBYOK(r, now, ps.add)
 	if err := ps.err(); err != nil {
 		return fmt.Errorf("the import parameters cannot be used, nothing was wrapped: %w", err)

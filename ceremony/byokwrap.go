@@ -68,11 +68,17 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 		if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt, or a key this script must not reuse). Destroy it and generate a new one.", label)); err != nil {
 			return err
 		}
-		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true})
+		// Escrow use only: the material is for AWS; in the token it does
+		// nothing but give its check value and be wrapped.
+		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true, WrapWithTrusted: true, Usage: hsm.UseEscrow})
 		if err != nil {
 			return err
 		}
 		r.detail("source", "generated in the token for this import")
+		r.detail("wrap with trusted only", "true: only keys the security officer made trusted can wrap it")
+		if _, err := recordKeyAttributes(ctx, r, k); err != nil {
+			return err
+		}
 	} else {
 		u, err := hsm.ParseURI(b.Key.URI)
 		if err != nil {
@@ -194,9 +200,9 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec)
-	if len(plan) == 0 {
-		return fmt.Errorf("the token cannot wrap %s material with %s", st.req.Spec, st.req.Algorithm)
+	plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec())
+	if err != nil {
+		return &CannotRunError{Token: tok.Label(), Lines: []CapabilityLine{{Step: "wrap-plan", Operation: "wrap the key material", Where: Cannot, Detail: err.Error()}}}
 	}
 	var host []string
 	facts := []Fact{{Label: "Algorithm", Value: fmt.Sprintf("%s (%s)", st.req.Algorithm, st.req.Algorithm.Mechanism())}}
@@ -232,11 +238,12 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 func wrapStep() *step {
 	return &step{
 		id: "wrap", title: "Key material wrapped for AWS KMS",
-		do:           "Nothing: the token wraps the material as planned; read the fingerprint of EncryptedKeyMaterial.bin aloud.",
+		do:           "Nothing: the security officer's derived PIN makes the wrapping keys trusted (the material may be wrapped by trusted keys only), then the token wraps the material as planned; read the fingerprint of EncryptedKeyMaterial.bin aloud.",
 		check:        "The parameters are still valid; the wrap ran exactly as the confirmed plan; the files are new.",
 		record:       "EncryptedKeyMaterial.bin, ImportToken.bin, import-manifest.json and IMPORT-INSTRUCTIONS.txt with their SHA-256; how the wrap ran; the import command.",
 		confirm:      admins,
 		fixedOutputs: byokFiles,
+		usesSecret:   true, // the SO PIN, to make the wrapping keys trusted
 		run:          runWrap,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
 			raw, err := os.ReadFile(filepath.Join(e.outDir, kmsimport.ManifestFile))
@@ -271,18 +278,33 @@ func sameSteps(a, b []hsm.WrapStep) bool {
 func runWrap(ctx context.Context, r *stepRun) error {
 	e := r.e
 	st := e.byok
+	tok, err := e.token()
+	if err != nil {
+		return err
+	}
+	if plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec()); err != nil || !sameSteps(plan, st.plan) {
+		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
+	}
+	// The escrow copy may be wrapped by trusted keys only
+	// (CKA_WRAP_WITH_TRUSTED), so the security officer, with the PIN derived
+	// from the quorum, makes the wrapping keys trusted first.
+	if err := e.loginAs(ctx, "so", "make the wrapping keys trusted"); err != nil {
+		return err
+	}
+	trusted, err := tok.PrepareTrustedWrap(ctx, st.params.PublicKeyDER, st.req.Algorithm.Mechanism(), st.info.TokenType)
+	if err != nil {
+		return err
+	}
+	defer trusted.Destroy()
+	r.detail("wrapping keys", "made trusted (CKA_TRUSTED) by the security officer: the wrapping public key"+map[bool]string{true: " and the ephemeral AES-256 key", false: ""}[trusted.Ephemeral != nil])
 	if err := e.loginAs(ctx, "user", "wrap the key material"); err != nil {
 		return err
 	}
-	tok, _ := e.token()
 	k, err := e.byokKey()
 	if err != nil {
 		return err
 	}
-	if plan := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
-		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
-	}
-	res, err := kmsimport.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())
+	res, err := kmsimport.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps, Trusted: trusted}, time.Now())
 	if err != nil {
 		return err
 	}

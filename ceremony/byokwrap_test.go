@@ -46,7 +46,11 @@ func (f *rootFixture) withToken(t *testing.T, fn func(tok *hsm.Token)) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := m.OpenToken(hsm.URI{Serial: f.w.serial})
+	u, err := hsm.ParseURI(f.w.uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.OpenToken(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +118,8 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string
 		edits = append(edits, "allow_host_steps: true", "allow_host_steps: false")
 	}
 	out := filepath.Join(w.dir, "byok-out", id)
-	s := w.writeScript(id+".yaml", "byok-wrap.yaml", "pkcs11:serial="+w.serial, out, edits...)
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	s := w.writeScript(id+".yaml", "byok-wrap.yaml", w.uri, out, edits...)
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	return e, out, err
 }
 
@@ -315,12 +319,14 @@ func TestBYOKRefusals(t *testing.T) {
 		doc["KeySpec"], doc["WrappingAlgorithm"], doc["WrappingKeySpec"] = "SYMMETRIC_DEFAULT", "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048"
 		raw, _ = json.Marshal(doc)
 		os.WriteFile(p, raw, 0o600)
-		_, err = New(e.Script(), Options{Prompter: f.quorumPrompter()})
+		_, err = New(e.Script(), Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 		if err == nil || !strings.Contains(err.Error(), "byok.wrapping_algorithm: the parameters were requested for RSA_AES_KEY_WRAP_SHA_256, the script says RSAES_OAEP_SHA_1") {
 			t.Fatalf("mismatch: %v", err)
 		}
 	})
 
+	// Refused at the token step, before the unlock: the token's
+	// capabilities are checked for the whole script before anyone unlocks.
 	t.Run("host steps the script does not allow", func(t *testing.T) {
 		r := byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false, noHost: true}
 		e, out, err := f.byokScript(t, kms, "no-host", r, token, time.Now().Add(23*time.Hour))
@@ -343,8 +349,13 @@ func TestBYOKRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := rep.Final(); last.Step != "wrap-plan" || last.OK() {
+		if last := rep.Last(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
+		}
+		for _, en := range rep.Entries {
+			if en.Step == "unlock" {
+				t.Error("the quorum was unlocked for a wrap the script does not allow")
+			}
 		}
 	})
 

@@ -42,9 +42,14 @@ type rootFixture struct {
 
 func newRootFixture(t *testing.T, label string) *rootFixture {
 	t.Helper()
-	w := newWorld(t, label)
+	return newRootFixtureIn(t, newWorld(t, label))
+}
+
+// newRootFixtureIn runs the root ceremony in w, on w's token.
+func newRootFixtureIn(t *testing.T, w *world) *rootFixture {
+	t.Helper()
 	out := filepath.Join(w.dir, "ceremony-output")
-	s := w.writeScript("root.yaml", "root-generation.yaml", "pkcs11:serial="+w.serial, out,
+	s := w.writeScript("root.yaml", "root-generation.yaml", w.uri, out,
 		"delivery: [card, file]", "delivery: [card]", "not_before: 2026-12-01T00:00:00Z", "not_before: "+today(), "backup: true", "backup: false")
 	if _, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{}); err != nil {
 		t.Fatalf("root ceremony: %v\n%s", err, w.log.String())
@@ -190,15 +195,20 @@ type caSigningRun struct {
 	p384CSR string
 }
 
-// csrPath is the CSR input line of the ca-signing template.
-const csrPath = "csr: {path: inputs/issuing-ca-1.csr}"
+// csrPath is the template's CSR line; csrAt names another CSR, pinned by
+// the test's writeScript as a reviewer pins it.
+var csrPath = csrAt("issuing-ca-1.csr")
+
+func csrAt(name string) string {
+	return "csr: {path: inputs/" + name + ", sha256: \"" + strings.Repeat("0", 64) + "\"}"
+}
 
 // subordinateP384: a P-384 subordinate and the CRL from the shipped template.
 func (c *caSigningRun) subordinateP384(t *testing.T) {
 	f, w, root := c.f, c.f.w, c.root
 	out := filepath.Join(w.dir, "p384-out")
-	s := w.writeScript("p384.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out,
-		csrPath, "csr: {path: inputs/p384.csr}")
+	s := w.writeScript("p384.yaml", "ca-signing.yaml", w.uri, out,
+		csrPath, csrAt("p384.csr"))
 	res, err := w.run(s, f.quorumPrompter(), Options{})
 	if err != nil {
 		t.Fatalf("ceremony: %v\n%s", err, w.log.String())
@@ -307,7 +317,7 @@ func (c *caSigningRun) subordinateRSA(t *testing.T) {
 	out := filepath.Join(w.dir, "rsa-out")
 	s := w.writeScript("rsa.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out,
 		"id: example-issuing-ca-1-2026", "id: example-issuing-ca-2",
-		csrPath, "csr: {path: inputs/rsa4096.csr}",
+		csrPath, csrAt("rsa4096.csr"),
 		`      subject:
         common_name: Example Corp Issuing CA 1
         organization: Example Corp
@@ -315,7 +325,7 @@ func (c *caSigningRun) subordinateRSA(t *testing.T) {
 `, "      accept_csr_subject: true\n",
 		"validity_days: 3650", "validity_days: 9000",
 		"digital_signature: false", "digital_signature: true",
-		"      # permitted_dns_domains: [example.com]", "      permitted_dns_domains: [example.com]")
+		"      policies: [2.5.29.32.0]\n", "      policies: [2.5.29.32.0]\n      permitted_dns_domains: [example.com]\n")
 	s = rewrite(t, s, cutSection("  crl:\n"))
 	res, err := w.run(s, f.quorumPrompter("Carol Chen", "Erin Evans", "Grace Gray"), Options{})
 	if err != nil {
@@ -360,7 +370,7 @@ func (c *caSigningRun) crlNumbersIncrease(t *testing.T) {
 		out := filepath.Join(w.dir, id)
 		edits := []string{"id: example-root-2026-crl-2027", "id: " + id}
 		if lastPath != "" {
-			edits = append(edits, "    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+			edits = append(edits, "    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 		}
 		s := w.writeScript(id+".yaml", "crl.yaml", "pkcs11:serial="+w.serial, out, edits...)
 		res, err := w.run(s, f.quorumPrompter(), Options{})
@@ -394,7 +404,7 @@ func (c *caSigningRun) crlNumbersIncrease(t *testing.T) {
 	defer os.WriteFile(filepath.Join(f.out, "crlnumber"), []byte("3\n"), 0o600)
 	s := w.writeScript("crl-old-counter.yaml", "crl.yaml", "pkcs11:serial="+w.serial, filepath.Join(w.dir, "crl-old-counter"),
 		"id: example-root-2026-crl-2027", "id: example-root-2026-crl-c",
-		"    # previous: {path: signing-output/example-issuing-ca-1-2026.crl.der}", "    previous: {path: "+lastPath+"}")
+		"    next_update_days: 365\n", "    previous: {path: "+lastPath+"}\n    next_update_days: 365\n")
 	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "the previous CRL already has number 3") {
 		t.Fatalf("old counter: %v", err)
 	}
@@ -454,9 +464,9 @@ func (c *caSigningRun) refusals(t *testing.T) {
 		edits []string
 		want  string
 	}{
-		{"broken CSR signature", []string{csrPath, "csr: {path: inputs/broken.csr}"}, "signing.subordinate.csr: inputs/broken.csr: the CSR's signature does not verify"},
-		{"key not allowed", []string{csrPath, "csr: {path: inputs/p256.csr}"}, "the subject key is ec-p256, which the profile does not allow (allowed: ec-p384, rsa-4096, rsa-3072)"},
-		{"longer than the root", []string{csrPath, "csr: {path: inputs/p384.csr}", "validity_days: 3650", "not_after: 2050-01-01T00:00:00Z"}, "after the issuer expires"},
+		{"broken CSR signature", []string{csrPath, csrAt("broken.csr")}, "signing.subordinate.csr: inputs/broken.csr: the CSR's signature does not verify"},
+		{"key not allowed", []string{csrPath, csrAt("p256.csr")}, "the subject key is ec-p256, which the profile does not allow (allowed: ec-p384, rsa-4096, rsa-3072)"},
+		{"longer than the root", []string{csrPath, csrAt("p384.csr"), "validity_days: 3650", "not_after: 2050-01-01T00:00:00Z"}, "after the issuer expires"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -485,16 +495,18 @@ func (c *caSigningRun) swappedCSR(t *testing.T) {
 	os.WriteFile(csr, good, 0o600)
 	out := filepath.Join(w.dir, "swap-out")
 	s := w.writeScript("swap.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out,
-		"id: example-issuing-ca-1-2026", "id: example-issuing-ca-swap", csrPath, "csr: {path: inputs/swap.csr}")
+		"id: example-issuing-ca-1-2026", "id: example-issuing-ca-swap", csrPath, csrAt("swap.csr"))
 	s = rewrite(t, s, cutSection("  crl:\n"))
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Between review (New) and the inputs step, someone brings the P-256 CSR.
+	// Between review (New) and the inputs step, someone brings the P-256
+	// CSR: the script's pin, checked again on the bytes the step reads,
+	// refuses it.
 	p256, _ := os.ReadFile(filepath.Join(inputs, "p256.csr"))
 	os.WriteFile(csr, p256, 0o600)
-	if _, err := e.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "nothing was signed") || !strings.Contains(err.Error(), "ec-p256") {
+	if _, err := e.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "nothing was signed") || !strings.Contains(err.Error(), "it is not the reviewed file") {
 		t.Fatalf("swapped CSR: %v", err)
 	}
 	if m, _ := filepath.Glob(filepath.Join(out, "*.pem")); len(m) != 0 {
@@ -505,7 +517,7 @@ func (c *caSigningRun) swappedCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := rep.Final(); last.Step != "inputs" || last.OK() || !strings.Contains(last.Error, "ec-p256") {
+	if last := rep.Last(); last.Step != "inputs" || last.OK() || !strings.Contains(last.Error, "the script pins") || !slices.ContainsFunc(last.Inputs, func(f transcript.File) bool { return f.SHA256 == hashOf(p256) }) {
 		t.Fatalf("last entry %+v", last)
 	}
 	os.WriteFile(csr, good, 0o600)

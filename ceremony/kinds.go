@@ -8,13 +8,17 @@ import "github.com/keyceremony/keyceremony/ceremony/script"
 // named after its part of the ceremony:
 //
 //	preflight.go      begin, air-gap, clock, token, free-space, sign-in
-//	quorumsteps.go    issue-shares, unlock, enrol-token
+//	issue.go          issue-shares, issue-recovery-shares
+//	quorumsteps.go    unlock, enrol-token
+//	recovery.go       unlock-recovery
 //	rootkey.go        generate-key
-//	backup.go         backup-key, inputs (backup, restore), restore-key, prove-key
+//	backup.go         backup-key
+//	restore.go        inputs (backup, restore), restore-key, prove-key
 //	signinginputs.go  inputs (ca-signing, crl), issuer-key
 //	signing.go        lint-<artefact>, sign-<artefact>, for the artefacts of artefacts.go
 //	byokinputs.go     inputs (byok-wrap)
 //	byokwrap.go       wrap-plan, byok-key, wrap, token-copy, handover
+//	anchors.go        anchor, seal (the token signs the transcript)
 //	finish.go         finish
 func planFor(s *script.Script) []*step {
 	plan := preflightSteps(s)
@@ -24,29 +28,42 @@ func planFor(s *script.Script) []*step {
 		add(issueSharesStep(),
 			unlockStep("verify the new shares and enrol the token"),
 			enrolStep(s),
-			generateKeyStep(s))
-		if s.Key.Backup {
-			add(backupKeyStep())
+			generateKeyStep(s),
+			anchorStep())
+		switch {
+		case s.LegacyBackup():
+			add(legacyBackupStep())
+		case s.Key.Backup:
+			add(issueRecoverySharesStep(),
+				unlockRecoveryStep("verify the recovery shares and back up the key"),
+				backupKeyStep())
 		}
 		add(lintStep(rootCertificate), signStep(rootCertificate))
 
 	case script.KeyBackup:
 		add(inputsStep(s),
-			unlockStep("back up the key"),
+			unlockStep("log in to back up the key"),
+			anchorStep(),
+			unlockRecoveryStep("open the backup KEK"),
 			backupKeyStep())
 
 	case script.KeyRestore:
 		add(inputsStep(s),
 			unlockStep("enrol the token and restore the key"),
-			enrolStep(s),
-			restoreKeyStep(),
+			enrolStep(s))
+		if s.Recovery != nil {
+			add(unlockRecoveryStep("open the backup KEK"))
+		}
+		add(restoreKeyStep(),
+			anchorStep(),
 			proveKeyStep())
 
 	case script.CASigning, script.CRLIssuance:
 		g := s.Signing
 		add(signingInputsStep(s),
 			unlockStep("unlock the root key"),
-			issuerKeyStep())
+			issuerKeyStep(),
+			anchorStep())
 		if g.Subordinate != nil {
 			add(lintStep(subordinateCertificate), signStep(subordinateCertificate))
 		}
@@ -69,5 +86,8 @@ func planFor(s *script.Script) []*step {
 			handoverStep())
 	}
 	add(finishStep())
+	if signsTranscript(s.Kind) {
+		add(sealStep())
+	}
 	return plan
 }

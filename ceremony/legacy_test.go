@@ -41,8 +41,24 @@ func TestLegacyTranscriptsVerify(t *testing.T) {
 		if name == "interrupted" {
 			want = "lint-certificate"
 		}
-		if got := rep.Final().Step; got != want {
+		if got := rep.Last().Step; got != want {
 			t.Errorf("%s ends with %s, want %s", name, got, want)
+		}
+		// They carry no anchors: flagged, and accepted only with the
+		// paper's final hash or explicitly.
+		if rep.Plan != nil || len(rep.Signatures) != 0 || rep.MACFrom != 0 {
+			t.Errorf("%s: an earlier version's transcript with anchors?", name)
+		}
+		if err := rep.Check(transcript.Expect{AllowIncomplete: true}); err == nil || !strings.Contains(err.Error(), "NO ANCHORS") {
+			t.Errorf("%s without the paper: %v", name, err)
+		}
+		if err := rep.Check(transcript.Expect{AllowIncomplete: true, AllowUnanchored: true}); err != nil {
+			t.Errorf("%s accepted explicitly: %v", name, err)
+		}
+		if final, ok := rep.Final(); ok {
+			if err := rep.Check(transcript.Expect{FinalHash: final.HashBytes()}); err != nil {
+				t.Errorf("%s with the paper's final hash: %v", name, err)
+			}
 		}
 	}
 	root := filepath.Join(legacyDir, "completed/ceremony-output/example-root-2026.cert.pem")
@@ -101,7 +117,7 @@ func TestLegacyInterruptedResumes(t *testing.T) {
 	for _, c := range []string{"Frank Fox", "Carol Chen", "Erin Evans"} {
 		a.Present = append(a.Present, AnswerShare{Custodian: c, File: filepath.Join(media, strings.ReplaceAll(c, " ", "_")+".share.age"), Passphrase: legacyPassphrase(c)})
 	}
-	e, err := New(s, Options{Prompter: a})
+	e, err := New(s, Options{UnattendedTest: true, Prompter: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +134,15 @@ func TestLegacyInterruptedResumes(t *testing.T) {
 	}
 	once(t, before, rep, "begin", "issue-shares", "enrol-token", "generate-key", "backup-key", "lint-certificate", "sign-certificate", "finish")
 	resume := entryByStep(t, rep, "resume")
+	if !strings.HasPrefix(resume.Detail("anchors checked"), "none: the transcript carries no anchors") ||
+		!strings.Contains(log.String(), "The transcript carries no anchors, and we confirm it is the one the interrupted ceremony wrote.") {
+		t.Errorf("resuming an unanchored transcript was not confirmed as such: %q", resume.Detail("anchors checked"))
+	}
+	// From the resume on, the new entries are anchored: the quorum's MAC
+	// from the unlock, the root key's signature and seal.
+	if rep.MACFrom == 0 || len(rep.Signatures) != 2 {
+		t.Errorf("the resumed legacy ceremony: MAC from %d, %d signatures", rep.MACFrom, len(rep.Signatures))
+	}
 	moved := 0
 	for _, d := range resume.Details {
 		if d.Key == "incomplete output moved aside" {

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keyceremony/keyceremony/ceremony/paper"
 	"github.com/keyceremony/keyceremony/ceremony/script"
@@ -45,11 +47,23 @@ func runGenerateKey(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	k, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: kt, Label: label, Extractable: e.s.Key.Backup, WrapWithTrusted: e.s.Key.Backup})
+	var ce *hsm.CapabilityError
+	if errors.As(err, &ce) {
+		// Running the script again cannot help: the script must change
+		// (amend.go), and nothing is left on the token (hsm destroyed it).
+		p := &prober{e: e, caps: mustCaps(tok)}
+		return &CannotRunError{Token: tok.Label(), Lines: []CapabilityLine{{Step: "generate-key", Operation: "generate the " + kt.String() + " key pair", Where: Cannot,
+			Detail: err.Error() + "; change key.type " + p.alternatives()}}}
+	}
 	if err != nil {
 		return err
 	}
 	if !k.Sensitive() || k.Extractable() != e.s.Key.Backup {
 		return fmt.Errorf("the token created key %q with sensitive=%v extractable=%v, not what was asked", label, k.Sensitive(), k.Extractable())
+	}
+	unmet, err := recordKeyAttributes(ctx, r, k)
+	if err != nil {
+		return err
 	}
 	e.key = refOf(k)
 	spki, err := x509.MarshalPKIXPublicKey(k.Public())
@@ -72,10 +86,41 @@ func runGenerateKey(ctx context.Context, r *stepRun) error {
 	if err := r.recordState(generatedKey{Key: e.key, PublicKeySHA256: fp[:]}); err != nil {
 		return err
 	}
-	return r.confirmStep(ctx, "The public key fingerprint was read aloud.", []Fact{
+	facts := []Fact{
 		{Label: "Key", Value: k.String()},
+		{Label: "The token says it may", Value: strings.Join(k.Uses(), ", ")},
 		{Label: "Public key SHA-256", Value: hex.EncodeToString(fp[:]), Words: words.String(fp[:])},
-	})
+	}
+	for _, c := range unmet {
+		facts = append(facts, Fact{Label: "NOT HONOURED by the token", Value: c.String()})
+	}
+	return r.confirmStep(ctx, "The public key fingerprint was read aloud.", facts)
+}
+
+// recordKeyAttributes records every attribute the key was made with and what
+// the token reports now, and names, in the transcript and on screen, the
+// restrictions the token refused or ignored (tpm2-pkcs11 makes every key able
+// to decrypt). It returns those.
+func recordKeyAttributes(ctx context.Context, r *stepRun, k *hsm.Key) ([]hsm.AttributeCheck, error) {
+	r.detail("key uses (read back)", strings.Join(k.Uses(), ", "))
+	for _, c := range k.AttributeChecks() {
+		r.detail("attribute", c.String())
+	}
+	unmet := k.Unmet()
+	if len(unmet) == 0 {
+		r.detail("attributes honoured", "every attribute reads back as asked")
+		return nil, nil
+	}
+	var names []string
+	for _, c := range unmet {
+		names = append(names, c.Object+" "+c.Name+"="+fmt.Sprint(c.Want))
+		r.detail("token did not honour", c.String())
+	}
+	tok := k.Token()
+	warning := fmt.Sprintf("Token %q (%s %s) does not honour %s for this key: it can do more than the ceremony asked (%s). "+
+		"This is recorded in the transcript; the quorum's PIN still guards the key.", tok.Label(), tok.Identity().Manufacturer, tok.Identity().Model,
+		strings.Join(names, ", "), strings.Join(k.Uses(), ", "))
+	return unmet, r.e.p.Inform(ctx, Notice{Step: r.st.id, Title: "The token ignores part of the key's protection", Warning: warning})
 }
 
 // generatedKey is the generate-key step's resume state.

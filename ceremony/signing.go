@@ -69,7 +69,7 @@ func runLint(ctx context.Context, r *stepRun, a *artefact) error {
 		r.detail("note", n)
 	}
 	if lerr != nil {
-		return fmt.Errorf("the %s fails linting and was not signed; fix the script and start a new ceremony: %w", strings.ToLower(a.title), lerr)
+		return startOver{fmt.Errorf("the %s fails linting and was not signed: %w", strings.ToLower(a.title), lerr)}
 	}
 	rec.setTBS(l.TBSSHA256())
 	if err := rec.record(r); err != nil {

@@ -40,7 +40,7 @@ func interrupt(t *testing.T, s func(AfterStep func(StepInfo, transcript.Entry)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := rep.Final(); last.Step != stopAfter {
+	if last := rep.Last(); last.Step != stopAfter {
 		t.Fatalf("transcript ends at %s, want %s", last.Step, stopAfter)
 	}
 	return rep
@@ -87,7 +87,7 @@ func TestSigningResumes(t *testing.T) {
 			out := filepath.Join(w.dir, id)
 			s := w.writeScript(id+".yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out, "id: example-issuing-ca-1-2026", "id: "+id)
 			before := interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-				return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+				return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 			}, stopAfter)
 			res, err := w.run(s, f.quorumPrompter("Carol Chen", "Frank Fox", "Erin Evans"), Options{})
 			if err != nil {
@@ -139,13 +139,23 @@ func TestResumeRefusesChangedInputs(t *testing.T) {
 	out := filepath.Join(w.dir, "out")
 	s := w.writeScript("s.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out)
 	interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-		return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+		return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 	}, "lint-subordinate")
 	good, _ := os.ReadFile(csr)
 	swapped, _ := os.ReadFile(other)
 	os.WriteFile(csr, swapped, 0o600)
-	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") {
+	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") || !strings.Contains(err.Error(), "recorded in the transcript") {
 		t.Fatalf("resume with a swapped CSR: %v", err)
+	}
+	// The refusal is evidence too: the transcript names the file found.
+	rep, err := transcript.Verify(filepath.Join(out, "example-issuing-ca-1-2026.transcript.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := rep.Last()
+	if refused.Step != "inputs" || refused.OK() || len(refused.Inputs) != 1 || refused.Inputs[0].Path != csr ||
+		refused.Inputs[0].SHA256 != hashOf(swapped) || refused.Detail("recorded sha256") != hashOf(good) || refused.MAC == "" {
+		t.Fatalf("the refused swap is not recorded: %+v", refused)
 	}
 	os.WriteFile(csr, good, 0o600)
 	if _, err := w.run(s, f.quorumPrompter(), Options{}); err != nil {

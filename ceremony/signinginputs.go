@@ -103,7 +103,7 @@ func (e *Engine) loadSigningState(r *stepRun, now time.Time, full bool, bad func
 
 	if sub := g.Subordinate; sub != nil {
 		if raw := read("signing.subordinate.csr", sub.CSR); raw != nil {
-			csr, err := certprofile.ParseCSR(raw)
+			csr, err := certprofile.ParseCSRWith(raw, certprofile.CSRPolicy{AllowSHA1: sub.AllowSHA1CSR})
 			if err != nil {
 				bad("signing.subordinate.csr", fmt.Errorf("%s: %w", sub.CSR.Path, err))
 			} else {
@@ -242,10 +242,8 @@ func caProfile(p script.CAProfile) certprofile.Profile {
 
 func runSigningInputs(ctx context.Context, r *stepRun) error {
 	e := r.e
-	if err := e.loadInputs(r); err != nil {
-		return err
-	}
 	var ps problems
+	e.loadInputs(r, ps.add)
 	st := e.loadSigning(r, time.Now(), ps.add)
 	if err := ps.err(); err != nil {
 		return fmt.Errorf("the inputs cannot be used, nothing was signed: %w", err)
@@ -267,7 +265,7 @@ func runSigningInputs(ctx context.Context, r *stepRun) error {
 		r.detail("csr subject", csr.Subject.String())
 		r.detail("csr key", certprofile.KeyType(csr.PublicKey))
 		r.detail("csr public key sha256", hex.EncodeToString(kfp))
-		r.detail("csr signature", "verified with the CSR's own key")
+		r.detail("csr signature", fmt.Sprintf("%s, verified with the CSR's own key", csr.SignatureAlgorithm))
 		var ext []string
 		for _, x := range csr.Extensions {
 			ext = append(ext, x.Id.String())
@@ -376,4 +374,46 @@ func (e *Engine) signatureAlgorithm() x509.SignatureAlgorithm {
 		return script.SignatureAlgorithms[a]
 	}
 	return e.sign.issuer.SignatureAlgorithm
+}
+
+// lintBeforeAnyone lints, when a ceremony is planned or about to start, the
+// certificates the script will have the root sign, built from the inputs
+// with a throwaway key and a throwaway serial exactly as the lint step will
+// build them. A profile zlint refuses (an AWS Private CA CSR's OU taken with
+// accept_csr_subject: true, say) is reported now, with the one thing to do,
+// instead of after the custodians unlocked the quorum.
+func (e *Engine) lintBeforeAnyone(st *signState, now time.Time, bad func(path string, err error)) {
+	g := e.s.Signing
+	if st.issuer == nil {
+		return
+	}
+	saved := e.sign
+	e.sign = st
+	defer func() { e.sign = saved }()
+	probe := &certLint{Serial: []byte{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, IssuedAt: now.UTC().Truncate(time.Second)}
+	check := func(path string, a *artefact, profile script.CAProfile) {
+		tmpl, opt, _, err := a.build(e, nil, probe)
+		if err != nil {
+			return // reported by the input checks
+		}
+		_, err = certsign.Lint(tmpl, opt)
+		var le *certsign.LintError
+		if !errors.As(err, &le) {
+			return
+		}
+		do := "edit the script's profile so the certificate passes, or name the lint in ignore_lints if this private PKI does not follow it, then have the script reviewed again"
+		for _, l := range le.Results.Errors {
+			if strings.HasPrefix(l, "e_subj_orgunit_in_ca_cert") && profile.AcceptCSRSubject {
+				do = "edit the script: give " + path + ".subject (without an organizational_unit) instead of accept_csr_subject: true, since this CSR's subject carries an OU (AWS Private CA CSRs do), then have the script reviewed again"
+			}
+		}
+		bad(path, fmt.Errorf("the %s this profile makes from these inputs fails zlint (%s): nothing can be signed, and no one needs to be called in for it yet: %s",
+			strings.ToLower(a.title), strings.Join(le.Results.Errors, "; "), do))
+	}
+	if sub := g.Subordinate; sub != nil && st.csr != nil {
+		check("signing.subordinate.profile", subordinateCertificate, sub.Profile)
+	}
+	if c := g.CrossCertificate; c != nil && st.original != nil {
+		check("signing.cross_certificate.profile", crossCertificate, c.Profile)
+	}
 }

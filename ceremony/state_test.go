@@ -81,6 +81,14 @@ func checkStateMatchesDetails(t *testing.T, rep *transcript.Report) {
 			t.Errorf("entry %d (%s): prose details: %v", en.Seq, en.Step, err)
 			continue
 		}
+		// The token's whole identity is state earlier versions never wrote
+		// as prose: it is compared with the prose serial only.
+		switch v := typed.(type) {
+		case *tokenState:
+			v.Identity = nil
+		case *enrolState:
+			v.Identity = nil
+		}
 		if !reflect.DeepEqual(typed, prose) {
 			a, _ := json.Marshal(typed)
 			b, _ := json.Marshal(prose)

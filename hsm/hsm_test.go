@@ -233,7 +233,7 @@ func TestErrors(t *testing.T) {
 			t.Fatalf("err = %v, want ErrTokenNotFound", err)
 		}
 	})
-	t.Run("wrong PIN then lock state", func(t *testing.T) {
+	t.Run("wrong PIN, then no second try unless allowed", func(t *testing.T) {
 		mod := softhsmtest.NewToken(t, "Pins", soPIN, userPIN)
 		m, err := hsm.Open(mod)
 		if err != nil {
@@ -250,9 +250,24 @@ func TestErrors(t *testing.T) {
 		if !errors.Is(err, hsm.ErrPINIncorrect) || !errors.As(err, &pe) {
 			t.Fatalf("err = %v, want a PINError", err)
 		}
-		// The right PIN still works, and logging in twice is tolerated.
+		// SoftHSM now reports CKF_USER_PIN_COUNT_LOW, and this token already
+		// refused a PIN: the next login is not tried, even with the right PIN.
+		info, _ := tok.Info()
+		if !info.UserPINCountLow {
+			t.Fatalf("SoftHSM no longer reports few tries after a wrong PIN: %v", info.Flags())
+		}
+		var te *hsm.PINTriesError
+		if err := tok.Login(userPIN); !errors.Is(err, hsm.ErrPINTriesLow) || !errors.As(err, &te) || !te.CountLow || !te.RefusedHere {
+			t.Fatalf("second login after a wrong PIN: err = %v, want a PINTriesError", err)
+		}
+		// A person who checked the PIN allows one more try; the right PIN
+		// resets the counter, and logging in twice is tolerated.
+		tok.AllowOneMoreTry(false)
 		if err := tok.Login(userPIN); err != nil {
 			t.Fatal(err)
+		}
+		if info, _ := tok.Info(); info.UserPINCountLow {
+			t.Errorf("count still low after a good login: %v", info.Flags())
 		}
 		if err := tok.Login(userPIN); err != nil {
 			t.Fatalf("second login: %v", err)

@@ -60,7 +60,15 @@ type Key struct {
 	extractable bool
 	session     bool
 	pub         crypto.PublicKey
+	uses        []string         // read back: what the key may do
+	checks      []AttributeCheck // set when this process made the key
+	problem     error            // the key's attributes could not be read
 }
+
+// Problem is why the key's attributes could not be read, or nil. Such a key
+// is listed (with its label, ID and class) so the others stay usable and it
+// can be destroyed; it cannot sign.
+func (k *Key) Problem() error { return k.problem }
 
 func (k *Key) Label() string            { return k.label }
 func (k *Key) ID() []byte               { return bytes.Clone(k.id) }
@@ -94,7 +102,11 @@ func (k *Key) Fingerprint() []byte {
 
 // String describes the key for logs and listings; it contains no secret.
 func (k *Key) String() string {
-	return fmt.Sprintf("%s %s %q id=%s", k.class, k.typ, k.label, hex.EncodeToString(k.id))
+	s := fmt.Sprintf("%s %s %q id=%s", k.class, k.typ, k.label, hex.EncodeToString(k.id))
+	if k.problem != nil {
+		s += " (UNREADABLE: " + k.problem.Error() + ")"
+	}
+	return s
 }
 
 // DestroyKey deletes the key and its public half from the token.

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/miekg/pkcs11"
@@ -46,7 +47,10 @@ func (t *Token) findObjects(f Filter) ([]pkcs11.ObjectHandle, error) {
 }
 
 // FindKeys returns the keys matching f: secret and private keys (paired with
-// their public half by CKA_ID) and public keys that have no private half.
+// their public half by CKA_ID) and public keys that have no private half. A
+// key whose attributes cannot be read (a malformed public point, say) does
+// not hide the others: it is returned with Problem set, so it can be listed
+// with a warning and destroyed.
 func (t *Token) FindKeys(f Filter) ([]*Key, error) {
 	hs, err := t.findObjects(f)
 	if err != nil {
@@ -115,11 +119,26 @@ func (t *Token) FindKeys(f Filter) ([]*Key, error) {
 			k, err = t.loadKey(o.h, 0)
 		}
 		if err != nil {
-			return nil, err
+			if isRemoved(err) || errors.Is(err, ErrNotLoggedIn) {
+				return nil, err
+			}
+			k = t.unreadableKey(o.h, o.class, o.id, err)
 		}
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// unreadableKey stands for an object whose key attributes could not be read.
+func (t *Token) unreadableKey(h pkcs11.ObjectHandle, class uint, id []byte, err error) *Key {
+	k := &Key{t: t, handle: h, id: id, problem: err, class: map[uint]KeyClass{pkcs11.CKO_PRIVATE_KEY: ClassPrivateKey, pkcs11.CKO_SECRET_KEY: ClassSecretKey}[class]}
+	if k.class == ClassAny {
+		k.class = ClassPublicKey
+	}
+	if a, aerr := t.attrs(h, pkcs11.CKA_LABEL); aerr == nil {
+		k.label = string(a[pkcs11.CKA_LABEL])
+	}
+	return k
 }
 
 // FindKey returns the one key matching f.

@@ -16,7 +16,8 @@ import (
 
 // ImportPublicKey stores a public key on the token (RSA, EC or Ed25519), for
 // example the public half of a restored key taken from its certificate, or an
-// RSA wrapping key. Wrapping keys get CKA_WRAP and CKA_ENCRYPT.
+// RSA wrapping key (spec.Usage UseWrapPublic: CKA_WRAP and CKA_ENCRYPT;
+// otherwise the key verifies only).
 func (t *Token) ImportPublicKey(ctx context.Context, pub crypto.PublicKey, spec KeySpec) (*Key, error) {
 	// No duplicate check: the public half joins the private key of the same
 	// label and ID (a restored key's public key comes from its certificate).
@@ -24,15 +25,19 @@ func (t *Token) ImportPublicKey(ctx context.Context, pub crypto.PublicKey, spec 
 	if err != nil {
 		return nil, fmt.Errorf("import public key: %w", err)
 	}
-	attrs := spec.publicAttrs(id)
+	if spec.Usage == UseWrapPublic {
+		if _, ok := pub.(*rsa.PublicKey); !ok {
+			return nil, fmt.Errorf("import public key: only RSA public keys wrap, not %T", pub)
+		}
+	}
+	tmpl := spec.publicAttrs(id)
+	var attrs []*pkcs11.Attribute
 	switch p := pub.(type) {
 	case *rsa.PublicKey:
 		attrs = append(attrs,
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, p.N.Bytes()),
 			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(p.E)).Bytes()),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
 		)
 	case *ecdsa.PublicKey:
 		kt := map[string]KeyType{"P-256": ECP256, "P-384": ECP384, "P-521": ECP521}[p.Curve.Params().Name]
@@ -59,7 +64,7 @@ func (t *Token) ImportPublicKey(ctx context.Context, pub crypto.PublicKey, spec 
 	var h pkcs11.ObjectHandle
 	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error
-		h, err = t.ctx().CreateObject(sh, attrs)
+		h, err = t.ctx().CreateObject(sh, tmpl.with(attrs...).all())
 		return t.classify("import public key", err)
 	})
 	if err != nil {
@@ -77,9 +82,9 @@ func (t *Token) ImportWrappingKey(ctx context.Context, spkiDER []byte) (*Key, er
 	}
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("import wrapping key: %T is not an RSA key", pub)
+		return nil, fmt.Errorf("import wrapping key: the wrapping key must be RSA; this one is %s", DescribePublicKey(pub))
 	}
-	return t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "wrapping-key"})
+	return t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "wrapping-key", Usage: UseWrapPublic})
 }
 
 // ImportSecretKey creates an AES key with a value the caller knows (a KEK
@@ -97,11 +102,11 @@ func (t *Token) ImportSecretKey(ctx context.Context, value []byte, spec KeySpec)
 	if err != nil {
 		return nil, fmt.Errorf("import secret key %q: %w", spec.Label, err)
 	}
-	attrs, err := spec.keyAttrs(id)
+	tmpl, err := spec.keyAttrs(id)
 	if err != nil {
 		return nil, fmt.Errorf("import secret key %q: %w", spec.Label, err)
 	}
-	attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))
+	attrs := tmpl.with(pkcs11.NewAttribute(pkcs11.CKA_VALUE, value)).all()
 	var h pkcs11.ObjectHandle
 	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error
@@ -112,4 +117,18 @@ func (t *Token) ImportSecretKey(ctx context.Context, value []byte, spec KeySpec)
 		return nil, err
 	}
 	return t.loadKey(h, 0)
+}
+
+// DescribePublicKey names a public key's algorithm and size for messages
+// ("a 1024-bit RSA key", "an EC key on P-256"), never a Go type.
+func DescribePublicKey(pub any) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "an EC key on " + k.Curve.Params().Name
+	case ed25519.PublicKey:
+		return "an Ed25519 key"
+	case *rsa.PublicKey:
+		return fmt.Sprintf("a %d-bit RSA key", k.N.BitLen())
+	}
+	return "a key of an unknown kind"
 }

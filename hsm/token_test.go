@@ -83,6 +83,11 @@ func TestPINChanges(t *testing.T) {
 	if err := tok.Login(userPIN); !errors.Is(err, hsm.ErrPINIncorrect) {
 		t.Fatalf("old PIN after change: err = %v", err)
 	}
+	// After a refused PIN the next login needs a person's go-ahead.
+	if err := tok.Login(newPIN); !errors.Is(err, hsm.ErrPINTriesLow) {
+		t.Fatalf("login right after a refused PIN: err = %v, want ErrPINTriesLow", err)
+	}
+	tok.AllowOneMoreTry(false)
 	if err := tok.Login(newPIN); err != nil {
 		t.Fatalf("new PIN: %v", err)
 	}

@@ -92,6 +92,11 @@ func awsBYOKImport(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "Imported into %s: key state %s, key material %s.\nEvidence written to %s/%s; add it to the ceremony's records.\n",
 		res.KeyARN, res.KeyState, res.KeyMaterialID, fs.Arg(0), online.ImportResultFile)
+	if tr := res.Transcript; tr != nil {
+		fmt.Fprintf(env.Stdout, "The files are the ones the ceremony transcript %s records (entry %d); its final hash %s.\n", tr.Path, tr.WrapEntry, tr.FinalHash)
+	} else {
+		fmt.Fprintln(env.Stdout, "WARNING: no ceremony transcript beside the files, so they were checked against the manifest only: compare their SHA-256 with the ceremony's transcript.")
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -317,5 +318,73 @@ func TestACMPCAJSON(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, b)
 		}
+	}
+}
+
+// TestCSRMessages: an empty, cut or foreign file gets a sentence a person
+// can act on, not an ASN.1 error; a CSR signed with SHA-1 is refused unless
+// the policy allows it.
+func TestCSRMessages(t *testing.T) {
+	dir := t.TempDir()
+	good := opensslCSR(t, dir, "good", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384")
+	block, _ := pem.Decode(good)
+	der := block.Bytes
+	cut := len(good) * 2 / 3
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"empty":              {nil, "the file is empty (0 bytes)"},
+		"blank":              {[]byte("\n \n"), "the file is empty (3 bytes)"},
+		"PEM cut short":      {good[:cut], "the PEM block is cut short or damaged"},
+		"DER cut short":      {der[:100], fmt.Sprintf("the CSR is truncated at byte 100: its DER header announces %d bytes", len(der))},
+		"DER header cut":     {der[:3], "the CSR is truncated at byte 3"},
+		"DER with a trailer": {append(slices.Clone(der), 0, 0), "the CSR has 2 bytes after its end"},
+		"not a CSR":          {[]byte("hello, this is a letter"), "neither PEM (-----BEGIN CERTIFICATE REQUEST-----) nor DER"},
+		"a certificate":      {[]byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"), `the file holds a PEM "CERTIFICATE", not a CERTIFICATE REQUEST`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := certprofile.ParseCSR(tc.data)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "asn1:") {
+				t.Errorf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+	sha1CSR := opensslCSR(t, dir, "sha1", "-newkey", "rsa:2048", "-sha1")
+	if _, err := certprofile.ParseCSR(sha1CSR); err == nil || !strings.Contains(err.Error(), "signed with SHA1-RSA, a broken hash") || !strings.Contains(err.Error(), "allow_sha1_csr: true") {
+		t.Errorf("SHA-1 CSR: %v", err)
+	}
+	if csr, err := certprofile.ParseCSRWith(sha1CSR, certprofile.CSRPolicy{AllowSHA1: true}); err != nil || csr.SignatureAlgorithm != x509.SHA1WithRSA {
+		t.Errorf("SHA-1 CSR allowed by the script: %v", err)
+	}
+}
+
+// TestPathLengthOfTheRoot: a root whose pathLen is 0 signs no CA; under a
+// root with pathLen 1 a subordinate needs max_path_length 0.
+func TestPathLengthOfTheRoot(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	dir := t.TempDir()
+	csr, err := certprofile.ParseCSR(opensslCSR(t, dir, "sub", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := []byte{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	rootWith := func(pathLen int) *x509.Certificate {
+		now := time.Now()
+		tmpl, _ := certprofile.Root(pkix.Name{CommonName: "Root", Organization: []string{"Example"}, Country: []string{"DE"}}, now.Add(-time.Hour), now.AddDate(5, 0, 0), pathLen, key.Public(), serial)
+		tmpl.SignatureAlgorithm = x509.ECDSAWithSHA384
+		return certsigntest.Sign(t, certsign.Certificate(tmpl, nil, key.Public()), key).Certificate
+	}
+	p := profile()
+	if _, _, err := certprofile.Subordinate(csr, rootWith(0), p, serial, time.Now()); err == nil || !strings.Contains(err.Error(), "path length constraint is 0: it may sign end-entity certificates only") {
+		t.Errorf("root with pathLen 0: %v", err)
+	}
+	p.MaxPathLen = -1
+	if _, _, err := certprofile.Subordinate(csr, rootWith(1), p, serial, time.Now()); err == nil || !strings.Contains(err.Error(), "must have max_path_length below 1 (the profile says none)") {
+		t.Errorf("root with pathLen 1, subordinate without: %v", err)
+	}
+	p.MaxPathLen = 0
+	if _, _, err := certprofile.Subordinate(csr, rootWith(1), p, serial, time.Now()); err != nil {
+		t.Errorf("root with pathLen 1, subordinate with 0: %v", err)
 	}
 }

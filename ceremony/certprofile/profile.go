@@ -8,6 +8,7 @@
 package certprofile
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -72,14 +73,34 @@ func KeyType(pub crypto.PublicKey) string {
 	return fmt.Sprintf("%T", pub)
 }
 
-// ParseCSR reads a PEM or DER certificate request and checks its signature.
-func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+// CSRPolicy says what ParseCSRWith accepts beyond the defaults.
+type CSRPolicy struct {
+	// AllowSHA1 accepts a CSR signed with SHA-1 (a script must say so).
+	AllowSHA1 bool
+}
+
+// ParseCSR reads a certificate request, PEM or DER, checks its signature
+// with its own key and refuses one signed with SHA-1. Its errors say what a
+// person can act on: an empty file, a file cut short (and where), a file
+// that is not a CSR at all.
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) { return ParseCSRWith(data, CSRPolicy{}) }
+
+// ParseCSRWith is ParseCSR under a policy.
+func ParseCSRWith(data []byte, pol CSRPolicy) (*x509.CertificateRequest, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("the file is empty (%d bytes): ask the subordinate CA's operator for the CSR again", len(data))
+	}
 	der := data
 	if block, _ := pem.Decode(data); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
 			return nil, fmt.Errorf("the file holds a PEM %q, not a CERTIFICATE REQUEST", block.Type)
 		}
 		der = block.Bytes
+	} else if bytes.Contains(data, []byte("-----BEGIN")) {
+		return nil, errors.New("the PEM block is cut short or damaged (its -----END line is missing or its base64 is broken): the file was truncated; ask for the CSR again")
+	}
+	if err := derComplete(der); err != nil {
+		return nil, err
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
@@ -88,7 +109,42 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("the CSR's signature does not verify, so it may have been altered after its key signed it: ask for a fresh CSR: %w", err)
 	}
+	switch csr.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+		if !pol.AllowSHA1 || csr.SignatureAlgorithm == x509.MD5WithRSA || csr.SignatureAlgorithm == x509.MD2WithRSA {
+			return nil, fmt.Errorf("the CSR is signed with %s, a broken hash: ask for a CSR signed with SHA-256 or stronger "+
+				"(only a script saying signing.subordinate.allow_sha1_csr: true accepts SHA-1)", csr.SignatureAlgorithm)
+		}
+	}
 	return csr, nil
+}
+
+// derComplete says, in words, what is wrong with DER that is not one whole
+// element: the file ends before the length its header announces, or it does
+// not start like DER at all.
+func derComplete(der []byte) error {
+	if len(der) < 2 || der[0] != 0x30 {
+		return errors.New("not a certificate request: neither PEM (-----BEGIN CERTIFICATE REQUEST-----) nor DER")
+	}
+	n, hdr := int(der[1]), 2
+	if n&0x80 != 0 {
+		k := n & 0x7f
+		if k == 0 || k > 4 || len(der) < 2+k {
+			return fmt.Errorf("the CSR is truncated at byte %d, inside its DER header", len(der))
+		}
+		n = 0
+		for _, b := range der[2 : 2+k] {
+			n = n<<8 | int(b)
+		}
+		hdr = 2 + k
+	}
+	switch want := hdr + n; {
+	case len(der) < want:
+		return fmt.Errorf("the CSR is truncated at byte %d: its DER header announces %d bytes; ask for the CSR again", len(der), want)
+	case len(der) > want:
+		return fmt.Errorf("the CSR has %d bytes after its end (byte %d): the file holds something else too", len(der)-want, want)
+	}
+	return nil
 }
 
 // Validate lists every problem of the profile at once.
@@ -177,6 +233,27 @@ func (p Profile) validity(issuer *x509.Certificate, now time.Time) (time.Time, t
 	return notBefore.UTC(), notAfter.UTC(), notes, nil
 }
 
+// fitsPathLen refuses a CA certificate the issuer's path length constraint
+// forbids: under a root with pathLen 0 no CA certificate at all, and under a
+// root with pathLen n only CAs whose own constraint is below n (none is not
+// below n).
+func (p Profile) fitsPathLen(issuer *x509.Certificate) error {
+	if !issuer.BasicConstraintsValid || (issuer.MaxPathLen < 0 || (issuer.MaxPathLen == 0 && !issuer.MaxPathLenZero)) {
+		return nil
+	}
+	if issuer.MaxPathLen == 0 {
+		return fmt.Errorf("the root certificate's path length constraint is 0: it may sign end-entity certificates only, never a CA certificate, so this subordinate cannot be issued by this root")
+	}
+	if p.MaxPathLen < 0 || p.MaxPathLen >= issuer.MaxPathLen {
+		own := "none"
+		if p.MaxPathLen >= 0 {
+			own = fmt.Sprint(p.MaxPathLen)
+		}
+		return fmt.Errorf("the root certificate's path length constraint is %d, so a CA it signs must have max_path_length below %d (the profile says %s)", issuer.MaxPathLen, issuer.MaxPathLen, own)
+	}
+	return nil
+}
+
 // caTemplate is the part of a CA certificate that comes from the profile.
 func (p Profile) caTemplate(pub crypto.PublicKey, issuer *x509.Certificate, serial []byte, now time.Time) (*x509.Certificate, []string, error) {
 	if len(serial) < 8 {
@@ -188,6 +265,9 @@ func (p Profile) caTemplate(pub crypto.PublicKey, issuer *x509.Certificate, seri
 	kt := KeyType(pub)
 	if !slices.Contains(p.AllowedKeys, kt) {
 		return nil, nil, fmt.Errorf("the subject key is %s, which the profile does not allow (allowed: %s)", kt, strings.Join(p.AllowedKeys, ", "))
+	}
+	if err := p.fitsPathLen(issuer); err != nil {
+		return nil, nil, err
 	}
 	nb, na, notes, err := p.validity(issuer, now)
 	if err != nil {

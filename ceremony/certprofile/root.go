@@ -32,3 +32,52 @@ func Root(subject pkix.Name, notBefore, notAfter time.Time, maxPathLen int, pub 
 		SubjectKeyId:          ski,
 	}, nil
 }
+
+// RehearsalPolicy is the certificate policy every certificate a rehearsal
+// makes carries: an OID under the example arc 2.999 of ITU-T X.660, which
+// no real policy is ever assigned (a rehearsal certificate is an example),
+// made distinct by the first 31 bits of a UUID drawn for Key Ceremony
+// rehearsals (a7a7fb75-518e-4eac-84da-393474b6e478). (The UUID arc 2.25
+// would take the whole UUID as one component, which zlint and many other
+// parsers cannot read.) With "REHEARSAL" in the subject's common name and
+// organization, a rehearsal certificate stays recognisable however its file
+// is renamed.
+var RehearsalPolicy = mustOID("2.999.1406401978.1")
+
+func mustOID(s string) x509.OID {
+	o, err := x509.ParseOID(s)
+	if err != nil {
+		panic(err)
+	}
+	return o
+}
+
+// MarkRehearsal makes tmpl unmistakably a rehearsal's: "REHEARSAL" at the
+// start of the subject's common name and organization (the issuer too, for
+// a self-signed certificate), and RehearsalPolicy among its policies.
+func MarkRehearsal(tmpl *x509.Certificate) {
+	mark := func(n *pkix.Name) {
+		n.CommonName = "REHEARSAL " + n.CommonName
+		if len(n.Organization) == 0 {
+			n.Organization = []string{"REHEARSAL"}
+		} else {
+			n.Organization = append([]string{"REHEARSAL " + n.Organization[0]}, n.Organization[1:]...)
+		}
+	}
+	selfSigned := tmpl.Issuer.String() == tmpl.Subject.String()
+	mark(&tmpl.Subject)
+	if selfSigned {
+		tmpl.Issuer = tmpl.Subject
+	}
+	tmpl.Policies = append(tmpl.Policies, RehearsalPolicy)
+}
+
+// IsRehearsal reports whether a certificate carries RehearsalPolicy.
+func IsRehearsal(c *x509.Certificate) bool {
+	for _, p := range c.Policies {
+		if p.Equal(RehearsalPolicy) {
+			return true
+		}
+	}
+	return false
+}

@@ -32,7 +32,7 @@ type Options struct {
 type LintError struct{ Results Results }
 
 func (e *LintError) Error() string {
-	return fmt.Sprintf("zlint found %d error(s); fix the profile and run again: %s", len(e.Results.Errors), strings.Join(e.Results.Errors, "; "))
+	return fmt.Sprintf("zlint found %d error(s): %s", len(e.Results.Errors), strings.Join(e.Results.Errors, "; "))
 }
 
 // lintCertificate runs zlint on a certificate built by the throwaway key.

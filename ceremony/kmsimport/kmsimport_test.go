@@ -3,6 +3,8 @@ package kmsimport_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -114,6 +116,30 @@ func TestParseParametersJSON(t *testing.T) {
 	if _, err := kmsimport.ParseParametersJSON([]byte(`{"KeyId":"k"}`)); err == nil || !strings.Contains(err.Error(), "missing ImportToken, ParametersValidTo, PublicKey") {
 		t.Errorf("missing fields: %v", err)
 	}
+	doc := func(spki []byte, validTo string) []byte {
+		return []byte(fmt.Sprintf(`{"KeyId":"k","ImportToken":"AQID","PublicKey":%q,"ParametersValidTo":%s}`, base64.StdEncoding.EncodeToString(spki), validTo))
+	}
+	// The CLI's epoch seconds are taken exactly, without float noise.
+	p, err := kmsimport.ParseParametersJSON(doc(spki, "1795611722.144"))
+	if err != nil || !p.ParametersValidTo.Equal(time.Unix(1795611722, 144000000)) {
+		t.Errorf("epoch 1795611722.144 parsed as %s (%v)", p.ParametersValidTo.Format(time.RFC3339Nano), err)
+	}
+	// Wrapping keys AWS never issues are named for what they are.
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecSPKI, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if _, err := kmsimport.ParseParametersJSON(doc(ecSPKI, "1795611722")); err == nil || !strings.Contains(err.Error(), "an EC key on P-256") || strings.Contains(err.Error(), "*ecdsa") {
+		t.Errorf("EC wrapping key: %v", err)
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallSPKI, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
+	p, err = kmsimport.ParseParametersJSON(doc(smallSPKI, "1795611722"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = kmsimport.Check(kmsimport.SymmetricDefault, kmsimport.RSAAESKeyWrapSHA256, p.WrappingKeySpec())
+	if err == nil || !strings.Contains(err.Error(), "a 1024-bit RSA key") || strings.Contains(err.Error(), `"RSA_1024"`) {
+		t.Errorf("1024-bit wrapping key: %v", err)
+	}
 }
 
 // TestEveryAllowedCombination wraps token keys of every spec with every
@@ -152,7 +178,7 @@ func TestEveryAllowedCombination(t *testing.T) {
 			defer clear(material)
 			kmsimporttest.ProveMaterial(t, c.Spec, material, key)
 			// The plan shown beforehand is what ran.
-			if plan := kmsimport.Plan(tok, c.Algorithm, c.Spec); len(plan) != len(res.Manifest.WrapSteps) {
+			if plan, err := kmsimport.Plan(tok, c.Algorithm, c.Spec, c.Wrapping); err != nil || len(plan) != len(res.Manifest.WrapSteps) {
 				t.Errorf("plan %v, ran %v", plan, res.Manifest.WrapSteps)
 			}
 		})

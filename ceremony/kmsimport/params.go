@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyceremony/keyceremony/hsm"
 )
 
 // Parameters are what GetParametersForImport returned: they belong together
@@ -105,7 +107,8 @@ func (p *Parameters) setPublicKey(data []byte) error {
 	}
 	rk, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("wrapping public key is %T; this tool wraps under RSA keys only (SM2 is not supported)", pub)
+		return fmt.Errorf("the wrapping public key is %s; AWS KMS issues RSA wrapping keys (RSA_2048, RSA_3072, RSA_4096; SM2 in China Regions, not supported here): "+
+			"these are not AWS KMS import parameters, or the public key file is another one", hsm.DescribePublicKey(pub))
 	}
 	p.PublicKeyDER, p.PublicKey = der, rk
 	return nil
@@ -140,12 +143,30 @@ func parseAWSTime(raw json.RawMessage) (time.Time, error) {
 		}
 		return time.Time{}, fmt.Errorf("unrecognised time %q", s)
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err == nil {
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	if t, ok := parseEpoch(string(raw)); ok {
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("unrecognised time %s", raw)
+}
+
+// parseEpoch reads the AWS CLI's epoch seconds (1795611722.144) exactly, as
+// decimal digits: through a float64 the fraction would gain nanosecond
+// noise (.144 becoming .143999815), which the manifest would then carry.
+func parseEpoch(s string) (time.Time, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
+		return time.Time{}, false
+	}
+	nsec := int64(0)
+	if frac != "" {
+		n, err := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		nsec = n
+	}
+	return time.Unix(sec, nsec).UTC(), true
 }
 
 // CheckFresh refuses parameters that have expired or expire before the

@@ -13,6 +13,7 @@ import (
 	"crypto"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/keyceremony/keyceremony/hsm"
@@ -184,6 +185,10 @@ func Check(spec KeySpec, alg Algorithm, wks WrappingKeySpec) error {
 		return fmt.Errorf("SM2 wrapping keys (China Regions) are not supported: request an RSA_4096 wrapping key")
 	}
 	if wks.Bytes() == 0 {
+		if bits, err := strconv.Atoi(strings.TrimPrefix(string(wks), "RSA_")); err == nil && strings.HasPrefix(string(wks), "RSA_") {
+			return fmt.Errorf("the wrapping public key is a %d-bit RSA key, but AWS KMS issues 2048-, 3072- or 4096-bit wrapping keys (RSA_2048, RSA_3072, RSA_4096): "+
+				"these are not AWS KMS import parameters, or the public key was replaced; fetch the parameters again", bits)
+		}
 		return fmt.Errorf("unknown wrapping key spec %q (one of: RSA_2048, RSA_3072, RSA_4096)", wks)
 	}
 	oaep := alg == RSAESOAEPSHA1 || alg == RSAESOAEPSHA256
@@ -220,4 +225,28 @@ func Allowed() []Combination {
 		}
 	}
 	return out
+}
+
+// CiphertextLen is the range of lengths EncryptedKeyMaterial.bin can have for
+// material of spec wrapped with alg under a wrapping key of wks: RSAES_OAEP_*
+// gives exactly the modulus size; RSA_AES_KEY_WRAP_* the modulus size, then
+// the RFC 5649 wrap of the material (8 bytes more than the material padded
+// to 8), exact for raw secrets and bounded for PKCS#8 private keys, whose
+// DER length varies by a few bytes.
+func CiphertextLen(spec KeySpec, alg Algorithm, wks WrappingKeySpec) (min, max int, err error) {
+	if err := Check(spec, alg, wks); err != nil {
+		return 0, 0, err
+	}
+	info, _ := Spec(spec)
+	k := wks.Bytes()
+	if alg == RSAESOAEPSHA1 || alg == RSAESOAEPSHA256 {
+		return k, k, nil
+	}
+	kwp := func(n int) int { return 8 + (n+7)/8*8 }
+	if !info.Private {
+		return k + kwp(info.Size), k + kwp(info.Size), nil
+	}
+	// A PKCS#8 private key is at least half the largest usual encoding
+	// (an EC key without its public point), and at most a little more.
+	return k + kwp(info.Size/2), k + kwp(info.Size+16), nil
 }

@@ -121,13 +121,15 @@ type Manifest struct {
 	CreatedAt            time.Time         `json:"createdAt"`
 }
 
-// Plan shows the operator how the token will wrap, before anything runs.
-func Plan(tok *hsm.Token, alg Algorithm, spec KeySpec) []hsm.WrapStep {
+// Plan shows the operator how the token will wrap, before anything runs;
+// an error (an *hsm.CapabilityError) names what the token lacks.
+// wrapping is the wrapping key's size (0 when not known).
+func Plan(tok *hsm.Token, alg Algorithm, spec KeySpec, wrapping WrappingKeySpec) ([]hsm.WrapStep, error) {
 	info, err := Spec(spec)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return tok.WrapPlan(alg.Mechanism(), info.TokenType)
+	return tok.WrapPlan(alg.Mechanism(), info.TokenType, wrapping.Bytes()*8)
 }
 
 // Wrap wraps target (a token key of the request's spec) for import.
@@ -142,11 +144,19 @@ func Wrap(ctx context.Context, tok *hsm.Token, target *hsm.Key, r Request, opts 
 	if !target.Extractable() {
 		return nil, fmt.Errorf("token key %q was created non-extractable, so it can never leave the token: generate the key for this import with the ceremony instead", target.Label())
 	}
-	wk, err := tok.ImportWrappingKey(ctx, r.Params.PublicKeyDER)
-	if err != nil {
-		return nil, err
+	// The wrapping key: the trusted one the security officer prepared
+	// (hsm.PrepareTrustedWrap), for material only trusted keys may wrap;
+	// otherwise a session copy imported now.
+	wk := (*hsm.Key)(nil)
+	if opts.Trusted != nil {
+		wk = opts.Trusted.Wrapping
+	} else {
+		var err error
+		if wk, err = tok.ImportWrappingKey(ctx, r.Params.PublicKeyDER); err != nil {
+			return nil, err
+		}
+		defer tok.DestroyKey(wk)
 	}
-	defer tok.DestroyKey(wk)
 	w, err := tok.Wrap(ctx, wk, target, r.Algorithm.Mechanism(), opts)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
 )
 
 // KMS is the AWS KMS side of a BYOK import.
@@ -132,6 +134,79 @@ type ImportResult struct {
 	ImportedAt     time.Time `json:"importedAt"`
 	RequestID      string    `json:"requestId,omitempty"`
 	ManifestSHA256 string    `json:"manifestSha256"`
+	// Transcript is the ceremony transcript found beside the files, verified,
+	// whose wrap step records this manifest; nil when there was none.
+	Transcript *TranscriptCheck `json:"transcript"`
+}
+
+// TranscriptCheck is the ceremony transcript an import was checked against.
+type TranscriptCheck struct {
+	Path      string `json:"path"`
+	FinalHash string `json:"finalHash"`
+	WrapEntry int    `json:"wrapEntry"` // the sequence number of the wrap step's entry
+}
+
+// checkMaterialSize refuses EncryptedKeyMaterial.bin whose length cannot be
+// what the manifest's algorithm and wrapping key produce.
+func checkMaterialSize(m kmsimport.Manifest, n int) error {
+	min, max, err := kmsimport.CiphertextLen(m.KeySpec, m.WrappingAlgorithm, m.WrappingKeySpec)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kmsimport.ManifestFile, err)
+	}
+	if n < min || n > max {
+		want := fmt.Sprintf("%d bytes", min)
+		if max != min {
+			want = fmt.Sprintf("%d to %d bytes", min, max)
+		}
+		return fmt.Errorf("%s has %d bytes, but %s material wrapped with %s under an %s key has %s: it is not what the ceremony wrote; do not import it (nothing was sent to AWS)",
+			kmsimport.EncryptedKeyMaterialFile, n, m.KeySpec, m.WrappingAlgorithm, m.WrappingKeySpec, want)
+	}
+	return nil
+}
+
+// checkTranscript ties the manifest to the ceremony: when the byok-wrap
+// ceremony's transcript is beside the files, it must verify (chain, entry
+// hashes, every output file's SHA-256), and its wrap step must record this
+// manifest and these files. The manifest's own hash list is only as good as
+// the manifest; the transcript is the evidence the ceremony signed off.
+func checkTranscript(dir string, manifest []byte, files map[string][]byte) (*TranscriptCheck, error) {
+	found, _ := filepath.Glob(filepath.Join(dir, "*.transcript.jsonl"))
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("%d ceremony transcripts in %s: keep only the byok-wrap ceremony's with its files", len(found), dir)
+	}
+	rep, err := transcript.Verify(found[0])
+	if err != nil {
+		return nil, fmt.Errorf("the ceremony transcript beside the files does not verify: %w; do not import (nothing was sent to AWS)", err)
+	}
+	want := map[string][]byte{kmsimport.ManifestFile: manifest}
+	for name, data := range files {
+		want[name] = data
+	}
+	for _, en := range rep.Entries {
+		if en.Step != "wrap" || !en.OK() {
+			continue
+		}
+		recorded := map[string]string{}
+		for _, o := range en.Outputs {
+			recorded[o.Path] = o.SHA256
+		}
+		for name, data := range want {
+			sum := sha256.Sum256(data)
+			if recorded[name] != hex.EncodeToString(sum[:]) {
+				return nil, fmt.Errorf("%s is not the file the ceremony's transcript records (entry %d): do not import it (nothing was sent to AWS)", name, en.Seq)
+			}
+		}
+		final, ok := rep.Final()
+		if !ok {
+			return nil, fmt.Errorf("the transcript %s is not complete (missing: %s): the ceremony did not end; do not import (nothing was sent to AWS)", found[0], strings.Join(rep.Missing(), ", "))
+		}
+		return &TranscriptCheck{Path: found[0], FinalHash: final.Hash, WrapEntry: en.Seq}, nil
+	}
+	return nil, fmt.Errorf("the transcript %s records no completed wrap step: it is not the byok-wrap ceremony that wrote these files", found[0])
 }
 
 // ImportBYOK reads a byok-wrap ceremony's output directory, checks every file
@@ -152,11 +227,21 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
+		if len(data) == 0 {
+			return nil, fmt.Errorf("%s is empty: it was not copied whole from the ceremony's medium; copy it again (nothing was sent to AWS)", name)
+		}
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != m.Files[name] {
 			return nil, fmt.Errorf("%s does not match the SHA-256 in the manifest: the file changed since the ceremony; do not import it", name)
 		}
 		files[name] = data
+	}
+	if err := checkMaterialSize(m, len(files[kmsimport.EncryptedKeyMaterialFile])); err != nil {
+		return nil, err
+	}
+	tr, err := checkTranscript(dir, manifestBytes, files)
+	if err != nil {
+		return nil, err
 	}
 	if now.After(m.ParametersValidTo) {
 		return nil, fmt.Errorf("the import parameters expired at %s: run 'keyceremony aws byok prepare' for the same key and repeat the ceremony", m.ParametersValidTo.Format(time.RFC3339))
@@ -181,7 +266,7 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 	}
 	sum := sha256.Sum256(manifestBytes)
 	res := &ImportResult{KeyARN: aws.ToString(desc.KeyMetadata.Arn), KeyMaterialID: aws.ToString(out.KeyMaterialId),
-		KeyState: string(desc.KeyMetadata.KeyState), ImportedAt: now.UTC(), ManifestSHA256: hex.EncodeToString(sum[:])}
+		KeyState: string(desc.KeyMetadata.KeyState), ImportedAt: now.UTC(), ManifestSHA256: hex.EncodeToString(sum[:]), Transcript: tr}
 	if rid, ok := requestID(out.ResultMetadata); ok {
 		res.RequestID = rid
 	}

@@ -350,6 +350,8 @@ func TestConflictingRecordsKeptByOneRule(t *testing.T) {
 			if conflicts != 2 {
 				t.Fatalf("conflicts %d, want 2", conflicts)
 			}
+			// An event settled in favour of the other record moved groups.
+			checkRollups(t, st, "after the conflicts are settled")
 			ev, err := st.EventByID(bg, e1)
 			if err != nil {
 				t.Fatal(err)

@@ -69,6 +69,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 			w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
 			w.inTx = false
 			w.resetCaches()
+			w.rollReset()
 		}
 	}()
 	first, last := src.From.UTC().Format("2006-01-02"), src.To.UTC().AddDate(0, 0, -1).Format("2006-01-02")

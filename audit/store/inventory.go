@@ -384,6 +384,9 @@ func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
 		if k == e.key && s == e.src {
 			continue
 		}
+		if k != e.key {
+			w.rollDirty(e.time) // the event moves to another key's group
+		}
 		if n := len(changes); n > 0 && changes[n-1].key == k && changes[n-1].src == s {
 			changes[n-1].ids = append(changes[n-1].ids, e.id)
 		} else {

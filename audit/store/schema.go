@@ -392,6 +392,13 @@ CREATE INDEX conflicts_event ON conflicts(event_id);`,
 	description      TEXT,
 	PRIMARY KEY (key, material_id)
 ) WITHOUT ROWID;`,
+	// v10: rollups, the events counted per UTC day, account, region,
+	// event name, category, key, second key, principal, calling service
+	// and error, with each group's first and last event and its count per
+	// UTC hour (rollups.go). The writer keeps them in the transaction of
+	// the events; reports and charts read them instead of every event.
+	// Filled for an older database from its events (backfillRollups).
+	rollupsTable,
 }
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:
@@ -399,6 +406,7 @@ CREATE INDEX conflicts_event ON conflicts(event_id);`,
 var migrationCode = map[int]func(ctx context.Context, conn *sql.Conn) error{
 	3: backfillDetails,
 	8: backfillMaterials,
+	9: backfillRollups, // v10; renumber with the migration if another is appended before it
 }
 
 // eventsView is the events_v view of v1 (the migration's text ends with

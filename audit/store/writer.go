@@ -173,6 +173,15 @@ type Writer struct {
 	ver     int64
 	fileIDs []eventKey // ids added by the current file (undone with it)
 	sel     []int
+
+	// The rollups of the events written (rollups.go): rollFile holds the
+	// current file's new events (dropped if the file is rolled back), rollTx
+	// the committed files' of the open transaction, written to the table
+	// just before it commits; dirtyDays are the days whose events an update
+	// changed, counted again from the events then.
+	rollFile, rollTx Rollups
+	dirtyDays        map[int64]bool
+	rollStmts        map[int]*sql.Stmt
 }
 
 // NewWriter takes the database's write side. Close it when done.
@@ -185,6 +194,7 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 		strs: map[string]int64{}, principals: map[principalKey]int64{},
 		keys: map[string]int64{}, aliases: map[string]int64{},
 		dirtyAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
+		rollFile: Rollups{}, rollTx: Rollups{}, dirtyDays: map[int64]bool{}, rollStmts: map[int]*sql.Stmt{},
 		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second,
 		args: make([]any, nEventCols), margs: make([]any, nEventCols*multiRows),
 		insMany: map[int]*sql.Stmt{}, rawMany: map[int]driver.Stmt{}, nargs: make([]driver.NamedValue, nEventCols*multiRows),
@@ -247,6 +257,7 @@ func (w *Writer) Close() error {
 	if w.inTx {
 		w.conn.ExecContext(ctx, "ROLLBACK")
 		w.inTx = false
+		w.rollReset()
 	}
 	for _, st := range []*sql.Stmt{w.insBlock, w.insFile, w.insName, w.insFailure,
 		w.insStr, w.insPrincipal, w.insKey, w.insAlias, w.insTarget, w.selFileBySHA, w.covUpsert, w.insDetail} {
@@ -255,6 +266,9 @@ func (w *Writer) Close() error {
 		}
 	}
 	for _, st := range w.insMany {
+		st.Close()
+	}
+	for _, st := range w.rollStmts {
 		st.Close()
 	}
 	if len(w.rawMany) > 0 {
@@ -271,4 +285,52 @@ func (w *Writer) Close() error {
 func (w *Writer) exec(q string) error {
 	_, err := w.conn.ExecContext(w.ctx, q)
 	return err
+}
+
+// rollReset forgets the rollups of a transaction rolled back.
+func (w *Writer) rollReset() {
+	clear(w.rollFile)
+	clear(w.rollTx)
+	clear(w.dirtyDays)
+}
+
+// rollFlush writes the open transaction's rollups (before its COMMIT).
+func (w *Writer) rollFlush() error {
+	if err := writeRollups(w.ctx, w.conn, w.rollTx, w.rollStmts); err != nil {
+		return err
+	}
+	clear(w.rollTx)
+	if len(w.dirtyDays) > 0 {
+		days := make([]int64, 0, len(w.dirtyDays))
+		for d := range w.dirtyDays {
+			days = append(days, d)
+		}
+		if err := recountDays(w.ctx, w.conn, days, w.rollStmts); err != nil {
+			return err
+		}
+		clear(w.dirtyDays)
+	}
+	return nil
+}
+
+// rollAdd counts a new event from its column values (fill's order).
+func (w *Writer) rollAdd(a []any, id int64) {
+	n := func(v any) int64 {
+		if i, ok := v.(int64); ok {
+			return i
+		}
+		return 0
+	}
+	t := n(a[0])
+	w.rollFile.add(RollupKey{Day: UnixDay(t), Account: n(a[5]), Region: n(a[6]), Name: n(a[2]), Category: n(a[3]),
+		Key: n(a[11]), Key2: n(a[12]), Principal: n(a[7]), InvokedBy: n(a[8]), ErrorCode: n(a[15])}, t, id)
+}
+
+// rollDirty marks the days of events about to change (or changed) so that
+// they are counted again before the commit. Marking a day that did not
+// change costs a recount, never a wrong count.
+func (w *Writer) rollDirty(times ...int64) {
+	for _, t := range times {
+		w.dirtyDays[UnixDay(t)] = true
+	}
 }

@@ -233,38 +233,42 @@ func (w *Writer) insertMany(all []cloudtrail.Record, keys []eventKey, idx []int,
 	prev := w.maxEvent
 	w.maxEvent += n
 	if int(n) == len(idx) {
-		for _, i := range idx {
+		// The new rows are the ids after prev, in order (rowids of an
+		// INTEGER PRIMARY KEY table grow from the maximum).
+		for m, i := range idx {
 			isNew[i] = true
+			w.rollAdd(args[m*nEventCols:(m+1)*nEventCols], prev+1+int64(m))
 		}
 		return nil
 	}
 	if n == 0 {
 		return nil
 	}
-	// Some were duplicates: the new rows are the ids after prev, in order
-	// (rowids of an INTEGER PRIMARY KEY table grow from the maximum).
-	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id FROM events WHERE id > ?`, prev)
+	// Some were duplicates: the new rows are the ids after prev.
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT id, event_id FROM events WHERE id > ?`, prev)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	inserted := map[string]bool{}
+	inserted := map[string]int64{}
 	for rows.Next() {
+		var id int64
 		var v any
-		if err := rows.Scan(&v); err != nil {
+		if err := rows.Scan(&id, &v); err != nil {
 			return err
 		}
-		inserted[EventIDString(v)] = true
+		inserted[EventIDString(v)] = id
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	// The first of several copies of an eventID in one statement is the
 	// one inserted.
-	for _, i := range idx {
-		if id := all[i].EventID; inserted[id] {
+	for m, i := range idx {
+		if id, ok := inserted[all[i].EventID]; ok {
 			isNew[i] = true
-			delete(inserted, id)
+			delete(inserted, all[i].EventID)
+			w.rollAdd(args[m*nEventCols:(m+1)*nEventCols], id)
 		}
 	}
 	return nil
@@ -290,12 +294,11 @@ func (w *Writer) insertOne(r *cloudtrail.Record, k *eventKey, block int64, off i
 		return false, err
 	}
 	w.maxEvent++
-	var evID int64
-	if r.HasDetail() || (al != 0 && aliasChange(r)) {
-		if evID, err = res.LastInsertId(); err != nil {
-			return true, err
-		}
+	evID, err := res.LastInsertId()
+	if err != nil {
+		return true, err
 	}
+	w.rollAdd(w.args, evID)
 	if r.HasDetail() {
 		if _, err := w.insDetail.ExecContext(w.ctx, detailArgs(evID, &r.Detail)...); err != nil {
 			return true, fmt.Errorf("store event details: %w", err)

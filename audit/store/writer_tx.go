@@ -24,6 +24,7 @@ func (w *Writer) begin() error {
 	if err := w.syncOthers(); err != nil {
 		w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
 		w.inTx = false
+		w.rollReset()
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	return nil
@@ -83,6 +84,10 @@ func (w *Writer) Commit() error {
 	if !w.inTx {
 		return nil
 	}
+	// The rollups of what the transaction wrote commit with it.
+	if err := w.rollFlush(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	if w.run != 0 && w.lock != nil {
 		// The run's heartbeat: the time of its last commit, which is where
 		// it stopped if it is killed.
@@ -117,6 +122,7 @@ func (w *Writer) StartRun(args []string) (int64, error) {
 	fail := func(err error) (int64, error) {
 		w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
 		w.inTx = false
+		w.rollReset()
 		return 0, fmt.Errorf("record ingest run: %w", err)
 	}
 	if err := w.markInterrupted(); err != nil {
@@ -202,6 +208,7 @@ func (w *Writer) FinishRun(t RunTotals) error {
 		if w.inTx {
 			w.conn.ExecContext(context.WithoutCancel(w.ctx), "ROLLBACK")
 			w.inTx = false
+			w.rollReset()
 		}
 	}
 	if err := w.Commit(); err != nil {
@@ -272,6 +279,7 @@ func (w *Writer) BeginFile(meta FileMeta, savepoint bool) error {
 	clear(w.newPerDay)
 	w.undo = w.undo[:0]
 	w.fileIDs = w.fileIDs[:0]
+	clear(w.rollFile)
 	return nil
 }
 
@@ -326,6 +334,8 @@ func (w *Writer) CommitFile(end FileEnd) (FileResult, error) {
 		}
 	}
 	w.inFile = false
+	w.rollTx.mergeAll(w.rollFile)
+	clear(w.rollFile)
 	w.nextFile++
 	res := FileResult{FileID: w.fileID, KMSNew: w.kmsNew, KMSDup: w.kmsDup}
 	if w.txEvents >= w.MaxTxEvents || time.Since(w.txStarted) >= w.MaxTxAge {
@@ -355,6 +365,7 @@ func (w *Writer) rollbackFile() error {
 			w.inTx = false
 		}
 		w.resetCaches()
+		w.rollReset()
 		return errNoSavepoint
 	}
 	if err := w.exec("ROLLBACK TO file"); err != nil {
@@ -366,6 +377,7 @@ func (w *Writer) rollbackFile() error {
 	for i := len(w.undo) - 1; i >= 0; i-- {
 		w.undo[i]()
 	}
+	clear(w.rollFile)
 	w.undo = w.undo[:0]
 	if w.ids != nil {
 		for _, k := range w.fileIDs {

@@ -339,3 +339,84 @@ func TestRowidPassEqualsIndexPass(t *testing.T) {
 		}
 	}
 }
+
+// TestRollupsPassEqualsEventPass: the report read from the rollups is
+// byte for byte the report read from every event (JSON and CSV, input
+// digest included), for the whole database, one account and region, one
+// key, and business hours in a zone with summer time; a zone whose offset
+// is not whole hours is read from the events.
+func TestRollupsPassEqualsEventPass(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2025, 3, 25, 0, 0, 0, 0, time.UTC) // over the change to summer time in Europe
+	gen, err := cloudtrailgen.Generate(filepath.Join(dir, "tree"), cloudtrailgen.Config{Seed: 3, KMSEvents: 12000, Start: start, Days: 6,
+		FileInterval: 3 * time.Hour, ErrorRatio: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := ingest.Run(context.Background(), st, []string{filepath.Join(dir, "tree")}, ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var keyARN, account, region string
+	st.DB().QueryRow(`SELECT k.arn, k.account, k.region FROM events e JOIN keys k ON k.id = e.key GROUP BY e.key ORDER BY count(*) DESC LIMIT 1`).
+		Scan(&keyARN, &account, &region)
+	period := report.Scope{From: start.Add(24 * time.Hour), To: start.Add(5 * 24 * time.Hour)}
+	berlin := BusinessHours{Zone: "Europe/Berlin", StartHour: 9, EndHour: 17}
+	defer func(v bool) { forceEventPass = v }(forceEventPass)
+	for _, c := range []struct {
+		name    string
+		scope   report.Scope
+		bh      BusinessHours
+		rollups bool
+	}{
+		{"all", period, BusinessHours{}, true},
+		{"account and region", report.Scope{From: period.From, To: period.To, Account: account, Region: region}, berlin, true},
+		{"key", report.Scope{From: period.From, To: period.To, KeyARN: keyARN}, berlin, true},
+		{"unknown account", report.Scope{From: period.From, To: period.To, Account: "999999999999"}, BusinessHours{}, true},
+		{"half-hour zone", period, BusinessHours{Zone: "Asia/Kolkata"}, false},
+		{"period from noon", report.Scope{From: period.From.Add(12 * time.Hour), To: period.To}, BusinessHours{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out [2][2]bytes.Buffer
+			for i, force := range []bool{false, true} {
+				forceEventPass = force
+				r, err := Build(context.Background(), st, Options{Scope: c.scope, BusinessHours: c.bh, Now: func() time.Time { return start }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 && c.name != "unknown account" && (r.Totals.Events < 300 || r.Totals.OffHours == 0 || r.Totals.Failed == 0 || len(r.Admin) == 0) {
+					t.Fatalf("the scope does not exercise the report: %+v, %d admin events (generated %d)", r.Totals, len(r.Admin), gen.KMSEvents)
+				}
+				if err := r.WriteJSON(&out[i][0]); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.WriteCSV(&out[i][1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for j, kind := range []string{"JSON", "CSV"} {
+				a, b := out[0][j].String(), out[1][j].String()
+				if a != b {
+					la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+					for i := range min(len(la), len(lb)) {
+						if la[i] != lb[i] {
+							t.Fatalf("%s line %d:\n rollups: %.400s\n events:  %.400s", kind, i, la[i], lb[i])
+						}
+					}
+					t.Fatalf("%s differs in length", kind)
+				}
+			}
+			forceEventPass = false
+			b := &builder{o: Options{Scope: c.scope}}
+			bh, loc, _ := c.bh.resolve()
+			b.bh = bhCache{bh: bh, loc: loc, bucket: -1}
+			if got := b.rollupsAnswer(); got != c.rollups {
+				t.Fatalf("read from the rollups: %v, want %v", got, c.rollups)
+			}
+		})
+	}
+}

@@ -225,3 +225,75 @@ func TestRollupsBackfilledByMigration(t *testing.T) {
 		t.Fatal("the back-filled rollups differ from those kept at ingest")
 	}
 }
+
+// TestChartCountsFromRollups: the Audit page's daily and per-operation
+// counts (from the rollups for whole days) equal the events the listing's
+// own query counts, for each filter the rollups answer and for those they
+// do not (an alias, a period from noon).
+func TestChartCountsFromRollups(t *testing.T) {
+	tree, _ := generate(t, cloudtrailgen.Config{KMSEvents: 6000, Days: 4, FileInterval: 2 * time.Hour, ErrorRatio: 0.05})
+	st := openStore(t)
+	run(t, st, []string{tree}, Options{})
+	var keyARN, role, account, region string
+	st.DB().QueryRow(`SELECT k.arn, k.account, k.region FROM events e JOIN keys k ON k.id = e.key GROUP BY e.key ORDER BY count(*) DESC LIMIT 1`).
+		Scan(&keyARN, &account, &region)
+	st.DB().QueryRow(`SELECT p.role_arn FROM events e JOIN principals p ON p.id = e.principal WHERE p.role_arn <> ''
+		GROUP BY p.role_arn ORDER BY count(*) DESC LIMIT 1`).Scan(&role)
+	day := cloudtrailgen.Config{}.Defaults().Start.Add(24 * time.Hour)
+	for _, f := range []store.Filter{
+		{},
+		{KeyARN: keyARN},
+		{Principal: role, ErrorsOnly: true},
+		{EventName: "Decrypt", Account: account, Region: region},
+		{From: day, To: day.Add(48 * time.Hour)},
+		{From: day.Add(12 * time.Hour)},
+		{Alias: "alias/rotating"},
+		{EventName: "NoSuchCall"},
+	} {
+		days, err := st.DailyCounts(bg, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := st.NameCounts(bg, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, _ := st.CountEvents(bg, f)
+		if f.EventName != "NoSuchCall" && (total == 0 || len(days) == 0 || len(names) == 0) {
+			t.Fatalf("%+v: nothing to compare (%d events)", f, total)
+		}
+		var sum int64
+		for _, c := range days {
+			g := f
+			d, _ := time.Parse("2006-01-02", c.Label)
+			if g.From.Before(d) {
+				g.From = d
+			}
+			if g.To.IsZero() || g.To.After(d.Add(24*time.Hour)) {
+				g.To = d.Add(24 * time.Hour)
+			}
+			if n, _ := st.CountEvents(bg, g); n != c.N {
+				t.Fatalf("%+v: day %s counts %d, the events %d", f, c.Label, c.N, n)
+			}
+			sum += c.N
+		}
+		if sum != total {
+			t.Fatalf("%+v: the days count %d, the events %d", f, sum, total)
+		}
+		sum = 0
+		for _, c := range names {
+			if f.EventName != "" && c.Label != f.EventName {
+				t.Fatalf("%+v: operation %s", f, c.Label)
+			}
+			g := f
+			g.EventName = c.Label
+			if n, _ := st.CountEvents(bg, g); n != c.N {
+				t.Fatalf("%+v: %s counts %d, the events %d", f, c.Label, c.N, n)
+			}
+			sum += c.N
+		}
+		if sum != total {
+			t.Fatalf("%+v: the operations count %d, the events %d", f, sum, total)
+		}
+	}
+}

@@ -20,13 +20,22 @@ func main() {
 	days := flag.Int("days", 7, "days of logs")
 	interval := flag.Duration("interval", time.Hour, "span of one log file per account and region")
 	seed := flag.Uint64("seed", 1, "random seed")
+	start := flag.String("start", "", "first day, YYYY-MM-DD (default 2025-03-01)")
 	flag.Parse()
+	var first time.Time
+	if *start != "" {
+		var err error
+		if first, err = time.Parse("2006-01-02", *start); err != nil {
+			fmt.Fprintln(os.Stderr, "cloudtrailgen: -start:", err)
+			os.Exit(2)
+		}
+	}
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "cloudtrailgen: -out is required")
 		os.Exit(2)
 	}
 	st, err := cloudtrailgen.Generate(*out, cloudtrailgen.Config{
-		Seed: *seed, KMSEvents: *events, Days: *days, FileInterval: *interval,
+		Seed: *seed, KMSEvents: *events, Days: *days, FileInterval: *interval, Start: first,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cloudtrailgen:", err)

@@ -84,7 +84,7 @@ bench: deps-test
 # the sqlite3 shell is left out (over ten minutes), and so is DuckDB unless
 # KC_BENCH_DUCKDB=1 (it peaks near 20 GB there).
 bench-10m: deps-test
-	KC_BENCH_EVENTS=10000000 KC_BENCH_DAYS=90 KC_BENCH_CACHE=$${KC_BENCH_CACHE:-/var/tmp/keyceremony-bench} \
+	KC_BENCH_EVENTS=10000000 KC_BENCH_DAYS=90 KC_BENCH_DAY_EVENTS=$${KC_BENCH_DAY_EVENTS:-20000} KC_BENCH_CACHE=$${KC_BENCH_CACHE:-/var/tmp/keyceremony-bench} \
 		KC_BENCH_SQLITE=0 KC_BENCH_DUCKDB=$${KC_BENCH_DUCKDB:-0} bash test/bench/audit.sh
 
 screenshots: deps-test

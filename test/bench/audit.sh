@@ -26,7 +26,9 @@ CACHE=${KC_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/keyceremony-bench}
 if [ "$DAYS" = 7 ]; then TREE=$CACHE/cloudtrail-$EVENTS; else TREE=$CACHE/cloudtrail-$EVENTS-${DAYS}d; fi
 START=2025-03-01
 END=$(date -u -d "$START + $DAYS days" +%F)
-DAYTREE=$TREE-next-day
+# One more day: KC_BENCH_DAY_EVENTS events (default the tree's per day).
+DAY_EVENTS=${KC_BENCH_DAY_EVENTS:-$((EVENTS / DAYS))}
+DAYTREE=$TREE-next-day-$DAY_EVENTS
 WORK=$(mktemp -d "${KC_BENCH_WORK:-${TMPDIR:-/tmp}}/kc-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
@@ -43,9 +45,9 @@ if [ ! -f "$TREE/stats.json" ]; then
   mv "$TREE.stats.tmp" "$TREE/stats.json"
 fi
 if [ ! -f "$DAYTREE/stats.json" ]; then
-  echo "generating the day after ($((EVENTS / DAYS)) KMS events) into $DAYTREE (once)..."
+  echo "generating the day after ($DAY_EVENTS KMS events) into $DAYTREE (once)..."
   rm -rf "$DAYTREE"
-  go run ./test/cloudtrailgen/cmd/cloudtrailgen -out "$DAYTREE" -events $((EVENTS / DAYS)) -days 1 -start "$END" -seed 2 > "$DAYTREE.stats.tmp"
+  go run ./test/cloudtrailgen/cmd/cloudtrailgen -out "$DAYTREE" -events "$DAY_EVENTS" -days 1 -start "$END" -seed 2 > "$DAYTREE.stats.tmp"
   mv "$DAYTREE.stats.tmp" "$DAYTREE/stats.json"
 fi
 UNIQUE=$(sed -n 's/.*"KMSEvents": \([0-9]*\).*/\1/p' "$TREE/stats.json")

@@ -384,9 +384,6 @@ func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
 		if k == e.key && s == e.src {
 			continue
 		}
-		if k != e.key {
-			w.rollDirty(e.time) // the event moves to another key's group
-		}
 		if n := len(changes); n > 0 && changes[n-1].key == k && changes[n-1].src == s {
 			changes[n-1].ids = append(changes[n-1].ids, e.id)
 		} else {
@@ -398,6 +395,9 @@ func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
 		for len(c.ids) > 0 {
 			chunk := c.ids[:min(len(c.ids), 500)]
 			c.ids = c.ids[len(chunk):]
+			if err := w.rollMoveKey(chunk, c.key); err != nil {
+				return n, err
+			}
 			if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET key = ?, key_source = ? WHERE id IN `+InList(chunk),
 				nullable(c.key), c.src); err != nil {
 				return n, err

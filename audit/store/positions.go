@@ -89,11 +89,11 @@ func (s *Store) NameCounts(ctx context.Context, f Filter) ([]Count, error) {
 }
 
 // rollupFilter is f as a condition on the rollups table, if the rollups
-// can answer it exactly: whole UTC days (or no bound) and no alias filter
-// (an alias is not a rollup column). An empty condition with ok means
+// can answer it exactly: whole UTC days (or no bound), no alias and no
+// principal filter (neither is a rollup column). An empty condition with ok means
 // that nothing matches.
 func (s *Store) rollupFilter(ctx context.Context, f Filter) (where string, args []any, ok bool, err error) {
-	if f.Alias != "" || !f.From.IsZero() && f.From.Unix()%86400 != 0 || !f.To.IsZero() && f.To.Unix()%86400 != 0 {
+	if f.Alias != "" || f.Principal != "" || !f.From.IsZero() && f.From.Unix()%86400 != 0 || !f.To.IsZero() && f.To.Unix()%86400 != 0 {
 		return "", nil, false, nil
 	}
 	conds := []string{"1"}
@@ -103,13 +103,6 @@ func (s *Store) rollupFilter(ctx context.Context, f Filter) (where string, args 
 			return "", nil, true, err
 		}
 		conds = append(conds, "(r.key IN "+InList(ids)+" OR r.key2 IN "+InList(ids)+")")
-	}
-	if f.Principal != "" {
-		ids, err := s.ids(ctx, `SELECT id FROM principals WHERE arn = ? OR role_arn = ?`, f.Principal, f.Principal)
-		if err != nil || len(ids) == 0 {
-			return "", nil, true, err
-		}
-		conds = append(conds, "r.principal IN "+InList(ids))
 	}
 	for _, c := range []struct{ v, col string }{{f.EventName, "r.name"}, {f.Account, "r.account"}, {f.Region, "r.region"}} {
 		if c.v == "" {

@@ -175,12 +175,10 @@ type Writer struct {
 	sel     []int
 
 	// The rollups of the events written (rollups.go): rollFile holds the
-	// current file's new events (dropped if the file is rolled back), rollTx
-	// the committed files' of the open transaction, written to the table
-	// just before it commits; dirtyDays are the days whose events an update
-	// changed, counted again from the events then.
+	// current file's changes to the groups (dropped if the file is rolled
+	// back), rollTx the committed files' and the updates' of the open
+	// transaction, written to the table just before it commits.
 	rollFile, rollTx Rollups
-	dirtyDays        map[int64]bool
 	rollStmts        map[int]*sql.Stmt
 }
 
@@ -194,7 +192,7 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 		strs: map[string]int64{}, principals: map[principalKey]int64{},
 		keys: map[string]int64{}, aliases: map[string]int64{},
 		dirtyAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
-		rollFile: Rollups{}, rollTx: Rollups{}, dirtyDays: map[int64]bool{}, rollStmts: map[int]*sql.Stmt{},
+		rollFile: Rollups{}, rollTx: Rollups{}, rollStmts: map[int]*sql.Stmt{},
 		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second,
 		args: make([]any, nEventCols), margs: make([]any, nEventCols*multiRows),
 		insMany: map[int]*sql.Stmt{}, rawMany: map[int]driver.Stmt{}, nargs: make([]driver.NamedValue, nEventCols*multiRows),
@@ -291,7 +289,6 @@ func (w *Writer) exec(q string) error {
 func (w *Writer) rollReset() {
 	clear(w.rollFile)
 	clear(w.rollTx)
-	clear(w.dirtyDays)
 }
 
 // rollFlush writes the open transaction's rollups (before its COMMIT).
@@ -300,37 +297,57 @@ func (w *Writer) rollFlush() error {
 		return err
 	}
 	clear(w.rollTx)
-	if len(w.dirtyDays) > 0 {
-		days := make([]int64, 0, len(w.dirtyDays))
-		for d := range w.dirtyDays {
-			days = append(days, d)
-		}
-		if err := recountDays(w.ctx, w.conn, days, w.rollStmts); err != nil {
-			return err
-		}
-		clear(w.dirtyDays)
-	}
 	return nil
 }
 
-// rollAdd counts a new event from its column values (fill's order).
-func (w *Writer) rollAdd(a []any, id int64) {
+// rollups is where a change to the groups goes now: the file's (undone
+// with it) inside a file, else the transaction's.
+func (w *Writer) rollups() Rollups {
+	if w.inFile {
+		return w.rollFile
+	}
+	return w.rollTx
+}
+
+// rollKey is the group of an event from its column values (fill's order).
+func rollKey(a []any) RollupKey {
 	n := func(v any) int64 {
 		if i, ok := v.(int64); ok {
 			return i
 		}
 		return 0
 	}
-	t := n(a[0])
-	w.rollFile.add(RollupKey{Day: UnixDay(t), Account: n(a[5]), Region: n(a[6]), Name: n(a[2]), Category: n(a[3]),
-		Key: n(a[11]), Key2: n(a[12]), Principal: n(a[7]), InvokedBy: n(a[8]), ErrorCode: n(a[15])}, t, id)
+	return RollupKey{Day: UnixDay(n(a[0])), Account: n(a[5]), Region: n(a[6]), Name: n(a[2]), Category: n(a[3]),
+		Key: n(a[11]), Key2: n(a[12]), ErrorCode: n(a[15])}
 }
 
-// rollDirty marks the days of events about to change (or changed) so that
-// they are counted again before the commit. Marking a day that did not
-// change costs a recount, never a wrong count.
-func (w *Writer) rollDirty(times ...int64) {
-	for _, t := range times {
-		w.dirtyDays[UnixDay(t)] = true
+// rollAdd counts a new event from its column values (fill's order).
+func (w *Writer) rollAdd(a []any) {
+	w.rollups()[rollKey(a)]++
+}
+
+// rollOut takes the stored events the condition selects out of their
+// groups, before an update changes their columns; the update then adds
+// them to their new groups (rollAdd, or rollups()[k] += n).
+func (w *Writer) rollOut(where string, args ...any) error {
+	if err := countEvents(w.ctx, w.conn, w.rollups(), -1, where, args...); err != nil {
+		return fmt.Errorf("update the rollups: %w", err)
 	}
+	return nil
+}
+
+// rollMoveKey moves the events ids (stored) to the groups of key, before
+// an update sets their key column to it. Events on key already stay.
+func (w *Writer) rollMoveKey(ids []int64, key int64) error {
+	moved := Rollups{}
+	if err := countEvents(w.ctx, w.conn, moved, 1, `WHERE id IN `+InList(ids)+` AND coalesce(key, 0) <> ?`, key); err != nil {
+		return fmt.Errorf("update the rollups: %w", err)
+	}
+	r := w.rollups()
+	for k, n := range moved {
+		r[k] -= n
+		k.Key = key
+		r[k] += n
+	}
+	return nil
 }

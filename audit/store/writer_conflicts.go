@@ -295,11 +295,14 @@ func (w *Writer) replaceEvent(e stored, file int64, rec *cloudtrail.Record, old 
 		return err
 	}
 	var oldAlias sql.NullInt64
-	var oldTime int64
-	if err := w.conn.QueryRowContext(w.ctx, `SELECT alias, time FROM events WHERE id = ?`, e.id).Scan(&oldAlias, &oldTime); err != nil {
+	if err := w.conn.QueryRowContext(w.ctx, `SELECT alias FROM events WHERE id = ?`, e.id).Scan(&oldAlias); err != nil {
 		return err
 	}
-	w.rollDirty(oldTime, rec.Time) // the event leaves its group for the record's
+	// The event leaves its group for the record's.
+	if err := w.rollOut(`WHERE id = ?`, e.id); err != nil {
+		return err
+	}
+	w.rollAdd(args)
 	if oldAlias.Valid {
 		w.dirtyAlias[oldAlias.Int64] = true
 	}

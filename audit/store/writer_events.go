@@ -233,31 +233,29 @@ func (w *Writer) insertMany(all []cloudtrail.Record, keys []eventKey, idx []int,
 	prev := w.maxEvent
 	w.maxEvent += n
 	if int(n) == len(idx) {
-		// The new rows are the ids after prev, in order (rowids of an
-		// INTEGER PRIMARY KEY table grow from the maximum).
 		for m, i := range idx {
 			isNew[i] = true
-			w.rollAdd(args[m*nEventCols:(m+1)*nEventCols], prev+1+int64(m))
+			w.rollAdd(args[m*nEventCols : (m+1)*nEventCols])
 		}
 		return nil
 	}
 	if n == 0 {
 		return nil
 	}
-	// Some were duplicates: the new rows are the ids after prev.
-	rows, err := w.conn.QueryContext(w.ctx, `SELECT id, event_id FROM events WHERE id > ?`, prev)
+	// Some were duplicates: the new rows are the ids after prev, in order
+	// (rowids of an INTEGER PRIMARY KEY table grow from the maximum).
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id FROM events WHERE id > ?`, prev)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	inserted := map[string]int64{}
+	inserted := map[string]bool{}
 	for rows.Next() {
-		var id int64
 		var v any
-		if err := rows.Scan(&id, &v); err != nil {
+		if err := rows.Scan(&v); err != nil {
 			return err
 		}
-		inserted[EventIDString(v)] = id
+		inserted[EventIDString(v)] = true
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -265,10 +263,10 @@ func (w *Writer) insertMany(all []cloudtrail.Record, keys []eventKey, idx []int,
 	// The first of several copies of an eventID in one statement is the
 	// one inserted.
 	for m, i := range idx {
-		if id, ok := inserted[all[i].EventID]; ok {
+		if id := all[i].EventID; inserted[id] {
 			isNew[i] = true
-			delete(inserted, all[i].EventID)
-			w.rollAdd(args[m*nEventCols:(m+1)*nEventCols], id)
+			delete(inserted, id)
+			w.rollAdd(args[m*nEventCols : (m+1)*nEventCols])
 		}
 	}
 	return nil
@@ -294,11 +292,13 @@ func (w *Writer) insertOne(r *cloudtrail.Record, k *eventKey, block int64, off i
 		return false, err
 	}
 	w.maxEvent++
-	evID, err := res.LastInsertId()
-	if err != nil {
-		return true, err
+	w.rollAdd(w.args)
+	var evID int64
+	if r.HasDetail() || (al != 0 && aliasChange(r)) {
+		if evID, err = res.LastInsertId(); err != nil {
+			return true, err
+		}
 	}
-	w.rollAdd(w.args, evID)
 	if r.HasDetail() {
 		if _, err := w.insDetail.ExecContext(w.ctx, detailArgs(evID, &r.Detail)...); err != nil {
 			return true, fmt.Errorf("store event details: %w", err)

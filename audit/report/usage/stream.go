@@ -16,13 +16,11 @@ func (b *builder) stream() error {
 	var extra string
 	var args []any
 	args = append(args, sc.From.Unix(), sc.To.Unix())
-	var scopeIDs map[string]int64
 	if sc.Account != "" || sc.Region != "" {
 		ids, err := b.strIDs(sc.Account, sc.Region)
 		if err != nil {
 			return err
 		}
-		scopeIDs = ids
 		if sc.Account != "" {
 			extra += " AND e.account = " + strconv.FormatInt(ids[sc.Account], 10)
 		}
@@ -31,10 +29,17 @@ func (b *builder) stream() error {
 		}
 	}
 	if sc.KeyARN != "" {
-		ids := b.scopeKeyIDs()
+		var ids []int64
+		for _, k := range b.keyList {
+			if k.inScope {
+				ids = append(ids, k.id)
+			}
+		}
+		if len(ids) == 0 {
+			ids = []int64{-1}
+		}
 		extra += " AND (e.key IN " + store.InList(ids) + " OR e.key2 IN " + store.InList(ids) + ")"
 	}
-	rollWhere, rollArgs := b.rollupWhere(scopeIDs)
 	names, err := b.strIDs(append([]string{"ReEncrypt"}, AdminNames...)...)
 	if err != nil {
 		return err
@@ -51,18 +56,6 @@ func (b *builder) stream() error {
 		adminIDs = append(adminIDs, id)
 	}
 	sort.Slice(adminIDs, func(i, j int) bool { return adminIDs[i] < adminIDs[j] })
-	b.noKey = newAgg(b.days)
-	b.daily = make([]DayCount, b.days)
-	if b.rollupsAnswer() {
-		if err := b.streamRollups(rollWhere, rollArgs); err != nil {
-			return fmt.Errorf("read the period's rollups: %w", err)
-		}
-		if err := b.adminEvents(extra, adminIDs); err != nil {
-			return err
-		}
-		b.finishStream()
-		return nil
-	}
 	packed := packIDs
 	if packed {
 		var top int64
@@ -82,6 +75,9 @@ func (b *builder) stream() error {
 			args = append([]any{lo, hi}, args...)
 		}
 	}
+	b.noKey = newAgg(b.days)
+	b.daily = make([]DayCount, b.days)
+	b.dig.Section("events")
 	// The rows are read from the driver itself: database/sql's Next and
 	// Scan cost a third of the pass on a million rows (a lock, a copy and a
 	// conversion per value), for values the driver already gives as int64.
@@ -105,17 +101,6 @@ func (b *builder) stream() error {
 	if err != nil {
 		return fmt.Errorf("read the period's events: %w", err)
 	}
-	// The input digest is of the groups these events make, as the rollups
-	// pass reads them: the same input gives the same digest either way.
-	if err := b.digestRollups(rollWhere, rollArgs); err != nil {
-		return err
-	}
-	b.finishStream()
-	return nil
-}
-
-// finishStream completes either pass.
-func (b *builder) finishStream() {
 	// An identity named by the calling service may gather principals of
 	// several accounts: it takes the account of its first event's.
 	for _, i := range b.byInv {
@@ -129,6 +114,7 @@ func (b *builder) finishStream() {
 	sort.Slice(b.admin, func(i, j int) bool {
 		return rowRef{b.admin[i].time, b.admin[i].row}.before(rowRef{b.admin[j].time, b.admin[j].row})
 	})
+	return nil
 }
 
 // streamRows aggregates the rows of the pass (StreamQuery's columns).
@@ -159,6 +145,7 @@ func (b *builder) streamRows(rows driver.Rows, v []driver.Value, admin map[int64
 		if n++; n%65536 == 0 && b.ctx.Err() != nil {
 			return b.ctx.Err()
 		}
+		b.dig.Ints(id, t, name, cat, k1, k2, pr, inv, ec)
 		b.tot.Events++
 		crypto := cat == 1
 		failed := ec != 0

@@ -26,7 +26,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{"usage span", usage.SpanQuery, []any{1, 2}, "USING COVERING INDEX events_time", true},
 		{"usage aggregates", usage.AggregatesQuery, []any{"2025-03-01", "2025-03-07"}, "USING INDEX aggregates_day", true},
 		{"usage stream in place", usage.RowidStreamQuery("", []int64{3}, true), []any{1, 9, 1, 2}, "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", true},
-		{"first seen", usage.FirstSeenQuery, nil, "USING COVERING INDEX events_principal_time", true},
+		{"first seen", usage.FirstSeenQuery, nil, "SEARCH events USING COVERING INDEX events_principal_time (principal=?)", true},
 		{"last use", usage.LastUseQuery, []any{1, 2}, "USING INDEX events_key_time", true},
 		{"lifecycle", rotation.EventsQuery([]int64{1, 2, 3}), []any{1}, "USING INDEX events_name_time", false},
 		{"refused calls", rotation.UnusableQuery([]int64{1, 2}), []any{1, 2}, "USING INDEX events_errors_time", false},

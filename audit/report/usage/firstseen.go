@@ -32,7 +32,16 @@ func (b *builder) firstSeen() error {
 		}
 		return rows.Err()
 	}
-	if err := seen("first-seen", FirstSeenQuery); err != nil {
+	query := FirstSeenQuery
+	var indexed int
+	if err := b.db.QueryRowContext(b.ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_principal_time'`).
+		Scan(&indexed); err != nil {
+		return fmt.Errorf("date first use of principals: %w", err)
+	}
+	if indexed == 0 {
+		query = FirstSeenScanQuery
+	}
+	if err := seen("first-seen", query); err != nil {
 		return err
 	}
 	if len(b.aggIdents) > 0 {

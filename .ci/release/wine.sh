@@ -14,9 +14,10 @@
 #   wine.sh run DIR EXE [ARGS...]          run DIR/EXE with DIR as the current directory
 #                                          (Z:\win inside Wine), headless; exit status is EXE's
 #   wine.sh gui DIR OUT.png EXE [ARGS...]  run DIR/EXE on a private Xvfb (1280x800), wait for
-#                                          its "Key Ceremony" window, capture the screen to
+#                                          its "Key Ceremony" window, capture the window to
 #                                          OUT.png once it has drawn, stop EXE
 #   wine.sh reset                          a fresh Wine prefix (C: drive, registry) for the next calls
+#   wine.sh c-drive                        print the host path of the prefix's C: drive
 #   wine.sh clean                          remove the root
 # Environment for EXE: KC_WINE_ENV="NAME=VALUE NAME=VALUE" (no spaces inside values).
 # DIR is bind-mounted at /win in the root, so EXE reads and writes the host's files there.
@@ -80,6 +81,9 @@ cmd=${1:-}; shift || true
 case $cmd in
   setup) setup ;;
   clean) unmount_all; rm -rf --one-file-system "$R" "$R.new" ;;
+  c-drive)
+    setup; mount_dir "$R/win"; unmount_all
+    echo "$R/root/.wine/drive_c" ;;
   reset)
     setup
     if mountpoint -q "$R/proc"; then in_root wineserver -k 2>/dev/null || true; fi
@@ -99,7 +103,6 @@ case $cmd in
     setup; mount_dir "$(realpath "$dir")"
     d=150; while [ -e "/tmp/.X11-unix/X$d" ] || [ -e "/tmp/.X$d-lock" ]; do d=$((d + 1)); done
     Xvfb ":$d" -screen 0 1280x800x24 -nolisten tcp -noreset >/dev/null 2>&1 & xp=$!
-    mountpoint -q "$R/tmp/.X11-unix" || mount --bind /tmp/.X11-unix "$R/tmp/.X11-unix"
     app=""
     cleanup() {
       [ -n "$app" ] && kill "$app" 2>/dev/null
@@ -108,21 +111,23 @@ case $cmd in
       unmount_all
     }
     trap cleanup EXIT
-    for _ in $(seq 50); do DISPLAY=":$d" xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.2; done
+    for _ in $(seq 100); do DISPLAY=":$d" xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.2; done
+    DISPLAY=":$d" xdotool getdisplaygeometry >/dev/null 2>&1 || die "Xvfb :$d did not start"
+    mountpoint -q "$R/tmp/.X11-unix" || mount --bind /tmp/.X11-unix "$R/tmp/.X11-unix"
     log=$(mktemp)
     in_root DISPLAY=":$d" bash -c 'cd /win && exec wine "$@"' wine "$exe" "$@" >"$log" 2>&1 & app=$!
     # The window first, then a frame that is no longer one flat colour
     # (Wine and Mesa start slowly on a loaded machine: up to 3 minutes).
-    found=""
+    wid=""
     for _ in $(seq 360); do
       kill -0 "$app" 2>/dev/null || { cat "$log" >&2; die "$exe exited before its window appeared"; }
-      if DISPLAY=":$d" xdotool search --name '^Key Ceremony$' >/dev/null 2>&1; then found=1; break; fi
+      wid=$(DISPLAY=":$d" xdotool search --onlyvisible --name '^Key Ceremony$' 2>/dev/null | head -1) && [ -n "$wid" ] && break
       sleep 0.5
     done
-    [ -n "$found" ] || { cat "$log" >&2; die "no 'Key Ceremony' window after 3 minutes"; }
+    [ -n "$wid" ] || { cat "$log" >&2; die "no 'Key Ceremony' window after 3 minutes"; }
     for _ in $(seq 60); do
       sleep 2
-      DISPLAY=":$d" import -window root "$shot"
+      DISPLAY=":$d" import -window "$wid" "$shot"
       [ "$(convert "$shot" -format '%k' info:)" -ge 16 ] && break
     done
     rm -f "$log"

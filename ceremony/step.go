@@ -153,17 +153,7 @@ func writeExcl(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("flush directory %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return transcript.SyncDir(dir) }
 
 // within reports whether path is inside dir.
 func within(path, dir string) bool {

@@ -151,7 +151,7 @@ func Create(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create transcript: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -272,18 +272,6 @@ func (w *Writer) Close() error {
 func checkName(name string) error {
 	if name == "" || filepath.IsAbs(name) || name != filepath.Clean(name) || strings.HasPrefix(name, "..") || strings.ContainsRune(name, filepath.Separator) {
 		return fmt.Errorf("%q must be a plain file name in the transcript's directory", name)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("flush directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -19,11 +19,12 @@ STAMP = -X github.com/keyceremony/keyceremony/ceremony/buildinfo.stamp=keyceremo
 RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
 TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
 # Release builds add the Windows cross-compiler and what the offline-bundle test
-# needs; the Windows run under Wine (.ci/release/test-windows.sh) adds jq (JSON
-# compared with the Linux build's), xdotool and imagemagick (the window and its
-# screenshot) and tesseract (the screenshot's words read back).
+# needs; the Windows run under Wine (.ci/release/test-windows.sh) adds the C++
+# cross-compiler (SoftHSM2 for Windows), jq (JSON compared with the Linux
+# build's), xdotool and imagemagick (the window and its screenshot) and
+# tesseract (the screenshot's words read back).
 RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 debootstrap file xz-utils \
-	jq xdotool imagemagick tesseract-ocr tesseract-ocr-eng
+	g++-mingw-w64-x86-64 jq xdotool imagemagick tesseract-ocr tesseract-ocr-eng
 
 # Fuzzing explores random inputs, so it is not part of `make test` (the README's
 # test command replays the committed corpora, deterministically). CI explores

@@ -111,12 +111,15 @@ built=$work/softhsm2-x64.dll
   "$work/libwin32compat.a" "$w64/lib/libcrypto.a" $syslibs -static-libgcc -static-libstdc++ -static >"$log" 2>&1) \
   || { tail -20 "$log"; die "linking softhsm2-x64.dll failed"; }
 # Only Windows system DLLs: nothing from mingw (libstdc++, libgcc, winpthread).
-imports=$(x86_64-w64-mingw32-objdump -p "$built" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z' | sort -u | tr '\n' ' ')
+# (The headers are read into a variable first: grep -q closing a pipe early
+# would make objdump fail under pipefail.)
+pe=$(x86_64-w64-mingw32-objdump -p "$built")
+imports=$(sed -n 's/^[[:space:]]*DLL Name: //p' <<<"$pe" | tr 'A-Z' 'a-z' | sort -u | tr '\n' ' ')
 for d in $imports; do
   case $d in kernel32.dll|advapi32.dll|user32.dll|gdi32.dll|crypt32.dll|ws2_32.dll|bcrypt.dll|msvcrt.dll|ucrtbase.dll|api-ms-win-*) ;;
     *) die "the DLL imports $d, which Windows does not ship" ;; esac
 done
-x86_64-w64-mingw32-objdump -p "$built" | grep -q 'C_GetFunctionList' || die "the DLL does not export C_GetFunctionList"
+grep -q 'C_GetFunctionList' <<<"$pe" || die "the DLL does not export C_GetFunctionList"
 mkdir -p "$out"; install -m 0644 "$built" "$dll"; echo "$stamp" >"$out/.kc-stamp"
 step "$dll ($(du -h "$dll" | cut -f1); imports $imports)"
 echo "$dll"

@@ -73,6 +73,7 @@ reports() { # reports RUNNER DIR: ingest and both reports, outputs in DIR
 }
 reports "$linux" "$lx"
 reports "W $cli" "$win"
+# Standard output is compared; Wine may add its own lines on standard error.
 # What may differ: when it ran, and file paths as the platform writes them.
 normalise() {
   jq -S 'walk(if type == "object" then del(.generated_at, .ingested_at, .elapsed_ns) else . end)
@@ -119,12 +120,12 @@ serial=$(softhsm2-util --show-slots | sed -n 's/^ *Serial number: *\([0-9a-f]\{1
 unset SOFTHSM2_CONF
 out=$c/ceremony-output tr_name=example-root-2026.transcript.jsonl
 cp -a "$out" "$win/good"
-(cd "$win" && W "$cli" ceremony verify "good\\$tr_name" >verify.out 2>&1) || { cat "$win/verify.out"; fail "Windows refused the Linux transcript"; }
+(cd "$win" && W "$cli" ceremony verify "good\\$tr_name" >verify.out 2>verify.err) || { cat "$win/verify.out" "$win/verify.err"; fail "Windows refused the Linux transcript"; }
 linux_sum=$(sha256sum "$linux" | cut -d' ' -f1)
 grep -q "^Transcript OK: " "$win/verify.out" && grep -q "SHA-256 $linux_sum" "$win/verify.out" && grep -q "^Complete " "$win/verify.out" \
   || { cat "$win/verify.out"; fail "ceremony verify on Windows does not report the Linux transcript complete, made by $linux_sum"; }
 "$linux" ceremony verify "$out/$tr_name" >"$work/verify-linux.out" || fail "Linux verify of its own transcript"
-diff <(tr -d '\r' <"$win/verify.out") "$work/verify-linux.out" >/dev/null || fail "verify prints differently on Windows and Linux"
+diff "$work/verify-linux.out" <(tr -d '\r' <"$win/verify.out") || fail "verify prints differently on Windows and Linux"
 step "ceremony verify on Windows: the Linux root ceremony's transcript is complete and names the Linux binary $linux_sum"
 # An output file changed after the ceremony, and a transcript entry changed.
 cp -a "$out" "$win/file-tampered"
@@ -162,8 +163,8 @@ for t in "$repo"/assets/ceremonies/*.yaml; do
   [ -f "$c/$name" ] || cp "$t" "$c/$name"
   winmodule "$c/$name" >"$win/plans/$name"
   grep -q 'softhsm2-x64.dll' "$win/plans/$name" || fail "$name: no module line to adapt for Windows"
-  (cd "$c" && "$linux" ceremony plan "$name" >"$name.plan" 2>&1) || { cat "$c/$name.plan"; fail "Linux ceremony plan $name"; }
-  (cd "$win" && W "$cli" ceremony plan "plans\\$name" >"$name.plan" 2>&1) || { cat "$win/$name.plan"; fail "Windows ceremony plan $name"; }
+  (cd "$c" && "$linux" ceremony plan "$name" >"$name.plan" 2>plan.err) || { cat "$c/$name.plan" "$c/plan.err"; fail "Linux ceremony plan $name"; }
+  (cd "$win" && W "$cli" ceremony plan "plans\\$name" >"$name.plan" 2>plan.err) || { cat "$win/$name.plan" "$win/plan.err"; fail "Windows ceremony plan $name"; }
   # Lines 2-3 are the script's SHA-256 (hex, words): each names its own copy.
   grep -q "^Script SHA-256 $(sha256sum "$win/plans/$name" | cut -d' ' -f1)" "$win/$name.plan" || { cat "$win/$name.plan"; fail "plan of $name does not show the script's SHA-256"; }
   diff <(tr -d '\r' <"$c/$name.plan" | sed 2,3d) <(tr -d '\r' <"$win/$name.plan" | sed 2,3d) >"$work/plan.diff" \

@@ -15,9 +15,12 @@ COMMIT := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEA
 STAMP = -X github.com/keyceremony/keyceremony/ceremony/buildinfo.stamp=keyceremony-stamp:v1:$(VERSION)+dev:$(COMMIT):end
 
 # System packages: what the app needs at run time and to build the Fyne driver,
-# and what the tests add (screenshots, PDF text, the sqlite3 shell for the ingest baseline).
+# and what the tests add (screenshots, PDF text, the sqlite3 shell for the ingest
+# baseline, and the second PKCS#11 implementation: tpm2-pkcs11 over the swtpm
+# software TPM behind tpm2-abrmd on a private D-Bus session bus, hsm/tpm2/tpm2test).
 RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
-TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools
+TPM_TEST_PKGS := swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0 tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon dbus-bin dbus-session-bus-common
+TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools $(TPM_TEST_PKGS)
 # Release builds add the Windows cross-compiler and what the offline-bundle test
 # needs; the Windows run under Wine (.ci/release/test-windows.sh) adds the C++
 # cross-compiler (SoftHSM2 for Windows), jq (JSON compared with the Linux
@@ -34,7 +37,7 @@ RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 deboo
 # under testdata/fuzz/ is committed, where `go test` replays it on every run.
 FUZZTIME ?= 1m
 
-.PHONY: all run build test vet fuzz bench screenshots package deps-run deps-test deps-release \
+.PHONY: all run build test vet fuzz bench screenshots capabilities package deps-run deps-test deps-release \
 	release bundle sums verify-reproducible release-test test-windows windows-screenshots clean
 
 all: build
@@ -59,8 +62,11 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The end-to-end package builds the real binary (cgo, Fyne) in its TestMain,
+# inside the test timeout: on a brand-new machine that build is cold and runs
+# beside every other package's tests, so the default 10 minutes is too short.
 test: deps-test vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz:
 	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r dirname | sort -u); do \
@@ -80,6 +86,11 @@ bench: deps-test
 
 screenshots: deps-test
 	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
+
+# The README's table of what each PKCS#11 implementation tested here can do
+# is the output of `keyceremony token capabilities --markdown` for them.
+capabilities: deps-test
+	KC_UPDATE_README=1 $(GO) test -count=1 -run 'TestREADMECapabilityTable' ./app/cli/
 
 # A desktop package (tar.xz with .desktop entry and icon) from FyneApp.toml
 # (fyne increments Build there for each release package: commit that change),

@@ -30,6 +30,8 @@ func main() {
 	page := fs.String("page", "", "open this page first: home, tokens, ceremonies, audit, settings")
 	scriptPath := fs.String("script", "", "open this ceremony script on the Ceremonies page")
 	rehearse := fs.Bool("rehearse", false, "with --script: start its rehearsal (throwaway token) at once")
+	edit := fs.String("edit", "", "open this ceremony script in the form (read-only when the form cannot write it back unchanged)")
+	newKind := fs.String("new", "", "start a new ceremony script of this kind in the form: root-generation, key-backup, key-restore, ca-signing, crl, byok-wrap")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "run 'keyceremony help' for the headless commands")
 		os.Exit(2)
@@ -37,6 +39,6 @@ func main() {
 
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
-	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Version: buildinfo.Version()})
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Edit: *edit, New: *newKind, Version: buildinfo.Version()})
 	w.ShowAndRun()
 }

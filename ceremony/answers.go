@@ -3,7 +3,6 @@ package ceremony
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,13 +25,17 @@ import (
 //	  - {custodian: Carol Chen}   # her delivered file and passphrase
 //	  - {custodian: Dan Diaz, text: "ABCD EFGH ..."}
 //	  - {custodian: Erin Evans, file: /media/erin/share.age, passphrase: "..."}
+//	present_recovery:             # the same, at an unlock of the recovery quorum
+//	  - {custodian: Ivan Ito, text: "..."}
 //	pins: {so: "...", user: "..."} # current PINs of a token enrolled with change-pin
 type Answers struct {
 	ConfirmAll bool                      `yaml:"confirm"`
 	Decline    []string                  `yaml:"decline"`
 	Deliver    map[string]AnswerDelivery `yaml:"deliver"`
 	Present    []AnswerShare             `yaml:"present"`
-	PINs       struct {
+	// PresentRecovery are the shares presented at an unlock of the recovery quorum.
+	PresentRecovery []AnswerShare `yaml:"present_recovery"`
+	PINs            struct {
 		SO   string `yaml:"so"`
 		User string `yaml:"user"`
 	} `yaml:"pins"`
@@ -42,6 +45,9 @@ type Answers struct {
 
 	next int
 }
+
+// recoveryQuorumName is how requests name the recovery quorum.
+const recoveryQuorumName = "recovery quorum"
 
 // AnswerDelivery is where one custodian's share goes.
 type AnswerDelivery struct {
@@ -72,6 +78,9 @@ func LoadAnswers(path string) (*Answers, error) {
 	}
 	return &a, nil
 }
+
+// Unattended: an answers file answers on behalf of people who are not there.
+func (a *Answers) Unattended() bool { return true }
 
 func (a *Answers) logf(format string, args ...any) {
 	if a.Log != nil {
@@ -135,10 +144,14 @@ func (a *Answers) PresentShare(ctx context.Context, r ShareRequest) (ShareInput,
 	if r.Problem != "" {
 		a.logf("   refused: %s", r.Problem)
 	}
-	if a.next >= len(a.Present) {
-		return ShareInput{}, errors.New("the answers file has no more shares to present")
+	list := a.Present
+	if r.Quorum == recoveryQuorumName {
+		list = a.PresentRecovery
 	}
-	s := a.Present[a.next]
+	if a.next >= len(list) {
+		return ShareInput{}, fmt.Errorf("the answers file has no more shares of the %s to present", r.Quorum)
+	}
+	s := list[a.next]
 	a.next++
 	in := ShareInput{Custodian: s.Custodian, Text: []byte(s.Text), File: s.File, Passphrase: []byte(s.Passphrase)}
 	if s.Text == "" && s.File == "" {

@@ -1,80 +1,112 @@
 package ceremony
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
-	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
-// backupFormat identifies key backup files.
-const backupFormat = "keyceremony-key-backup/v1"
+// Key backup. The backup KEK comes from the recovery quorum (a quorum of its
+// own, whose cards are presented only at key-backup and key-restore
+// ceremonies), never from the quorum every routine ceremony unlocks: host
+// memory captured at a CRL ceremony, together with the backup file, must not
+// give the root key. The backup file goes to a medium of its own (the
+// script's recovery.medium), never into the output directory that is copied
+// and archived. See ceremony/README.md, "Key backup and restore".
+
+// Backup file formats. Format 1 (before the recovery quorum) was wrapped
+// under a KEK derived from the quorum that unlocks the token; such backups
+// still restore.
+const (
+	backupFormatV1 = "keyceremony-key-backup/v1"
+	backupFormat   = "keyceremony-key-backup/v2"
+)
 
 // backupFile is a wrapped private key with what a restore needs to know. It
-// holds no plaintext secret: the key is wrapped under the quorum's KEK.
+// holds no plaintext secret: the key is wrapped under the KEK.
 type backupFile struct {
 	Format     string    `json:"format"`
 	CeremonyID string    `json:"ceremony_id"`
 	Created    time.Time `json:"created"`
-	QuorumSet  string    `json:"quorum_set"`
-	KeyLabel   string    `json:"key_label"`
-	KeyID      string    `json:"key_id"`
-	KeyType    string    `json:"key_type"`
-	PublicKey  string    `json:"public_key"` // base64 DER SubjectPublicKeyInfo
-	Mechanism  string    `json:"mechanism"`
+	// QuorumSet is the quorum that unlocks the token (format 1: whose secret
+	// derived the KEK).
+	QuorumSet string `json:"quorum_set"`
+	// RecoverySet is the recovery quorum whose secret alone derives the KEK
+	// (format 2).
+	RecoverySet string `json:"recovery_set,omitempty"`
+	KeyLabel    string `json:"key_label"`
+	KeyID       string `json:"key_id"`
+	KeyType     string `json:"key_type"`
+	PublicKey   string `json:"public_key"` // base64 DER SubjectPublicKeyInfo
+	Mechanism   string `json:"mechanism"`
+	// KWP says whether the token that wrapped followed RFC 5649 (format 2):
+	// kwpRFC5649, or kwpZeroPadded for a token (SoftHSM 2.6) that zero-pads
+	// the key to a multiple of 8 bytes first and records the padded length.
+	KWP string `json:"kwp,omitempty"`
 	// KEKCheck lets a restore confirm the quorum rebuilt the right KEK before
 	// unwrapping: 8 bytes derived from the quorum secret beside the KEK (not from it).
 	KEKCheck string `json:"kek_check"`
 	Wrapped  string `json:"wrapped"` // base64
 }
 
-const kekCheckPurpose quorum.Purpose = "backup-kek-check"
+// What a backup says of its wrap.
+const (
+	kwpRFC5649    = "rfc5649"
+	kwpZeroPadded = "zero-padded: the token padded the key with zeros to a multiple of 8 bytes before wrapping and recorded the padded length, which RFC 5649 does not; " +
+		"an RFC 5649 unwrap returns the PKCS #8 key followed by those zeros (the DER length says where the key ends): restore with restore.repair_padding on a token that follows RFC 5649"
+)
+
+// The check values stored in backups, derived beside the KEK.
+const (
+	kekCheckPurpose      quorum.Purpose = "backup-kek-check"
+	recoveryCheckPurpose quorum.Purpose = "recovery-kek-check"
+)
 
 func backupKeyStep() *step {
 	return &step{
 		id: "backup-key", title: "Key backed up",
-		do: "Nothing: the security officer's quorum PIN imports the quorum-derived KEK into the token as a trusted session key; " +
-			"the token wraps the private key with it (CKM_AES_KEY_WRAP_PAD); the KEK is destroyed.",
-		check:   "The key is extractable only under a trusted key; the KEK never persists on the token.",
-		record:  "The backup file (output), its key's label, ID and type, the KEK check value.",
-		confirm: admins, usesSecret: true, outputs: []string{"key-backup.json"},
+		do: "Nothing: the security officer's quorum PIN imports the KEK derived from the recovery quorum into the token as a trusted session key; " +
+			"the token wraps the private key with it (CKM_AES_KEY_WRAP_PAD); the KEK is destroyed; the backup file is written to the backup medium.",
+		check:   "The key is extractable only under a trusted key; the KEK never persists on the token; the backup medium is not the output directory.",
+		record:  "The backup file's path, size and SHA-256 on the backup medium, its key's label, ID and type, the KEK check value, whether the token's wrap follows RFC 5649.",
+		confirm: admins, usesSecret: true,
 		run: runBackup,
 	}
 }
 
-// importKEK puts the quorum-derived KEK into the token as a session object,
-// so it never persists on the token, not even after a crash, and returns it.
-// The caller destroys it when done. trusted (CKA_TRUSTED) needs the security
-// officer logged in; such a key is a public object, because the officer
-// cannot create private ones.
-func (e *Engine) importKEK(ctx context.Context, trusted bool) (*hsm.Key, error) {
-	kek, err := e.secret.KEK()
-	if err != nil {
-		return nil, err
-	}
-	defer clear(kek)
+// legacyBackupStep is the backup step of a root-generation script written
+// before the recovery quorum, kept so such a ceremony resumes; New refuses
+// to start one.
+func legacyBackupStep() *step {
+	st := backupKeyStep()
+	st.record = "The backup file (output), its key's label, ID and type, the KEK check value."
+	st.outputs = []string{"key-backup.json"}
+	return st
+}
+
+// importKEK puts the KEK into the token as a session object, so it never
+// persists on the token, not even after a crash, and returns it. The caller
+// destroys it when done. trusted (CKA_TRUSTED) needs the security officer
+// logged in; such a key is a public object, because the officer cannot
+// create private ones.
+func (e *Engine) importKEK(ctx context.Context, kek []byte, trusted bool) (*hsm.Key, error) {
 	tok, err := e.token()
 	if err != nil {
 		return nil, err
 	}
-	id, err := tok.Random(8)
+	id, err := tok.RandomMixed(8)
 	if err != nil {
 		return nil, err
 	}
@@ -85,20 +117,85 @@ func (e *Engine) importKEK(ctx context.Context, trusted bool) (*hsm.Key, error) 
 	return k, nil
 }
 
-func (e *Engine) kekCheck() (string, error) {
-	c, err := e.secret.Derive(kekCheckPurpose, 8)
-	if err != nil {
-		return "", err
+// backupKEK derives the KEK and its check value for a backup of format:
+// from the recovery quorum (format 2), or from the quorum that unlocks the
+// token (format 1). The caller wipes the KEK.
+func (e *Engine) backupKEK(ctx context.Context, format, purpose string) (kek []byte, check string, err error) {
+	var sec *quorum.Secret
+	checkPurpose := recoveryCheckPurpose
+	if format == backupFormatV1 {
+		if err := e.ensureSecret(ctx, purpose); err != nil {
+			return nil, "", err
+		}
+		sec, checkPurpose = e.secret, kekCheckPurpose
+		kek, err = sec.LegacyKEK()
+	} else {
+		if err := e.ensureRecovery(ctx, purpose); err != nil {
+			return nil, "", err
+		}
+		sec = e.recoverySecret
+		kek, err = sec.RecoveryKEK()
 	}
-	return hex.EncodeToString(c), nil
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := sec.Derive(checkPurpose, 8)
+	if err != nil {
+		clear(kek)
+		return nil, "", err
+	}
+	return kek, hex.EncodeToString(c), nil
+}
+
+// backupDir is the directory the backup file goes to: the script's backup
+// medium (beside the rehearsal's output directory in a rehearsal).
+func (e *Engine) backupDir() string {
+	if e.opt.Rehearse {
+		return e.outDir + "-backup-medium"
+	}
+	return e.s.Resolve(e.s.Recovery.Medium)
+}
+
+// checkBackupDir refuses a backup medium inside the output directory (or the
+// output directory inside it), symbolic links resolved on both sides.
+func (e *Engine) checkBackupDir(dir string) error {
+	real, out := resolved(dir), resolved(e.outDir)
+	if within(real, out) || within(out, real) {
+		return fmt.Errorf("the backup medium %s is the output directory %s or overlaps it: the backup goes to a medium of its own, stored apart from the outputs that are copied and archived", dir, e.outDir)
+	}
+	return nil
 }
 
 func runBackup(ctx context.Context, r *stepRun) error {
 	e := r.e
-	label, id := e.keyLabel, e.keyID
+	ref := e.key
 	if e.s.Kind == script.KeyBackup {
-		label, id = e.s.Backup.KeyLabel, nil
+		ref = keyRef{Label: e.s.Backup.KeyLabel}
 	}
+	format := backupFormat
+	if e.s.LegacyBackup() {
+		format = backupFormatV1
+	}
+	var dir string
+	if format == backupFormat {
+		dir = e.backupDir()
+		if err := e.checkBackupDir(dir); err != nil {
+			return err
+		}
+		if e.opt.Rehearse {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("the backup medium %s is not a directory (is it mounted?)", dir)
+		}
+	}
+	kek, check, err := e.backupKEK(ctx, format, "back up the key")
+	if err != nil {
+		return err
+	}
+	defer clear(kek)
 	if err := e.ensureSecret(ctx, "back up the key"); err != nil {
 		return err
 	}
@@ -106,7 +203,7 @@ func runBackup(ctx context.Context, r *stepRun) error {
 	if err := e.loginAs(ctx, "so", "back up the key"); err != nil {
 		return err
 	}
-	imported, err := e.importKEK(ctx, true)
+	imported, err := e.importKEK(ctx, kek, true)
 	if err != nil {
 		return err
 	}
@@ -116,325 +213,105 @@ func runBackup(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	// Find the KEK again as the user: handles are not promised to survive a change of login.
-	kek, err := tok.FindKey(hsm.Filter{Label: imported.Label(), Class: hsm.ClassSecretKey})
+	wrapKEK, err := tok.FindKey(hsm.Filter{Label: imported.Label(), Class: hsm.ClassSecretKey})
 	if err != nil {
 		return err
 	}
-	k, err := tok.FindKey(hsm.Filter{Label: label, ID: id, Class: hsm.ClassPrivateKey})
+	k, err := e.findKey(ref, hsm.ClassPrivateKey)
 	if err != nil {
 		return err
 	}
 	if !k.Extractable() {
-		return fmt.Errorf("key %q was created non-extractable and cannot be backed up; only keys generated with backup: true can", label)
+		return fmt.Errorf("key %q was created non-extractable and cannot be backed up; only keys generated with backup: true can", ref.Label)
 	}
-	wrapped, err := tok.WrapKey(ctx, kek, k, hsm.AESKeyWrapPad)
+	wrapped, err := tok.WrapKey(ctx, wrapKEK, k, hsm.AESKeyWrapPad)
 	if err != nil {
 		return err
 	}
-	if err := tok.DestroyKey(kek); err != nil {
+	if err := tok.DestroyKey(wrapKEK); err != nil {
 		return fmt.Errorf("destroy the session KEK: %w", err)
-	}
-	check, err := e.kekCheck()
-	if err != nil {
-		return err
 	}
 	spki, err := x509.MarshalPKIXPublicKey(k.Public())
 	if err != nil {
 		return err
 	}
 	b := backupFile{
-		Format: backupFormat, CeremonyID: e.s.ID, Created: time.Now().UTC().Truncate(time.Second),
-		QuorumSet: e.record.SetID, KeyLabel: label, KeyID: hex.EncodeToString(k.ID()), KeyType: k.Type().String(),
+		Format: format, CeremonyID: e.s.ID, Created: time.Now().UTC().Truncate(time.Second),
+		QuorumSet: e.record.SetID, KeyLabel: ref.Label, KeyID: hex.EncodeToString(k.ID()), KeyType: k.Type().String(),
 		PublicKey: base64.StdEncoding.EncodeToString(spki), Mechanism: "CKM_AES_KEY_WRAP_PAD",
 		KEKCheck: check, Wrapped: base64.StdEncoding.EncodeToString(wrapped),
+	}
+	if format == backupFormat {
+		b.RecoverySet = e.recoveryRecord.SetID
+		b.KWP = kwpZeroPadded
+		if tok.KWPCompliant() {
+			b.KWP = kwpRFC5649
+		}
 	}
 	raw, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return err
 	}
-	if _, err := r.output("key-backup.json", append(raw, '\n')); err != nil {
-		return err
-	}
+	raw = append(raw, '\n')
 	ws := sha256.Sum256(wrapped)
 	r.detail("key", k.String())
-	r.detail("mechanism", "CKM_AES_KEY_WRAP_PAD under a quorum-derived AES-256 KEK (trusted session object, destroyed after use)")
+	if format == backupFormat {
+		if err := e.writeBackup(r, dir, raw); err != nil {
+			return err
+		}
+		r.detail("mechanism", "CKM_AES_KEY_WRAP_PAD under an AES-256 KEK derived from the recovery quorum (trusted session object, destroyed after use)")
+		r.detail("recovery quorum set", b.RecoverySet)
+		r.detail("token's AES key wrap with padding", b.KWP)
+	} else {
+		if _, err := r.output("key-backup.json", raw); err != nil {
+			return err
+		}
+		r.detail("mechanism", "CKM_AES_KEY_WRAP_PAD under a quorum-derived AES-256 KEK (trusted session object, destroyed after use)")
+	}
 	r.detail("kek check", check)
 	r.detail("wrapped sha256", hex.EncodeToString(ws[:]))
-	return r.confirmStep(ctx, "The key backup was written; it opens only with the quorum.", []Fact{
+	e.wipeRecovery()
+	return r.confirmStep(ctx, "The key backup was written; it opens only with the recovery quorum. Take the backup medium away and store it apart from the output medium.", []Fact{
 		{Label: "Key", Value: k.String()},
 		{Label: "KEK check value", Value: check},
+		{Label: "Backup medium", Value: dir},
 	})
 }
 
-func inputsStep(s *script.Script) *step {
-	check := "The quorum record is well formed and matches the script."
-	if s.Kind == script.KeyRestore {
-		check += " The backup belongs to this quorum; its public key is the certificate's; the certificate's self-signature verifies."
-	}
-	return &step{
-		id: "inputs", title: "Inputs checked",
-		do:      "Compare the SHA-256 of each input with the copy from the earlier ceremony's transcript.",
-		check:   check,
-		record:  "Path, size and SHA-256 of every input.",
-		confirm: admins, run: runInputs,
-		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error { return e.loadInputs(nil) },
-	}
-}
-
-// loadInputs reads the quorum record and, for a restore, the backup and the
-// certificate, recording them when r is not nil.
-func (e *Engine) loadInputs(r *stepRun) error {
-	in := func(path string) ([]byte, error) {
-		p := e.s.Resolve(path)
-		if r != nil {
-			if _, err := r.input(p); err != nil {
-				return nil, err
-			}
+// writeBackup writes the backup file on the backup medium and records its
+// hash; a file an interrupted attempt left there is moved aside first.
+func (e *Engine) writeBackup(r *stepRun, dir string, raw []byte) error {
+	path := filepath.Join(dir, e.name("key-backup.json"))
+	if _, err := os.Lstat(path); err == nil {
+		aside := fmt.Sprintf("%s.incomplete-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(path, aside); err != nil {
+			return fmt.Errorf("move aside the backup file an interrupted attempt left: %w", err)
 		}
-		return os.ReadFile(p)
+		r.detail("unrecorded backup file moved aside", aside)
 	}
-	if _, err := in(e.s.Quorum.Record.Path); err != nil {
+	if err := writeExcl(path, raw); err != nil {
 		return err
 	}
-	rec, err := quorum.ReadRecord(e.s.Resolve(e.s.Quorum.Record.Path))
-	if err != nil {
-		return err
-	}
-	e.record = rec
-	if e.s.Restore == nil {
-		return nil
-	}
-	raw, err := in(e.s.Restore.Backup.Path)
-	if err != nil {
-		return err
-	}
-	var b backupFile
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil || b.Format != backupFormat {
-		return fmt.Errorf("%s is not a key backup file (%v)", e.s.Restore.Backup.Path, err)
-	}
-	if b.QuorumSet != rec.SetID {
-		return fmt.Errorf("the backup belongs to quorum %s, the quorum record is %s: they come from different ceremonies", b.QuorumSet, rec.SetID)
-	}
-	certPEM, err := in(e.s.Restore.Certificate.Path)
-	if err != nil {
-		return err
-	}
-	der := certPEM
-	if blk, _ := pem.Decode(certPEM); blk != nil {
-		der = blk.Bytes
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return fmt.Errorf("%s: %w", e.s.Restore.Certificate.Path, err)
-	}
-	if err := cert.CheckSignatureFrom(cert); err != nil {
-		return fmt.Errorf("the root certificate's self-signature does not verify: %w", err)
-	}
-	if base64.StdEncoding.EncodeToString(cert.RawSubjectPublicKeyInfo) != b.PublicKey {
-		return errors.New("the backup's public key is not the certificate's: they belong to different keys")
-	}
-	e.backup, e.cert = &b, cert
+	r.detail("backup file", path)
+	r.detail("backup file sha256", hashOf(raw))
+	r.detail("backup file size", fmt.Sprint(len(raw)))
 	return nil
 }
 
-func runInputs(ctx context.Context, r *stepRun) error {
-	if err := r.e.loadInputs(r); err != nil {
-		return err
+// readBackup decodes a backup file of either format.
+func readBackup(raw []byte) (*backupFile, error) {
+	var b backupFile
+	if err := decodeStrict(raw, &b); err != nil {
+		return nil, err
 	}
-	var facts []Fact
-	for _, f := range r.entry.Inputs {
-		facts = append(facts, Fact{Label: f.Path, Value: fmt.Sprintf("SHA-256 %s (%d bytes)", f.SHA256, f.Size)})
-	}
-	r.detail("quorum set", r.e.record.SetID)
-	if b := r.e.backup; b != nil {
-		r.detail("backup of key", fmt.Sprintf("%s %q id=%s", b.KeyType, b.KeyLabel, b.KeyID))
-		r.detail("certificate subject", r.e.cert.Subject.String())
-	}
-	return r.confirmStep(ctx, "These are the inputs produced by the earlier ceremony.", facts)
-}
-
-func restoreKeyStep() *step {
-	return &step{
-		id: "restore-key", title: "Key restored",
-		do: "Nothing: the quorum-derived KEK is imported into the token as a session key, the backup is unwrapped into a " +
-			"sensitive, non-extractable key, the public key is imported from the certificate, and the KEK is destroyed.",
-		check:   "The KEK check value matches the backup's; the restored key is sensitive and not extractable.",
-		record:  "The restored key's label, ID, type and attributes.",
-		confirm: admins, usesSecret: true,
-		run: runRestore, restore: restoreRestore,
-	}
-}
-
-func runRestore(ctx context.Context, r *stepRun) error {
-	e := r.e
-	b := e.backup
-	if err := e.ensureSecret(ctx, "restore the key"); err != nil {
-		return err
-	}
-	check, err := e.kekCheck()
-	if err != nil {
-		return err
-	}
-	if check != b.KEKCheck {
-		return fmt.Errorf("the quorum's KEK check value %s differs from the backup's %s: the shares belong to another quorum", check, b.KEKCheck)
-	}
-	if err := e.loginAs(ctx, "user", "restore the key"); err != nil {
-		return err
-	}
-	tok, _ := e.token()
-	kt, err := hsm.ParseKeyType(b.KeyType)
-	if err != nil {
-		return err
-	}
-	label := b.KeyLabel
-	if e.s.Restore.Label != "" {
-		label = e.s.Restore.Label
-	}
-	id, err := hex.DecodeString(b.KeyID)
-	if err != nil {
-		return err
-	}
-	if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
-		if err := r.confirmStep(ctx, fmt.Sprintf("Keys labelled %q exist on the token but the transcript does not record a restore (an interrupted attempt). Destroy them and restore again.", label),
-			[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
-			return err
+	switch b.Format {
+	case backupFormat:
+		if b.RecoverySet == "" || b.KWP == "" {
+			return nil, errors.New("a format-2 backup names its recovery quorum and its wrap")
 		}
-		for _, k := range old {
-			if err := tok.DestroyKey(k); err != nil {
-				return err
-			}
-			r.detail("unrecorded key destroyed", k.String())
-		}
+	case backupFormatV1:
+	default:
+		return nil, fmt.Errorf("format %q is not a key backup's", b.Format)
 	}
-	wrapped, err := base64.StdEncoding.DecodeString(b.Wrapped)
-	if err != nil {
-		return fmt.Errorf("backup file: %w", err)
-	}
-	kek, err := e.importKEK(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer tok.DestroyKey(kek)
-	if _, err := tok.UnwrapKey(ctx, kek, wrapped, hsm.AESKeyWrapPad, hsm.KeySpec{Type: kt, Label: label, ID: id}); err != nil {
-		return err
-	}
-	// The public half comes from the certificate (a wrapped private key
-	// carries none), so the restored key is found with it and can sign.
-	if _, err := tok.ImportPublicKey(ctx, e.cert.PublicKey, hsm.KeySpec{Type: kt, Label: label, ID: id}); err != nil {
-		return fmt.Errorf("import the public key from the certificate: %w", err)
-	}
-	if err := tok.DestroyKey(kek); err != nil {
-		return fmt.Errorf("destroy the session KEK: %w", err)
-	}
-	k, err := tok.FindKey(hsm.Filter{Label: label, ID: id, Class: hsm.ClassPrivateKey})
-	if err != nil {
-		return err
-	}
-	if !k.Sensitive() || k.Extractable() {
-		return fmt.Errorf("the restored key has sensitive=%v extractable=%v; expected a sensitive, non-extractable key", k.Sensitive(), k.Extractable())
-	}
-	e.keyLabel, e.keyID = label, id
-	r.detail("key label", label)
-	r.detail("key id", hex.EncodeToString(id))
-	r.detail("key", k.String())
-	r.detail("sensitive", "true")
-	r.detail("extractable", "false")
-	return r.confirmStep(ctx, "The key was restored into this token.", []Fact{{Label: "Restored key", Value: k.String()}})
-}
-
-func restoreRestore(ctx context.Context, e *Engine, en transcript.Entry) error {
-	e.keyLabel = en.Detail("key label")
-	id, err := hex.DecodeString(en.Detail("key id"))
-	e.keyID = id
-	return err
-}
-
-func proveKeyStep() *step {
-	return &step{
-		id: "prove-key", title: "Restored key proven",
-		do:      "Nothing: the restored key signs a challenge from the token's RNG bound to this transcript.",
-		check:   "The signature verifies with the public key of the root certificate.",
-		record:  "The challenge and signature (output) and the verification result.",
-		confirm: admins, outputs: []string{"proof.json"},
-		run: runProve,
-	}
-}
-
-// proof is the restore's evidence: a signature by the restored key over a
-// fresh challenge and the transcript so far.
-type proof struct {
-	Message         string `json:"message"`
-	Hash            string `json:"hash"`
-	Signature       string `json:"signature"` // base64
-	CertificateHash string `json:"certificate_sha256"`
-}
-
-func runProve(ctx context.Context, r *stepRun) error {
-	e := r.e
-	if err := e.loginAs(ctx, "user", "prove the restored key"); err != nil {
-		return err
-	}
-	tok, _ := e.token()
-	k, err := tok.FindKey(hsm.Filter{Label: e.keyLabel, ID: e.keyID, Class: hsm.ClassPrivateKey})
-	if err != nil {
-		return err
-	}
-	challenge, err := tok.Random(32)
-	if err != nil {
-		return err
-	}
-	msg := fmt.Sprintf("keyceremony restore proof v1\nceremony %s\nchallenge %x\ntranscript %s\n", e.s.ID, challenge, e.tw.Last().Hash)
-	h := proofHash(e.cert.PublicKey)
-	hh := h.New()
-	hh.Write([]byte(msg))
-	digest := hh.Sum(nil)
-	signer, err := k.Signer()
-	if err != nil {
-		return err
-	}
-	sig, err := signer.Sign(nil, digest, h)
-	if err != nil {
-		return err
-	}
-	if err := verifyWith(e.cert.PublicKey, digest, sig, h); err != nil {
-		return fmt.Errorf("the restored key's signature does not verify with the root certificate: %w", err)
-	}
-	cs := sha256.Sum256(e.cert.Raw)
-	raw, _ := json.MarshalIndent(proof{Message: msg, Hash: h.String(), Signature: base64.StdEncoding.EncodeToString(sig), CertificateHash: hex.EncodeToString(cs[:])}, "", "  ")
-	if _, err := r.output("proof.json", append(raw, '\n')); err != nil {
-		return err
-	}
-	r.detail("challenge", hex.EncodeToString(challenge))
-	r.detail("signature", "verified with the public key of "+e.cert.Subject.String())
-	return r.confirmStep(ctx, "The restored key signed the challenge and the root certificate verifies it.", []Fact{
-		{Label: "Challenge", Value: hex.EncodeToString(challenge)},
-		{Label: "Verified with", Value: e.cert.Subject.String()},
-	})
-}
-
-func proofHash(pub crypto.PublicKey) crypto.Hash {
-	if p, ok := pub.(*ecdsa.PublicKey); ok {
-		switch p.Curve {
-		case elliptic.P384():
-			return crypto.SHA384
-		case elliptic.P521():
-			return crypto.SHA512
-		}
-	}
-	return crypto.SHA256
-}
-
-func verifyWith(pub crypto.PublicKey, digest, sig []byte, h crypto.Hash) error {
-	switch p := pub.(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(p, digest, sig) {
-			return errors.New("ECDSA signature invalid")
-		}
-		return nil
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(p, h, digest, sig)
-	}
-	return fmt.Errorf("unsupported public key %T", pub)
+	return &b, nil
 }

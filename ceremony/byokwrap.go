@@ -2,7 +2,6 @@ package ceremony
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/outfile"
 	"github.com/keyceremony/keyceremony/ceremony/paper"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
@@ -23,218 +23,17 @@ import (
 // byokState is what a byok-wrap ceremony works with, rebuilt from the inputs
 // and the transcript on resume.
 type byokState struct {
-	params   *byok.Parameters
-	req      byok.Request
-	info     byok.SpecInfo
-	keyLabel string
-	keyID    []byte
+	params   *kmsimport.Parameters
+	req      kmsimport.Request
+	info     kmsimport.SpecInfo
+	key      keyRef         // the key whose material is wrapped
 	plan     []hsm.WrapStep // as confirmed before wrapping
-	manifest *byok.Manifest
+	manifest *kmsimport.Manifest
 }
 
 // byokFiles are the outputs whose names the aws kms import-key-material
 // command line refers to.
-var byokFiles = []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile, byok.ManifestFile, byok.InstructionsFile}
-
-// parametersMaxAge: AWS import parameters expire 24 hours after they are
-// issued; a ParametersValidTo further ahead is a mistake (a mistyped date, or
-// the laptop's clock), allowing a few minutes of clock difference.
-const parametersMaxAge = 24*time.Hour + 10*time.Minute
-
-func byokPlan(s *script.Script) []*step {
-	// The plan comes before the key: a wrap the script does not allow is
-	// refused before anything is generated on the token.
-	return []*step{byokInputsStep(), unlockStep("unlock the token for the key material"), wrapPlanStep(), byokKeyStep(s), wrapStep(), tokenCopyStep(s), handoverStep()}
-}
-
-func byokInputsStep() *step {
-	return &step{
-		id: "inputs", title: "Import parameters checked",
-		do: "Compare the SHA-256 of the import parameters with the one computed on the connected machine, and the wrapping public key's " +
-			"fingerprint with the one shown there.",
-		check: "The parameters are AWS's (KeyId, ImportToken, PublicKey, ParametersValidTo), unexpired, with at least an hour left; " +
-			"the key spec, wrapping algorithm and wrapping key size are a combination AWS KMS accepts; the expiration and import type are allowed.",
-		record:  "Path, size and SHA-256 of every input; the KMS key, key spec, algorithm, wrapping key size and fingerprint, expiry of the parameters, and the import choices.",
-		confirm: admins, run: runBYOKInputs,
-		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			if err := sameInputs(en); err != nil {
-				return err
-			}
-			if err := e.loadInputs(nil); err != nil {
-				return err
-			}
-			var errs []error
-			e.byok = e.loadBYOKState(nil, time.Now(), false, func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
-			if len(errs) > 0 {
-				return errors.Join(errs...)
-			}
-			// The material's expiry was fixed when the inputs were checked.
-			if v := en.Detail("material valid to"); v != "" {
-				t, err := time.Parse(time.RFC3339, v)
-				if err != nil {
-					return err
-				}
-				e.byok.req.Import.ValidTo = t
-			}
-			return nil
-		},
-	}
-}
-
-// bundleFields are the fields import-parameters.json (written by the
-// connected side's prepare step) adds to the get-parameters-for-import JSON.
-type bundleFields struct {
-	KeySpec           string `json:"KeySpec"`
-	WrappingAlgorithm string `json:"WrappingAlgorithm"`
-	WrappingKeySpec   string `json:"WrappingKeySpec"`
-}
-
-func (e *Engine) loadBYOK(r *stepRun, now time.Time, bad func(path string, err error)) *byokState {
-	return e.loadBYOKState(r, now, true, bad)
-}
-
-// loadBYOKState reads the import parameters and builds the request; full
-// adds the checks that depend on the time (skipped when a resumed ceremony
-// rebuilds its state).
-func (e *Engine) loadBYOKState(r *stepRun, now time.Time, full bool, bad func(path string, err error)) *byokState {
-	b := e.s.BYOK
-	st := &byokState{}
-	read := func(path string, in *script.Input) []byte {
-		p := e.s.Resolve(in.Path)
-		if r != nil {
-			if _, err := r.input(p); err != nil {
-				bad(path, err)
-				return nil
-			}
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			bad(path+".path", fmt.Errorf("cannot read %s: %w", p, err))
-			return nil
-		}
-		return data
-	}
-	if b.Parameters != nil {
-		if data := read("byok.parameters", b.Parameters); data != nil {
-			p, err := byok.ParseParametersJSON(data)
-			if err != nil {
-				bad("byok.parameters", fmt.Errorf("%s: %w", b.Parameters.Path, err))
-			} else {
-				st.params = p
-				var extra bundleFields
-				if json.Unmarshal(data, &extra) == nil {
-					if extra.KeySpec != "" && extra.KeySpec != b.KeySpec {
-						bad("byok.key_spec", fmt.Errorf("the parameters were prepared for a %s key, the script says %s: the script must name the KMS key's spec", extra.KeySpec, b.KeySpec))
-					}
-					if extra.WrappingAlgorithm != "" && extra.WrappingAlgorithm != b.WrappingAlgorithm {
-						bad("byok.wrapping_algorithm", fmt.Errorf("the parameters were requested for %s, the script says %s: AWS accepts the material only wrapped with the algorithm the parameters were requested for; fetch new parameters or correct the script", extra.WrappingAlgorithm, b.WrappingAlgorithm))
-					}
-					if extra.WrappingKeySpec != "" && extra.WrappingKeySpec != string(p.WrappingKeySpec()) {
-						bad("byok.parameters", fmt.Errorf("the parameters say wrapping key %s but the public key is %s: the file was altered", extra.WrappingKeySpec, p.WrappingKeySpec()))
-					}
-				}
-			}
-		}
-	} else {
-		pub := read("byok.public_key", b.PublicKey)
-		tok := read("byok.import_token", b.ImportToken)
-		if pub != nil && tok != nil {
-			p, err := byok.ParseParametersFiles(b.KeyID, pub, tok, b.ParametersValidTo.UTC())
-			if err != nil {
-				bad("byok", err)
-			} else {
-				st.params = p
-			}
-		}
-	}
-	info, err := byok.Spec(byok.KeySpec(b.KeySpec))
-	if err != nil {
-		bad("byok.key_spec", err)
-		return st
-	}
-	st.info = info
-	st.req = byok.Request{
-		Params: st.params, Spec: info.Spec, Algorithm: byok.Algorithm(b.WrappingAlgorithm),
-		Import: byok.Import{ExpirationModel: b.Expiration.Model, ValidTo: b.Expiration.ValidToFrom(now), ImportType: b.ImportType},
-	}
-	if st.params == nil {
-		return st
-	}
-	if full {
-		for _, err := range st.req.Validate(now) {
-			bad("byok", err)
-		}
-		if st.params.ParametersValidTo.After(now.Add(parametersMaxAge)) {
-			bad("byok.parameters", fmt.Errorf("ParametersValidTo %s is more than 24 hours ahead, but AWS import parameters expire 24 hours after they are issued: check the value and the laptop's clock",
-				st.params.ParametersValidTo.Format(time.RFC3339)))
-		}
-	} else if err := byok.Check(st.req.Spec, st.req.Algorithm, st.params.WrappingKeySpec()); err != nil {
-		bad("byok", err)
-	}
-	return st
-}
-
-func runBYOKInputs(ctx context.Context, r *stepRun) error {
-	e := r.e
-	if err := e.loadInputs(r); err != nil {
-		return err
-	}
-	now := time.Now()
-	var errs []error
-	st := e.loadBYOK(r, now, func(path string, err error) { errs = append(errs, fmt.Errorf("%s: %w", path, err)) })
-	if len(errs) > 0 {
-		return fmt.Errorf("the import parameters cannot be used, nothing was wrapped: %w", errors.Join(errs...))
-	}
-	e.byok = st
-	p, req := st.params, st.req
-	wfp := sha256.Sum256(p.PublicKeyDER)
-	left := p.ParametersValidTo.Sub(now).Truncate(time.Minute)
-	r.detail("quorum set", e.record.SetID)
-	r.detail("kms key", p.KeyID)
-	r.detail("key spec", string(req.Spec))
-	r.detail("wrapping algorithm", string(req.Algorithm))
-	r.detail("wrapping key spec", string(p.WrappingKeySpec()))
-	r.detail("wrapping public key sha256", hex.EncodeToString(wfp[:]))
-	r.detail("wrapping public key words", words.String(wfp[:]))
-	r.detail("parameters valid to", p.ParametersValidTo.UTC().Format(time.RFC3339))
-	r.detail("expiration model", req.Import.ExpirationModel)
-	if !req.Import.ValidTo.IsZero() {
-		r.detail("material valid to", req.Import.ValidTo.UTC().Format(time.RFC3339))
-	}
-	r.detail("import type", importTypeText(req.Import.ImportType))
-	facts := []Fact{}
-	for _, f := range r.entry.Inputs {
-		facts = append(facts, Fact{Label: f.Path, Value: fmt.Sprintf("SHA-256 %s (%d bytes)", f.SHA256, f.Size)})
-	}
-	facts = append(facts,
-		Fact{Label: "KMS key", Value: p.KeyID},
-		Fact{Label: "Key spec", Value: fmt.Sprintf("%s (%s)", req.Spec, st.info.Material)},
-		Fact{Label: "Wrapping algorithm", Value: string(req.Algorithm)},
-		Fact{Label: "Wrapping key", Value: string(p.WrappingKeySpec())},
-		Fact{Label: "Wrapping public key SHA-256", Value: hex.EncodeToString(wfp[:]), Words: words.String(wfp[:])},
-		Fact{Label: "Parameters expire", Value: fmt.Sprintf("%s (in %s): the import must run on the connected machine before then", p.ParametersValidTo.UTC().Format(time.RFC3339), left)},
-		Fact{Label: "Material expiry", Value: materialExpiry(req.Import)},
-		Fact{Label: "Import type", Value: importTypeText(req.Import.ImportType)},
-	)
-	return r.confirmStep(ctx, "These are the import parameters AWS issued for this KMS key, and the import choices are those reviewed.", facts)
-}
-
-func importTypeText(t string) string {
-	switch t {
-	case byok.ImportTypeNew:
-		return "NEW_KEY_MATERIAL (re-import for rotation; then aws kms rotate-key-on-demand)"
-	case byok.ImportTypeExisting:
-		return "EXISTING_KEY_MATERIAL (re-import of the same material)"
-	}
-	return "first import (no --import-type)"
-}
-
-func materialExpiry(imp byok.Import) string {
-	if imp.ExpirationModel == byok.KeyMaterialExpires {
-		return "KEY_MATERIAL_EXPIRES at " + imp.ValidTo.UTC().Format(time.RFC3339)
-	}
-	return imp.ExpirationModel
-}
+var byokFiles = []string{kmsimport.EncryptedKeyMaterialFile, kmsimport.ImportTokenFile, kmsimport.ManifestFile, kmsimport.InstructionsFile}
 
 func byokKeyStep(s *script.Script) *step {
 	st := &step{
@@ -263,26 +62,23 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 	var err error
 	if b.Key.Source == script.KeyGenerate {
 		label := b.Key.Label
-		if old, err := tok.FindKeys(hsm.Filter{Label: label}); err == nil && len(old) > 0 {
-			// Only an interrupted attempt of this step leaves such a key
-			// unrecorded (GenerateKey refuses labels in use); it was never
-			// wrapped. Replace it openly.
-			if err := r.confirmStep(ctx, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt, or a key this script must not reuse). Destroy it and generate a new one.", label),
-				[]Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
-				return err
-			}
-			for _, o := range old {
-				if err := tok.DestroyKey(o); err != nil {
-					return err
-				}
-				r.detail("unrecorded key destroyed", o.String())
-			}
+		// GenerateKey refuses labels in use, so a key with this label the
+		// transcript does not record was left by an interrupted attempt (or is
+		// one this script must not reuse); it was never wrapped.
+		if err := r.destroyUnrecorded(ctx, tok, label, fmt.Sprintf("A key labelled %q exists on the token but the transcript does not record its generation (an interrupted attempt, or a key this script must not reuse). Destroy it and generate a new one.", label)); err != nil {
+			return err
 		}
-		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true})
+		// Escrow use only: the material is for AWS; in the token it does
+		// nothing but give its check value and be wrapped.
+		k, err = tok.GenerateKey(ctx, hsm.KeySpec{Type: st.info.TokenType, Label: label, Extractable: true, WrapWithTrusted: true, Usage: hsm.UseEscrow})
 		if err != nil {
 			return err
 		}
 		r.detail("source", "generated in the token for this import")
+		r.detail("wrap with trusted only", "true: only keys the security officer made trusted can wrap it")
+		if _, err := recordKeyAttributes(ctx, r, k); err != nil {
+			return err
+		}
 	} else {
 		u, err := hsm.ParseURI(b.Key.URI)
 		if err != nil {
@@ -309,7 +105,7 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 	if !k.Sensitive() || !k.Extractable() {
 		return fmt.Errorf("key %q has sensitive=%v extractable=%v; it must be sensitive and extractable only wrapped", k.Label(), k.Sensitive(), k.Extractable())
 	}
-	st.keyLabel, st.keyID = k.Label(), k.ID()
+	st.key = refOf(k)
 	r.detail("key label", k.Label())
 	r.detail("key id", hex.EncodeToString(k.ID()))
 	r.detail("key", k.String())
@@ -323,6 +119,9 @@ func runBYOKKey(ctx context.Context, r *stepRun) error {
 	} else if kcv, how, err := keyCheckValue(k); err == nil {
 		r.detail("key check value", hex.EncodeToString(kcv)+" ("+how+")")
 		facts = append(facts, Fact{Label: "Key check value", Value: hex.EncodeToString(kcv) + " (" + how + ")"})
+	}
+	if err := st.key.record(r); err != nil {
+		return err
 	}
 	return r.confirmStep(ctx, "This is the key whose material goes to AWS KMS.", facts)
 }
@@ -349,25 +148,16 @@ func keyCheckValue(k *hsm.Key) ([]byte, string, error) {
 }
 
 func restoreBYOKKey(ctx context.Context, e *Engine, en transcript.Entry) error {
-	id, err := hex.DecodeString(en.Detail("key id"))
-	if err != nil {
-		return err
-	}
-	e.byok.keyLabel, e.byok.keyID = en.Detail("key label"), id
-	return nil
+	return e.byok.key.restore(en)
 }
 
 // byokKey finds the key of this ceremony on the logged-in token.
 func (e *Engine) byokKey() (*hsm.Key, error) {
-	tok, err := e.token()
-	if err != nil {
-		return nil, err
-	}
 	class := hsm.ClassSecretKey
 	if e.byok.info.Private {
 		class = hsm.ClassPrivateKey
 	}
-	return tok.FindKey(hsm.Filter{Label: e.byok.keyLabel, ID: e.byok.keyID, Class: class})
+	return e.findKey(e.byok.key, class)
 }
 
 func planLine(s hsm.WrapStep) string {
@@ -387,9 +177,20 @@ func wrapPlanStep() *step {
 		record:  "Every step of the plan and whether it runs in the token or in host memory.",
 		confirm: admins, usesSecret: true, run: runWrapPlan,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			return json.Unmarshal([]byte(en.Detail("plan (json)")), &e.byok.plan)
+			var st wrapPlan
+			if err := loadState(en, &st, st.fromDetails); err != nil {
+				return err
+			}
+			e.byok.plan = st.Plan
+			return nil
 		},
 	}
+}
+
+// wrapPlan is the wrap-plan step's resume state: the plan as confirmed, which
+// the wrap step must run exactly.
+type wrapPlan struct {
+	Plan []hsm.WrapStep `json:"plan"`
 }
 
 func runWrapPlan(ctx context.Context, r *stepRun) error {
@@ -399,9 +200,9 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec)
-	if len(plan) == 0 {
-		return fmt.Errorf("the token cannot wrap %s material with %s", st.req.Spec, st.req.Algorithm)
+	plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec())
+	if err != nil {
+		return &CannotRunError{Token: tok.Label(), Lines: []CapabilityLine{{Step: "wrap-plan", Operation: "wrap the key material", Where: Cannot, Detail: err.Error()}}}
 	}
 	var host []string
 	facts := []Fact{{Label: "Algorithm", Value: fmt.Sprintf("%s (%s)", st.req.Algorithm, st.req.Algorithm.Mechanism())}}
@@ -412,8 +213,6 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 			host = append(host, s.Action)
 		}
 	}
-	raw, _ := json.Marshal(plan)
-	r.detail("plan (json)", string(raw))
 	if len(host) > 0 && !e.s.BYOK.AllowHostSteps {
 		return fmt.Errorf("this token cannot do %s for %s material entirely inside it: %s would run in host memory, which the script does not allow (allow_host_steps: false). "+
 			"Use a token that does the algorithm in hardware (see ceremony/README.md), or review and set allow_host_steps: true", st.req.Algorithm, st.req.Spec, strings.Join(host, "; "))
@@ -429,6 +228,9 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 	} else {
 		r.detail("host memory", "none: every step runs in the token")
 	}
+	if err := r.recordState(wrapPlan{Plan: plan}); err != nil {
+		return err
+	}
 	st.plan = plan
 	return r.confirmStep(ctx, statement, facts)
 }
@@ -436,24 +238,25 @@ func runWrapPlan(ctx context.Context, r *stepRun) error {
 func wrapStep() *step {
 	return &step{
 		id: "wrap", title: "Key material wrapped for AWS KMS",
-		do:           "Nothing: the token wraps the material as planned; read the fingerprint of EncryptedKeyMaterial.bin aloud.",
+		do:           "Nothing: the security officer's derived PIN makes the wrapping keys trusted (the material may be wrapped by trusted keys only), then the token wraps the material as planned; read the fingerprint of EncryptedKeyMaterial.bin aloud.",
 		check:        "The parameters are still valid; the wrap ran exactly as the confirmed plan; the files are new.",
 		record:       "EncryptedKeyMaterial.bin, ImportToken.bin, import-manifest.json and IMPORT-INSTRUCTIONS.txt with their SHA-256; how the wrap ran; the import command.",
 		confirm:      admins,
 		fixedOutputs: byokFiles,
+		usesSecret:   true, // the SO PIN, to make the wrapping keys trusted
 		run:          runWrap,
 		restore: func(ctx context.Context, e *Engine, en transcript.Entry) error {
-			raw, err := os.ReadFile(filepath.Join(e.outDir, byok.ManifestFile))
+			raw, err := os.ReadFile(filepath.Join(e.outDir, kmsimport.ManifestFile))
 			if err != nil {
 				return err
 			}
-			var m byok.Manifest
+			var m kmsimport.Manifest
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return err
 			}
 			e.byok.manifest = &m
-			if fp, err := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile]); err == nil {
-				e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: fp})
+			if fp, err := hex.DecodeString(m.Files[kmsimport.EncryptedKeyMaterialFile]); err == nil {
+				e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: kmsimport.EncryptedKeyMaterialFile, SHA256: fp})
 			}
 			return nil
 		},
@@ -475,25 +278,40 @@ func sameSteps(a, b []hsm.WrapStep) bool {
 func runWrap(ctx context.Context, r *stepRun) error {
 	e := r.e
 	st := e.byok
+	tok, err := e.token()
+	if err != nil {
+		return err
+	}
+	if plan, err := kmsimport.Plan(tok, st.req.Algorithm, st.req.Spec, st.params.WrappingKeySpec()); err != nil || !sameSteps(plan, st.plan) {
+		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
+	}
+	// The escrow copy may be wrapped by trusted keys only
+	// (CKA_WRAP_WITH_TRUSTED), so the security officer, with the PIN derived
+	// from the quorum, makes the wrapping keys trusted first.
+	if err := e.loginAs(ctx, "so", "make the wrapping keys trusted"); err != nil {
+		return err
+	}
+	trusted, err := tok.PrepareTrustedWrap(ctx, st.params.PublicKeyDER, st.req.Algorithm.Mechanism(), st.info.TokenType)
+	if err != nil {
+		return err
+	}
+	defer trusted.Destroy()
+	r.detail("wrapping keys", "made trusted (CKA_TRUSTED) by the security officer: the wrapping public key"+map[bool]string{true: " and the ephemeral AES-256 key", false: ""}[trusted.Ephemeral != nil])
 	if err := e.loginAs(ctx, "user", "wrap the key material"); err != nil {
 		return err
 	}
-	tok, _ := e.token()
 	k, err := e.byokKey()
 	if err != nil {
 		return err
 	}
-	if plan := byok.Plan(tok, st.req.Algorithm, st.req.Spec); !sameSteps(plan, st.plan) {
-		return errors.New("the token would now wrap differently from the plan confirmed (another token or module?); nothing was wrapped")
-	}
-	res, err := byok.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps}, time.Now())
+	res, err := kmsimport.Wrap(ctx, tok, k, st.req, hsm.WrapOptions{AllowHostSteps: e.s.BYOK.AllowHostSteps, Trusted: trusted}, time.Now())
 	if err != nil {
 		return err
 	}
 	if !sameSteps(res.Wrapped.Steps, st.plan) {
 		return errors.New("the wrap ran differently from the plan confirmed; nothing was written")
 	}
-	paths, err := byok.WriteOutputs(e.outDir, res, st.params.ImportToken)
+	paths, err := kmsimport.WriteOutputs(e.outDir, res, st.params.ImportToken)
 	for _, p := range paths {
 		if rerr := r.recordOutput(p); rerr != nil && err == nil {
 			err = rerr
@@ -502,14 +320,14 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(e.outDir); err != nil {
+	if err := outfile.SyncDir(e.outDir); err != nil {
 		return err
 	}
 	m := res.Manifest
 	st.manifest = &m
-	ekm, _ := hex.DecodeString(m.Files[byok.EncryptedKeyMaterialFile])
-	itk, _ := hex.DecodeString(m.Files[byok.ImportTokenFile])
-	e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: byok.EncryptedKeyMaterialFile, SHA256: ekm})
+	ekm, _ := hex.DecodeString(m.Files[kmsimport.EncryptedKeyMaterialFile])
+	itk, _ := hex.DecodeString(m.Files[kmsimport.ImportTokenFile])
+	e.fingerprints = append(e.fingerprints, paper.Fingerprint{Label: kmsimport.EncryptedKeyMaterialFile, SHA256: ekm})
 	for i, s := range res.Wrapped.Steps {
 		r.detail(fmt.Sprintf("ran step %d", i+1), planLine(s))
 	}
@@ -519,13 +337,13 @@ func runWrap(ctx context.Context, r *stepRun) error {
 	}
 	r.detail("composed from other mechanisms", fmt.Sprint(res.Wrapped.Composed))
 	r.detail("material or ephemeral key in host memory", inHost)
-	r.detail("encrypted key material sha256", m.Files[byok.EncryptedKeyMaterialFile])
+	r.detail("encrypted key material sha256", m.Files[kmsimport.EncryptedKeyMaterialFile])
 	r.detail("encrypted key material words", words.String(ekm))
-	r.detail("import token sha256", m.Files[byok.ImportTokenFile])
+	r.detail("import token sha256", m.Files[kmsimport.ImportTokenFile])
 	r.detail("import command", m.Command)
 	return r.confirmStep(ctx, "The files for AWS KMS are written, and the fingerprint of EncryptedKeyMaterial.bin was read aloud.", []Fact{
-		{Label: byok.EncryptedKeyMaterialFile + " SHA-256", Value: m.Files[byok.EncryptedKeyMaterialFile], Words: words.String(ekm)},
-		{Label: byok.ImportTokenFile + " SHA-256", Value: m.Files[byok.ImportTokenFile], Words: words.String(itk)},
+		{Label: kmsimport.EncryptedKeyMaterialFile + " SHA-256", Value: m.Files[kmsimport.EncryptedKeyMaterialFile], Words: words.String(ekm)},
+		{Label: kmsimport.ImportTokenFile + " SHA-256", Value: m.Files[kmsimport.ImportTokenFile], Words: words.String(itk)},
 		{Label: "Ran in host memory", Value: inHost},
 	})
 }
@@ -553,7 +371,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	tok, _ := e.token()
-	filter := hsm.Filter{Label: st.keyLabel, ID: st.keyID}
+	filter := st.key.filter(hsm.ClassAny)
 	k, err := e.byokKey()
 	if *e.s.BYOK.KeepInToken {
 		if err != nil {
@@ -567,7 +385,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 	}
 	if errors.Is(err, hsm.ErrKeyNotFound) {
 		// An interrupted attempt of this step destroyed it before recording.
-		r.detail("destroyed", fmt.Sprintf("label %q id %s was already gone (destroyed by the interrupted attempt of this step)", st.keyLabel, hex.EncodeToString(st.keyID)))
+		r.detail("destroyed", fmt.Sprintf("label %q id %s was already gone (destroyed by the interrupted attempt of this step)", st.key.Label, hex.EncodeToString(st.key.ID)))
 	} else if err != nil {
 		return err
 	} else {
@@ -582,7 +400,7 @@ func runTokenCopy(ctx context.Context, r *stepRun) error {
 	if left, err := tok.FindKeys(filter); err != nil {
 		return err
 	} else if len(left) > 0 {
-		return fmt.Errorf("after destruction %d objects labelled %q with ID %x are still on the token", len(left), st.keyLabel, st.keyID)
+		return fmt.Errorf("after destruction %d objects labelled %q with ID %x are still on the token", len(left), st.key.Label, []byte(st.key.ID))
 	}
 	r.detail("check", "no object with this label and ID is left on the token")
 	return nil
@@ -611,15 +429,15 @@ func runHandover(ctx context.Context, r *stepRun) error {
 	facts := []Fact{
 		{Label: "1. Carry", Value: fmt.Sprintf("%s from %s to the connected machine", carry, e.outDir)},
 		{Label: "   Deadline", Value: fmt.Sprintf("%s (in %s); after that fetch new parameters and repeat this ceremony", deadline, left)},
-		{Label: "2. Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.EncryptedKeyMaterialFile, m.Files[byok.EncryptedKeyMaterialFile])},
-		{Label: "   Check", Value: fmt.Sprintf("sha256sum %s shows %s", byok.ImportTokenFile, m.Files[byok.ImportTokenFile])},
+		{Label: "2. Check", Value: fmt.Sprintf("sha256sum %s shows %s", kmsimport.EncryptedKeyMaterialFile, m.Files[kmsimport.EncryptedKeyMaterialFile])},
+		{Label: "   Check", Value: fmt.Sprintf("sha256sum %s shows %s", kmsimport.ImportTokenFile, m.Files[kmsimport.ImportTokenFile])},
 		{Label: "3. Run there", Value: m.Command},
 		{Label: "4. Confirm", Value: "aws kms describe-key --key-id " + m.KeyID + " shows KeyState Enabled"},
 	}
-	if m.Import.ImportType == byok.ImportTypeNew {
+	if m.Import.ImportType == kmsimport.ImportTypeNew {
 		facts = append(facts, Fact{Label: "5. Rotate", Value: "aws kms rotate-key-on-demand --key-id " + m.KeyID})
 	}
-	facts = append(facts, Fact{Label: "The same, printable", Value: filepath.Join(e.outDir, byok.InstructionsFile)})
+	facts = append(facts, Fact{Label: "The same, printable", Value: filepath.Join(e.outDir, kmsimport.InstructionsFile)})
 	r.detail("import deadline", deadline)
 	r.detail("files to carry", carry+" (from "+e.outDir+")")
 	r.detail("import command", m.Command)

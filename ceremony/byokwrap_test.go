@@ -4,99 +4,30 @@ import (
 	"bytes"
 	"context"
 	"crypto/aes"
-	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/certsign"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
-
-// kmsSide plays AWS KMS: it holds the private halves of the wrapping keys it
-// hands out, and unwraps what the ceremony produced without our code: the
-// Go standard library for RSA-OAEP and openssl for RFC 5649.
-type kmsSide struct {
-	keys map[byok.WrappingKeySpec]*rsa.PrivateKey
-}
-
-func newKMSSide(t *testing.T) *kmsSide {
-	k := &kmsSide{keys: map[byok.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range byok.WrappingKeySpecs() {
-		priv, err := rsa.GenerateKey(rand.Reader, wks.Bytes()*8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k.keys[wks] = priv
-	}
-	return k
-}
-
-// parameters writes what `aws kms get-parameters-for-import` prints.
-func (k *kmsSide) parameters(t *testing.T, path, keyID string, wks byok.WrappingKeySpec, token []byte, validTo time.Time) {
-	t.Helper()
-	spki, _ := x509.MarshalPKIXPublicKey(&k.keys[wks].PublicKey)
-	doc, _ := json.MarshalIndent(map[string]string{
-		"KeyId":       keyID,
-		"ImportToken": base64.StdEncoding.EncodeToString(token),
-		"PublicKey":   base64.StdEncoding.EncodeToString(spki),
-		// As the CLI prints it: microseconds and the local offset.
-		"ParametersValidTo": validTo.In(time.FixedZone("PST", -8*3600)).Format("2006-01-02T15:04:05.000000-07:00"),
-	}, "", "    ")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (k *kmsSide) unwrap(t *testing.T, alg byok.Algorithm, wks byok.WrappingKeySpec, ct []byte) []byte {
-	t.Helper()
-	var h hash.Hash = sha256.New()
-	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAAESKeyWrapSHA1 {
-		h = sha1.New()
-	}
-	priv := k.keys[wks]
-	if alg == byok.RSAESOAEPSHA1 || alg == byok.RSAESOAEPSHA256 {
-		pt, err := rsa.DecryptOAEP(h, nil, priv, ct, nil)
-		if err != nil {
-			t.Fatalf("AWS side: RSA-OAEP decrypt: %v", err)
-		}
-		return pt
-	}
-	if len(ct) <= priv.Size() {
-		t.Fatalf("AWS side: %d bytes are too short for RSA-AES key wrap", len(ct))
-	}
-	eph, err := rsa.DecryptOAEP(h, nil, priv, ct[:priv.Size()], nil)
-	if err != nil {
-		t.Fatalf("AWS side: RSA-OAEP decrypt of the ephemeral key: %v", err)
-	}
-	in := filepath.Join(t.TempDir(), "kwp.bin")
-	os.WriteFile(in, ct[priv.Size():], 0o600)
-	out, err := exec.Command("openssl", "enc", "-d", "-id-aes256-wrap-pad", "-K", hex.EncodeToString(eph), "-iv", "A65959A6", "-in", in).Output()
-	if err != nil {
-		t.Fatalf("AWS side: openssl enc -d -id-aes256-wrap-pad: %v", err)
-	}
-	return out
-}
 
 // withToken logs in to the fixture's token with the quorum-derived user PIN,
 // as the custodians could, and runs fn.
@@ -115,7 +46,11 @@ func (f *rootFixture) withToken(t *testing.T, fn func(tok *hsm.Token)) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := m.OpenToken(hsm.URI{Serial: f.w.serial})
+	u, err := hsm.ParseURI(f.w.uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.OpenToken(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,95 +61,31 @@ func (f *rootFixture) withToken(t *testing.T, fn func(tok *hsm.Token)) {
 	fn(tok)
 }
 
-// proveMaterial checks that material is the token key's: the same
-// ciphertext of a known block (AES), the same MAC (HMAC), the same public key.
-func proveMaterial(t *testing.T, spec byok.KeySpec, material []byte, key *hsm.Key) {
-	t.Helper()
-	info, _ := byok.Spec(spec)
-	block := []byte("sixteen byte blk")
-	switch {
-	case spec == byok.SymmetricDefault:
-		if len(material) != 32 {
-			t.Fatalf("symmetric material is %d bytes, want exactly 32", len(material))
-		}
-		want, err := key.EncryptBlock(block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := aes.NewCipher(material)
-		got := make([]byte, 16)
-		c.Encrypt(got, block)
-		if !bytes.Equal(got, want) {
-			t.Fatal("the unwrapped material is not the token's AES key")
-		}
-	case !info.Private:
-		if len(material) != info.Size {
-			t.Fatalf("HMAC material is %d bytes, want %d", len(material), info.Size)
-		}
-		want, err := key.MAC(block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hf := map[byok.KeySpec]func() hash.Hash{byok.HMAC224: sha256.New224, byok.HMAC256: sha256.New, byok.HMAC384: sha512.New384, byok.HMAC512: sha512.New}[spec]
-		mac := hmac.New(hf, material)
-		mac.Write(block)
-		if !bytes.Equal(mac.Sum(nil), want) {
-			t.Fatal("the unwrapped material is not the token's HMAC key")
-		}
-	default:
-		if !publicEqual(pkcs8Public(t, material), key.Public()) {
-			t.Fatal("the unwrapped material is not the token's private key")
-		}
-	}
-}
-
-// pkcs8Public parses PKCS#8 material (exactly one DER structure, as AWS
-// requires) and returns its public key.
-func pkcs8Public(t *testing.T, material []byte) any {
-	t.Helper()
-	var seq asn1.RawValue
-	if rest, err := asn1.Unmarshal(material, &seq); err != nil || len(rest) != 0 {
-		t.Fatalf("PKCS#8 material has %d trailing bytes (%v)", len(rest), err)
-	}
-	pk, err := x509.ParsePKCS8PrivateKey(material)
-	if err != nil {
-		t.Fatalf("material is not PKCS#8: %v", err)
-	}
-	switch k := pk.(type) {
-	case *rsa.PrivateKey:
-		return &k.PublicKey
-	case *ecdsa.PrivateKey:
-		return &k.PublicKey
-	}
-	t.Fatalf("PKCS#8 holds %T", pk)
-	return nil
-}
-
-func sameMaterial(t *testing.T, spec byok.KeySpec, a, b []byte) bool {
-	info, _ := byok.Spec(spec)
+func sameMaterial(t *testing.T, spec kmsimport.KeySpec, a, b []byte) bool {
+	info, _ := kmsimport.Spec(spec)
 	if info.Private {
-		return publicEqual(pkcs8Public(t, a), pkcs8Public(t, b))
+		return certsign.SamePublicKey(kmsimporttest.PKCS8Public(t, a), kmsimporttest.PKCS8Public(t, b))
 	}
 	return bytes.Equal(a, b)
 }
 
 // byokRun is one byok-wrap ceremony of the matrix.
 type byokRun struct {
-	spec     byok.KeySpec
-	alg      byok.Algorithm
-	wks      byok.WrappingKeySpec
+	spec     kmsimport.KeySpec
+	alg      kmsimport.Algorithm
+	wks      kmsimport.WrappingKeySpec
 	generate bool // else the key generated by the spec's first run
 	keep     bool
 	files    bool // parameters as separate files instead of the JSON
 	noHost   bool // allow_host_steps: false
 }
 
-func keyLabel(spec byok.KeySpec) string {
+func keyLabel(spec kmsimport.KeySpec) string {
 	return "kms-" + strings.ToLower(strings.ReplaceAll(string(spec), "_", "-"))
 }
 
 // byokScript adapts the shipped byok-wrap template to one run.
-func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRun, token []byte, validTo time.Time) (*Engine, string, error) {
+func (f *rootFixture) byokScript(t *testing.T, kms *kmsimporttest.AWS, id string, r byokRun, token []byte, validTo time.Time) (*Engine, string, error) {
 	t.Helper()
 	w := f.w
 	dir := filepath.Join(w.dir, "byok-in")
@@ -222,13 +93,13 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRu
 	arn := "arn:aws:kms:eu-west-1:111122223333:key/" + id
 	params := "  parameters: {path: byok-in/" + id + ".json}\n"
 	if r.files {
-		spki, _ := x509.MarshalPKIXPublicKey(&kms.keys[r.wks].PublicKey)
+		spki := kms.PublicKeyDER(t, r.wks)
 		os.WriteFile(filepath.Join(dir, id+".WrappingPublicKey.bin"), spki, 0o600)
 		os.WriteFile(filepath.Join(dir, id+".ImportToken.b64"), []byte(base64.StdEncoding.EncodeToString(token)+"\n"), 0o600)
 		params = fmt.Sprintf("  public_key: {path: byok-in/%s.WrappingPublicKey.bin}\n  import_token: {path: byok-in/%s.ImportToken.b64}\n  key_id: %s\n  parameters_valid_to: %s\n",
 			id, id, arn, validTo.UTC().Format(time.RFC3339))
 	} else {
-		kms.parameters(t, filepath.Join(dir, id+".json"), arn, r.wks, token, validTo)
+		kms.Parameters(t, filepath.Join(dir, id+".json"), arn, r.wks, token, validTo)
 	}
 	key := "    source: generate\n    label: " + keyLabel(r.spec)
 	if !r.generate {
@@ -247,8 +118,8 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRu
 		edits = append(edits, "allow_host_steps: true", "allow_host_steps: false")
 	}
 	out := filepath.Join(w.dir, "byok-out", id)
-	s := w.writeScript(id+".yaml", "byok-wrap.yaml", "pkcs11:serial="+w.serial, out, edits...)
-	e, err := New(s, Options{Prompter: f.quorumPrompter()})
+	s := w.writeScript(id+".yaml", "byok-wrap.yaml", w.uri, out, edits...)
+	e, err := New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 	return e, out, err
 }
 
@@ -258,14 +129,14 @@ func (f *rootFixture) byokScript(t *testing.T, kms *kmsSide, id string, r byokRu
 // what AWS unwraps from EncryptedKeyMaterial.bin is the token's key.
 func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 	f := newRootFixture(t, "KMS Token")
-	kms := newKMSSide(t)
+	kms := kmsimporttest.NewAWS(t)
 
 	// The pairs come from the rules table the code uses; each gets one of
 	// the wrapping key sizes AWS allows for it, in turn.
 	var runs []byokRun
-	sizes := map[[2]string][]byok.WrappingKeySpec{}
+	sizes := map[[2]string][]kmsimport.WrappingKeySpec{}
 	var order [][2]string
-	for _, c := range byok.Allowed() {
+	for _, c := range kmsimport.Allowed() {
 		k := [2]string{string(c.Spec), string(c.Algorithm)}
 		if _, ok := sizes[k]; !ok {
 			order = append(order, k)
@@ -276,14 +147,14 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 		t.Fatalf("%d spec x algorithm pairs allowed, want 38 (RSA material only with RSA_AES_KEY_WRAP_*)", len(order))
 	}
 	for i, k := range order {
-		spec := byok.KeySpec(k[0])
+		spec := kmsimport.KeySpec(k[0])
 		first := i == 0 || order[i-1][0] != k[0]
 		last := i == len(order)-1 || order[i+1][0] != k[0]
 		ws := sizes[k]
-		runs = append(runs, byokRun{spec: spec, alg: byok.Algorithm(k[1]), wks: ws[i%len(ws)], generate: first, keep: !last, files: i%3 == 1})
+		runs = append(runs, byokRun{spec: spec, alg: kmsimport.Algorithm(k[1]), wks: ws[i%len(ws)], generate: first, keep: !last, files: i%3 == 1})
 	}
 
-	materials := map[byok.KeySpec][]byte{}
+	materials := map[kmsimport.KeySpec][]byte{}
 	for i, r := range runs {
 		id := fmt.Sprintf("byok-%02d-%s", i, strings.ToLower(strings.ReplaceAll(string(r.spec)+"-"+string(r.alg), "_", "-")))
 		t.Run(fmt.Sprintf("%s/%s/%s", r.spec, r.alg, r.wks), func(t *testing.T) {
@@ -301,8 +172,8 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m byok.Manifest
-			raw, _ := os.ReadFile(filepath.Join(out, byok.ManifestFile))
+			var m kmsimport.Manifest
+			raw, _ := os.ReadFile(filepath.Join(out, kmsimport.ManifestFile))
 			if err := json.Unmarshal(raw, &m); err != nil {
 				t.Fatal(err)
 			}
@@ -315,7 +186,7 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 					t.Errorf("manifest hash of %s does not match the file", name)
 				}
 			}
-			if got, _ := os.ReadFile(filepath.Join(out, byok.ImportTokenFile)); !bytes.Equal(got, token) {
+			if got, _ := os.ReadFile(filepath.Join(out, kmsimport.ImportTokenFile)); !bytes.Equal(got, token) {
 				t.Error("ImportToken.bin is not the import token AWS issued")
 			}
 			wrap := entryByStep(t, rep, "wrap")
@@ -353,12 +224,12 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 			if strings.HasSuffix(string(r.alg), "SHA_256") && host == 0 {
 				t.Errorf("%s ran entirely in SoftHSM, which cannot do OAEP-SHA-256", r.alg)
 			}
-			if r.spec == byok.SymmetricDefault && strings.HasSuffix(string(r.alg), "SHA_1") && host != 0 {
+			if r.spec == kmsimport.SymmetricDefault && strings.HasSuffix(string(r.alg), "SHA_1") && host != 0 {
 				t.Errorf("AES-256 under %s needed %d host steps; SoftHSM does it in the token", r.alg, host)
 			}
 
-			ct, _ := os.ReadFile(filepath.Join(out, byok.EncryptedKeyMaterialFile))
-			material := kms.unwrap(t, r.alg, r.wks, ct)
+			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
+			material := kms.Unwrap(t, r.alg, r.wks, ct)
 			defer clear(material)
 			if r.generate {
 				f.withToken(t, func(tok *hsm.Token) {
@@ -369,11 +240,11 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 					if !k.Sensitive() || !k.Extractable() {
 						t.Errorf("BYOK key sensitive=%v extractable=%v", k.Sensitive(), k.Extractable())
 					}
-					proveMaterial(t, r.spec, material, k)
+					kmsimporttest.ProveMaterial(t, r.spec, material, k)
 				})
 				materials[r.spec] = bytes.Clone(material)
 				// A secret key is identified in the transcript by its check value.
-				if kcv := entryByStep(t, rep, "byok-key").Detail("key check value"); r.spec == byok.SymmetricDefault || strings.HasPrefix(string(r.spec), "HMAC") {
+				if kcv := entryByStep(t, rep, "byok-key").Detail("key check value"); r.spec == kmsimport.SymmetricDefault || strings.HasPrefix(string(r.spec), "HMAC") {
 					if want := checkValue(r.spec, material); !strings.HasPrefix(kcv, want+" (") {
 						t.Errorf("key check value %q, want %s", kcv, want)
 					}
@@ -402,11 +273,7 @@ func TestBYOKWrapEveryAllowedPair(t *testing.T) {
 // script does not allow, are refused with what to do, before anything is wrapped.
 func TestBYOKRefusals(t *testing.T) {
 	f := newRootFixture(t, "KMS Token")
-	kms := &kmsSide{keys: map[byok.WrappingKeySpec]*rsa.PrivateKey{}}
-	for _, wks := range []byok.WrappingKeySpec{byok.WrappingRSA2048} {
-		priv, _ := rsa.GenerateKey(rand.Reader, 2048)
-		kms.keys[wks] = priv
-	}
+	kms := kmsimporttest.NewAWS(t, kmsimport.WrappingRSA2048)
 	token := []byte("opaque import token")
 	cases := []struct {
 		name    string
@@ -414,13 +281,13 @@ func TestBYOKRefusals(t *testing.T) {
 		validTo time.Time
 		want    []string
 	}{
-		{"expired parameters", byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA256, wks: byok.WrappingRSA2048, generate: true, keep: true},
+		{"expired parameters", byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: true},
 			time.Now().Add(-time.Minute), []string{"expired at", "run get-parameters-for-import again"}},
-		{"parameters about to expire", byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA256, wks: byok.WrappingRSA2048, generate: true, keep: true},
+		{"parameters about to expire", byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: true},
 			time.Now().Add(20 * time.Minute), []string{"less than 1h0m0s from now"}},
-		{"parameters valid for more than 24 hours", byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA256, wks: byok.WrappingRSA2048, generate: true, keep: true, files: true},
+		{"parameters valid for more than 24 hours", byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: true, files: true},
 			time.Now().Add(72 * time.Hour), []string{"more than 24 hours ahead"}},
-		{"P-521 under OAEP with an RSA_2048 wrapping key", byokRun{spec: byok.ECCNISTP521, alg: byok.RSAESOAEPSHA256, wks: byok.WrappingRSA2048, generate: true, keep: true},
+		{"P-521 under OAEP with an RSA_2048 wrapping key", byokRun{spec: kmsimport.ECCNISTP521, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: true},
 			time.Now().Add(23 * time.Hour), []string{"ECC_NIST_P521 material (241 bytes) is too large for RSAES_OAEP_SHA_256 with an RSA_2048 wrapping key (at most 190 bytes): request an RSA_AES_KEY_WRAP_* algorithm or a larger wrapping key"}},
 	}
 	for i, tc := range cases {
@@ -438,7 +305,7 @@ func TestBYOKRefusals(t *testing.T) {
 	}
 
 	t.Run("parameters requested for another algorithm", func(t *testing.T) {
-		r := byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA1, wks: byok.WrappingRSA2048, generate: true, keep: true}
+		r := byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA1, wks: kmsimport.WrappingRSA2048, generate: true, keep: true}
 		e, _, err := f.byokScript(t, kms, "bundle-mismatch", r, token, time.Now().Add(23*time.Hour))
 		if err != nil {
 			t.Fatalf("the get-parameters-for-import JSON alone is accepted: %v", err)
@@ -452,14 +319,16 @@ func TestBYOKRefusals(t *testing.T) {
 		doc["KeySpec"], doc["WrappingAlgorithm"], doc["WrappingKeySpec"] = "SYMMETRIC_DEFAULT", "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048"
 		raw, _ = json.Marshal(doc)
 		os.WriteFile(p, raw, 0o600)
-		_, err = New(e.Script(), Options{Prompter: f.quorumPrompter()})
+		_, err = New(e.Script(), Options{UnattendedTest: true, Prompter: f.quorumPrompter()})
 		if err == nil || !strings.Contains(err.Error(), "byok.wrapping_algorithm: the parameters were requested for RSA_AES_KEY_WRAP_SHA_256, the script says RSAES_OAEP_SHA_1") {
 			t.Fatalf("mismatch: %v", err)
 		}
 	})
 
+	// Refused at the token step, before the unlock: the token's
+	// capabilities are checked for the whole script before anyone unlocks.
 	t.Run("host steps the script does not allow", func(t *testing.T) {
-		r := byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA256, wks: byok.WrappingRSA2048, generate: true, keep: false, noHost: true}
+		r := byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false, noHost: true}
 		e, out, err := f.byokScript(t, kms, "no-host", r, token, time.Now().Add(23*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -468,7 +337,7 @@ func TestBYOKRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "would run in host memory, which the script does not allow (allow_host_steps: false)") {
 			t.Fatalf("host steps: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(out, byok.EncryptedKeyMaterialFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile)); err == nil {
 			t.Error("material was wrapped although the plan was refused")
 		}
 		f.withToken(t, func(tok *hsm.Token) {
@@ -480,13 +349,18 @@ func TestBYOKRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := rep.Final(); last.Step != "wrap-plan" || last.OK() {
+		if last := rep.Last(); last.Step != "token" || last.OK() {
 			t.Errorf("last entry %s %s", last.Step, last.Result)
+		}
+		for _, en := range rep.Entries {
+			if en.Step == "unlock" {
+				t.Error("the quorum was unlocked for a wrap the script does not allow")
+			}
 		}
 	})
 
 	t.Run("everything in the token, allowed without host steps", func(t *testing.T) {
-		r := byokRun{spec: byok.SymmetricDefault, alg: byok.RSAESOAEPSHA1, wks: byok.WrappingRSA2048, generate: true, keep: true, noHost: true}
+		r := byokRun{spec: kmsimport.SymmetricDefault, alg: kmsimport.RSAESOAEPSHA1, wks: kmsimport.WrappingRSA2048, generate: true, keep: true, noHost: true}
 		e, out, err := f.byokScript(t, kms, "in-token", r, token, time.Now().Add(23*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -499,14 +373,14 @@ func TestBYOKRefusals(t *testing.T) {
 		if got := entryByStep(t, rep, "wrap-plan").Detail("host memory"); got != "none: every step runs in the token" {
 			t.Errorf("plan host memory %q", got)
 		}
-		ct, _ := os.ReadFile(filepath.Join(out, byok.EncryptedKeyMaterialFile))
-		material := kms.unwrap(t, r.alg, r.wks, ct)
+		ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
+		material := kms.Unwrap(t, r.alg, r.wks, ct)
 		f.withToken(t, func(tok *hsm.Token) {
 			k, err := tok.FindKey(hsm.Filter{Label: keyLabel(r.spec), Class: hsm.ClassSecretKey})
 			if err != nil {
 				t.Fatal(err)
 			}
-			proveMaterial(t, r.spec, material, k)
+			kmsimporttest.ProveMaterial(t, r.spec, material, k)
 		})
 	})
 }
@@ -526,7 +400,7 @@ func TestBYOKWithConnectedSide(t *testing.T) {
 	}
 	inputs := filepath.Join(f.w.dir, "inputs")
 	os.MkdirAll(inputs, 0o700)
-	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: byok.SymmetricDefault, Algorithm: byok.RSAAESKeyWrapSHA256, WrappingKeySpec: byok.WrappingRSA3072, Description: "BYOK ceremony test"}, inputs)
+	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeySpec: kmsimport.SymmetricDefault, Algorithm: kmsimport.RSAAESKeyWrapSHA256, WrappingKeySpec: kmsimport.WrappingRSA3072, Description: "BYOK ceremony test"}, inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +426,7 @@ func TestBYOKWithConnectedSide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proveMaterial(t, byok.SymmetricDefault, srv.Material(b.KeyARN), key)
+		kmsimporttest.ProveMaterial(t, kmsimport.SymmetricDefault, srv.Material(b.KeyARN), key)
 	})
 	rep, err := transcript.Verify(res.Transcript)
 	if err != nil {
@@ -566,7 +440,7 @@ func TestBYOKWithConnectedSide(t *testing.T) {
 	if err != nil || vt.Before(time.Now().Add(364*24*time.Hour)) || vt.After(time.Now().Add(365*24*time.Hour)) {
 		t.Errorf("material valid to %v (%v): want 365 days from the ceremony", vt, err)
 	}
-	if h := entryByStep(t, rep, "handover"); h.Detail("import command") == "" || !strings.Contains(h.Detail("files to carry"), byok.EncryptedKeyMaterialFile) {
+	if h := entryByStep(t, rep, "handover"); h.Detail("import command") == "" || !strings.Contains(h.Detail("files to carry"), kmsimport.EncryptedKeyMaterialFile) {
 		t.Errorf("handover recorded %+v", h.Details)
 	}
 	shares := f.w.sharesFromCards("root", custodians...)
@@ -578,22 +452,22 @@ func TestBYOKWithConnectedSide(t *testing.T) {
 
 // checkValue computes a key check value from the material, as the ceremony
 // records it from the token.
-func checkValue(spec byok.KeySpec, material []byte) string {
+func checkValue(spec kmsimport.KeySpec, material []byte) string {
 	zero := make([]byte, 16)
-	if spec == byok.SymmetricDefault {
+	if spec == kmsimport.SymmetricDefault {
 		c, _ := aes.NewCipher(material)
 		out := make([]byte, 16)
 		c.Encrypt(out, zero)
 		return hex.EncodeToString(out[:3])
 	}
-	hf := map[byok.KeySpec]func() hash.Hash{byok.HMAC224: sha256.New224, byok.HMAC256: sha256.New, byok.HMAC384: sha512.New384, byok.HMAC512: sha512.New}[spec]
+	hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[spec]
 	mac := hmac.New(hf, material)
 	mac.Write(zero)
 	return hex.EncodeToString(mac.Sum(nil)[:3])
 }
 
-func hmacOf(spec byok.KeySpec, key, data []byte) []byte {
-	hf := map[byok.KeySpec]func() hash.Hash{byok.HMAC224: sha256.New224, byok.HMAC256: sha256.New, byok.HMAC384: sha512.New384, byok.HMAC512: sha512.New}[spec]
+func hmacOf(spec kmsimport.KeySpec, key, data []byte) []byte {
+	hf := map[kmsimport.KeySpec]func() hash.Hash{kmsimport.HMAC224: sha256.New224, kmsimport.HMAC256: sha256.New, kmsimport.HMAC384: sha512.New384, kmsimport.HMAC512: sha512.New}[spec]
 	mac := hmac.New(hf, key)
 	mac.Write(data)
 	return mac.Sum(nil)

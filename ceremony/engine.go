@@ -12,7 +12,6 @@ package ceremony
 import (
 	"context"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +23,6 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
-	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
@@ -37,6 +35,10 @@ type Options struct {
 	// Rehearse runs the script against a throwaway SoftHSM token and marks
 	// every output and the transcript as REHEARSAL.
 	Rehearse bool
+	// UnattendedTest allows a Prompter that answers on behalf of people
+	// (the answers file) outside a rehearsal: automated tests only. The
+	// first entry records it.
+	UnattendedTest bool
 	// AfterStep, when set, is called after each step's entry is on disk.
 	// The GUI uses it for progress; tests use it to interrupt a ceremony.
 	AfterStep func(StepInfo, transcript.Entry)
@@ -49,6 +51,9 @@ type Result struct {
 	Outputs    []string // every output file, in the order written
 	FinalHash  []byte   // hash of the last ceremony entry, as printed on the PDF
 	Resumed    bool
+	// Anchors says, for people, what anchors the transcript besides the
+	// final hash on paper: the root key's signatures, the quorum's MAC.
+	Anchors []string
 }
 
 // Engine runs one ceremony script. Create it with New, inspect Plan, then Run.
@@ -64,25 +69,32 @@ type Engine struct {
 	done    map[string]transcript.Entry
 	resumed bool
 	current int
+	// coreDumps says how core dumps were disabled, for the transcript.
+	coreDumps string
+	// recorded are the inputs an inputs step recorded, while a resumed
+	// ceremony reads them again (restoreInputs).
+	recorded map[string]recordedInput
 
 	// Token state.
 	mod        *hsm.Module
 	tok        *hsm.Token
 	modulePath string
-	tokenSel   hsm.URI
+	tokenSel   hsm.URI            // selects the token until its identity is known (rehearsal, older transcripts)
+	tokenID    *hsm.TokenIdentity // the token's whole identity, once known
 	slotID     uint
 	login      string // "", "user" or "so"
 	rehearsal  *rehearsal
 
-	// Quorum state.
-	record *quorum.Record
-	secret *quorum.Secret
+	// Quorum state: the quorum that unlocks the token, and the recovery
+	// quorum whose secret alone derives the backup KEK.
+	record         *quorum.Record
+	secret         *quorum.Secret
+	recoveryRecord *quorum.Record
+	recoverySecret *quorum.Secret
 
 	// Ceremony-kind state, rebuilt from the transcript on resume.
-	keyLabel     string
-	keyID        []byte
-	serial       []byte
-	lintTBSHash  string
+	key          keyRef                // the root key, generated or restored
+	linted       map[string]lintRecord // by artefact: what its lint step fixed
 	cert         *x509.Certificate
 	backup       *backupFile
 	fingerprints []paper.Fingerprint
@@ -98,7 +110,7 @@ func New(s *script.Script, opt Options) (*Engine, error) {
 	if opt.Prompter == nil {
 		return nil, errors.New("ceremony: no Prompter")
 	}
-	e := &Engine{s: s, opt: opt, p: opt.Prompter, done: map[string]transcript.Entry{}}
+	e := &Engine{s: s, opt: opt, p: opt.Prompter, done: map[string]transcript.Entry{}, linted: map[string]lintRecord{}}
 	e.outDir = s.OutputDir()
 	if opt.OutDir != "" {
 		e.outDir = opt.OutDir
@@ -179,6 +191,9 @@ func (e *Engine) validate() error {
 			}
 		}
 	}
+	if u, ok := e.p.(unattended); ok && u.Unattended() && !e.opt.Rehearse && !e.opt.UnattendedTest {
+		bad("", "an answers file confirms on behalf of people who are not there: it is for rehearsals (--rehearse) and automated tests (--unattended-test, recorded in the transcript) only")
+	}
 	if e.opt.Rehearse && e.s.Kind == script.KeyBackup {
 		bad("kind", "a key-backup ceremony works on the token enrolled by the root ceremony and cannot be rehearsed on a throwaway token; rehearse the root-generation ceremony")
 	}
@@ -188,7 +203,9 @@ func (e *Engine) validate() error {
 	}
 	// Inputs: present, hash as pinned.
 	check := func(path string, in *script.Input) {
-		if in == nil || in.Path == "" {
+		// A resumed ceremony checks its inputs against what its inputs
+		// step recorded, and records a swapped one (restoreInputs).
+		if in == nil || in.Path == "" || resuming {
 			return
 		}
 		p := e.s.Resolve(in.Path)
@@ -202,6 +219,23 @@ func (e *Engine) validate() error {
 		}
 	}
 	check("quorum.record", e.s.Quorum.Record)
+	if e.s.Token.ModuleSHA256 != "" && !e.opt.Rehearse {
+		if _, err := e.moduleFile(e.s.Token.Module); err != nil {
+			bad("token.module_sha256", "%v", err)
+		}
+	}
+	if rc := e.s.Recovery; rc != nil {
+		check("recovery.record", rc.Record)
+		if rc.Medium != "" {
+			if err := e.checkBackupDir(e.backupDir()); err != nil {
+				bad("recovery.medium", "%v", err)
+			}
+		}
+	}
+	if e.s.LegacyBackup() && !resuming {
+		bad("recovery", "key.backup needs a recovery quorum (a recovery section: threshold, custodians, medium): the backup KEK must not come from the quorum "+
+			"every routine ceremony unlocks, and the backup must go to a medium of its own; see the root-generation template")
+	}
 	if r := e.s.Restore; r != nil {
 		check("restore.backup", &r.Backup)
 		check("restore.certificate", &r.Certificate)
@@ -237,7 +271,10 @@ func (e *Engine) validate() error {
 		// import parameters that cannot work are refused before anyone
 		// gathers; the inputs step checks them again during the ceremony.
 		if e.s.Signing != nil {
-			e.loadSigning(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
+			add := func(path string, err error) { bad(path, "%v", err) }
+			if st := e.loadSigning(nil, time.Now(), add); len(ps) == 0 {
+				e.lintBeforeAnyone(st, time.Now(), add)
+			}
 		}
 		if e.s.BYOK != nil {
 			e.loadBYOK(nil, time.Now(), func(path string, err error) { bad(path, "%v", err) })
@@ -278,6 +315,10 @@ func quorumMatchesScript(r *quorum.Record, s *script.Script) string {
 // the same script again resumes from that step.
 func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 	defer e.cleanup()
+	// Before anything secret is in memory.
+	if e.coreDumps, err = disableCoreDumps(); err != nil {
+		return nil, err
+	}
 	if _, serr := os.Stat(e.TranscriptPath()); serr == nil {
 		if err := e.resume(ctx); err != nil {
 			return nil, err
@@ -293,7 +334,7 @@ func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 		if en, ok := e.done[st.id]; ok {
 			if st.restore != nil {
 				if err := st.restore(ctx, e, en); err != nil {
-					return nil, fmt.Errorf("resume: restoring what step %d (%s) did: %w", i+1, st.id, err)
+					return nil, e.restoreFailed(st, i, err)
 				}
 			}
 			continue
@@ -324,6 +365,14 @@ func (e *Engine) Run(ctx context.Context) (res *Result, err error) {
 	return e.finish(ctx)
 }
 
+// startOver marks a failure that running the same script again cannot get
+// past (a certificate zlint refuses, a CRL number used meanwhile): the
+// message says to start a new ceremony, and only that.
+type startOver struct{ err error }
+
+func (s startOver) Error() string { return s.err.Error() }
+func (s startOver) Unwrap() error { return s.err }
+
 // stepFailed records a failed step (when the transcript exists) and returns
 // an error that says which step failed and that the ceremony can resume.
 func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
@@ -341,74 +390,17 @@ func (e *Engine) stepFailed(st *step, r *stepRun, cause error) error {
 		if _, err := e.tw.Append(en); err != nil {
 			return fmt.Errorf("step %s failed: %w; recording the failure also failed: %v", st.id, cause, err)
 		}
+		if errors.Is(cause, ErrCannotRun) {
+			return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript). Running the same script again would fail the same way: change the script as said, "+
+				"have the change reviewed, and run the changed script: it resumes in this output directory, the change recorded, if it changes nothing an earlier step used", st.id, st.title, cause)
+		}
+		var so startOver
+		if errors.As(cause, &so) {
+			return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; this ceremony cannot go on: fix the script, have it reviewed, and start a new ceremony in a new output directory)", st.id, st.title, cause)
+		}
 		return fmt.Errorf("step %s (%s) failed: %w (recorded in the transcript; run the same script again to resume from this step)", st.id, st.title, cause)
 	}
 	return fmt.Errorf("step %s (%s) failed: %w", st.id, st.title, cause)
-}
-
-// resume reopens an interrupted ceremony's transcript.
-func (e *Engine) resume(ctx context.Context) error {
-	if e.opt.Rehearse {
-		return fmt.Errorf("a rehearsal cannot be resumed (its throwaway token is gone): remove %s and rehearse again", e.outDir)
-	}
-	tw, torn, err := transcript.Open(e.TranscriptPath())
-	if err != nil {
-		return fmt.Errorf("resume ceremony: %w", err)
-	}
-	e.tw = tw
-	entries := tw.Entries()
-	first := entries[0]
-	if first.Step != "begin" || first.Detail("script sha256") != hex.EncodeToString(e.s.SHA256[:]) {
-		return fmt.Errorf("resume ceremony: the transcript %s was written by another script (SHA-256 %s), not %s (SHA-256 %x)",
-			e.TranscriptPath(), first.Detail("script sha256"), e.s.Path, e.s.SHA256)
-	}
-	for _, en := range entries {
-		if en.Step == "transcript-pdf" && en.OK() {
-			return fmt.Errorf("the ceremony in %s is already complete (entry %d); verify it with 'keyceremony ceremony verify %s'", e.outDir, en.Seq, e.TranscriptPath())
-		}
-		if en.OK() {
-			e.done[en.Step] = en
-		}
-	}
-	e.resumed = true
-	// The first step not done is the one that was interrupted: move aside any
-	// output it left, because the rerun creates its outputs afresh (O_EXCL).
-	var moved []string
-	for _, st := range e.plan {
-		if _, ok := e.done[st.id]; ok {
-			continue
-		}
-		for _, p := range e.outputPaths(st) {
-			if _, err := os.Stat(p); err == nil {
-				aside := fmt.Sprintf("%s.incomplete-%s", p, time.Now().UTC().Format("20060102T150405Z"))
-				if err := os.Rename(p, aside); err != nil {
-					return fmt.Errorf("resume ceremony: move aside the incomplete %s: %w", p, err)
-				}
-				moved = append(moved, filepath.Base(aside))
-			}
-		}
-		break
-	}
-	last := entries[len(entries)-1]
-	r := &stepRun{e: e, st: &step{id: "resume"}, entry: transcript.Entry{Step: "resume", Action: "ceremony resumed"}}
-	r.detail("resumed after entry", fmt.Sprintf("%d (%s, %s)", last.Seq, last.Step, last.Result))
-	r.detail("system clock (UTC)", time.Now().UTC().Format(time.RFC3339))
-	if torn.TornBytes > 0 {
-		r.detail("incomplete last line removed", fmt.Sprintf("%d bytes, SHA-256 %s", torn.TornBytes, torn.TornSHA256))
-	}
-	for _, m := range moved {
-		r.detail("incomplete output moved aside", m)
-	}
-	facts := []Fact{{Label: "Last entry", Value: fmt.Sprintf("%d: %s (%s)", last.Seq, last.Step, last.Result)},
-		{Label: "Last entry hash", Value: last.Hash, Words: words.String(last.HashBytes())},
-		{Label: "System clock (UTC)", Value: time.Now().UTC().Format("2006-01-02 15:04:05")}}
-	if err := r.confirm(ctx, "The ceremony is resumed from its transcript; the last entry and the clock above are correct.", facts, e.people(script.Administrator, script.Witness)); err != nil {
-		return err
-	}
-	if _, err := e.tw.Append(r.entry); err != nil {
-		return err
-	}
-	return nil
 }
 
 // people lists the participants with the given roles, in script order.
@@ -439,6 +431,7 @@ func (e *Engine) releaseSecret(after int) {
 func (e *Engine) cleanup() {
 	e.secret.Wipe()
 	e.secret = nil
+	e.wipeRecovery()
 	if e.tok != nil {
 		e.tok.Close()
 		e.tok = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keyceremony/keyceremony/ceremony/paper"
@@ -78,12 +79,39 @@ func (e *Engine) finish(ctx context.Context) (*Result, error) {
 	}
 	e.outputs = append(e.outputs, path)
 	fh := final.HashBytes()
-	if err := e.p.Inform(ctx, Notice{Step: "transcript-pdf", Title: "Final hash: read aloud and compare with the printed transcript", Facts: []Fact{
+	anchors := anchorSummary(e.tw.Entries())
+	facts := []Fact{
 		{Label: fmt.Sprintf("Final hash (entry %d)", final.Seq), Value: final.Hash, Words: words.String(fh)},
 		{Label: "Transcript", Value: e.TranscriptPath()},
 		{Label: "Transcript PDF", Value: path},
-	}}); err != nil {
+	}
+	for _, a := range anchors {
+		facts = append(facts, Fact{Label: "Anchor", Value: a})
+	}
+	if err := e.p.Inform(ctx, Notice{Step: "transcript-pdf", Title: "Final hash: read the words aloud, compare them with the printed transcript, and write them by hand on it before signing", Facts: facts}); err != nil {
 		return nil, err
 	}
-	return &Result{Transcript: e.TranscriptPath(), PDF: path, Outputs: e.outputs, FinalHash: fh, Resumed: e.resumed}, nil
+	return &Result{Transcript: e.TranscriptPath(), PDF: path, Outputs: e.outputs, FinalHash: fh, Resumed: e.resumed, Anchors: anchors}, nil
+}
+
+// anchorSummary says which entries carry which anchor.
+func anchorSummary(entries []transcript.Entry) []string {
+	var signed []string
+	mac := 0
+	for _, en := range entries {
+		if en.Signature != nil {
+			signed = append(signed, fmt.Sprint(en.Seq))
+		}
+		if en.MAC != "" && mac == 0 {
+			mac = en.Seq
+		}
+	}
+	var out []string
+	if len(signed) > 0 {
+		out = append(out, "the root key signed the transcript at entries "+strings.Join(signed, ", ")+": the root certificate verifies them")
+	}
+	if mac != 0 {
+		out = append(out, fmt.Sprintf("the quorum's MAC is on entries %d-%d: the custodians check it", mac, entries[len(entries)-1].Seq))
+	}
+	return out
 }

@@ -22,8 +22,8 @@ func preflightSteps(s *script.Script) []*step {
 			id: stepBegin, title: "Script identified",
 			do:      "Read the script's SHA-256 aloud and compare it with the reviewed copy; read the Key Ceremony binary's SHA-256 aloud and compare it with the release's published SHA256SUMS.",
 			check:   "The script parsed and validated; the output files do not exist yet; the running executable was hashed.",
-			record:  "Script path and SHA-256, ceremony identity, rehearsal flag, and the binary that runs the ceremony: version, commit, path, SHA-256.",
-			confirm: admins, outputs: []string{"transcript.jsonl"},
+			record:  "Script path and SHA-256 (and a copy of the script), ceremony identity, rehearsal flag, and the binary that runs the ceremony: version, commit, path, SHA-256.",
+			confirm: admins, outputs: []string{"transcript.jsonl", "script.yaml"},
 			run: runBegin,
 		},
 		{
@@ -97,6 +97,11 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	}
 	e.tw = tw
 	r.entry.Inputs = append(r.entry.Inputs, transcript.File{Path: e.s.Path, SHA256: hex.EncodeToString(sum), Size: int64(len(e.s.Raw))})
+	// The exact script, kept with the evidence: a changed script can then be
+	// checked against it on resume (amend.go).
+	if _, err := r.output("script.yaml", e.s.Raw); err != nil {
+		return err
+	}
 	r.detail("ceremony id", e.s.ID)
 	r.detail("title", e.s.Title)
 	r.detail("kind", string(e.s.Kind))
@@ -110,7 +115,7 @@ func runBegin(ctx context.Context, r *stepRun) error {
 	if e.opt.Rehearse {
 		r.detail("rehearsal", "yes: throwaway SoftHSM token, outputs are not for production")
 	}
-	return nil
+	return e.recordBegin(r)
 }
 
 func runClock(ctx context.Context, r *stepRun) error {
@@ -140,8 +145,8 @@ func (e *Engine) openModule() error {
 	return nil
 }
 
-// tokenURI is how the engine finds the token: the script's URI, or, once the
-// token is known (enrolled, or in a rehearsal), its serial.
+// tokenURI selects the token before its identity is known: the script's
+// URI, or the rehearsal's throwaway token.
 func (e *Engine) tokenURI() (hsm.URI, error) {
 	if e.tokenSel.Serial != "" || e.tokenSel.Token != "" || e.tokenSel.SlotID != nil {
 		return e.tokenSel, nil
@@ -149,19 +154,33 @@ func (e *Engine) tokenURI() (hsm.URI, error) {
 	return hsm.ParseURI(e.s.Token.URI)
 }
 
+// findSlot finds the token: by its whole identity once the token step (or
+// the enrolment, which may change it) recorded it, before that by the
+// script's URI. Either way exactly one token must match.
+func (e *Engine) findSlot() (hsm.Slot, error) {
+	if err := e.openModule(); err != nil {
+		return hsm.Slot{}, err
+	}
+	if e.tokenID != nil {
+		return e.mod.FindIdentity(*e.tokenID)
+	}
+	u, err := e.tokenURI()
+	if err != nil {
+		return hsm.Slot{}, err
+	}
+	return e.mod.FindToken(u)
+}
+
 // token opens the token (once) and returns it.
 func (e *Engine) token() (*hsm.Token, error) {
 	if e.tok != nil {
 		return e.tok, nil
 	}
-	if err := e.openModule(); err != nil {
-		return nil, err
-	}
-	u, err := e.tokenURI()
+	slot, err := e.findSlot()
 	if err != nil {
 		return nil, err
 	}
-	t, err := e.mod.OpenToken(u)
+	t, err := e.mod.OpenSlot(slot)
 	if err != nil {
 		return nil, err
 	}
@@ -179,46 +198,37 @@ func (e *Engine) dropToken() {
 
 func runToken(ctx context.Context, r *stepRun) error {
 	e := r.e
-	if err := e.openModule(); err != nil {
-		return err
-	}
-	u, err := e.tokenURI()
-	if err != nil {
-		return err
-	}
-	slot, err := e.mod.FindToken(u)
+	slot, err := e.findSlot()
 	if err != nil {
 		return err
 	}
 	ti := slot.Token
 	info, _ := e.mod.Info()
-	if want := u.Serial; want != "" && ti.Serial != want {
+	if want := e.scriptURI().Serial; want != "" && e.rehearsal == nil && ti.Serial != want {
 		return fmt.Errorf("token serial %q does not match the script's %q", ti.Serial, want)
 	}
-	switch e.s.Token.Enrol {
-	case script.EnrolInitialize:
-		if ti.Initialized {
-			return fmt.Errorf("token %q (serial %s) is already initialised, but the script says enrol: initialize; use a blank token or enrol: change-pin", ti.Label, ti.Serial)
-		}
-	case script.EnrolChangePIN, script.EnrolQuorum:
-		if !ti.Initialized || !ti.UserPINInitialized {
-			return fmt.Errorf("token %q is not initialised with a user PIN, but the script says enrol: %s", ti.Label, e.s.Token.Enrol)
-		}
-		if ti.UserPINLocked || ti.SOPINLocked {
-			return fmt.Errorf("token %q has a locked PIN (%s); it cannot be used", ti.Label, strings.Join(ti.Flags(), ", "))
-		}
+	if err := e.checkEnrolState(slot); err != nil {
+		return err
 	}
+	id := slot.Identity()
+	if ti.Initialized {
+		// From now on the token is found by its whole identity, which no
+		// other token may share.
+		if _, err := e.mod.FindIdentity(id); err != nil {
+			return err
+		}
+		e.tokenID = &id
+	}
+	mf, err := e.moduleFile(e.modulePath)
+	r.entry.Inputs = append(r.entry.Inputs, mf)
+	if err != nil {
+		return err
+	}
+	r.detail("module sha256", mf.SHA256)
 	e.slotID = slot.ID
-	if ti.Serial != "" {
-		// From now on the token is found by its serial alone.
-		e.tokenSel = hsm.URI{Serial: ti.Serial}
-		if e.rehearsal != nil {
-			e.tokenSel.Token = ti.Label
-		}
-	}
 	facts := []Fact{
 		{Label: "Module", Value: fmt.Sprintf("%s (%s %s, library %s)", e.modulePath, info.Manufacturer, info.Description, info.LibraryVersion)},
-		{Label: "Slot", Value: fmt.Sprintf("%d: %s", slot.ID, slot.Description)},
+		{Label: "Slot", Value: fmt.Sprintf("%d: %s (%s)", slot.ID, slot.Description, slot.Manufacturer)},
 		{Label: "Token", Value: fmt.Sprintf("%q, %s %s", ti.Label, ti.Manufacturer, ti.Model)},
 		{Label: "Serial", Value: ti.Serial},
 		{Label: "Flags", Value: strings.Join(ti.Flags(), ", ")},
@@ -230,12 +240,87 @@ func runToken(ctx context.Context, r *stepRun) error {
 	if e.rehearsal != nil {
 		r.detail("rehearsal", "throwaway SoftHSM token; the script's URI and serial were not checked")
 	}
+	// What the token can do for this script, before anyone holds a share.
+	report, err := e.probeSlot(slot)
+	if err != nil {
+		return err
+	}
+	for _, l := range report.Lines {
+		r.detail("capability: "+l.Operation, string(l.Where)+": "+l.Detail)
+		facts = append(facts, Fact{Label: "Capability", Value: l.String()})
+	}
+	if blocking := report.Blocking(); len(blocking) > 0 {
+		return &CannotRunError{Token: ti.Label, Lines: blocking}
+	}
+	st := tokenState{Serial: ti.Serial}
+	if ti.Initialized {
+		st.Identity = &id
+	}
+	if err := r.recordState(st); err != nil {
+		return err
+	}
 	return r.confirmStep(ctx, "This is the token the script names, and it is in the expected state.", facts)
 }
 
+// scriptURI is the script's token URI (parsed by the script's validation).
+func (e *Engine) scriptURI() hsm.URI {
+	u, _ := hsm.ParseURI(e.s.Token.URI)
+	return u
+}
+
+// checkEnrolState checks that the token's state fits the script's enrolment.
+func (e *Engine) checkEnrolState(slot hsm.Slot) error {
+	ti := slot.Token
+	switch e.s.Token.Enrol {
+	case script.EnrolInitialize:
+		if ti.Initialized {
+			return fmt.Errorf("token %q (serial %s) is already initialised, but the script says enrol: initialize; use a blank token or enrol: change-pin", ti.Label, ti.Serial)
+		}
+		// After C_InitToken the engine finds the token by its identity; a
+		// token already carrying the label with the same manufacturer, model
+		// and serial (every tpm2-pkcs11 token has the same serial) would be
+		// indistinguishable from it.
+		slots, err := e.mod.Slots()
+		if err != nil {
+			return err
+		}
+		for _, o := range slots {
+			if o.Token != nil && o.ID != slot.ID && o.Token.Initialized && o.Token.Label == e.s.Token.Label &&
+				o.Token.Manufacturer == ti.Manufacturer && o.Token.Model == ti.Model && o.Token.Serial == ti.Serial {
+				return fmt.Errorf("the token in slot %d is already labelled %q, with the same manufacturer, model and serial as the blank token: "+
+					"once initialised the two could not be told apart; choose another token.label", o.ID, e.s.Token.Label)
+			}
+		}
+	case script.EnrolChangePIN, script.EnrolQuorum:
+		if !ti.Initialized || !ti.UserPINInitialized {
+			return fmt.Errorf("token %q is not initialised with a user PIN, but the script says enrol: %s", ti.Label, e.s.Token.Enrol)
+		}
+		if ti.UserPINLocked || ti.SOPINLocked {
+			return fmt.Errorf("token %q has a locked PIN (%s); it cannot be used", ti.Label, strings.Join(ti.Flags(), ", "))
+		}
+	}
+	return nil
+}
+
+// tokenState is the token step's resume state: the token's serial and, for
+// an initialised token, its whole identity, by which the engine finds it
+// from then on (transcripts written before identities were recorded have
+// the serial only).
+type tokenState struct {
+	Serial   string             `json:"serial"`
+	Identity *hsm.TokenIdentity `json:"identity,omitempty"`
+}
+
 func restoreToken(ctx context.Context, e *Engine, en transcript.Entry) error {
-	if s := en.Detail("token serial"); s != "" {
-		e.tokenSel = hsm.URI{Serial: s}
+	var st tokenState
+	if err := loadState(en, &st, st.fromDetails); err != nil {
+		return err
+	}
+	switch {
+	case st.Identity != nil:
+		e.tokenID = st.Identity
+	case st.Serial != "":
+		e.tokenSel = hsm.URI{Serial: st.Serial}
 	}
 	return nil
 }

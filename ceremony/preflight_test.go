@@ -1,12 +1,15 @@
 package ceremony
 
 import (
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/hsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func TestUpInterfaces(t *testing.T) {
@@ -55,10 +58,50 @@ func TestPreflightStops(t *testing.T) {
 			if verr != nil {
 				t.Fatal(verr)
 			}
-			last := rep.Final()
+			last := rep.Last()
 			if last.Step != tc.step || last.OK() || !strings.Contains(last.Error, tc.want) {
 				t.Fatalf("last entry = %s %s %q", last.Step, last.Result, last.Error)
 			}
 		})
+	}
+}
+
+// TestSameLabelTokens: two SoftHSM tokens labelled alike (the script pins
+// the serial, so its URI is not ambiguous: the refusal of an ambiguous URI
+// is TestTPMCeremonies', where every token has the same serial). The
+// ceremony finds its token by its whole identity after every step although
+// the twin is present, and leaves the twin alone.
+func TestSameLabelTokens(t *testing.T) {
+	w := newWorld(t, "Root 2026")
+	twinUser := []byte("twin-user-pin")
+	softhsmtest.InitToken(t, w.module, "Root 2026", []byte("twin-so-pin"), twinUser)
+	w.uri = "pkcs11:token=Root%202026;serial=" + w.serial
+	f := newRootFixtureIn(t, w)
+	opensslVerify(t, f.cert, f.cert)
+
+	m, err := hsm.Open(w.module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.FindToken(hsm.URI{Token: "Root 2026"}); !errors.Is(err, hsm.ErrAmbiguous) {
+		t.Fatalf("the twin is gone or relabelled: %v", err)
+	}
+	slots, _ := m.Slots()
+	for _, sl := range slots {
+		if sl.Token == nil || sl.Token.Label != "Root 2026" || sl.Token.Serial == w.serial {
+			continue
+		}
+		twin, err := m.OpenSlot(sl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer twin.Close()
+		if err := twin.Login(twinUser); err != nil {
+			t.Fatalf("the twin's PIN changed: %v", err)
+		}
+		if keys, _ := twin.FindKeys(hsm.Filter{}); len(keys) != 0 {
+			t.Errorf("the ceremony put keys on the twin: %v", keys)
+		}
 	}
 }

@@ -106,6 +106,9 @@ type DeliveryRequest struct {
 	Threshold  int
 	// Media are the forms the script allows: "card" and/or "file".
 	Media []string
+	// Quorum says which quorum the share belongs to: "quorum" (the one that
+	// unlocks the token) or "recovery quorum" (the one that opens the key backup).
+	Quorum string
 	// Problem says why the previous answer was refused (e.g. the file exists).
 	Problem string
 }
@@ -121,16 +124,23 @@ type Delivery struct {
 // ShareRequest asks for the next share of an unlock.
 type ShareRequest struct {
 	Purpose   string // why the quorum is needed ("enrol the token")
+	Quorum    string // "quorum" or "recovery quorum"
 	Have      int    // valid shares so far
 	Need      int    // threshold
 	Presented []string
 	// Waiting lists the custodians who have not presented a share yet.
 	Waiting []string
-	Problem string
+	// Custodians are the quorum record's custodians in share-index order
+	// (share i is Custodians[i-1]): a prompter lets people choose the one
+	// presenting from this list, never type a name.
+	Custodians []string
+	Problem    string
 }
 
 // ShareInput is one presented share: Text, or File with Passphrase.
-// Custodian, when set, names who presents it; the engine checks the share is theirs.
+// Custodian, when set, names who presents it, as listed in
+// ShareRequest.Custodians; the engine checks the share is theirs and refuses
+// a name that is not in the quorum record.
 type ShareInput struct {
 	Custodian  string
 	Text       []byte

@@ -1,199 +1,18 @@
 package ceremony
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/paper"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
 )
-
-func issueSharesStep() *step {
-	return &step{
-		id: "issue-shares", title: "Quorum shares issued",
-		do: "Each custodian in turn receives their share as a printed card and/or a file on their own medium, " +
-			"encrypted with a passphrase they choose, while the others look away.",
-		check:   "Shares go only to paths outside the output and temporary directories; each file is new.",
-		record:  "The quorum record (threshold, custodians, commitments) as an output; per custodian the share index and where it went; never the share.",
-		confirm: admins, outputs: []string{"quorum.json"},
-		run: runIssueShares, restore: restoreIssueShares,
-	}
-}
-
-func runIssueShares(ctx context.Context, r *stepRun) error {
-	e := r.e
-	q := e.s.Quorum
-	rec, secret, shares, err := quorum.Split(e.s.ID, q.Threshold, q.Custodians)
-	if err != nil {
-		return err
-	}
-	// The secret is not kept: the next step rebuilds it from the shares just
-	// issued, which proves the custodians hold working shares before the
-	// token depends on them.
-	secret.Wipe()
-	defer func() {
-		for _, s := range shares {
-			s.Wipe()
-		}
-	}()
-	raw, err := rec.Marshal()
-	if err != nil {
-		return err
-	}
-	if _, err := r.output("quorum.json", raw); err != nil {
-		return err
-	}
-	r.detail("quorum set", rec.SetID)
-	r.detail("threshold", fmt.Sprintf("%d of %d", rec.Threshold, len(rec.Custodians)))
-	for i, name := range q.Custodians {
-		where, err := e.deliver(ctx, rec, shares[i], name, i+1)
-		if err != nil {
-			return fmt.Errorf("issue share %d to %s: %w", i+1, name, err)
-		}
-		shares[i].Wipe()
-		if err := r.confirm(ctx, fmt.Sprintf("I, %s, received share %d and can read it.", name, i+1), nil, []Person{{Name: name, Role: script.Custodian}}); err != nil {
-			return err
-		}
-		r.detail(fmt.Sprintf("share %d", i+1), fmt.Sprintf("%s: %s", name, where))
-	}
-	e.record = rec
-	return r.confirmStep(ctx, "Every custodian received their share privately, and no copy was made.", []Fact{
-		{Label: "Quorum set", Value: rec.SetID},
-		{Label: "Threshold", Value: fmt.Sprintf("any %d of %d custodians", rec.Threshold, len(rec.Custodians))},
-	})
-}
-
-// deliver hands one share to one custodian, as the script's media say. It
-// retries when the prompter picks a path that cannot be used.
-func (e *Engine) deliver(ctx context.Context, rec *quorum.Record, share *quorum.Share, name string, index int) (string, error) {
-	req := DeliveryRequest{Custodian: name, Index: index, Custodians: len(rec.Custodians), Threshold: rec.Threshold, Media: e.s.Quorum.Delivery}
-	for attempt := 0; ; attempt++ {
-		if attempt == 5 {
-			return "", errors.New("no usable destination after 5 attempts")
-		}
-		d, err := e.p.DeliverShare(ctx, req)
-		if err != nil {
-			clear(d.Passphrase)
-			return "", err
-		}
-		where, err := e.writeShare(rec, share, name, index, d)
-		clear(d.Passphrase)
-		if err == nil {
-			return where, nil
-		}
-		var pe *pathError
-		if !errors.As(err, &pe) {
-			return "", err
-		}
-		req.Problem = err.Error()
-	}
-}
-
-// pathError is a destination the custodian can correct.
-type pathError struct{ msg string }
-
-func (p *pathError) Error() string { return p.msg }
-
-// checkMediumPath refuses share destinations where a share must never be:
-// the ceremony output directory (which is copied and archived) and the
-// temporary directory.
-func (e *Engine) checkMediumPath(p string) (string, error) {
-	if p == "" {
-		return "", &pathError{"no path given"}
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", &pathError{err.Error()}
-	}
-	if within(abs, e.outDir) {
-		return "", &pathError{fmt.Sprintf("%s is inside the ceremony output directory; a share goes only to the custodian's own medium", abs)}
-	}
-	if tmp, err := filepath.Abs(os.TempDir()); err == nil && within(abs, tmp) {
-		return "", &pathError{fmt.Sprintf("%s is inside the temporary directory %s; a share goes only to the custodian's own medium", abs, tmp)}
-	}
-	if _, err := os.Stat(abs); err == nil {
-		return "", &pathError{fmt.Sprintf("%s already exists; choose a new file name", abs)}
-	}
-	if fi, err := os.Stat(filepath.Dir(abs)); err != nil || !fi.IsDir() {
-		return "", &pathError{fmt.Sprintf("the directory of %s does not exist (is the custodian's medium mounted?)", abs)}
-	}
-	return abs, nil
-}
-
-func (e *Engine) writeShare(rec *quorum.Record, share *quorum.Share, name string, index int, d Delivery) (string, error) {
-	var where []string
-	wantCard, wantFile := e.s.Quorum.Delivers("card"), e.s.Quorum.Delivers("file")
-	if wantCard != (d.CardPath != "") || wantFile != (d.FilePath != "") {
-		return "", &pathError{fmt.Sprintf("the script hands out shares as %s: give exactly those destinations", strings.Join(e.s.Quorum.Delivery, " and "))}
-	}
-	var card, file string
-	var err error
-	if wantCard {
-		if card, err = e.checkMediumPath(d.CardPath); err != nil {
-			return "", err
-		}
-	}
-	if wantFile {
-		if file, err = e.checkMediumPath(d.FilePath); err != nil {
-			return "", err
-		}
-		if card == file {
-			return "", &pathError{"the card and the share file need different paths"}
-		}
-		if len(d.Passphrase) < 8 {
-			return "", &pathError{"the passphrase is too short: use at least 8 characters (a few words are better)"}
-		}
-	}
-	if wantCard {
-		var buf bytes.Buffer
-		err := paper.ShareCard(&buf, paper.Card{
-			CeremonyTitle: e.s.Title, CeremonyID: e.s.ID, SetLabel: rec.SetLabel(), Custodian: name,
-			Index: index, Threshold: rec.Threshold, Custodians: len(rec.Custodians), Issued: time.Now(), Rehearsal: e.opt.Rehearse,
-		}, share)
-		if err == nil {
-			err = writeExcl(card, buf.Bytes())
-		}
-		clear(buf.Bytes())
-		if err != nil {
-			return "", fmt.Errorf("share card: %w", err)
-		}
-		where = append(where, "card "+card)
-	}
-	if wantFile {
-		var buf bytes.Buffer
-		err := share.WriteFile(&buf, d.Passphrase)
-		if err == nil {
-			err = writeExcl(file, buf.Bytes())
-		}
-		if err != nil {
-			return "", fmt.Errorf("share file: %w", err)
-		}
-		f, err := transcript.HashFile(file, file)
-		if err != nil {
-			return "", err
-		}
-		where = append(where, fmt.Sprintf("encrypted file %s (SHA-256 %s)", file, f.SHA256))
-	}
-	return strings.Join(where, "; "), nil
-}
-
-func restoreIssueShares(ctx context.Context, e *Engine, en transcript.Entry) error {
-	rec, err := quorum.ReadRecord(filepath.Join(e.outDir, e.name("quorum.json")))
-	if err != nil {
-		return err
-	}
-	e.record = rec
-	return nil
-}
 
 func unlockStep(purpose string) *step {
 	return &step{
@@ -203,28 +22,47 @@ func unlockStep(purpose string) *step {
 		record:  "Which custodians presented shares, and every refused share with the reason; never a share.",
 		confirm: admins, usesSecret: true,
 		run: func(ctx context.Context, r *stepRun) error {
-			return r.e.unlock(ctx, r, purpose)
+			if err := r.e.unlock(ctx, r, purpose); err != nil {
+				return err
+			}
+			return r.e.startMAC()
 		},
 	}
 }
 
 // unlock gathers shares until the threshold and leaves the secret in e.secret.
 func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
-	if e.record == nil {
-		return errors.New("no quorum record: the step that creates or reads it has not run")
+	secret, err := e.collect(ctx, r, e.record, purpose)
+	if err != nil {
+		return err
 	}
-	col := e.record.NewCollector()
+	e.secret.Wipe()
+	e.secret = secret
+	return nil
+}
+
+// collect gathers shares of rec's quorum until its threshold, refusing (and
+// recording) every share that does not verify, and returns the secret.
+func (e *Engine) collect(ctx context.Context, r *stepRun, rec *quorum.Record, purpose string) (*quorum.Secret, error) {
+	if rec == nil {
+		return nil, errNoRecord
+	}
+	col := rec.NewCollector()
 	defer col.Wipe()
 	var problem string
 	refused := 0
 	for col.Have() < col.Need() {
-		req := ShareRequest{Purpose: purpose, Have: col.Have(), Need: col.Need(), Problem: problem}
+		req := ShareRequest{Purpose: purpose, Quorum: "quorum", Have: col.Have(), Need: col.Need(), Problem: problem}
+		if rec.Purpose == quorum.RecoveryQuorum {
+			req.Quorum = recoveryQuorumName
+		}
 		have := map[string]bool{}
 		for _, c := range col.Presented() {
 			req.Presented = append(req.Presented, c.Name)
 			have[c.Name] = true
 		}
-		for _, c := range e.record.Custodians {
+		for _, c := range rec.Custodians {
+			req.Custodians = append(req.Custodians, c.Name)
 			if !have[c.Name] {
 				req.Waiting = append(req.Waiting, c.Name)
 			}
@@ -232,16 +70,16 @@ func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 		in, err := e.p.PresentShare(ctx, req)
 		if err != nil {
 			in.wipe()
-			return fmt.Errorf("quorum not reached (%d of %d shares): %w", col.Have(), col.Need(), err)
+			return nil, fmt.Errorf("quorum not reached (%d of %d shares): %w", col.Have(), col.Need(), err)
 		}
-		who, err := e.takeShare(col, in)
+		who, err := takeShare(rec, col, in)
 		in.wipe()
 		if err != nil {
 			refused++
 			problem = err.Error()
 			r.detail("share refused", problem)
-			if refused >= 3*len(e.record.Custodians) {
-				return fmt.Errorf("quorum not reached: %d shares refused", refused)
+			if refused >= 3*len(rec.Custodians) {
+				return nil, fmt.Errorf("quorum not reached: %d shares refused", refused)
 			}
 			continue
 		}
@@ -249,7 +87,7 @@ func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 		r.entry.Actors = append(r.entry.Actors, transcript.Actor{Name: who, Role: string(script.Custodian), Time: time.Now().UTC().Truncate(time.Second)})
 		if err := e.p.Inform(ctx, Notice{Step: r.st.id, Title: fmt.Sprintf("Share accepted: %d of %d", col.Have(), col.Need()),
 			Facts: []Fact{{Label: "Custodian", Value: who}}}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var names []string
@@ -258,18 +96,20 @@ func (e *Engine) unlock(ctx context.Context, r *stepRun, purpose string) error {
 	}
 	secret, err := col.Combine()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.secret.Wipe()
-	e.secret = secret
 	r.detail("purpose", purpose)
-	r.detail("quorum set", e.record.SetID)
+	r.detail("quorum set", rec.SetID)
 	r.detail("shares presented", strings.Join(names, ", "))
-	return nil
+	return secret, nil
 }
 
-// takeShare decodes and verifies one presented share.
-func (e *Engine) takeShare(col *quorum.Collector, in ShareInput) (string, error) {
+// takeShare decodes and verifies one presented share of rec's quorum.
+func takeShare(rec *quorum.Record, col *quorum.Collector, in ShareInput) (string, error) {
+	if in.Custodian != "" && rec.IndexOf(in.Custodian) == 0 {
+		// Never echo what was typed: it goes into the transcript.
+		return "", errors.New("a share was presented by someone who is not a custodian of the quorum record: choose the custodian from the list")
+	}
 	var s *quorum.Share
 	var err error
 	switch {
@@ -293,7 +133,7 @@ func (e *Engine) takeShare(col *quorum.Collector, in ShareInput) (string, error)
 		return "", fmt.Errorf("share from %s refused: %w", who, err)
 	}
 	if in.Custodian != "" {
-		if owner := e.record.Custodian(s.Index); owner != "" && owner != in.Custodian {
+		if owner := rec.Custodian(s.Index); owner != "" && owner != in.Custodian {
 			s.Wipe()
 			return "", fmt.Errorf("share from %s refused: it is share %d, issued to %s", in.Custodian, s.Index, owner)
 		}
@@ -319,6 +159,9 @@ func (e *Engine) ensureSecret(ctx context.Context, purpose string) error {
 		return err
 	}
 	if err := e.unlock(ctx, r, purpose); err != nil {
+		return err
+	}
+	if err := e.startMAC(); err != nil {
 		return err
 	}
 	_, err := e.tw.Append(r.entry)
@@ -413,6 +256,13 @@ func runEnrol(ctx context.Context, r *stepRun) error {
 		return err
 	}
 	r.detail("user logged in", "with the quorum-derived user PIN")
+	st := enrolState{}
+	if e.s.Token.Enrol == script.EnrolInitialize {
+		st = enrolState{Serial: e.tokenSel.Serial, Label: e.tokenSel.Token, Identity: e.tokenID}
+	}
+	if err := r.recordState(st); err != nil {
+		return err
+	}
 	return r.confirmStep(ctx, "The token is now controlled by the quorum: its PINs exist only as derived from the custodians' shares.", []Fact{
 		{Label: "Token serial", Value: e.tokenSel.Serial},
 		{Label: "Enrolment", Value: string(e.s.Token.Enrol)},
@@ -435,16 +285,6 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	if slot.Token.Initialized {
 		return fmt.Errorf("token %q in slot %d is already initialised; enrol: initialize needs a blank token", slot.Token.Label, slot.ID)
 	}
-	before := map[string]bool{}
-	slots, err := e.mod.Slots()
-	if err != nil {
-		return err
-	}
-	for _, s := range slots {
-		if s.Token != nil && s.Token.Initialized {
-			before[s.Token.Serial] = true
-		}
-	}
 	// A blank token cannot be opened yet; its PIN limits come from the slot.
 	so, err := e.secret.PIN(quorum.SOPIN, slot.Token.MaxPINLen)
 	if err != nil {
@@ -452,25 +292,19 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	}
 	defer clear(so)
 	label := e.s.Token.Label
-	if err := e.mod.InitToken(slot.ID, so, label); err != nil {
-		return err
-	}
-	// SoftHSM gives an initialised token a new serial and slot; find it again
-	// by its label among the tokens that were not initialised before.
-	slots, err = e.mod.Slots()
+	// InitToken finds the token where the module put it (SoftHSM: a new
+	// slot and serial; tpm2-pkcs11: the same slot and serial as every
+	// other token); from then on the engine finds it by its whole identity.
+	found, err := e.mod.InitToken(slot.ID, so, label)
 	if err != nil {
 		return err
 	}
-	var found []hsm.Slot
-	for _, s := range slots {
-		if s.Token != nil && s.Token.Initialized && s.Token.Label == label && !before[s.Token.Serial] {
-			found = append(found, s)
-		}
+	if _, err := e.mod.FindIdentity(found.Identity()); err != nil {
+		return err
 	}
-	if len(found) != 1 {
-		return fmt.Errorf("after initialising, %d tokens labelled %q appeared; expected exactly one", len(found), label)
-	}
-	e.tokenSel = hsm.URI{Serial: found[0].Token.Serial, Token: label}
+	id := found.Identity()
+	e.tokenID = &id
+	e.tokenSel = hsm.URI{Serial: found.Token.Serial, Token: label}
 	tok, err := e.token()
 	if err != nil {
 		return err
@@ -489,7 +323,7 @@ func (e *Engine) enrolInitialize(ctx context.Context, r *stepRun) error {
 	}
 	r.detail("enrolment", "blank token initialised (C_InitToken) with derived SO PIN; user PIN set (C_InitPIN)")
 	r.detail("token label", label)
-	r.detail("token serial", found[0].Token.Serial)
+	r.detail("token serial", found.Token.Serial)
 	return nil
 }
 
@@ -530,8 +364,11 @@ func (e *Engine) enrolChangePIN(ctx context.Context, r *stepRun) error {
 			return err
 		}
 		err = login(current)
-		if errors.Is(err, hsm.ErrPINIncorrect) {
-			// Perhaps an interrupted attempt already changed it.
+		if errors.Is(err, hsm.ErrPINIncorrect) && e.resumed {
+			// Perhaps an interrupted attempt already changed it: only then is
+			// a second try (with the derived PIN) worth its risk; hsm refuses
+			// it otherwise, and never on the token's final try.
+			tok.AllowOneMoreTry(role == "so")
 			if login(derived) == nil {
 				e.login = role
 				r.detail(title, "was already the quorum-derived PIN (an interrupted attempt changed it)")
@@ -557,9 +394,25 @@ func (e *Engine) enrolChangePIN(ctx context.Context, r *stepRun) error {
 	return nil
 }
 
+// enrolState is the enrolment's resume state: when it initialised the
+// token, the token's new serial and label, by which the engine finds it from
+// then on; empty when the token kept its serial.
+type enrolState struct {
+	Serial   string             `json:"serial"`
+	Label    string             `json:"label"`
+	Identity *hsm.TokenIdentity `json:"identity,omitempty"` // absent in transcripts written before identities were recorded
+}
+
 func restoreEnrol(ctx context.Context, e *Engine, en transcript.Entry) error {
-	if s := en.Detail("token serial"); s != "" {
-		e.tokenSel = hsm.URI{Serial: s, Token: en.Detail("token label")}
+	var st enrolState
+	if err := loadState(en, &st, st.fromDetails); err != nil {
+		return err
+	}
+	if st.Identity != nil {
+		e.tokenID = st.Identity
+	}
+	if st.Serial != "" {
+		e.tokenSel = hsm.URI{Serial: st.Serial, Token: st.Label}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
@@ -33,7 +34,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			out := filepath.Join(w.dir, "out")
 			s := w.rootCardsScript(out)
 			ctx, cancel := context.WithCancel(context.Background())
-			e, err := New(s, Options{Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
+			e, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), AfterStep: func(si StepInfo, _ transcript.Entry) {
 				if si.ID == stopAfter {
 					cancel()
 				}
@@ -48,7 +49,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if last := before.Final(); last.Step != stopAfter {
+			if last := before.Last(); last.Step != stopAfter {
 				t.Fatalf("transcript ends at %s, want %s", last.Step, stopAfter)
 			}
 
@@ -63,6 +64,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkStateMatchesDetails(t, rep)
 			for i, en := range before.Entries {
 				if rep.Entries[i].Hash != en.Hash {
 					t.Fatalf("entry %d changed on resume", i+1)
@@ -113,7 +115,7 @@ func TestInterruptedCeremonyResumes(t *testing.T) {
 			if !keys[0].Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
 				t.Error("the certified key is not the key on the token")
 			}
-			if _, err := New(s, Options{Prompter: w.cardsOnly("root")}); err != nil {
+			if _, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("root")}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := w.run(s, w.cardsOnly("root"), Options{}); err == nil || !strings.Contains(err.Error(), "already complete") {
@@ -139,13 +141,16 @@ func TestFailedStepIsRecordedAndResumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := rep.Final()
+	last := rep.Last()
 	if last.Step != "clock" || last.Result != transcript.ResultError || !strings.Contains(last.Error, "not confirmed") {
 		t.Fatalf("last entry = %+v", last)
 	}
-	// A script changed since the ceremony began cannot resume it.
+	// A script changed since the ceremony began cannot resume it when the
+	// change touches what a recorded step used (amend.go; here the title,
+	// read aloud at the begin step).
 	other := w.rootCardsScript(out, "title: Example Corp Root CA 2026 - root key generation", "title: changed")
-	if _, err := w.run(other, w.cardsOnly("root"), Options{}); err == nil || !strings.Contains(err.Error(), "written by another script") {
+	if _, err := w.run(other, w.cardsOnly("root"), Options{}); err == nil || !strings.Contains(err.Error(), "not the script this ceremony runs") ||
+		!strings.Contains(err.Error(), "title (already used by begin)") {
 		t.Fatalf("resume with another script: %v", err)
 	}
 	s = w.rootCardsScript(out)
@@ -210,6 +215,16 @@ func TestRehearsal(t *testing.T) {
 	if !strings.HasPrefix(string(fp), "REHEARSAL") {
 		t.Error("fingerprints file not marked REHEARSAL")
 	}
+	// The certificate itself says it is a rehearsal's, whatever its file is
+	// renamed to: subject and a policy of its own.
+	cert := readCert(t, filepath.Join(out+"-rehearsal", "REHEARSAL-example-root-2026.cert.pem"))
+	if !strings.HasPrefix(cert.Subject.CommonName, "REHEARSAL ") || len(cert.Subject.Organization) != 1 || !strings.HasPrefix(cert.Subject.Organization[0], "REHEARSAL ") ||
+		!certprofile.IsRehearsal(cert) || cert.CheckSignatureFrom(cert) != nil {
+		t.Errorf("rehearsal certificate: subject %s, policies %v", cert.Subject, cert.Policies)
+	}
+	if b, err := os.ReadFile(filepath.Join(out+"-rehearsal-backup-medium", "REHEARSAL-example-root-2026.key-backup.json")); err != nil || len(b) == 0 {
+		t.Errorf("the rehearsal's backup is not on its own medium: %v", err)
+	}
 	// The real token still has its vendor PIN and no key.
 	m, _ := hsm.Open(w.module)
 	defer m.Close()
@@ -229,7 +244,7 @@ func TestRehearsal(t *testing.T) {
 		t.Errorf("throwaway token store left behind: %v", left)
 	}
 	// A rehearsal is not resumable, and the real ceremony can still run.
-	if _, err := New(s, Options{Prompter: w.cardsOnly("real"), Rehearse: true}); err == nil {
+	if _, err := New(s, Options{UnattendedTest: true, Prompter: w.cardsOnly("real"), Rehearse: true}); err == nil {
 		if _, err := w.run(s, w.cardsOnly("real"), Options{Rehearse: true}); err == nil {
 			t.Error("a second rehearsal into the same directory succeeded")
 		}
@@ -262,6 +277,7 @@ func TestInitializeBlankToken(t *testing.T) {
 	}
 	rep, _ := transcript.Verify(res.Transcript)
 	var serial string
+	checkStateMatchesDetails(t, rep)
 	for _, en := range rep.Entries {
 		if en.Step == "enrol-token" {
 			serial = en.Detail("token serial")
@@ -302,7 +318,7 @@ func TestInitializeBlankToken(t *testing.T) {
 		t.Fatalf("rehearsal of an initialize script: %v", err)
 	}
 	rrep, err := transcript.Verify(rres.Transcript)
-	if err != nil || !rrep.Final().Rehearsal {
+	if err != nil || !rrep.Last().Rehearsal {
 		t.Fatalf("rehearsal transcript: %v", err)
 	}
 }

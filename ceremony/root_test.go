@@ -110,31 +110,7 @@ func TestRootGeneration(t *testing.T) {
 		t.Errorf("unlock recorded %d refused shares, want 4", n)
 	}
 
-	// openssl accepts the root certificate as its own trust anchor.
-	certPEM := filepath.Join(out, "example-root-2026.cert.pem")
-	if b, err := exec.Command("openssl", "verify", "-CAfile", certPEM, certPEM).CombinedOutput(); err != nil || !strings.Contains(string(b), ": OK") {
-		t.Fatalf("openssl verify: %v %s", err, b)
-	}
-	cert := readCert(t, certPEM)
-	if !cert.IsCA || cert.MaxPathLen != -1 || cert.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || cert.Subject.CommonName != "Example Corp Root CA 2026" {
-		t.Errorf("certificate profile: CA=%v pathlen=%d ku=%v subject=%s", cert.IsCA, cert.MaxPathLen, cert.KeyUsage, cert.Subject)
-	}
-	if cert.SerialNumber.BitLen() < 64 {
-		t.Errorf("serial has %d bits", cert.SerialNumber.BitLen())
-	}
-	der, _ := os.ReadFile(filepath.Join(out, "example-root-2026.cert.der"))
-	if !bytes.Equal(der, cert.Raw) {
-		t.Error("DER and PEM outputs differ")
-	}
-	zc, err := zx509.ParseCertificate(cert.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, r := range zlint.LintCertificate(zc).Results {
-		if r.Status == lint.Error || r.Status == lint.Fatal {
-			t.Errorf("zlint %s: %s", name, r.Details)
-		}
-	}
+	cert := checkRootCertificate(t, out)
 
 	// The private key is in the token, sensitive and not extractable; any 3
 	// of the 5 shares unlock the token, 2 do not.
@@ -159,33 +135,9 @@ func TestRootGeneration(t *testing.T) {
 	if err := tok.Login(w.userPIN); !errors.Is(err, hsm.ErrPINIncorrect) {
 		t.Fatalf("the token's old user PIN still works or fails oddly: %v", err)
 	}
-	combos := 0
-	for a := 0; a < 5; a++ {
-		for b := a + 1; b < 5; b++ {
-			for c := b + 1; c < 5; c++ {
-				col := rec.NewCollector()
-				for _, i := range []int{a, b, c} {
-					cp, _ := quorum.ParseShare(shares[i].Text())
-					if _, err := col.Add(cp); err != nil {
-						t.Fatal(err)
-					}
-				}
-				sec, err := col.Combine()
-				if err != nil {
-					t.Fatal(err)
-				}
-				pin, _ := sec.PIN(quorum.UserPIN, 255)
-				if err := tok.Login(pin); err != nil {
-					t.Fatalf("shares %d,%d,%d do not unlock the token: %v", a+1, b+1, c+1, err)
-				}
-				tok.Logout()
-				combos++
-			}
-		}
-	}
-	if combos != 10 {
-		t.Fatal("not all subsets tried")
-	}
+	// After a refused PIN, hsm tries no other until a person allows it.
+	tok.AllowOneMoreTry(false)
+	checkAnyThreeUnlock(t, rec, shares, tok)
 	col := rec.NewCollector()
 	col.Add(shares[0])
 	col.Add(shares[4])
@@ -224,6 +176,72 @@ func TestRootGeneration(t *testing.T) {
 	assertNoSecrets(t, w, shares, [][]byte{pin, so, w.soPIN, w.userPIN}, out, w.tmp, w.dir)
 	if err := tok.Logout(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkRootCertificate checks the root certificate a root-generation
+// ceremony wrote to out: openssl accepts it as its own trust anchor, the
+// profile is the template's, the DER and PEM agree, zlint finds no error.
+func checkRootCertificate(t *testing.T, out string) *x509.Certificate {
+	t.Helper()
+	certPEM := filepath.Join(out, "example-root-2026.cert.pem")
+	if b, err := exec.Command("openssl", "verify", "-CAfile", certPEM, certPEM).CombinedOutput(); err != nil || !strings.Contains(string(b), ": OK") {
+		t.Fatalf("openssl verify: %v %s", err, b)
+	}
+	cert := readCert(t, certPEM)
+	if !cert.IsCA || cert.MaxPathLen != -1 || cert.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || cert.Subject.CommonName != "Example Corp Root CA 2026" {
+		t.Errorf("certificate profile: CA=%v pathlen=%d ku=%v subject=%s", cert.IsCA, cert.MaxPathLen, cert.KeyUsage, cert.Subject)
+	}
+	if cert.SerialNumber.BitLen() < 64 {
+		t.Errorf("serial has %d bits", cert.SerialNumber.BitLen())
+	}
+	der, _ := os.ReadFile(filepath.Join(out, "example-root-2026.cert.der"))
+	if !bytes.Equal(der, cert.Raw) {
+		t.Error("DER and PEM outputs differ")
+	}
+	zc, err := zx509.ParseCertificate(cert.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range zlint.LintCertificate(zc).Results {
+		if r.Status == lint.Error || r.Status == lint.Fatal {
+			t.Errorf("zlint %s: %s", name, r.Details)
+		}
+	}
+
+	return cert
+}
+
+// checkAnyThreeUnlock: every 3 of the 5 shares rebuild the secret whose
+// user PIN logs in to tok.
+func checkAnyThreeUnlock(t *testing.T, rec *quorum.Record, shares []*quorum.Share, tok *hsm.Token) {
+	t.Helper()
+	combos := 0
+	for a := 0; a < 5; a++ {
+		for b := a + 1; b < 5; b++ {
+			for c := b + 1; c < 5; c++ {
+				col := rec.NewCollector()
+				for _, i := range []int{a, b, c} {
+					cp, _ := quorum.ParseShare(shares[i].Text())
+					if _, err := col.Add(cp); err != nil {
+						t.Fatal(err)
+					}
+				}
+				sec, err := col.Combine()
+				if err != nil {
+					t.Fatal(err)
+				}
+				pin, _ := sec.PIN(quorum.UserPIN, 255)
+				if err := tok.Login(pin); err != nil {
+					t.Fatalf("shares %d,%d,%d do not unlock the token: %v", a+1, b+1, c+1, err)
+				}
+				tok.Logout()
+				combos++
+			}
+		}
+	}
+	if combos != 10 {
+		t.Fatal("not all subsets tried")
 	}
 }
 
@@ -359,4 +377,49 @@ func TestValidationListsEveryProblem(t *testing.T) {
 		t.Error("a transcript was started despite validation errors")
 	}
 	_ = context.Background
+}
+
+// TestRootLintWarningsAndIgnoredLints: the root certificate goes through the
+// signing path of the certificates it issues. A zlint warning (a root with a
+// pathLenConstraint) is shown and the confirmation says it was read and is
+// accepted; a lint the script's certificate profile ignores is recorded as
+// ignored and no longer asks for acceptance.
+func TestRootLintWarningsAndIgnoredLints(t *testing.T) {
+	const lintName = "w_root_ca_basic_constraints_path_len_constraint_field_present"
+	for _, ignore := range []bool{false, true} {
+		// No "=" in the name: it becomes part of SoftHSM's token directory,
+		// which its configuration file cannot hold.
+		name := map[bool]string{false: "warning", true: "ignored"}[ignore]
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, "Root 2026")
+			out := filepath.Join(w.dir, "out")
+			profile := "  max_path_length: 1"
+			if ignore {
+				profile += "\n  ignore_lints: [" + lintName + "]"
+			}
+			s := w.rootCardsScript(out, "backup: true", "backup: false", "  max_path_length: -1", profile)
+			res, err := w.run(s, w.cardsOnly("root", "Carol Chen", "Dan Diaz", "Erin Evans"), Options{})
+			if err != nil {
+				t.Fatalf("ceremony: %v\n%s", err, w.log.String())
+			}
+			rep, err := transcript.Verify(res.Transcript)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lint := entryByStep(t, rep, "lint-certificate")
+			accepted := strings.Contains(w.log.String(), "The 1 zlint warning(s) shown were read and are accepted.")
+			if ignore {
+				if lint.Detail("lint warnings") != "" || !strings.Contains(lint.Detail("lint ignored by the profile"), lintName) || accepted {
+					t.Errorf("ignored lint: warnings %q, ignored %q, warnings accepted: %v", lint.Detail("lint warnings"), lint.Detail("lint ignored by the profile"), accepted)
+				}
+			} else if !strings.Contains(lint.Detail("lint warnings"), lintName) || !accepted {
+				t.Errorf("warning %q not recorded, or not accepted in the confirmation (%v):\n%s", lint.Detail("lint warnings"), accepted, w.log.String())
+			}
+			cert := readCert(t, filepath.Join(out, "example-root-2026.cert.pem"))
+			if cert.MaxPathLen != 1 {
+				t.Errorf("root path length %d", cert.MaxPathLen)
+			}
+			opensslVerify(t, filepath.Join(out, "example-root-2026.cert.pem"), filepath.Join(out, "example-root-2026.cert.pem"))
+		})
+	}
 }

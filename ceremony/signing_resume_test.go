@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport/kmsimporttest"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
 	"github.com/keyceremony/keyceremony/hsm"
@@ -39,7 +40,7 @@ func interrupt(t *testing.T, s func(AfterStep func(StepInfo, transcript.Entry)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := rep.Final(); last.Step != stopAfter {
+	if last := rep.Last(); last.Step != stopAfter {
 		t.Fatalf("transcript ends at %s, want %s", last.Step, stopAfter)
 	}
 	return rep
@@ -86,7 +87,7 @@ func TestSigningResumes(t *testing.T) {
 			out := filepath.Join(w.dir, id)
 			s := w.writeScript(id+".yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out, "id: example-issuing-ca-1-2026", "id: "+id)
 			before := interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-				return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+				return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 			}, stopAfter)
 			res, err := w.run(s, f.quorumPrompter("Carol Chen", "Frank Fox", "Erin Evans"), Options{})
 			if err != nil {
@@ -97,6 +98,7 @@ func TestSigningResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "issuer-key", "lint-subordinate", "sign-subordinate", "lint-crl", "sign-crl", "finish")
+			checkStateMatchesDetails(t, rep)
 			lint, sign := entryByStep(t, rep, "lint-subordinate"), entryByStep(t, rep, "sign-subordinate")
 			if lint.Detail("serial") != sign.Detail("serial") || lint.Detail("tbs sha256") != sign.Detail("tbs sha256") {
 				t.Errorf("signed serial %s / TBS %s, linted %s / %s", sign.Detail("serial"), sign.Detail("tbs sha256"), lint.Detail("serial"), lint.Detail("tbs sha256"))
@@ -137,13 +139,23 @@ func TestResumeRefusesChangedInputs(t *testing.T) {
 	out := filepath.Join(w.dir, "out")
 	s := w.writeScript("s.yaml", "ca-signing.yaml", "pkcs11:serial="+w.serial, out)
 	interrupt(t, func(after func(StepInfo, transcript.Entry)) (*Engine, error) {
-		return New(s, Options{Prompter: f.quorumPrompter(), AfterStep: after})
+		return New(s, Options{UnattendedTest: true, Prompter: f.quorumPrompter(), AfterStep: after})
 	}, "lint-subordinate")
 	good, _ := os.ReadFile(csr)
 	swapped, _ := os.ReadFile(other)
 	os.WriteFile(csr, swapped, 0o600)
-	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") {
+	if _, err := w.run(s, f.quorumPrompter(), Options{}); err == nil || !strings.Contains(err.Error(), "changed since entry") || !strings.Contains(err.Error(), "recorded in the transcript") {
 		t.Fatalf("resume with a swapped CSR: %v", err)
+	}
+	// The refusal is evidence too: the transcript names the file found.
+	rep, err := transcript.Verify(filepath.Join(out, "example-issuing-ca-1-2026.transcript.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := rep.Last()
+	if refused.Step != "inputs" || refused.OK() || len(refused.Inputs) != 1 || refused.Inputs[0].Path != csr ||
+		refused.Inputs[0].SHA256 != hashOf(swapped) || refused.Detail("recorded sha256") != hashOf(good) || refused.MAC == "" {
+		t.Fatalf("the refused swap is not recorded: %+v", refused)
 	}
 	os.WriteFile(csr, good, 0o600)
 	if _, err := w.run(s, f.quorumPrompter(), Options{}); err != nil {
@@ -168,11 +180,11 @@ func TestBYOKResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kms := &kmsSide{keys: map[byok.WrappingKeySpec]*rsa.PrivateKey{byok.WrappingRSA2048: priv}}
+	kms := &kmsimporttest.AWS{Keys: map[kmsimport.WrappingKeySpec]*rsa.PrivateKey{kmsimport.WrappingRSA2048: priv}}
 	for _, stopAfter := range []string{"wrap-plan", "byok-key", "wrap", "token-copy"} {
 		t.Run(stopAfter, func(t *testing.T) {
 			id := "resume-" + stopAfter
-			r := byokRun{spec: byok.HMAC384, alg: byok.RSAAESKeyWrapSHA256, wks: byok.WrappingRSA2048, generate: true, keep: false}
+			r := byokRun{spec: kmsimport.HMAC384, alg: kmsimport.RSAAESKeyWrapSHA256, wks: kmsimport.WrappingRSA2048, generate: true, keep: false}
 			token := make([]byte, 32)
 			rand.Read(token)
 			var out string
@@ -205,18 +217,19 @@ func TestBYOKResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			once(t, before, rep, "inputs", "wrap-plan", "byok-key", "wrap", "token-copy", "handover", "finish")
+			checkStateMatchesDetails(t, rep)
 			f.withToken(t, func(tok *hsm.Token) {
 				if keys, _ := tok.FindKeys(hsm.Filter{Label: keyLabel(r.spec)}); len(keys) != 0 {
 					t.Errorf("%d keys labelled %s left after the destroying ceremony", len(keys), keyLabel(r.spec))
 				}
 			})
-			ct, _ := os.ReadFile(filepath.Join(out, byok.EncryptedKeyMaterialFile))
-			material := kms.unwrap(t, r.alg, r.wks, ct)
+			ct, _ := os.ReadFile(filepath.Join(out, kmsimport.EncryptedKeyMaterialFile))
+			material := kms.Unwrap(t, r.alg, r.wks, ct)
 			if len(material) != 48 {
 				t.Fatalf("HMAC_384 material is %d bytes", len(material))
 			}
 			if want != nil {
-				if got := hmacOf(byok.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
+				if got := hmacOf(kmsimport.HMAC384, material, []byte("sixteen byte blk")); string(got) != string(want) {
 					t.Error("the material wrapped after resuming is not the key generated before the interruption")
 				}
 			}

@@ -2,15 +2,15 @@ package ceremony
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/keyceremony/keyceremony/ceremony/outfile"
 	"github.com/keyceremony/keyceremony/ceremony/script"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/hsm"
 )
 
 // step is one step of a ceremony plan.
@@ -79,6 +79,27 @@ func (r *stepRun) confirmStep(ctx context.Context, statement string, facts []Fac
 	return r.confirm(ctx, statement, facts, r.e.people(r.st.confirm...))
 }
 
+// destroyUnrecorded destroys, once the step's roles confirm statement, the
+// keys labelled label on the token. Only an interrupted attempt of the step
+// leaves such keys: the transcript records none of them, so nothing was
+// certified, wrapped or backed up with them; they are replaced openly.
+func (r *stepRun) destroyUnrecorded(ctx context.Context, tok *hsm.Token, label, statement string) error {
+	old, err := tok.FindKeys(hsm.Filter{Label: label})
+	if err != nil || len(old) == 0 {
+		return nil
+	}
+	if err := r.confirmStep(ctx, statement, []Fact{{Label: "Existing key", Value: old[0].String()}}); err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := tok.DestroyKey(k); err != nil {
+			return err
+		}
+		r.detail("unrecorded key destroyed", k.String())
+	}
+	return nil
+}
+
 // input hashes a file the step reads and records it.
 func (r *stepRun) input(path string) (transcript.File, error) {
 	f, err := transcript.HashFile(path, path)
@@ -129,31 +150,11 @@ func (r *stepRun) recordOutput(path string) error {
 	return nil
 }
 
-// writeExcl creates path with data; it never overwrites. The file is 0600
-// and flushed, together with its directory entry, before it returns.
+// writeExcl creates path with data: never over an existing file, 0600, and
+// flushed with its directory before it returns.
 func writeExcl(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists; the ceremony never overwrites a file", path)
-		}
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("flush %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return outfile.Create(path, data, "the ceremony never overwrites a file")
 }
-
-func syncDir(dir string) error { return transcript.SyncDir(dir) }
 
 // within reports whether path is inside dir.
 func within(path, dir string) bool {
@@ -168,25 +169,3 @@ const (
 )
 
 var admins = []script.Role{script.Administrator, script.Witness}
-
-// planFor expands a script into its ordered steps.
-func planFor(s *script.Script) []*step {
-	plan := preflightSteps(s)
-	switch s.Kind {
-	case script.RootGeneration:
-		plan = append(plan, issueSharesStep(), unlockStep("verify the new shares and enrol the token"), enrolStep(s), generateKeyStep(s))
-		if s.Key.Backup {
-			plan = append(plan, backupKeyStep())
-		}
-		plan = append(plan, lintStep(), signStep())
-	case script.KeyRestore:
-		plan = append(plan, inputsStep(s), unlockStep("enrol the token and restore the key"), enrolStep(s), restoreKeyStep(), proveKeyStep())
-	case script.KeyBackup:
-		plan = append(plan, inputsStep(s), unlockStep("back up the key"), backupKeyStep())
-	case script.CASigning, script.CRLIssuance:
-		plan = append(plan, signingPlan(s)...)
-	case script.BYOKWrap:
-		plan = append(plan, byokPlan(s)...)
-	}
-	return append(plan, finishStep())
-}

@@ -34,4 +34,8 @@ var knownModules = []ModuleCandidate{
 	{"Thales ProtectServer", "/opt/safenet/protecttoolkit5/ptk/lib/libcryptoki.so"},
 	{"Thales SafeNet eToken", "/usr/lib/libeTPkcs11.so"},
 	{"Entrust nShield", "/opt/nfast/toolkits/pkcs11/libcknfast.so"},
+	// tpm2-pkcs11: the laptop's own TPM 2.0 (hsm/tpm2 names it by this name).
+	{"TPM 2.0 (tpm2-pkcs11)", "/usr/lib/*-linux-gnu/pkcs11/libtpm2_pkcs11.so"},
+	{"TPM 2.0 (tpm2-pkcs11)", "/usr/lib64/pkcs11/libtpm2_pkcs11.so"},
+	{"TPM 2.0 (tpm2-pkcs11)", "/usr/local/lib/pkcs11/libtpm2_pkcs11.so"},
 }

@@ -16,6 +16,7 @@ var (
 	ErrTokenRemoved          = errors.New("token removed")
 	ErrPINIncorrect          = errors.New("PIN incorrect")
 	ErrPINLocked             = errors.New("PIN locked")
+	ErrPINTriesLow           = errors.New("PIN not tried: a wrong PIN could lock the token")
 	ErrNotLoggedIn           = errors.New("not logged in")
 	ErrMechanismNotSupported = errors.New("mechanism not supported")
 	ErrDuplicateKey          = errors.New("a key with this label or ID already exists")
@@ -44,6 +45,39 @@ func (e *PINError) Error() string {
 }
 
 func (e *PINError) Unwrap() error { return ErrPINIncorrect }
+
+// PINTriesError is a login that was not tried, because a wrong PIN now could
+// lock the token: it reports few tries left or its final try, or the role's
+// PIN was already refused on it in this process.
+type PINTriesError struct {
+	Role        string
+	Token       string
+	CountLow    bool // CKF_*_PIN_COUNT_LOW
+	FinalTry    bool // CKF_*_PIN_FINAL_TRY
+	RefusedHere bool // a PIN of this role was refused on this token in this process
+}
+
+func (e *PINTriesError) Error() string {
+	switch {
+	case e.FinalTry:
+		return fmt.Sprintf("the %s PIN was not tried: token %q reports its final try (CKF_%s_PIN_FINAL_TRY): one more wrong PIN locks it for good. "+
+			"Stop, find out who entered wrong PINs, and reset the counter only with the right PIN under the token's own procedure", e.Role, e.Token, e.flagRole())
+	case e.CountLow:
+		return fmt.Sprintf("the %s PIN was not tried: token %q reports few tries left (CKF_%s_PIN_COUNT_LOW): wrong PINs were entered since the last good one, and more could lock it. "+
+			"Find out why; try again only when you are sure of the PIN (a PIN derived from the quorum that fails means the wrong shares or the wrong token)", e.Role, e.Token, e.flagRole())
+	}
+	return fmt.Sprintf("the %s PIN was not tried again: token %q already refused one in this session. A PIN derived from the quorum that fails once means the wrong shares or the wrong token; "+
+		"a typed PIN, a typo: check it before spending another try", e.Role, e.Token)
+}
+
+func (e *PINTriesError) flagRole() string {
+	if e.Role == "security officer" {
+		return "SO"
+	}
+	return "USER"
+}
+
+func (e *PINTriesError) Unwrap() error { return ErrPINTriesLow }
 
 // MechanismError names the mechanism and the token that lacks it.
 type MechanismError struct {
@@ -98,4 +132,13 @@ func (t *Token) classify(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, &MechanismError{Mechanism: "(see operation)", Token: t.label})
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// mechError turns "mechanism invalid" into a MechanismError naming the mechanism.
+func (t *Token) mechError(err error, mech string) error {
+	switch rv(err) {
+	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID:
+		return &MechanismError{Mechanism: mech, Token: t.label}
+	}
+	return t.classify(mech, err)
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 var (
@@ -31,7 +31,7 @@ var (
 // newToken gives the test a fresh SoftHSM token, logged in as the user.
 func newToken(t *testing.T) *hsm.Token {
 	t.Helper()
-	mod := softhsm.NewTestToken(t, "Test Token", soPIN, userPIN)
+	mod := softhsmtest.NewToken(t, "Test Token", soPIN, userPIN)
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("no such token", func(t *testing.T) {
-		mod := softhsm.NewTestToken(t, "Present", soPIN, userPIN)
+		mod := softhsmtest.NewToken(t, "Present", soPIN, userPIN)
 		m, err := hsm.Open(mod)
 		if err != nil {
 			t.Fatal(err)
@@ -233,8 +233,8 @@ func TestErrors(t *testing.T) {
 			t.Fatalf("err = %v, want ErrTokenNotFound", err)
 		}
 	})
-	t.Run("wrong PIN then lock state", func(t *testing.T) {
-		mod := softhsm.NewTestToken(t, "Pins", soPIN, userPIN)
+	t.Run("wrong PIN, then no second try unless allowed", func(t *testing.T) {
+		mod := softhsmtest.NewToken(t, "Pins", soPIN, userPIN)
 		m, err := hsm.Open(mod)
 		if err != nil {
 			t.Fatal(err)
@@ -250,9 +250,24 @@ func TestErrors(t *testing.T) {
 		if !errors.Is(err, hsm.ErrPINIncorrect) || !errors.As(err, &pe) {
 			t.Fatalf("err = %v, want a PINError", err)
 		}
-		// The right PIN still works, and logging in twice is tolerated.
+		// SoftHSM now reports CKF_USER_PIN_COUNT_LOW, and this token already
+		// refused a PIN: the next login is not tried, even with the right PIN.
+		info, _ := tok.Info()
+		if !info.UserPINCountLow {
+			t.Fatalf("SoftHSM no longer reports few tries after a wrong PIN: %v", info.Flags())
+		}
+		var te *hsm.PINTriesError
+		if err := tok.Login(userPIN); !errors.Is(err, hsm.ErrPINTriesLow) || !errors.As(err, &te) || !te.CountLow || !te.RefusedHere {
+			t.Fatalf("second login after a wrong PIN: err = %v, want a PINTriesError", err)
+		}
+		// A person who checked the PIN allows one more try; the right PIN
+		// resets the counter, and logging in twice is tolerated.
+		tok.AllowOneMoreTry(false)
 		if err := tok.Login(userPIN); err != nil {
 			t.Fatal(err)
+		}
+		if info, _ := tok.Info(); info.UserPINCountLow {
+			t.Errorf("count still low after a good login: %v", info.Flags())
 		}
 		if err := tok.Login(userPIN); err != nil {
 			t.Fatalf("second login: %v", err)

@@ -1,6 +1,10 @@
 package hsm
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/asn1"
 	"fmt"
 	"sort"
@@ -150,13 +154,35 @@ func (k KeyType) ecParams() []byte {
 	return b
 }
 
+// Usage is what a key may do. Templates set every use attribute explicitly
+// from it, true or false, and never leave one to the token's default
+// (SoftHSM, for one, makes an RSA private key able to decrypt and unwrap
+// unless told otherwise).
+type Usage int
+
+const (
+	// UseByType: private keys sign only; AES keys encrypt, decrypt, wrap and
+	// unwrap; HMAC keys sign and verify. Public halves verify only.
+	UseByType Usage = iota
+	// UseWrap: wrap and unwrap only (key-encryption keys, ephemeral keys).
+	UseWrap
+	// UseEscrow: key material kept to be exported wrapped (BYOK): no use but
+	// computing its check value (AES encrypt, HMAC sign).
+	UseEscrow
+	// UseWrapPublic: an RSA public key that wraps and encrypts (an AWS KMS
+	// wrapping key, a probe key).
+	UseWrapPublic
+)
+
 // KeySpec says what GenerateKey makes. The zero values are the safe ones:
 // a persistent, private, sensitive, non-extractable key.
 type KeySpec struct {
 	Type  KeyType
 	Label string
-	// ID is the CKA_ID; when empty, 16 bytes from the token's RNG.
+	// ID is the CKA_ID; when empty, 16 random bytes (RandomMixed).
 	ID []byte
+	// Usage says which operations the key allows (UseByType by default).
+	Usage Usage
 	// Extractable lets the key leave the token wrapped. Only for keys a
 	// ceremony script explicitly backs up or exports (BYOK).
 	Extractable bool
@@ -171,6 +197,9 @@ type KeySpec struct {
 	// NotSensitive allows reading CKA_VALUE. Used only for ephemeral keys whose
 	// value the caller must process in host software, never for stored keys.
 	NotSensitive bool
+	// Public makes a session key visible without login (CKA_PRIVATE false):
+	// only for the throwaway keys of capability probes.
+	Public bool
 }
 
 func (s KeySpec) validate() error {
@@ -183,7 +212,58 @@ func (s KeySpec) validate() error {
 	if s.NotSensitive && !s.Session {
 		return fmt.Errorf("key spec %q: only session keys may be non-sensitive", s.Label)
 	}
+	if s.Public && !s.Session {
+		return fmt.Errorf("key spec %q: only session keys may be public", s.Label)
+	}
 	return nil
+}
+
+// template is the attributes of one half of a key: those the key must have,
+// and the restrictions that narrow what it can do beyond the token's
+// defaults. A token that refuses a restriction (tpm2-pkcs11 makes every key
+// able to decrypt, and refuses CKA_DECRYPT false) gets the key without it,
+// and the read-back names what did not hold.
+type template struct {
+	required     []*pkcs11.Attribute
+	restrictions []*pkcs11.Attribute
+}
+
+func (t template) all() []*pkcs11.Attribute {
+	return t.without(nil)
+}
+
+// with is the template with more required attributes (a value, a length).
+func (t template) with(attrs ...*pkcs11.Attribute) template {
+	t.required = append(append([]*pkcs11.Attribute{}, t.required...), attrs...)
+	return t
+}
+
+// without is the template less the restrictions of the given types, with
+// CKA_MODIFIABLE last (see lifeRestrictions).
+func (t template) without(types map[uint]bool) []*pkcs11.Attribute {
+	out := append([]*pkcs11.Attribute{}, t.required...)
+	var last *pkcs11.Attribute
+	for _, a := range t.restrictions {
+		switch {
+		case types[a.Type]:
+		case a.Type == pkcs11.CKA_MODIFIABLE:
+			last = a
+		default:
+			out = append(out, a)
+		}
+	}
+	if last != nil {
+		out = append(out, last)
+	}
+	return out
+}
+
+func boolAttrs(v bool, types ...uint) []*pkcs11.Attribute {
+	out := make([]*pkcs11.Attribute, len(types))
+	for i, t := range types {
+		out[i] = pkcs11.NewAttribute(t, v)
+	}
+	return out
 }
 
 // common attributes for the secret or private half.
@@ -194,30 +274,120 @@ func (s KeySpec) privateAttrs(class uint, id []byte) []*pkcs11.Attribute {
 		// A trusted KEK is made by the security officer, who may not create
 		// private objects (PKCS#11 section 4.1.6); it stays sensitive and
 		// non-extractable, so being visible without login reveals nothing.
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, !s.Trusted),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, !s.Trusted && !s.Public),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, !s.NotSensitive),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, s.Extractable),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, s.WrapWithTrusted),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
 	}
 	if s.Label != "" {
 		a = append(a, pkcs11.NewAttribute(pkcs11.CKA_LABEL, s.Label))
-	}
-	if s.WrapWithTrusted {
-		a = append(a, pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true))
 	}
 	return a
 }
 
-func (s KeySpec) publicAttrs(id []byte) []*pkcs11.Attribute {
-	a := []*pkcs11.Attribute{
+// lifeRestrictions keep a stored key as it was made: no copies with other
+// attributes (PKCS#11 2.40 CKA_COPYABLE), no attribute changes. CKA_MODIFIABLE
+// comes last in every template: SoftHSM applies a template in order, and
+// refuses every attribute after CKA_MODIFIABLE false as read-only.
+var lifeRestrictions = boolAttrs(false, pkcs11.CKA_COPYABLE, pkcs11.CKA_MODIFIABLE)
+
+// secretUses is the use attributes of a secret key of type kt.
+func (s KeySpec) secretUses() (allowed, denied []uint) {
+	aes := s.Type == AES128 || s.Type == AES256
+	switch {
+	case s.Usage == UseWrap || s.Trusted:
+		return []uint{pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP}, []uint{pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY, pkcs11.CKA_DERIVE}
+	case s.Usage == UseEscrow && aes:
+		return []uint{pkcs11.CKA_ENCRYPT}, []uint{pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY, pkcs11.CKA_DERIVE}
+	case s.Usage == UseEscrow:
+		return []uint{pkcs11.CKA_SIGN}, []uint{pkcs11.CKA_VERIFY, pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP, pkcs11.CKA_DERIVE}
+	case aes:
+		return []uint{pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP}, []uint{pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY, pkcs11.CKA_DERIVE}
+	}
+	return []uint{pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY}, []uint{pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP, pkcs11.CKA_DERIVE}
+}
+
+// keyAttrs is the template of the secret or private half of a key of s's
+// type: class, key type and use, the same whether the key is generated,
+// imported or unwrapped (generation and import add the value or its length).
+func (s KeySpec) keyAttrs(id []byte) (template, error) {
+	var t template
+	var life []*pkcs11.Attribute
+	if !s.Session {
+		life = lifeRestrictions
+	}
+	switch {
+	case s.Type.Symmetric():
+		kt := uint(pkcs11.CKK_GENERIC_SECRET)
+		if s.Type == AES128 || s.Type == AES256 {
+			kt = pkcs11.CKK_AES
+		}
+		allowed, denied := s.secretUses()
+		t.required = append(s.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt))
+		t.required = append(t.required, boolAttrs(true, allowed...)...)
+		t.restrictions = append(boolAttrs(false, denied...), life...)
+		if s.Trusted {
+			t.required = append(t.required, pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true))
+		}
+		return t, nil
+	case s.Type.IsRSA(), s.Type.IsEC(), s.Type == Ed25519:
+		kt := uint(pkcs11.CKK_RSA)
+		if s.Type.IsEC() {
+			kt = pkcs11.CKK_EC
+		} else if s.Type == Ed25519 {
+			kt = ckkECEdwards
+		}
+		// Private keys sign, and only sign: a root key that could decrypt
+		// or unwrap would be an oracle for whoever holds the user PIN.
+		t.required = append(s.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
+		t.restrictions = append(boolAttrs(false, pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN_RECOVER, pkcs11.CKA_DERIVE), life...)
+		return t, nil
+	}
+	return t, fmt.Errorf("no key template for a %s key", s.Type)
+}
+
+// publicAttrs is the template of the public half: it verifies only, unless
+// the spec makes a wrapping public key.
+func (s KeySpec) publicAttrs(id []byte) template {
+	t := template{required: []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, !s.Session),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
-	}
+	}}
 	if s.Label != "" {
-		a = append(a, pkcs11.NewAttribute(pkcs11.CKA_LABEL, s.Label))
+		t.required = append(t.required, pkcs11.NewAttribute(pkcs11.CKA_LABEL, s.Label))
 	}
-	return a
+	if s.Usage == UseWrapPublic {
+		t.required = append(t.required, boolAttrs(true, pkcs11.CKA_WRAP, pkcs11.CKA_ENCRYPT)...)
+		t.restrictions = boolAttrs(false, pkcs11.CKA_VERIFY, pkcs11.CKA_VERIFY_RECOVER, pkcs11.CKA_DERIVE)
+		if s.Trusted {
+			t.required = append(t.required, pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true))
+		}
+		return t
+	}
+	t.required = append(t.required, pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+	t.restrictions = boolAttrs(false, pkcs11.CKA_ENCRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_VERIFY_RECOVER, pkcs11.CKA_DERIVE)
+	if !s.Session {
+		t.restrictions = append(t.restrictions, lifeRestrictions...)
+	}
+	return t
+}
+
+// KeyTypeOf is the key type of a public key (RSAOther for an RSA size not
+// listed, KeyTypeUnknown for other algorithms and curves).
+func KeyTypeOf(pub crypto.PublicKey) KeyType {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		if kt, ok := map[int]KeyType{2048: RSA2048, 3072: RSA3072, 4096: RSA4096}[p.N.BitLen()]; ok {
+			return kt
+		}
+		return RSAOther
+	case *ecdsa.PublicKey:
+		return map[string]KeyType{"P-256": ECP256, "P-384": ECP384, "P-521": ECP521}[p.Curve.Params().Name]
+	case ed25519.PublicKey:
+		return Ed25519
+	}
+	return KeyTypeUnknown
 }

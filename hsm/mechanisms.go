@@ -59,17 +59,3 @@ func MechanismName(m uint) string {
 	}
 	return fmt.Sprintf("CKM_0x%08X", m)
 }
-
-// HasMechanism reports whether the token lists mechanism m.
-func (t *Token) HasMechanism(m uint) bool {
-	list, err := t.ctx().GetMechanismList(t.slot)
-	if err != nil {
-		return false
-	}
-	for _, x := range list {
-		if x.Mechanism == m {
-			return true
-		}
-	}
-	return false
-}

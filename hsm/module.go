@@ -31,14 +31,26 @@ type Module struct {
 type loaded struct {
 	ctx  *pkcs11.Ctx
 	refs int
-	// env is the module's configuration variable (SOFTHSM2_CONF) when it was
-	// initialised: modules read it only then, so a second Open under another
-	// value would silently reach the first configuration's tokens.
+	// env is the modules' configuration variables (SOFTHSM2_CONF, ...) when
+	// it was initialised: modules read them only then, so a second Open under
+	// other values would silently reach the first configuration's tokens.
 	env string
 }
 
-// confEnv is the variable SoftHSM reads its token store from.
-const confEnv = "SOFTHSM2_CONF"
+// confEnv are the variables modules read their token store from when they are
+// initialised: SoftHSM2's configuration, tpm2-pkcs11's TPM and store.
+var confEnv = []string{"SOFTHSM2_CONF", "TPM2_PKCS11_TCTI", "TPM2_PKCS11_STORE"}
+
+// moduleEnv describes the current values of confEnv, for comparison and messages.
+func moduleEnv() string {
+	var parts []string
+	for _, k := range confEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
 
 // ErrModuleBusy means the module is already loaded with another configuration.
 var ErrModuleBusy = errors.New("PKCS#11 module already loaded with another configuration")
@@ -59,8 +71,8 @@ func Open(path string) (*Module, error) {
 	libsMu.Lock()
 	defer libsMu.Unlock()
 	if l, ok := libs[path]; ok {
-		if l.env != os.Getenv(confEnv) {
-			return nil, fmt.Errorf("open PKCS#11 module %s: %w (%s was %q, now %q): close what uses it first", path, ErrModuleBusy, confEnv, l.env, os.Getenv(confEnv))
+		if env := moduleEnv(); l.env != env {
+			return nil, fmt.Errorf("open PKCS#11 module %s: %w (it was initialised with %q, now %q): close what uses it first", path, ErrModuleBusy, l.env, env)
 		}
 		l.refs++
 		return &Module{path: path, lib: l}, nil
@@ -73,7 +85,7 @@ func Open(path string) (*Module, error) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("initialise PKCS#11 module %s: %w: %v", path, ErrModuleLoad, err)
 	}
-	l := &loaded{ctx: ctx, refs: 1, env: os.Getenv(confEnv)}
+	l := &loaded{ctx: ctx, refs: 1, env: moduleEnv()}
 	libs[path] = l
 	return &Module{path: path, lib: l}, nil
 }
@@ -308,41 +320,96 @@ func mechanismFlags(f uint) []string {
 	return out
 }
 
-// InitToken initialises (erases) the token in slotID with an SO PIN and label.
-// Only a ceremony should call this: it destroys every object on the token.
-func (m *Module) InitToken(slotID uint, soPIN []byte, label string) error {
+// InitToken initialises (erases) the token in slotID with an SO PIN and
+// label, and returns the slot the token is in afterwards. Only a ceremony (or
+// 'token init') should call this: it destroys every object on the token.
+//
+// Modules differ in where the token is afterwards: SoftHSM gives it a new
+// serial and a new slot, tpm2-pkcs11 keeps slot and serial (the same serial
+// as every other token) and offers a new blank slot. So the token is found
+// as the one initialised token labelled label that was not there, as it is
+// now, before; else, for a re-initialised token that kept everything, in
+// slotID.
+func (m *Module) InitToken(slotID uint, soPIN []byte, label string) (Slot, error) {
 	if len(label) > 32 {
-		return fmt.Errorf("initialise token in slot %d: label %q longer than 32 bytes", slotID, label)
+		return Slot{}, fmt.Errorf("initialise token in slot %d: label %q longer than 32 bytes", slotID, label)
 	}
-	if err := m.ctx().InitToken(slotID, pinString(soPIN), label); err != nil {
-		if rv(err) == pkcs11.CKR_PIN_INCORRECT {
-			return fmt.Errorf("initialise token in slot %d: %w", slotID, &PINError{Role: "security officer"})
-		}
-		return fmt.Errorf("initialise token in slot %d: %w", slotID, err)
+	type seen struct {
+		slot uint
+		id   TokenIdentity
 	}
-	return nil
-}
-
-// FindToken returns the slot holding the token sel selects.
-func (m *Module) FindToken(sel URI) (Slot, error) {
+	before := map[seen]bool{}
 	slots, err := m.Slots()
 	if err != nil {
 		return Slot{}, err
 	}
-	var found []Slot
 	for _, s := range slots {
-		if s.Token != nil && sel.MatchesToken(s.ID, *s.Token) {
-			found = append(found, s)
+		if s.Token != nil && s.Token.Initialized {
+			before[seen{s.ID, s.Identity()}] = true
 		}
 	}
-	switch len(found) {
-	case 0:
-		return Slot{}, fmt.Errorf("find token %s in %s: %w (is it inserted? 'keyceremony token list' shows what is there)", sel.String(), m.path, ErrTokenNotFound)
-	case 1:
-		return found[0], nil
-	default:
-		return Slot{}, fmt.Errorf("find token %s in %s: %w: %d tokens match, add serial= to the URI", sel.String(), m.path, ErrAmbiguous, len(found))
+	if err := m.ctx().InitToken(slotID, pinString(soPIN), label); err != nil {
+		if rv(err) == pkcs11.CKR_PIN_INCORRECT {
+			return Slot{}, fmt.Errorf("initialise token in slot %d: %w", slotID, &PINError{Role: "security officer"})
+		}
+		return Slot{}, fmt.Errorf("initialise token in slot %d: %w", slotID, err)
 	}
+	if slots, err = m.Slots(); err != nil {
+		return Slot{}, err
+	}
+	var found []Slot
+	var same *Slot
+	for i, s := range slots {
+		if s.Token == nil || !s.Token.Initialized || s.Token.Label != label {
+			continue
+		}
+		if !before[seen{s.ID, s.Identity()}] {
+			found = append(found, s)
+		} else if s.ID == slotID {
+			same = &slots[i]
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) == 0 && same != nil:
+		return *same, nil
+	}
+	return Slot{}, fmt.Errorf("after initialising the token in slot %d, %d new tokens labelled %q appeared; expected exactly one", slotID, len(found), label)
+}
+
+// InitTokenWithPINs initialises the token in slotID with soPIN and label
+// (C_InitToken) and, logged in as the security officer, sets its user PIN
+// (C_InitPIN). It returns the token, open and logged out; the caller closes it.
+func (m *Module) InitTokenWithPINs(slotID uint, label string, soPIN, userPIN []byte) (*Token, error) {
+	slot, err := m.InitToken(slotID, soPIN, label)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := newToken(m, slot)
+	if err != nil {
+		return nil, err
+	}
+	err = tok.LoginSO(soPIN)
+	if err == nil {
+		err = tok.InitPIN(userPIN)
+		if lerr := tok.Logout(); err == nil {
+			err = lerr
+		}
+	}
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("set the user PIN of token %q: %w", label, err)
+	}
+	return tok, nil
+}
+
+// OpenSlot opens the token in slot (found with FindToken or FindIdentity).
+func (m *Module) OpenSlot(slot Slot) (*Token, error) {
+	if slot.Token == nil {
+		return nil, fmt.Errorf("slot %d holds no token: %w", slot.ID, ErrTokenNotFound)
+	}
+	return newToken(m, slot)
 }
 
 // OpenToken opens the token sel selects: a pool of sessions sharing one login.

@@ -5,7 +5,10 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,6 +22,9 @@ import (
 // x509.CreateCertificate and x509.CreateRevocationList. The rand argument of
 // Sign is ignored: randomness comes from the token.
 func (k *Key) Signer() (crypto.Signer, error) {
+	if k.problem != nil {
+		return nil, fmt.Errorf("key %q cannot be used: %w", k.label, k.problem)
+	}
 	if k.class != ClassPrivateKey {
 		return nil, fmt.Errorf("key %q is a %s key, not a private key", k.label, k.class)
 	}
@@ -109,6 +115,48 @@ func (s *signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		return ecdsaDER(sig)
 	}
 	return sig, nil
+}
+
+// proveSigning signs a random message with the key and verifies the
+// signature with its public key: a new signing key is accepted only once it
+// has signed.
+func (k *Key) proveSigning() error {
+	s, err := k.Signer()
+	if err != nil {
+		return err
+	}
+	msg := make([]byte, 32)
+	if _, err := rand.Read(msg); err != nil {
+		return err
+	}
+	digest := sha256.Sum256(msg)
+	switch pub := k.pub.(type) {
+	case *rsa.PublicKey:
+		sig, err := s.Sign(nil, digest[:], crypto.SHA256)
+		if err != nil {
+			return err
+		}
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+	case *ecdsa.PublicKey:
+		sig, err := s.Sign(nil, digest[:], crypto.SHA256)
+		if err != nil {
+			return err
+		}
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			return errors.New("its ECDSA signature does not verify with its public key")
+		}
+		return nil
+	case ed25519.PublicKey:
+		sig, err := s.Sign(nil, msg, crypto.Hash(0))
+		if err != nil {
+			return err
+		}
+		if !ed25519.Verify(pub, msg, sig) {
+			return errors.New("its Ed25519 signature does not verify with its public key")
+		}
+		return nil
+	}
+	return fmt.Errorf("no signature check for %T", k.pub)
 }
 
 // ecdsaDER converts PKCS#11's raw r||s to the ASN.1 form Go and X.509 use.

@@ -21,6 +21,7 @@ type Token struct {
 	m     *Module
 	slot  uint
 	label string
+	id    TokenIdentity // as it was when opened
 
 	mu       sync.Mutex // guards closed and the session bookkeeping
 	closed   bool
@@ -29,7 +30,11 @@ type Token struct {
 	open     int           // sessions out of the pool plus idle ones, besides main
 	sem      chan struct{} // limits concurrent pooled sessions
 	loggedIn bool
+	refused  map[uint]bool // roles (CKU_*) whose PIN the token refused in this process
+	allowTry map[uint]bool // roles allowed one more try (AllowOneMoreTry)
 
+	capsMu    sync.Mutex
+	caps      *Capabilities
 	probeMu   sync.Mutex
 	oaepProbe map[crypto.Hash]bool // which OAEP hashes the token really accepts
 	kwpProbed bool
@@ -44,8 +49,12 @@ func newToken(m *Module, slot Slot) (*Token, error) {
 		}
 		return nil, fmt.Errorf("open session on token %q: %w", slot.Token.Label, err)
 	}
-	return &Token{m: m, slot: slot.ID, label: slot.Token.Label, main: sh, sem: make(chan struct{}, poolSize)}, nil
+	return &Token{m: m, slot: slot.ID, label: slot.Token.Label, id: slot.Identity(), main: sh, sem: make(chan struct{}, poolSize),
+		refused: map[uint]bool{}, allowTry: map[uint]bool{}}, nil
 }
+
+// Identity is the token's identity as it was when opened.
+func (t *Token) Identity() TokenIdentity { return t.id }
 
 // Label is the token's label as it was when opened.
 func (t *Token) Label() string { return t.label }
@@ -87,24 +96,63 @@ func pinString(pin []byte) string {
 	return unsafe.String(&pin[0], len(pin))
 }
 
-// Login logs the user in. Logging in again while already logged in is not an error.
+// Login logs the user in. Logging in again while already logged in is not
+// an error. See login for the PIN-counter rules no caller can skip.
 func (t *Token) Login(pin []byte) error { return t.login(pkcs11.CKU_USER, "user", pin) }
 
 // LoginSO logs the security officer in (for InitPIN and SO PIN changes).
 func (t *Token) LoginSO(pin []byte) error { return t.login(pkcs11.CKU_SO, "security officer", pin) }
 
+// AllowOneMoreTry lets the next login of the role (so: the security officer)
+// go ahead although the token reports few tries left, or a PIN of that role
+// was already refused on this token: for a person who has checked why and
+// accepts spending one try. A token on its final try is never tried.
+func (t *Token) AllowOneMoreTry(so bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.allowTry[userTypeOf(so)] = true
+}
+
+func userTypeOf(so bool) uint {
+	if so {
+		return pkcs11.CKU_SO
+	}
+	return pkcs11.CKU_USER
+}
+
+// login logs a role in, protecting the PIN counter: it does not try at all
+// when the token reports the role's final try (the next wrong PIN locks the
+// token), nor, unless AllowOneMoreTry was called, when the token reports few
+// tries left or a PIN of the role was already refused on this token in this
+// process. A PIN derived from a quorum that fails once means a wrong quorum
+// or a wrong token; spending a second try could only lock it.
 func (t *Token) login(userType uint, role string, pin []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return errClosed
 	}
+	allowed := t.allowTry[userType]
+	delete(t.allowTry, userType)
+	te := &PINTriesError{Role: role, Token: t.label, RefusedHere: t.refused[userType]}
+	if ti, err := t.ctx().GetTokenInfo(t.slot); err == nil {
+		if userType == pkcs11.CKU_SO {
+			te.CountLow, te.FinalTry = ti.Flags&pkcs11.CKF_SO_PIN_COUNT_LOW != 0, ti.Flags&pkcs11.CKF_SO_PIN_FINAL_TRY != 0
+		} else {
+			te.CountLow, te.FinalTry = ti.Flags&pkcs11.CKF_USER_PIN_COUNT_LOW != 0, ti.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0
+		}
+	}
+	if te.FinalTry || (te.CountLow || te.RefusedHere) && !allowed {
+		return fmt.Errorf("log in %s to token %q: %w", role, t.label, te)
+	}
 	err := t.ctx().Login(t.main, userType, pinString(pin))
 	switch {
 	case err == nil, rv(err) == pkcs11.CKR_USER_ALREADY_LOGGED_IN:
 		t.loggedIn = true
+		delete(t.refused, userType)
 		return nil
 	case rv(err) == pkcs11.CKR_PIN_INCORRECT:
+		t.refused[userType] = true
 		pe := &PINError{Role: role}
 		if ti, ierr := t.ctx().GetTokenInfo(t.slot); ierr == nil {
 			if userType == pkcs11.CKU_SO {
@@ -218,6 +266,9 @@ func (t *Token) withSession(ctx context.Context, f func(pkcs11.SessionHandle) er
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Only a session that is gone is closed: closing a session destroys the
+	// session objects it created (an imported wrapping key, say), which other
+	// sessions may still use.
 	if t.closed || (err != nil && isRemoved(err)) {
 		_ = t.ctx().CloseSession(sh)
 		t.open--

@@ -15,11 +15,11 @@ import (
 	"testing"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 func TestSlotsAndMechanisms(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "Listed", soPIN, userPIN)
+	mod := softhsmtest.NewToken(t, "Listed", soPIN, userPIN)
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestSlotsAndMechanisms(t *testing.T) {
 }
 
 func TestPINChanges(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "Pins", soPIN, userPIN)
+	mod := softhsmtest.NewToken(t, "Pins", soPIN, userPIN)
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +83,11 @@ func TestPINChanges(t *testing.T) {
 	if err := tok.Login(userPIN); !errors.Is(err, hsm.ErrPINIncorrect) {
 		t.Fatalf("old PIN after change: err = %v", err)
 	}
+	// After a refused PIN the next login needs a person's go-ahead.
+	if err := tok.Login(newPIN); !errors.Is(err, hsm.ErrPINTriesLow) {
+		t.Fatalf("login right after a refused PIN: err = %v, want ErrPINTriesLow", err)
+	}
+	tok.AllowOneMoreTry(false)
 	if err := tok.Login(newPIN); err != nil {
 		t.Fatalf("new PIN: %v", err)
 	}
@@ -209,13 +214,13 @@ func TestImportSecretKey(t *testing.T) {
 // A module already loaded under one SoftHSM configuration is not silently
 // reused under another (a rehearsal must never reach the real token store).
 func TestOpenRefusesOtherConfiguration(t *testing.T) {
-	mod := softhsm.NewTestToken(t, "First", soPIN, userPIN)
+	mod := softhsmtest.NewToken(t, "First", soPIN, userPIN)
 	m, err := hsm.Open(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	softhsm.NewTestStore(t) // points SOFTHSM2_CONF elsewhere
+	softhsmtest.NewStore(t) // points SOFTHSM2_CONF elsewhere
 	if _, err := hsm.Open(mod); !errors.Is(err, hsm.ErrModuleBusy) {
 		t.Fatalf("err = %v, want ErrModuleBusy", err)
 	}

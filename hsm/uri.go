@@ -15,11 +15,16 @@ type URI struct {
 	Manufacturer string
 	Serial       string
 	Model        string
-	SlotID       *uint
-	Object       string
-	ID           []byte
-	Type         string // private, public, secret-key, cert, data
-	ModulePath   string // query attribute module-path
+	// SlotDescription and SlotManufacturer select by what C_GetSlotInfo
+	// says; some modules (tpm2-pkcs11) repeat the serial in every slot and
+	// describe each slot by its token instead.
+	SlotDescription  string
+	SlotManufacturer string
+	SlotID           *uint
+	Object           string
+	ID               []byte
+	Type             string // private, public, secret-key, cert, data
+	ModulePath       string // query attribute module-path
 }
 
 var uriTypes = map[string]bool{"private": true, "public": true, "secret-key": true, "cert": true, "data": true}
@@ -72,7 +77,11 @@ func ParseURI(s string) (URI, error) {
 			}
 			id := uint(n)
 			u.SlotID = &id
-		case "library-manufacturer", "library-description", "library-version", "slot-description", "slot-manufacturer":
+		case "slot-description":
+			u.SlotDescription = string(val)
+		case "slot-manufacturer":
+			u.SlotManufacturer = string(val)
+		case "library-manufacturer", "library-description", "library-version":
 			// Accepted and ignored: they describe the module, which is chosen separately.
 		case "pin-value", "pin-source":
 			return u, fmt.Errorf("%w: PINs are never given in a URI; enter them when asked", ErrInvalidURI)
@@ -155,6 +164,8 @@ func (u URI) String() string {
 	add("manufacturer", u.Manufacturer)
 	add("serial", u.Serial)
 	add("model", u.Model)
+	add("slot-description", u.SlotDescription)
+	add("slot-manufacturer", u.SlotManufacturer)
 	if u.SlotID != nil {
 		parts = append(parts, "slot-id="+strconv.FormatUint(uint64(*u.SlotID), 10))
 	}
@@ -170,16 +181,26 @@ func (u URI) String() string {
 	return s
 }
 
-// MatchesToken reports whether the token in slotID with info ti is selected by
-// the URI's token attributes. A URI without any selects every token.
-func (u URI) MatchesToken(slotID uint, ti TokenInfo) bool {
-	if u.SlotID != nil && *u.SlotID != slotID {
+// Matches reports whether the URI's token and slot attributes select the
+// token in slot s. A URI without any selects every token.
+func (u URI) Matches(s Slot) bool {
+	if s.Token == nil || u.SlotID != nil && *u.SlotID != s.ID {
 		return false
 	}
+	ti := s.Token
 	return (u.Token == "" || u.Token == ti.Label) &&
 		(u.Serial == "" || u.Serial == ti.Serial) &&
 		(u.Manufacturer == "" || u.Manufacturer == ti.Manufacturer) &&
-		(u.Model == "" || u.Model == ti.Model)
+		(u.Model == "" || u.Model == ti.Model) &&
+		(u.SlotDescription == "" || u.SlotDescription == s.Description) &&
+		(u.SlotManufacturer == "" || u.SlotManufacturer == s.Manufacturer)
+}
+
+// TokenAttributes is the URI without its object and module attributes: what
+// selects the token.
+func (u URI) TokenAttributes() URI {
+	return URI{Token: u.Token, Manufacturer: u.Manufacturer, Serial: u.Serial, Model: u.Model,
+		SlotDescription: u.SlotDescription, SlotManufacturer: u.SlotManufacturer, SlotID: u.SlotID}
 }
 
 // KeyFilter turns the URI's object attributes into a Filter.

@@ -20,6 +20,7 @@ func TestParseURI(t *testing.T) {
 		{"pkcs11:slot-id=3;type=secret-key", hsm.URI{SlotID: &slot, Type: "secret-key"}, ""},
 		{"pkcs11:token=A?module-path=/usr/lib/softhsm/libsofthsm2.so", hsm.URI{Token: "A", ModulePath: "/usr/lib/softhsm/libsofthsm2.so"}, "pkcs11:token=A?module-path=%2Fusr%2Flib%2Fsofthsm%2Flibsofthsm2.so"},
 		{"pkcs11:", hsm.URI{}, ""},
+		{"pkcs11:serial=0000000000000000;slot-description=Root%20CA;slot-manufacturer=IBM", hsm.URI{Serial: "0000000000000000", SlotDescription: "Root CA", SlotManufacturer: "IBM"}, ""},
 	}
 	for _, tc := range tests {
 		got, err := hsm.ParseURI(tc.in)
@@ -27,7 +28,8 @@ func TestParseURI(t *testing.T) {
 			t.Fatalf("ParseURI(%q): %v", tc.in, err)
 		}
 		if got.Token != tc.want.Token || got.Serial != tc.want.Serial || got.Object != tc.want.Object || got.Type != tc.want.Type ||
-			!bytes.Equal(got.ID, tc.want.ID) || got.ModulePath != tc.want.ModulePath || (got.SlotID == nil) != (tc.want.SlotID == nil) {
+			!bytes.Equal(got.ID, tc.want.ID) || got.ModulePath != tc.want.ModulePath || (got.SlotID == nil) != (tc.want.SlotID == nil) ||
+			got.SlotDescription != tc.want.SlotDescription || got.SlotManufacturer != tc.want.SlotManufacturer {
 			t.Errorf("ParseURI(%q) = %+v, want %+v", tc.in, got, tc.want)
 		}
 		want := tc.out

@@ -7,12 +7,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash"
 
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 	"github.com/miekg/pkcs11"
 )
 
@@ -130,39 +131,17 @@ func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, 
 	if m == nil {
 		return nil, fmt.Errorf("unwrap key %q: unknown mechanism %d", spec.Label, mech)
 	}
-	if !spec.Session {
-		if err := t.refuseDuplicate(spec.Label, spec.ID); err != nil {
-			return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
-		}
+	id, err := t.newKeyID(spec)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap key %q: %w", spec.Label, err)
 	}
-	id := spec.ID
-	if len(id) == 0 {
-		r, err := t.Random(16)
-		if err != nil {
-			return nil, err
-		}
-		id = r
-	}
-	var attrs []*pkcs11.Attribute
-	switch {
-	case spec.Type == AES128 || spec.Type == AES256:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
-	case spec.Type.Symmetric():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_SECRET_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
-	case spec.Type.IsRSA():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type.IsEC():
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	case spec.Type == Ed25519:
-		attrs = append(spec.privateAttrs(pkcs11.CKO_PRIVATE_KEY, id), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	default:
+	tmpl, err := spec.keyAttrs(id)
+	if err != nil {
 		return nil, fmt.Errorf("unwrap key %q: cannot unwrap a %s key", spec.Label, spec.Type)
 	}
+	attrs := tmpl.all()
 	var h pkcs11.ObjectHandle
-	err := t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error
 		h, err = t.ctx().UnwrapKey(sh, []*pkcs11.Mechanism{m}, unwrapping.handle, wrapped, attrs)
 		if err != nil {
@@ -178,7 +157,16 @@ func (t *Token) UnwrapKey(ctx context.Context, unwrapping *Key, wrapped []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("unwrap key %q with %s: %w", spec.Label, name, err)
 	}
-	return t.loadKey(h, 0)
+	k, err := t.loadKey(h, 0)
+	if err == nil {
+		object := map[bool]string{true: "secret", false: "private"}[spec.Type.Symmetric()]
+		k.checks, err = t.checkAttributes(h, object, tmpl, nil)
+	}
+	if err != nil {
+		_ = t.withSession(ctx, func(sh pkcs11.SessionHandle) error { return t.ctx().DestroyObject(sh, h) })
+		return nil, fmt.Errorf("unwrap key %q: %w (the unwrapped key was destroyed)", spec.Label, err)
+	}
+	return k, nil
 }
 
 // WrapStep is one part of a wrap, and where it ran.
@@ -218,154 +206,69 @@ type WrapOptions struct {
 	// AllowHostSteps permits a composition in which a step runs in host
 	// software. Without it Wrap fails rather than let material reach host memory.
 	AllowHostSteps bool
+	// Trusted are wrapping keys the security officer made trusted
+	// (PrepareTrustedWrap), for a target only trusted keys may wrap
+	// (CKA_WRAP_WITH_TRUSTED): its ephemeral key replaces the one a
+	// composition would make.
+	Trusted *TrustedWrap
 }
 
-// WrapPlan says how Wrap would wrap a key of type target with mech on this
-// token, without doing it, so the operator can be shown the host steps before
-// confirming.
-func (t *Token) WrapPlan(mech WrapMechanism, target KeyType) []WrapStep {
-	_, name := mech.pkcs11()
-	// kwpRepair: the token's RFC 5649 output must be fixed in host memory
-	// because the token pads the material itself (see kwpCompliant).
-	// A token without CKM_AES_KEY_WRAP_PAD needs no repair: it cannot compose
-	// at all, and only its native mechanisms (if any) apply.
-	kwpRepair := t.HasMechanism(ckmAESKeyWrapPad) && !t.kwpCompliant() && !(target.secretLen() > 0 && target.secretLen()%8 == 0)
-	kwpSteps := []WrapStep{
-		{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
-		{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
-	}
-	if kwpRepair {
-		kwpSteps = append(kwpSteps,
-			WrapStep{"unwrap the key material into host memory to remove the token's non-standard RFC 5649 padding", "AES-KWP (host)", false},
-			WrapStep{"wrap the key material again with the ephemeral key", "AES-KWP (host)", false})
-	}
-	switch mech {
-	case AESKeyWrapPad:
-		return []WrapStep{{"wrap the key material", name, true}}
-	case RSAOAEPSHA1, RSAOAEPSHA256:
-		// PKCS#11 tokens wrap only secret keys under RSA-OAEP; a private key
-		// (ECC material for AWS) always needs the composition.
-		if target.Symmetric() && t.oaepNative(mech.oaepHash()) {
-			return []WrapStep{{"RSA-OAEP encrypt the key material", name, true}}
-		}
-		return []WrapStep{
-			{"generate an ephemeral AES-256 key", "CKM_AES_KEY_GEN", true},
-			{"wrap the key material with the ephemeral key", "CKM_AES_KEY_WRAP_PAD", true},
-			{"unwrap the key material into host memory", "AES-KWP (host)", false},
-			{"RSA-OAEP encrypt the key material", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false},
-		}
-	case RSAAESKeyWrapSHA1, RSAAESKeyWrapSHA256:
-		if t.HasMechanism(ckmRSAAESKeyWrap) && !kwpRepair {
-			return []WrapStep{{"RSA-AES key wrap the key material", name, true}}
-		}
-		steps := kwpSteps
-		if t.oaepNative(mech.oaepHash()) && !kwpRepair {
-			return append(steps, WrapStep{"RSA-OAEP wrap the ephemeral key", fmt.Sprintf("CKM_RSA_PKCS_OAEP(%s)", hashName(mech.oaepHash())), true})
-		}
-		return append(steps,
-			WrapStep{"read the ephemeral AES key into host memory", "C_GetAttributeValue (host)", false},
-			WrapStep{"RSA-OAEP encrypt the ephemeral key", fmt.Sprintf("RSA-OAEP %s (host)", hashName(mech.oaepHash())), false})
-	}
-	return nil
+// TrustedWrap is what PrepareTrustedWrap made: the wrapping public key and,
+// when the wrap is composed, the ephemeral AES-256 key, both session objects
+// marked CKA_TRUSTED, so they may wrap keys made CKA_WRAP_WITH_TRUSTED.
+type TrustedWrap struct {
+	Wrapping  *Key
+	Ephemeral *Key // nil when the token wraps in one mechanism
+	t         *Token
 }
 
-// kwpCompliant probes once whether the token's CKM_AES_KEY_WRAP_PAD follows
-// RFC 5649 for material whose length is not a multiple of 8. SoftHSM 2.6
-// zero-pads the material first and records the padded length, so a 28-byte
-// HMAC key unwraps as 32 bytes and a PKCS#8 key gains trailing zeros; AWS KMS
-// would reject or misread either. The probe uses throwaway, non-sensitive
-// session keys only.
-func (t *Token) kwpCompliant() bool {
-	t.probeMu.Lock()
-	defer t.probeMu.Unlock()
-	if t.kwpProbed {
-		return t.kwpOK
+// Destroy removes the trusted session keys (they also go when the token closes).
+func (w *TrustedWrap) Destroy() {
+	if w == nil {
+		return
 	}
-	t.kwpProbed = true
-	t.kwpOK = t.probeKWP()
-	return t.kwpOK
-}
-
-func (t *Token) probeKWP() bool {
-	ctx := context.Background()
-	kek, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: true})
-	if err != nil {
-		return false
-	}
-	defer t.DestroyKey(kek)
-	var h pkcs11.ObjectHandle
-	err = t.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		var err error
-		h, err = t.ctx().GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 20),
-		})
-		return err
-	})
-	if err != nil {
-		return false
-	}
-	probe := &Key{t: t, handle: h, label: "kwp-probe", session: true}
-	defer t.DestroyKey(probe)
-	wrapped, err := t.WrapKey(ctx, kek, probe, AESKeyWrapPad)
-	if err != nil {
-		return false
-	}
-	kekValue, err := t.secretValue(kek)
-	if err != nil {
-		return false
-	}
-	defer clear(kekValue)
-	pt, err := keywrap.UnwrapPad(kekValue, wrapped)
-	return err == nil && len(pt) == 20
-}
-
-// oaepNative probes whether the token does RSA-OAEP with hash h (tokens list
-// CKM_RSA_PKCS_OAEP but may refuse some hashes: SoftHSM 2.6 takes SHA-1 only).
-func (t *Token) oaepNative(h crypto.Hash) bool {
-	if !t.HasMechanism(ckmRSAPKCSOAEP) {
-		return false
-	}
-	if h == crypto.SHA1 {
-		return true
-	}
-	t.probeMu.Lock()
-	defer t.probeMu.Unlock()
-	if v, ok := t.oaepProbe[h]; ok {
-		return v
-	}
-	ok := t.probeOAEP(h)
-	if t.oaepProbe == nil {
-		t.oaepProbe = map[crypto.Hash]bool{}
-	}
-	t.oaepProbe[h] = ok
-	return ok
-}
-
-// probeOAEP encrypts a dummy block with a session copy of a throwaway RSA
-// public key; nothing secret is involved.
-func (t *Token) probeOAEP(h crypto.Hash) bool {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return false
-	}
-	pk, err := t.ImportPublicKey(context.Background(), &priv.PublicKey, KeySpec{Type: RSA2048, Session: true})
-	if err != nil {
-		return false
-	}
-	defer t.DestroyKey(pk)
-	err = t.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
-		if err := t.ctx().EncryptInit(sh, []*pkcs11.Mechanism{oaepMechanism(h)}, pk.handle); err != nil {
-			return err
+	for _, k := range []*Key{w.Ephemeral, w.Wrapping} {
+		if k != nil {
+			_ = w.t.DestroyKey(k)
 		}
-		_, err := t.ctx().Encrypt(sh, make([]byte, 16))
-		return err
-	})
-	return err == nil
+	}
+}
+
+// PrepareTrustedWrap imports the RSA wrapping key spkiDER as a trusted
+// session key and, when the plan for mech and target composes the wrap,
+// generates the trusted ephemeral AES-256 key (readable only when the plan
+// has steps in host memory). The security officer must be logged in: only
+// the SO may set CKA_TRUSTED, and so the keys are public objects, which the
+// user can use after the SO logs out and the user logs in.
+func (t *Token) PrepareTrustedWrap(ctx context.Context, spkiDER []byte, mech WrapMechanism, target KeyType) (*TrustedWrap, error) {
+	pub, err := x509.ParsePKIXPublicKey(spkiDER)
+	if err != nil {
+		return nil, fmt.Errorf("trusted wrapping key: not a DER SubjectPublicKeyInfo: %w", err)
+	}
+	rk, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("trusted wrapping key: the wrapping key must be RSA; this one is %s", DescribePublicKey(pub))
+	}
+	plan, err := t.WrapPlan(mech, target, rk.N.BitLen())
+	if err != nil {
+		return nil, err
+	}
+	w := &TrustedWrap{t: t}
+	if w.Wrapping, err = t.ImportPublicKey(ctx, rk, KeySpec{Type: RSAOther, Session: true, Label: "trusted-wrapping-key", Usage: UseWrapPublic, Trusted: true}); err != nil {
+		return nil, fmt.Errorf("import the wrapping key as trusted: %w", err)
+	}
+	if len(plan) > 1 {
+		host := false
+		for _, s := range plan {
+			host = host || !s.InToken
+		}
+		w.Ephemeral, err = t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: host, Usage: UseWrap, Trusted: true})
+		if err != nil {
+			w.Destroy()
+			return nil, fmt.Errorf("trusted ephemeral key: %w", err)
+		}
+	}
+	return w, nil
 }
 
 // Wrap wraps target for export under wrapping (an RSA public key for the RSA
@@ -375,11 +278,13 @@ func (t *Token) probeOAEP(h crypto.Hash) bool {
 // host software. The algorithm is never downgraded: SHA-256 stays SHA-256.
 func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechanism, opts WrapOptions) (*Wrapped, error) {
 	what := fmt.Sprintf("wrap key %q with %s", target.label, mech)
+	wrappingBits := 0
 	if mech.oaepHash() != 0 {
 		rk, ok := wrapping.pub.(*rsa.PublicKey)
 		if !ok {
 			return nil, fmt.Errorf("%s: the wrapping key is not an RSA public key", what)
 		}
+		wrappingBits = rk.N.BitLen()
 		if mech == RSAOAEPSHA1 || mech == RSAOAEPSHA256 {
 			if n, ok := target.materialLen(); ok {
 				if max := OAEPCapacity(rk.Size(), mech.oaepHash()); n > max {
@@ -388,7 +293,10 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 			}
 		}
 	}
-	plan := t.WrapPlan(mech, target.typ)
+	plan, err := t.WrapPlan(mech, target.typ, wrappingBits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	hostSteps := false
 	for _, st := range plan {
 		if !st.InToken {
@@ -414,12 +322,20 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 
 	// Composition: an ephemeral AES-256 session key wraps the target with KWP.
 	// It is readable only when a later step needs it in host memory.
-	eph, err := t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: hostSteps})
-	if err != nil {
-		return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
+	var eph *Key
+	if opts.Trusted != nil && opts.Trusted.Ephemeral != nil {
+		eph = opts.Trusted.Ephemeral
+		if eph.sensitive == hostSteps {
+			return nil, fmt.Errorf("%s: the trusted ephemeral key was made for another plan", what)
+		}
+	} else {
+		eph, err = t.GenerateKey(ctx, KeySpec{Type: AES256, Session: true, Extractable: true, NotSensitive: hostSteps, Usage: UseWrap})
+		if err != nil {
+			return nil, fmt.Errorf("%s: ephemeral key: %w", what, err)
+		}
+		defer t.DestroyKey(eph)
 	}
-	defer t.DestroyKey(eph)
-	kwp, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
+	wrappedTarget, err := t.WrapKey(ctx, eph, target, AESKeyWrapPad)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -429,7 +345,7 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 		if ephValue, err = t.secretValue(eph); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		if material, err = keywrap.UnwrapPad(ephValue, kwp); err != nil {
+		if material, err = kwp.Unwrap(ephValue, wrappedTarget); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if !t.kwpCompliant() {
@@ -449,14 +365,14 @@ func (t *Token) Wrap(ctx context.Context, wrapping, target *Key, mech WrapMechan
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		} else {
-			if kwp, err = keywrap.WrapPad(ephValue, material); err != nil {
+			if wrappedTarget, err = kwp.Wrap(ephValue, material); err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 			if wrappedEph, err = rsa.EncryptOAEP(newHash(h), rand.Reader, rk, ephValue, nil); err != nil {
 				return nil, fmt.Errorf("%s: RSA-OAEP: %w", what, err)
 			}
 		}
-		return &Wrapped{Ciphertext: append(wrappedEph, kwp...), Mechanism: mech, Composed: true, Steps: plan}, nil
+		return &Wrapped{Ciphertext: append(wrappedEph, wrappedTarget...), Mechanism: mech, Composed: true, Steps: plan}, nil
 	default: // RSA-OAEP of the material itself, in host memory
 		ct, err := rsa.EncryptOAEP(newHash(h), rand.Reader, rk, material, nil)
 		if err != nil {

@@ -24,7 +24,7 @@ import (
 	"testing"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/keywrap"
+	"github.com/keyceremony/keyceremony/hsm/kwp"
 )
 
 // wrappingKey plays AWS KMS's side: the test holds the private key.
@@ -77,7 +77,7 @@ func unwrapAsAWS(t *testing.T, wk wrappingKey, m hsm.WrapMechanism, ct []byte) [
 		if len(eph) != 32 {
 			t.Fatalf("%s: ephemeral key is %d bytes, want 32", m, len(eph))
 		}
-		pt, err := keywrap.UnwrapPad(eph, ct[k:])
+		pt, err := kwp.Unwrap(eph, ct[k:])
 		if err != nil {
 			t.Fatalf("%s: KWP unwrap: %v", m, err)
 		}
@@ -215,8 +215,8 @@ func TestWrapEveryMechanism(t *testing.T) {
 				if w.Composed != tc.composed || w.MaterialInHost() != tc.hostSteps {
 					t.Errorf("composed=%v host steps=%v (%+v), want %v/%v", w.Composed, w.MaterialInHost(), w.Steps, tc.composed, tc.hostSteps)
 				}
-				plan := tok.WrapPlan(tc.mech, target.Type())
-				if len(plan) != len(w.Steps) {
+				plan, err := tok.WrapPlan(tc.mech, target.Type(), 3072)
+				if err != nil || len(plan) != len(w.Steps) {
 					t.Errorf("WrapPlan %+v differs from the steps run %+v", plan, w.Steps)
 				}
 				material := unwrapAsAWS(t, wk, tc.mech, w.Ciphertext)
@@ -330,4 +330,58 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestTrustedWrapForEscrow: BYOK material made wrappable by trusted keys
+// only (CKA_WRAP_WITH_TRUSTED) is refused under an ordinary wrapping key; the
+// security officer makes the wrapping key (and the ephemeral key of a
+// composition) trusted, and the user then wraps it, in the token and with
+// host steps, to material AWS's side recovers.
+func TestTrustedWrapForEscrow(t *testing.T) {
+	tok := newToken(t)
+	ctx := context.Background()
+	target, err := tok.GenerateKey(ctx, hsm.KeySpec{Type: hsm.AES256, Label: "escrow", Extractable: true, WrapWithTrusted: true, Usage: hsm.UseEscrow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk := importWrappingKey(t, tok, 2048)
+	if _, err := tok.Wrap(ctx, wk.key, target, hsm.RSAAESKeyWrapSHA1, hsm.WrapOptions{}); err == nil || !strings.Contains(err.Error(), "CKR_KEY_NOT_WRAPPABLE") {
+		t.Fatalf("untrusted wrap of an escrow copy: %v", err)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(&wk.priv.PublicKey)
+	block := []byte("0123456789abcdef")
+	want, err := target.EncryptBlock(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mech := range []hsm.WrapMechanism{hsm.RSAAESKeyWrapSHA1, hsm.RSAAESKeyWrapSHA256} {
+		tok.Logout()
+		if err := tok.LoginSO(soPIN); err != nil {
+			t.Fatal(err)
+		}
+		tw, err := tok.PrepareTrustedWrap(ctx, spki, mech, hsm.AES256)
+		if err != nil {
+			t.Fatalf("%s: %v", mech, err)
+		}
+		tok.Logout()
+		if err := tok.Login(userPIN); err != nil {
+			t.Fatal(err)
+		}
+		target, err = tok.FindKey(hsm.Filter{Label: "escrow", Class: hsm.ClassSecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := tok.Wrap(ctx, tw.Wrapping, target, mech, hsm.WrapOptions{AllowHostSteps: true, Trusted: tw})
+		if err != nil {
+			t.Fatalf("%s with trusted keys: %v", mech, err)
+		}
+		material := unwrapAsAWS(t, wrappingKey{priv: wk.priv}, mech, w.Ciphertext)
+		c, _ := aes.NewCipher(material)
+		got := make([]byte, 16)
+		c.Encrypt(got, block)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: AWS would hold other material", mech)
+		}
+		tw.Destroy()
+	}
 }

@@ -57,15 +57,33 @@ type AuditPage struct {
 	detail   *widget.Label
 	charts   *fyne.Container
 	filters  map[string]*widget.Entry
+	source   *widget.Entry // a path to ingest, typed
+	reports  *widget.Entry // the folder reports are written to, typed
 	errsOnly *widget.Check
 	order    *widget.Select
 
 	// OnListed, if set, runs on the UI goroutine after each listing is ready (tests).
 	OnListed func()
+
+	// title names what the page is doing in the window title while it is
+	// on screen (an ingest or a report can take a while; the taskbar and a
+	// keyboard-driven test see when it ends).
+	title func(string)
+}
+
+func (p *AuditPage) setTitle(what string) {
+	if p.title != nil {
+		p.title(what)
+	}
 }
 
 func (w *MainWindow) auditPage() fyne.CanvasObject {
 	p := &AuditPage{win: w.Window, settings: w.settings(), filters: map[string]*widget.Entry{}}
+	p.title = func(what string) {
+		if w.current == "audit" {
+			setTitle(w.Window, "Audit — "+what)
+		}
+	}
 	p.build()
 	w.audit = p
 	w.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) {
@@ -108,6 +126,17 @@ func (p *AuditPage) build() {
 			p.Ingest([]string{u.Path()})
 		}, p.win).Show()
 	})
+	// Paths can be typed as well as chosen: a file dialog is slow to reach
+	// from the keyboard, and an air-gapped laptop's media have known paths.
+	p.source = widget.NewEntry()
+	p.source.SetPlaceHolder("CloudTrail folder, file or archive to ingest (Enter ingests)")
+	ingestTyped := func() {
+		if path := strings.TrimSpace(p.source.Text); path != "" {
+			p.Ingest([]string{path})
+		}
+	}
+	p.source.OnSubmitted = func(string) { ingestTyped() }
+	ingestBtn := widget.NewButtonWithIcon("Ingest", theme.DownloadIcon(), ingestTyped)
 	for _, name := range []string{"From", "To", "Key", "Alias", "Principal", "Event", "Account", "Region"} {
 		e := widget.NewEntry()
 		e.OnSubmitted = func(string) { p.Apply() }
@@ -174,7 +203,7 @@ func (p *AuditPage) build() {
 	p.detail.Selectable = true
 	p.table.OnSelected = func(id widget.TableCellID) { p.showDetail(id.Row) }
 	top := container.NewVBox(heading("Audit"), p.dbLabel,
-		container.NewHBox(files, folder, p.stopBtn), p.progress, p.status,
+		container.NewBorder(nil, nil, nil, container.NewHBox(ingestBtn, files, folder, p.stopBtn), p.source), p.progress, p.status,
 		grid, container.NewHBox(p.errsOnly, p.order, apply), p.reportButtons())
 	p.charts = container.NewVBox(wrapLabel("Charts appear when a listing is ready."))
 	tabs := container.NewAppTabs(
@@ -186,6 +215,9 @@ func (p *AuditPage) build() {
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.ExtendBaseWidget(p)
 }
+
+// focusInitial puts the keyboard on the path to ingest.
+func (p *AuditPage) focusInitial() { p.win.Canvas().Focus(p.source) }
 
 func labelled(name string, e *widget.Entry) fyne.CanvasObject {
 	return container.NewBorder(nil, nil, widget.NewLabel(name), nil, e)
@@ -364,6 +396,7 @@ func (p *AuditPage) Ingest(paths []string) {
 	p.progress.Show()
 	p.stopBtn.Show()
 	p.status.SetText("Ingesting " + strings.Join(paths, ", "))
+	p.setTitle("ingesting")
 	go func() {
 		sum, err := ingest.Run(ctx, st, paths, ingest.Options{Progress: func(pr ingest.Progress) {
 			frac := 0.0
@@ -383,10 +416,13 @@ func (p *AuditPage) Ingest(paths []string) {
 			switch {
 			case err != nil && ctx.Err() != nil:
 				p.status.SetText("Ingest cancelled at a file boundary; nothing half-loaded. Ingest again to continue.")
+				p.setTitle("ingest cancelled")
 			case err != nil:
 				p.status.SetText("Ingest failed: " + err.Error())
 				p.status.Importance = widget.DangerImportance
+				p.setTitle("ingest failed")
 			default:
+				p.setTitle(fmt.Sprintf("ingested %d files, %d new KMS events, %d failed", sum.FilesOK, sum.KMSNew, len(sum.Failed)))
 				msg := fmt.Sprintf("Ingested: %d files ok, %d failed, %d new KMS events, %d duplicates, %d non-KMS skipped.",
 					sum.FilesOK, len(sum.Failed), sum.KMSNew, sum.KMSDuplicate, sum.NonKMS)
 				for _, fe := range sum.Failed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -21,10 +22,18 @@ import (
 func (p *AuditPage) reportButtons() fyne.CanvasObject {
 	rot := widget.NewButtonWithIcon("Rotation report…", theme.DocumentSaveIcon(), func() { p.askReport("rotation") })
 	use := widget.NewButtonWithIcon("Usage report…", theme.DocumentSaveIcon(), func() { p.askReport("usage") })
-	return container.NewHBox(widget.NewLabel("Reports for the period and account/region/key filters above:"), rot, use)
+	p.reports = widget.NewEntry()
+	p.reports.SetPlaceHolder("folder for the reports (empty: ask where)")
+	return container.NewBorder(nil, nil, widget.NewLabel("Reports for the period and account/region/key filters above:"), container.NewHBox(rot, use), p.reports)
 }
 
+// askReport writes a report into the folder typed beside the buttons as
+// KIND-report.pdf (with .csv and .json), or asks where with a dialog.
 func (p *AuditPage) askReport(kind string) {
+	if dir := strings.TrimSpace(p.reports.Text); dir != "" {
+		p.Report(kind, filepath.Join(dir, kind+"-report.pdf"))
+		return
+	}
 	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
 		if err != nil || w == nil {
 			return
@@ -80,6 +89,7 @@ func (p *AuditPage) Report(kind, pdfPath string) {
 	p.progress.SetValue(0)
 	p.progress.Show()
 	p.stopBtn.Show()
+	p.setTitle("writing the " + kind + " report")
 	progress := func(pr report.Progress) {
 		fyne.Do(func() {
 			if pr.Steps > 0 {
@@ -115,9 +125,11 @@ func (p *AuditPage) Report(kind, pdfPath string) {
 			p.stopBtn.Hide()
 			if err != nil {
 				p.status.SetText(kind + " report failed: " + err.Error())
+				p.setTitle(kind + " report failed")
 				return
 			}
 			p.status.SetText(fmt.Sprintf("Wrote %s (and the same data as %s, %s).", outs[0], outs[1], outs[2]))
+			p.setTitle("wrote the " + kind + " report")
 		})
 	}()
 }

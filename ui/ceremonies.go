@@ -29,6 +29,8 @@ type CeremoniesPage struct {
 	content  fyne.CanvasObject
 	wizard   *Wizard
 	settings *Settings
+	form     *ScriptForm // the script form on screen, if any
+	initial  fyne.Focusable
 }
 
 func (w *MainWindow) ceremoniesPage() fyne.CanvasObject {
@@ -53,6 +55,13 @@ func (p *CeremoniesPage) set(o fyne.CanvasObject) {
 	p.body.Refresh()
 }
 
+// screen shows o and names it in the window title, once it is on screen
+// (what the title names is what the window shows).
+func (p *CeremoniesPage) screen(title string, o fyne.CanvasObject) {
+	p.set(o)
+	setTitle(p.win, title)
+}
+
 func templateNames() []string {
 	var names []string
 	entries, _ := fs.ReadDir(assets.Ceremonies, "ceremonies")
@@ -63,32 +72,61 @@ func templateNames() []string {
 }
 
 func (p *CeremoniesPage) showStart() {
-	open := widget.NewButtonWithIcon("Open ceremony script…", theme.FolderOpenIcon(), func() {
-		dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-			if err != nil || r == nil {
-				return
-			}
-			path := r.URI().Path()
-			r.Close()
-			p.OpenScript(path)
-		}, p.win).Show()
-	})
-	open.Importance = widget.HighImportance
+	p.form = nil
+	pickFile := func(then func(string)) func() {
+		return func() {
+			dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+				if err != nil || r == nil {
+					return
+				}
+				path := r.URI().Path()
+				r.Close()
+				then(path)
+			}, p.win).Show()
+		}
+	}
+	create := widget.NewButtonWithIcon("New ceremony script…", theme.ContentAddIcon(), p.showKinds)
+	create.Importance = widget.HighImportance
+	edit := widget.NewButtonWithIcon("Edit a script in the form…", theme.DocumentCreateIcon(), pickFile(p.EditScript))
+	open := widget.NewButtonWithIcon("Open a reviewed script to run…", theme.FolderOpenIcon(), pickFile(p.OpenScript))
 	names := templateNames()
-	list := widget.NewList(
-		func() int { return len(names) },
-		func() fyne.CanvasObject {
-			return container.NewBorder(nil, nil, nil, widget.NewButton("Save a copy to edit…", nil), widget.NewLabel("root-generation"))
-		},
-		func(id widget.ListItemID, o fyne.CanvasObject) {
-			c := o.(*fyne.Container)
-			c.Objects[0].(*widget.Label).SetText(names[id])
-			c.Objects[1].(*widget.Button).OnTapped = func() { p.saveTemplate(names[id]) }
-		},
-	)
-	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Open the reviewed script, or start from a template: save a copy, replace its EXAMPLE values, have it reviewed, then open it here. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
-	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(open), boldLabel("Templates"))
-	p.set(container.NewBorder(top, nil, nil, nil, list))
+	var rows []fyne.CanvasObject
+	for _, name := range names {
+		name := name
+		form := widget.NewButton("Open in the form", func() { p.templateForm(name) })
+		save := widget.NewButton("Save a copy…", func() { p.saveTemplate(name) })
+		rows = append(rows, container.NewBorder(nil, nil, nil, container.NewHBox(form, save), widget.NewLabel(name)))
+	}
+	intro := wrapLabel("A ceremony is a reviewed script run step by step by named people. Create the script in a form (or start from a template with example values), save it, have the saved file reviewed by its SHA-256, then open it here to run. Rehearse first: a rehearsal runs the exact script against a throwaway token.")
+	top := container.NewVBox(heading("Ceremonies"), intro, container.NewHBox(create, edit, open), boldLabel("Templates (example values)"))
+	p.screen("", container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewVBox(rows...))))
+	p.initial = create
+	p.win.Canvas().Focus(create)
+}
+
+// focusInitial gives the keyboard focus to the start page's main button once
+// the page is in the window (the window calls it when it shows the page).
+func (p *CeremoniesPage) focusInitial() {
+	if p.initial != nil && p.form == nil && p.wizard == nil {
+		p.win.Canvas().Focus(p.initial)
+	}
+}
+
+// templateForm opens a shipped template in the form, to be saved elsewhere.
+func (p *CeremoniesPage) templateForm(name string) {
+	data, err := fs.ReadFile(assets.Ceremonies, "ceremonies/"+name+".yaml")
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	s, err := script.Decode(data)
+	if err != nil {
+		dialog.ShowError(err, p.win)
+		return
+	}
+	f := NewScriptForm(p.win, p.settings, s.Kind)
+	f.Load(s)
+	p.showForm(f, "New script from the "+name+" template")
 }
 
 func (p *CeremoniesPage) saveTemplate(name string) {
@@ -114,7 +152,7 @@ func (p *CeremoniesPage) saveTemplate(name string) {
 func (p *CeremoniesPage) OpenScript(path string) {
 	s, err := script.Load(path)
 	if err != nil {
-		p.set(container.NewVBox(heading("The script cannot be used"), warningLabel(err.Error()),
+		p.screen("Cannot use "+filepath.Base(path), container.NewVBox(heading("The script cannot be used"), warningLabel(err.Error()),
 			wrapLabel("Nothing has touched the token. Correct the script (every problem is listed above), have the change reviewed, and open it again."),
 			widget.NewButton("Back", p.showStart)))
 		return
@@ -123,6 +161,7 @@ func (p *CeremoniesPage) OpenScript(path string) {
 }
 
 func (p *CeremoniesPage) showSummary(s *script.Script) {
+	p.form = nil
 	sum := s.SHA256[:]
 	form := widget.NewForm(
 		widget.NewFormItem("Title", wrapLabel(s.Title)),
@@ -140,6 +179,21 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	if s.Quorum.Threshold > 0 {
 		form.Append("Quorum", wrapLabel(fmt.Sprintf("%d of %d: %s", s.Quorum.Threshold, len(s.Quorum.Custodians), strings.Join(s.Quorum.Custodians, ", "))))
 	}
+	// What the script's token can do for it, probed without logging in, so
+	// a missing capability is known before anyone is called in.
+	tokenInfo := wrapLabel("Checking the token…")
+	form.Append("Token", tokenInfo)
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		text := "Not checked: "
+		if r, err := ceremony.ProbeScript(s); err != nil {
+			text += err.Error() + "\nPlan again where the token is inserted; the ceremony's token step checks it before any share is issued."
+		} else if text = r.Summary(); len(r.Blocking()) > 0 {
+			text = "THIS TOKEN CANNOT CARRY OUT THE SCRIPT: change the script or the token.\n" + text
+		}
+		fyne.Do(func() { tokenInfo.SetText(text) })
+	}()
 	out := widget.NewEntry()
 	out.SetText(s.OutputDir())
 	if d := p.settings.OutputDir(); d != "" {
@@ -147,6 +201,7 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	}
 	form.Append("Output directory", out)
 	start := func(rehearse bool) {
+		<-probed // the probe has released the module
 		dir := strings.TrimSpace(out.Text)
 		if dir == s.OutputDir() {
 			dir = "" // let the engine apply its rules (a rehearsal never writes to the real directory)
@@ -165,8 +220,14 @@ func (p *CeremoniesPage) showSummary(s *script.Script) {
 	if _, err := os.Stat(filepath.Join(s.OutputDir(), s.Output.Prefix+".transcript.jsonl")); err == nil {
 		run.SetText("Resume the ceremony")
 	}
-	p.set(container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run), nil, nil,
+	edit := widget.NewButtonWithIcon("Edit in the form", theme.DocumentCreateIcon(), func() { p.EditScript(s.Path) })
+	p.screen("Script "+filepath.Base(s.Path), container.NewBorder(container.NewVBox(heading("Ceremony script")), container.NewHBox(widget.NewButton("Back", p.showStart), rehearse, run, edit), nil, nil,
 		container.NewVScroll(form)))
+	if s.Kind == script.RootGeneration || s.Kind == script.KeyRestore {
+		p.win.Canvas().Focus(rehearse) // the safe action first
+	} else {
+		p.win.Canvas().Unfocus()
+	}
 }
 
 // run starts the wizard for s.

@@ -18,9 +18,11 @@ import (
 	"github.com/keyceremony/keyceremony/audit/athena"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
 	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/audit/kmsinventory"
+	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/audit/store"
-	"github.com/keyceremony/keyceremony/ceremony/byok"
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
 
@@ -241,28 +243,28 @@ func (p *onlinePage) byokPrepareCard() fyne.CanvasObject {
 	keyID, out := widget.NewEntry(), widget.NewEntry()
 	keyID.SetPlaceHolder("empty: create a new EXTERNAL key")
 	var specs, algs []string
-	for _, c := range byok.Allowed() {
+	for _, c := range kmsimport.Allowed() {
 		if !contains(specs, string(c.Spec)) {
 			specs = append(specs, string(c.Spec))
 		}
 	}
-	for _, a := range byok.Algorithms() {
+	for _, a := range kmsimport.Algorithms() {
 		algs = append(algs, string(a))
 	}
 	spec, alg := widget.NewSelect(specs, nil), widget.NewSelect(algs, nil)
-	spec.SetSelected(string(byok.SymmetricDefault))
-	alg.SetSelected(string(byok.RSAAESKeyWrapSHA256))
+	spec.SetSelected(string(kmsimport.SymmetricDefault))
+	alg.SetSelected(string(kmsimport.RSAAESKeyWrapSHA256))
 	wks := widget.NewSelect([]string{"RSA_2048", "RSA_3072", "RSA_4096"}, nil)
 	wks.SetSelected("RSA_4096")
 	b := p.button("Prepare import parameters…", "Create an EXTERNAL KMS key (or use the one given) and fetch its import parameters into the directory.", func() (onlineAction, error) {
-		req := online.PrepareRequest{KeyID: strings.TrimSpace(keyID.Text), KeySpec: byok.KeySpec(spec.Selected),
-			Algorithm: byok.Algorithm(alg.Selected), WrappingKeySpec: byok.WrappingKeySpec(wks.Selected)}
+		req := online.PrepareRequest{KeyID: strings.TrimSpace(keyID.Text), KeySpec: kmsimport.KeySpec(spec.Selected),
+			Algorithm: kmsimport.Algorithm(alg.Selected), WrappingKeySpec: kmsimport.WrappingKeySpec(wks.Selected)}
 		dir := out.Text
 		if err := required("The parameters directory", dir); err != nil {
 			return nil, err
 		}
 		// Refused here, before AWS is asked for anything.
-		if err := byok.Check(req.KeySpec, req.Algorithm, req.WrappingKeySpec); err != nil {
+		if err := kmsimport.Check(req.KeySpec, req.Algorithm, req.WrappingKeySpec); err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, c online.Connection, _ func(string)) (string, error) {
@@ -323,7 +325,7 @@ func (p *onlinePage) pcaCSRCard() fyne.CanvasObject {
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("Wrote the CSR (subject %s, %s key) to %s: carry it to the ca-signing ceremony.", csr.Subject, casign.KeyType(csr.PublicKey), file), nil
+			return fmt.Sprintf("Wrote the CSR (subject %s, %s key) to %s: carry it to the ca-signing ceremony.", csr.Subject, certprofile.KeyType(csr.PublicKey), file), nil
 		}, nil
 	})
 	form := widget.NewForm(widget.NewFormItem("CA ARN", arnEntry), widget.NewFormItem("CSR file", p.pathRow(out, "subordinate-ca.csr")))
@@ -421,11 +423,11 @@ func (p *onlinePage) inventoryCard() fyne.CanvasObject {
 			return nil, err
 		}
 		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			k, err := online.NewKMS(ctx, c)
+			cfg, err := c.Load(ctx)
 			if err != nil {
 				return "", err
 			}
-			sum, err := k.ExportInventory(ctx, file, online.InventoryOptions{Progress: func(pr online.InventoryProgress) {
+			sum, err := kmsinventory.New(cfg, c.Endpoint).Export(ctx, file, kmsinventory.Options{Progress: func(pr kmsinventory.Progress) {
 				progress(fmt.Sprintf("%d of %d keys examined", pr.Done, pr.Keys))
 			}})
 			if err != nil {
@@ -452,18 +454,18 @@ func (p *onlinePage) trailCard() fyne.CanvasObject {
 		if err != nil {
 			return nil, err
 		}
-		req := online.TrailRequest{Bucket: strings.TrimSpace(bucket.Text), Prefix: strings.TrimSpace(prefix.Text),
-			Accounts: online.ParseList(accounts.Text), Regions: online.ParseList(regions.Text), From: first, To: last, Dir: out.Text}
+		req := s3trail.Request{Bucket: strings.TrimSpace(bucket.Text), Prefix: strings.TrimSpace(prefix.Text),
+			Accounts: s3trail.ParseList(accounts.Text), Regions: s3trail.ParseList(regions.Text), From: first, To: last, Dir: out.Text}
 		ingestToo, db := load.Checked, p.w.settings().AuditDB()
 		return func(ctx context.Context, c online.Connection, progress func(string)) (string, error) {
-			tl, err := online.NewTrailLogs(ctx, c)
+			cfg, err := c.Load(ctx)
 			if err != nil {
 				return "", err
 			}
-			req.Progress = func(pr online.TrailProgress) {
+			req.Progress = func(pr s3trail.Progress) {
 				progress(fmt.Sprintf("%s: %d files listed, %d downloaded, %d already here, %d failed", pr.Day, pr.Listed, pr.Downloaded, pr.Skipped, pr.Failed))
 			}
-			sum, err := tl.Download(ctx, req)
+			sum, err := s3trail.New(cfg, c.Endpoint).Download(ctx, req)
 			if sum == nil {
 				return "", err
 			}

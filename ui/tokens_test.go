@@ -16,7 +16,7 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony/words"
 
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // waitFor polls cond on the UI goroutine until it holds or the deadline passes.
@@ -37,7 +37,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestTokensPageShowsRealToken(t *testing.T) {
 	userPIN := []byte("user-pin-0000")
-	mod := softhsm.NewTestToken(t, "UI Test Token", []byte("so-pin-0000"), userPIN)
+	mod := softhsmtest.NewToken(t, "UI Test Token", []byte("so-pin-0000"), userPIN)
 	// A key to find in the Keys tab, made through the hsm package.
 	m, err := hsm.Open(mod)
 	if err != nil {

@@ -23,7 +23,11 @@ type Options struct {
 	Script string // ceremony script to open on the Ceremonies page
 	// Rehearse starts the script's rehearsal at once.
 	Rehearse bool
-	Version  string
+	// Edit is a ceremony script to open in the form.
+	Edit string
+	// New is the kind of a new ceremony script to start in the form.
+	New     string
+	Version string
 }
 
 // page is one entry of the navigation.
@@ -77,22 +81,28 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	// Pages with background work (token polling, a running ceremony) end
 	// it when the window closes, releasing the PKCS#11 module.
 	w.SetOnClosed(w.stopPages)
-	w.Resize(fyne.NewSize(1180, 760))
+	// The size of the laptops it runs on: a 1280×800 screen, filled.
+	w.Resize(fyne.NewSize(1280, 800))
 	w.SetMaster()
 
 	start := strings.ToLower(opts.Page)
 	if start == "" {
 		start = "home"
 	}
-	if opts.Script != "" {
+	if opts.Script != "" || opts.Edit != "" || opts.New != "" {
 		start = "ceremonies"
 	}
 	w.Select(start)
-	if opts.Script != "" && w.ceremonies != nil {
-		if opts.Rehearse {
+	if w.ceremonies != nil {
+		switch {
+		case opts.Script != "" && opts.Rehearse:
 			w.ceremonies.Rehearse(opts.Script)
-		} else {
+		case opts.Script != "":
 			w.ceremonies.OpenScript(opts.Script)
+		case opts.Edit != "":
+			w.ceremonies.EditScript(opts.Edit)
+		case opts.New != "":
+			w.ceremonies.NewKind(opts.New)
 		}
 	}
 	return w
@@ -182,6 +192,7 @@ func (w *MainWindow) stopPages() {
 }
 
 func (w *MainWindow) show(id string) {
+	setTitle(w.Window, "") // the page's screens name themselves
 	// Leaving a page stops its polling; a running ceremony keeps running and
 	// is there again when its page is shown.
 	for _, old := range w.content.Objects {
@@ -204,8 +215,14 @@ func (w *MainWindow) show(id string) {
 	for _, p := range w.pages {
 		if p.id == id {
 			w.current = id
-			w.content.Objects = []fyne.CanvasObject{p.make()}
+			o := p.make()
+			w.content.Objects = []fyne.CanvasObject{o}
 			w.content.Refresh()
+			// A page that names a first field gets the keyboard focus
+			// there, now that it is in the window.
+			if f, ok := o.(interface{ focusInitial() }); ok {
+				f.focusInitial()
+			}
 			return
 		}
 	}

@@ -196,10 +196,45 @@ func (wz *Wizard) Primary() {
 	}
 }
 
+// setPanel shows a panel. Nothing keeps the keyboard focus from the last
+// one, so Enter reaches the panel's main action unless the panel focuses a
+// field of its own.
 func (wz *Wizard) setPanel(primary func(), objs ...fyne.CanvasObject) {
 	wz.primary = primary
 	wz.panel.Objects = objs
 	wz.panel.Refresh()
+	if wz.win != nil {
+		wz.win.Canvas().Unfocus()
+	}
+}
+
+// focus puts the keyboard focus on a panel's first field.
+func (wz *Wizard) focus(o fyne.Focusable) {
+	if wz.win != nil {
+		wz.win.Canvas().Focus(o)
+	}
+}
+
+// waitingFor names the step and what the panel waits for in the window
+// title ("Key Ceremony — REHEARSAL — step 4 of 17: … — confirmation"), so
+// the taskbar, a screen reader and a keyboard-driven test know where the
+// ceremony is.
+func (wz *Wizard) waitingFor(what string) {
+	if wz.win == nil {
+		return
+	}
+	t := ""
+	if wz.rehearsal {
+		t = "REHEARSAL — "
+	}
+	if wz.current < len(wz.plan) {
+		st := wz.plan[wz.current]
+		t += fmt.Sprintf("step %d of %d: %s", st.Number, st.Total, st.Title)
+	}
+	if what != "" {
+		t += " — " + what
+	}
+	setTitle(wz.win, t)
 }
 
 func (wz *Wizard) showStep(s ceremony.StepInfo) {
@@ -217,6 +252,7 @@ func (wz *Wizard) showStep(s ceremony.StepInfo) {
 	wz.steps.Refresh()
 	wz.steps.ScrollTo(wz.current)
 	wz.setPanel(nil, widget.NewLabel("Working…"))
+	wz.waitingFor("working")
 }
 
 func (wz *Wizard) addLog(line string, info ceremony.StepInfo) {
@@ -259,6 +295,7 @@ func (wz *Wizard) showNotice(n ceremony.Notice, reply func(any, error)) {
 	btn := widget.NewButtonWithIcon("Continue", theme.NavigateNextIcon(), next)
 	btn.Importance = widget.HighImportance
 	wz.setPanel(next, append(objs, btn)...)
+	wz.waitingFor("continue: " + n.Title)
 }
 
 // showConfirm asks every required person to confirm by name: a checkbox each,
@@ -300,12 +337,16 @@ func (wz *Wizard) showConfirm(r ceremony.ConfirmRequest, reply func(any, error))
 	objs = append(objs, boxes...)
 	objs = append(objs, container.NewHBox(confirm, decline))
 	wz.setPanel(do, objs...)
+	if len(checks) > 0 {
+		wz.focus(checks[0])
+	}
+	wz.waitingFor(fmt.Sprintf("confirmation by %d", len(r.Required)))
 }
 
 // showDelivery issues one custodian's share: first "only <name> looks now",
 // then where the card and the encrypted file go.
 func (wz *Wizard) showDelivery(r ceremony.DeliveryRequest, reply func(any, error)) {
-	intro := wrapLabel(fmt.Sprintf("Share %d of %d (any %d unlock) for %s. Everyone but %s looks away now.", r.Index, r.Custodians, r.Threshold, r.Custodian, r.Custodian))
+	intro := wrapLabel(fmt.Sprintf("Share %d of %d of the %s (any %d unlock) for %s. Everyone but %s looks away now.", r.Index, r.Custodians, quorumName(r.Quorum), r.Threshold, r.Custodian, r.Custodian))
 	intro.TextStyle = fyne.TextStyle{Bold: true}
 	only := widget.NewCheck(fmt.Sprintf("Only %s looks at the screen now", r.Custodian), nil)
 	var objs []fyne.CanvasObject
@@ -371,6 +412,12 @@ func (wz *Wizard) showDelivery(r ceremony.DeliveryRequest, reply func(any, error
 	pass2.OnSubmitted = func(string) { do() }
 	objs = append(objs, only, form, problem, issue)
 	wz.setPanel(do, objs...)
+	wz.focus(only)
+	if r.Problem != "" {
+		wz.waitingFor("share for " + r.Custodian + " (the last destination was refused)")
+	} else {
+		wz.waitingFor("share for " + r.Custodian)
+	}
 }
 
 // pathRow is an entry with a Browse… button that picks a file to create.
@@ -438,6 +485,18 @@ func (wz *Wizard) showPresent(r ceremony.ShareRequest, reply func(any, error)) {
 	pass.OnSubmitted = func(string) { do() }
 	objs = append(objs, widget.NewForm(widget.NewFormItem("Custodian", who)), tabs, submit)
 	wz.setPanel(do, objs...)
+	// Shares issued only as files are presented as files: that tab first.
+	if wz.engine != nil && !wz.engine.Script().Quorum.Delivers("card") {
+		tabs.SelectIndex(1)
+		wz.focus(file)
+	} else {
+		wz.focus(typed)
+	}
+	if r.Problem != "" {
+		wz.waitingFor("share from " + who.Selected + " (the last share was refused)")
+	} else {
+		wz.waitingFor("share from " + who.Selected)
+	}
 }
 
 // openRow is an entry with a Browse… button that picks an existing file.
@@ -465,9 +524,8 @@ func (wz *Wizard) showSecret(r ceremony.SecretRequest, reply func(any, error)) {
 	btn := widget.NewButton("Enter", do)
 	btn.Importance = widget.HighImportance
 	wz.setPanel(do, wrapLabel(fmt.Sprintf("%s: %s", r.Who.Name, r.Prompt)), pin, btn)
-	if c := wz.win.Canvas(); c != nil {
-		c.Focus(pin)
-	}
+	wz.focus(pin)
+	wz.waitingFor("PIN of " + r.Who.Name)
 }
 
 // showEnd is the last screen: the result with its final hash to read aloud,
@@ -487,8 +545,18 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 		if wz.rehearsal {
 			what = "A rehearsal cannot be resumed: remove its output directory and rehearse again."
 		}
+		var te *ceremony.TranscriptError
+		if errors.As(err, &te) {
+			wz.stepTitle.SetText("The transcript does not verify: the ceremony was not resumed")
+			wz.setPanel(nil, warningLabel("Failed anchor: "+te.Err.Error()),
+				wrapLabel("Nothing was done on the token. The transcript on the output medium is not the one this ceremony wrote: it was changed, "+
+					"re-chained or cut, or the shares belong to another quorum. Do not resume from it: keep the medium as evidence and call the auditor."))
+			wz.waitingFor("transcript does not verify")
+			return
+		}
 		wz.stepTitle.SetText("The ceremony did not complete")
 		wz.setPanel(nil, warningLabel(msg), wrapLabel(what))
+		wz.waitingFor("did not complete")
 		return
 	}
 	wz.stepTitle.SetText("Ceremony complete")
@@ -497,7 +565,31 @@ func (wz *Wizard) showEnd(res *ceremony.Result, err error) {
 		{Label: "Transcript PDF", Value: res.PDF},
 		{Label: "Final hash", Value: fmt.Sprintf("%x", res.FinalHash), Words: words.String(res.FinalHash)},
 	}
-	wz.setPanel(nil, wrapLabel("Print the transcript PDF, read the final hash aloud, and have every participant sign."), factsView(facts))
+	for _, a := range res.Anchors {
+		facts = append(facts, ceremony.Fact{Label: "Anchor", Value: a})
+	}
+	paper := widget.NewLabel("Write on the paper: " + words.String(res.FinalHash))
+	paper.TextStyle = fyne.TextStyle{Bold: true}
+	paper.Wrapping = fyne.TextWrapWord
+	objs := []fyne.CanvasObject{wrapLabel("Print the transcript PDF, read the final hash words aloud, write them by hand on the printed transcript, and have every participant sign. " +
+		"Anyone can later check the transcript file against that paper: keyceremony ceremony verify TRANSCRIPT --expect \"WORDS\"."), paper, factsView(facts)}
+	if s := wz.engine.Script(); s.Kind == script.BYOKWrap && !wz.rehearsal {
+		// The BYOK flow ends on the connected machine: say what to carry
+		// there and the command to run, checked against the manifest.
+		instr := selectableLabel(importInstructions(wz.engine.OutputDir()))
+		instr.TextStyle = fyne.TextStyle{Monospace: true}
+		objs = append(objs, boldLabel("Import into AWS KMS"), instr)
+	}
+	wz.setPanel(nil, objs...)
+	wz.waitingFor("ceremony complete")
+}
+
+// quorumName names the quorum a share belongs to.
+func quorumName(q string) string {
+	if q == "" {
+		return "quorum"
+	}
+	return q
 }
 
 // enterCheck is a checkbox that passes Enter to the panel's main action, so

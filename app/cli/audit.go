@@ -3,32 +3,122 @@ package cli
 import (
 	"context"
 	"errors"
-	"strings"
+	"flag"
+	"fmt"
+	"time"
 
-	"github.com/keyceremony/keyceremony/audit/auditcli"
+	"github.com/keyceremony/keyceremony/audit/store"
 )
 
-// The audit group lives in audit/auditcli so it builds and is tested on its
-// own; this registers it and maps its usage errors to ours (exit status 2).
+// The audit group: loading CloudTrail KMS logs and key inventories into
+// the audit database (audit_ingest.go), browsing it (audit_browse.go),
+// the reports (audit_report.go), and the online sources: CloudTrail
+// LookupEvents and a trail's S3 bucket (audit_fetch*.go), Athena
+// (audit_athena.go).
 func init() {
-	Register(&Command{Name: "audit", Summary: auditcli.Summary, Run: runAudit})
+	Register(&Command{Name: "audit", Summary: "load CloudTrail KMS logs and key inventories; query the audit database", Run: runAudit})
+}
+
+// auditDatabaseCommands are the commands on the audit database alone; the
+// group's usage line lists these (report, fetch and athena have their own).
+var auditDatabaseCommands = map[string]func(context.Context, *Env, []string) error{
+	"ingest":   auditIngest,
+	"events":   auditEvents,
+	"raw":      auditRaw,
+	"export":   auditExport,
+	"coverage": auditCoverage,
+	"keys":     auditKeys,
 }
 
 func runAudit(ctx context.Context, env *Env, args []string) error {
-	// "audit report", "audit fetch" and "audit athena" live in app/cli
-	// (audit_*.go: they need the AWS connection flags); the rest in auditcli.
-	if len(args) > 0 && args[0] == "report" {
-		return auditReport(ctx, env, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "report":
+			return auditReport(ctx, env, args[1:])
+		case "fetch":
+			return auditFetch(ctx, env, args[1:])
+		case "athena":
+			return auditAthena(ctx, env, args[1:])
+		}
 	}
-	if len(args) > 0 && args[0] == "fetch" {
-		return auditFetch(ctx, env, args[1:])
+	return subcommand(ctx, env, "audit", args, auditDatabaseCommands)
+}
+
+// parseInterspersed lets flags follow paths ("ingest logs/ --json").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	if len(args) > 0 && args[0] == "athena" {
-		return auditAthena(ctx, env, args[1:])
+}
+
+func auditFlags(env *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("keyceremony audit "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: keyceremony audit %s\n", usage)
+		fs.PrintDefaults()
 	}
-	err := auditcli.Run(ctx, &auditcli.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, args)
-	if errors.Is(err, auditcli.ErrUsage) {
-		return usagef("%s", strings.TrimPrefix(err.Error(), auditcli.ErrUsage.Error()+": "))
+	return fs
+}
+
+func auditParseErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	return err
+	return usagef("%v", err)
+}
+
+// openAuditStore opens the audit database at path, or the user's default one
+// (<user config dir>/keyceremony/audit.db) when path is empty.
+func openAuditStore(ctx context.Context, path string) (*store.Store, error) {
+	if path == "" {
+		var err error
+		if path, err = store.DefaultPath(); err != nil {
+			return nil, err
+		}
+	}
+	return store.Open(ctx, path)
+}
+
+func filterFlags(fs *flag.FlagSet) func() (store.Filter, error) {
+	from := fs.String("from", "", "start time (RFC 3339 or YYYY-MM-DD, inclusive)")
+	to := fs.String("to", "", "end time (RFC 3339 or YYYY-MM-DD, exclusive)")
+	key := fs.String("key", "", "key ARN or key id")
+	alias := fs.String("alias", "", "alias name or ARN")
+	principal := fs.String("principal", "", "principal ARN or IAM role ARN")
+	name := fs.String("name", "", "event name (Decrypt, ...)")
+	errorsOnly := fs.Bool("errors", false, "failed calls only")
+	account := fs.String("account", "", "account id")
+	region := fs.String("region", "", "region")
+	return func() (store.Filter, error) {
+		f := store.Filter{KeyARN: *key, Alias: *alias, Principal: *principal, EventName: *name,
+			ErrorsOnly: *errorsOnly, Account: *account, Region: *region}
+		var err error
+		if f.From, err = parseWhen(*from); err != nil {
+			return f, err
+		}
+		f.To, err = parseWhen(*to)
+		return f, err
+	}
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, l := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("invalid time %q (want RFC 3339 or YYYY-MM-DD)", s)
 }

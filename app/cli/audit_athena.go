@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/athena"
-	"github.com/keyceremony/keyceremony/audit/auditcli"
 )
 
 const auditAthenaUsage = `keyceremony audit athena --database D --table T [--workgroup W] [--output-location s3://BUCKET/PREFIX/]
@@ -68,7 +67,7 @@ func auditAthena(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := auditcli.OpenStore(ctx, *dbPath)
+	st, err := openAuditStore(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyceremony/keyceremony/audit/auditcli"
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
 )
 
@@ -56,7 +55,7 @@ func auditFetch(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := auditcli.OpenStore(ctx, *dbPath)
+	st, err := openAuditStore(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

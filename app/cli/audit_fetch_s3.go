@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyceremony/keyceremony/audit/auditcli"
+	"github.com/keyceremony/keyceremony/audit/s3trail"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
 
@@ -54,11 +54,11 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 	if err != nil {
 		return usagef("--to: %v", err)
 	}
-	req := online.TrailRequest{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: online.ParseList(accounts), Regions: online.ParseList(*f.regions),
+	req := s3trail.Request{Bucket: *f.bucket, Prefix: *f.prefix, OrgID: *f.org, Accounts: s3trail.ParseList(accounts), Regions: s3trail.ParseList(*f.regions),
 		From: first, To: last, Dir: *f.out, Workers: *f.workers}
 	if !quiet {
 		var shown time.Time
-		req.Progress = func(p online.TrailProgress) {
+		req.Progress = func(p s3trail.Progress) {
 			if time.Since(shown) < time.Second {
 				return
 			}
@@ -67,11 +67,11 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 				p.Day, p.Listed, p.Downloaded, float64(p.Bytes)/1e6, p.Skipped, p.Failed, p.Elapsed.Round(time.Second))
 		}
 	}
-	tl, err := online.NewTrailLogs(ctx, conn)
+	cfg, err := conn.Load(ctx)
 	if err != nil {
 		return err
 	}
-	sum, err := tl.Download(ctx, req)
+	sum, err := s3trail.New(cfg, conn.Endpoint).Download(ctx, req)
 	if sum != nil {
 		if asJSON {
 			data, _ := json.MarshalIndent(sum, "", "  ")
@@ -90,14 +90,14 @@ func auditFetchS3(ctx context.Context, env *Env, conn online.Connection, f trail
 		return nil
 	}
 	// The ingest is audit ingest itself: same summary, same exit status.
-	args := []string{"ingest", "--no-progress"}
+	args := []string{"--no-progress"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}
 	if asJSON {
 		args = append(args, "--json")
 	}
-	err = auditcli.Run(ctx, &auditcli.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, append(args, sum.DayDirs...))
+	err = auditIngest(ctx, env, append(args, sum.DayDirs...))
 	if err != nil {
 		return fmt.Errorf("ingest the downloaded files: %w", err)
 	}

@@ -28,14 +28,76 @@ rotation: --policy-days N (default 365), --import-max-days N, --expiry-warn-days
 usage: --business-hours 08-18, --business-days Mon-Fri, --tz Europe/Berlin, --top N.
 Output files are written 0600 and never replaced unless --force.`
 
+// reportRequest is a checked "audit report" command line.
+type reportRequest struct {
+	kind           string // rotation or usage
+	db             string
+	scope          report.Scope
+	pdf, csv, json string
+	force, quiet   bool
+	policy         rules.Policy
+	businessHours  usage.BusinessHours
+	top            int
+}
+
 // auditReport runs "keyceremony audit report rotation|usage ...".
 func auditReport(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		return usagef("%s", auditReportUsage)
 	}
-	kind := args[0]
+	req, err := parseReportArgs(env, args[0], args[1:])
+	if err != nil || req == nil {
+		return err // nil, nil: -h printed the usage
+	}
+	// Refuse before computing anything: a report on a million events is
+	// not thrown away because of a name clash at the end.
+	seen := map[string]bool{}
+	for _, p := range []string{req.pdf, req.csv, req.json} {
+		if p == "" {
+			continue
+		}
+		if seen[p] {
+			return usagef("%s is named twice as an output", p)
+		}
+		seen[p] = true
+		if err := report.CheckOutput(p, req.force); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(req.db); err != nil {
+		return fmt.Errorf("audit database %s: %w (ingest logs first: keyceremony audit ingest --db %s PATHS)", req.db, err, req.db)
+	}
+	// A soft memory limit keeps the report's resident memory near what it
+	// holds live (the GC works harder rather than letting garbage grow),
+	// unless the operator set GOMEMLIMIT. report.MemoryLimit: measured on a
+	// million events, 150 MiB let the rotation report's PDF (800 pages,
+	// held whole by gofpdf until it is written) take the process to 200
+	// MB; 112 MiB keeps it at 170 MB for a tenth of a second more.
+	if env.getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(report.MemoryLimit))
+	}
+	st, err := store.Open(ctx, req.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	start := time.Now()
+	r, summary, err := buildReport(ctx, env, st, req)
+	if err != nil {
+		return err
+	}
+	if err := writeReportOutputs(env, req, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s report, %s: %s (%.1f s)\n", req.kind, req.scope.String(), summary, time.Since(start).Seconds())
+	return nil
+}
+
+// parseReportArgs reads and checks the flags of "audit report KIND". It
+// returns nil and no error when -h printed the usage.
+func parseReportArgs(env *Env, kind string, args []string) (*reportRequest, error) {
 	if kind != "rotation" && kind != "usage" {
-		return usagef("unknown report %q (rotation or usage)\n%s", kind, auditReportUsage)
+		return nil, usagef("unknown report %q (rotation or usage)\n%s", kind, auditReportUsage)
 	}
 	fs := flag.NewFlagSet("audit report "+kind, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -59,124 +121,99 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 	tz := fs.String("tz", "UTC", "usage: time zone of the business hours (IANA name)")
 	top := fs.Int("top", 10, "usage: rows of the top-N tables")
 	fs.StringVar(pdfOut, "out", "", "PDF output file (same as -o)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return nil, nil
 		}
-		return usagef("%v", err)
+		return nil, usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q\n%s", fs.Arg(0), auditReportUsage)
+		return nil, usagef("unexpected argument %q\n%s", fs.Arg(0), auditReportUsage)
 	}
 	if *dbPath == "" || *fromS == "" || *toS == "" {
-		return usagef("--db, --from and --to are required\n%s", auditReportUsage)
+		return nil, usagef("--db, --from and --to are required\n%s", auditReportUsage)
 	}
 	if *pdfOut == "" && *csvOut == "" && *jsonOut == "" {
-		return usagef("name at least one output: -o report.pdf, --csv FILE or --json FILE")
+		return nil, usagef("name at least one output: -o report.pdf, --csv FILE or --json FILE")
 	}
 	from, err := reportTime(*fromS, false)
 	if err != nil {
-		return usagef("--from: %v", err)
+		return nil, usagef("--from: %v", err)
 	}
 	to, err := reportTime(*toS, true)
 	if err != nil {
-		return usagef("--to: %v", err)
+		return nil, usagef("--to: %v", err)
 	}
-	sc := report.Scope{From: from, To: to, Account: *account, Region: *region, KeyARN: *key}
-	if err := sc.Validate(); err != nil {
-		return usagef("%v", err)
+	req := &reportRequest{kind: kind, db: *dbPath, pdf: *pdfOut, csv: *csvOut, json: *jsonOut, force: *force, quiet: *quiet, top: *top,
+		scope:  report.Scope{From: from, To: to, Account: *account, Region: *region, KeyARN: *key},
+		policy: rules.Policy{RotationDays: *policyDays, ImportMaxDays: *importMax, ExpiryWarnDays: *warnDays}}
+	if err := req.scope.Validate(); err != nil {
+		return nil, usagef("%v", err)
 	}
 	if *policyDays <= 0 || *importMax < 0 || *warnDays < 0 || *top <= 0 {
-		return usagef("--policy-days and --top must be positive, --import-max-days and --expiry-warn-days not negative")
+		return nil, usagef("--policy-days and --top must be positive, --import-max-days and --expiry-warn-days not negative")
 	}
-	var bh usage.BusinessHours
 	if kind == "usage" {
 		a, b, ok := strings.Cut(*hours, "-")
 		start, err1 := strconv.Atoi(a)
 		end, err2 := strconv.Atoi(b)
 		if !ok || err1 != nil || err2 != nil {
-			return usagef("--business-hours %q: use HH-HH, e.g. 08-18", *hours)
+			return nil, usagef("--business-hours %q: use HH-HH, e.g. 08-18", *hours)
 		}
-		bh = usage.BusinessHours{Zone: *tz, StartHour: start, EndHour: end, Weekdays: *days}
+		req.businessHours = usage.BusinessHours{Zone: *tz, StartHour: start, EndHour: end, Weekdays: *days}
 	}
-	// Refuse before computing anything: a report on a million events is
-	// not thrown away because of a name clash at the end.
-	outs := []string{*pdfOut, *csvOut, *jsonOut}
-	seen := map[string]bool{}
-	for _, p := range outs {
-		if p == "" {
-			continue
-		}
-		if seen[p] {
-			return usagef("%s is named twice as an output", p)
-		}
-		seen[p] = true
-		if err := report.CheckOutput(p, *force); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return fmt.Errorf("audit database %s: %w (ingest logs first: keyceremony audit ingest --db %s PATHS)", *dbPath, err, *dbPath)
-	}
-	// A soft memory limit keeps the report's resident memory near what it
-	// holds live (the GC works harder rather than letting garbage grow),
-	// unless the operator set GOMEMLIMIT. report.MemoryLimit: measured on a
-	// million events, 150 MiB let the rotation report's PDF (800 pages,
-	// held whole by gofpdf until it is written) take the process to 200
-	// MB; 112 MiB keeps it at 170 MB for a tenth of a second more.
-	if env.getenv("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(report.MemoryLimit))
-	}
-	st, err := store.Open(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	return req, nil
+}
+
+// reportRenderer is one built report's three outputs.
+type reportRenderer struct {
+	pdf, csv, json func(io.Writer) error
+}
+
+// buildReport computes the report and the one-line summary printed after it.
+func buildReport(ctx context.Context, env *Env, st *store.Store, req *reportRequest) (reportRenderer, string, error) {
 	progress := func(p report.Progress) {
-		if !*quiet {
+		if !req.quiet {
 			fmt.Fprintf(env.Stderr, "[%d/%d] %s\n", p.Step, p.Steps, p.Stage)
 		}
 	}
-	type renderer struct {
-		pdf, csv, json func(io.Writer) error
-	}
-	var r renderer
 	var summary string
-	start := time.Now()
-	switch kind {
+	var coverage []report.Gap
+	var r reportRenderer
+	switch req.kind {
 	case "rotation":
-		rep, err := rotation.Build(ctx, st, rotation.Options{Scope: sc, Progress: progress, Generator: Version,
-			Policy: rules.Policy{RotationDays: *policyDays, ImportMaxDays: *importMax, ExpiryWarnDays: *warnDays}})
+		rep, err := rotation.Build(ctx, st, rotation.Options{Scope: req.scope, Progress: progress, Generator: Version, Policy: req.policy})
 		if err != nil {
-			return fmt.Errorf("rotation report: %w", err)
+			return r, "", fmt.Errorf("rotation report: %w", err)
 		}
-		r = renderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}
+		r, coverage = reportRenderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}, rep.Coverage
 		s := rep.Summary.ByStatus
 		summary = fmt.Sprintf("%d keys: %d compliant, %d non-compliant, %d unknown, %d not eligible for automatic rotation, %d deleted",
 			rep.Summary.Keys, s[rules.Compliant], s[rules.NonCompliant], s[rules.StatusUnknown], s[rules.NotEligible], s[rules.NotApplicable])
-		if len(rep.Coverage) > 0 {
-			summary += fmt.Sprintf("; KMS evidence missing for %d span(s) of days", len(rep.Coverage))
-		}
 	case "usage":
-		rep, err := usage.Build(ctx, st, usage.Options{Scope: sc, Progress: progress, Generator: Version, BusinessHours: bh, TopN: *top})
+		rep, err := usage.Build(ctx, st, usage.Options{Scope: req.scope, Progress: progress, Generator: Version, BusinessHours: req.businessHours, TopN: req.top})
 		if err != nil {
-			return fmt.Errorf("usage report: %w", err)
+			return r, "", fmt.Errorf("usage report: %w", err)
 		}
-		r = renderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}
+		r, coverage = reportRenderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}, rep.Coverage
 		t := rep.Totals
 		summary = fmt.Sprintf("%d events, %d cryptographic calls (%d failed), %d of %d keys used, %d principals (%d new), %d administrative events",
 			t.Events, t.CryptoCalls, t.Failed, t.KeysUsed, t.KeysInScope, t.Principals, t.NewPrincipals, t.AdminEvents)
-		if len(rep.Coverage) > 0 {
-			summary += fmt.Sprintf("; KMS evidence missing for %d span(s) of days", len(rep.Coverage))
-		}
 	}
-	// The outputs are rendered from the same read-only model at once: the
-	// PDF and the JSON each take a few tenths of a second on a million
-	// events, and a second core halves that.
+	if len(coverage) > 0 {
+		summary += fmt.Sprintf("; KMS evidence missing for %d span(s) of days", len(coverage))
+	}
+	return r, summary, nil
+}
+
+// writeReportOutputs renders the outputs from the same read-only model at
+// once: the PDF and the JSON each take a few tenths of a second on a
+// million events, and a second core halves that.
+func writeReportOutputs(env *Env, req *reportRequest, r reportRenderer) error {
 	outputs := []struct {
 		path  string
 		write func(io.Writer) error
-	}{{*pdfOut, r.pdf}, {*csvOut, r.csv}, {*jsonOut, r.json}}
+	}{{req.pdf, r.pdf}, {req.csv, r.csv}, {req.json, r.json}}
 	errs := make([]error, len(outputs))
 	var wg sync.WaitGroup
 	for i, o := range outputs {
@@ -186,7 +223,7 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = report.WriteFile(o.path, *force, o.write)
+			errs[i] = report.WriteFile(o.path, req.force, o.write)
 		}()
 	}
 	wg.Wait()
@@ -199,7 +236,6 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stdout, "wrote %s\n", o.path)
 	}
-	fmt.Fprintf(env.Stdout, "%s report, %s: %s (%.1f s)\n", kind, sc.String(), summary, time.Since(start).Seconds())
 	return nil
 }
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// The audit group is registered and its usage errors map to ours (exit 2);
-// the commands themselves are tested in audit/auditcli.
+// The audit group is registered, its usage errors exit 2, and it runs a
+// command on the database (the commands' own tests: audit_*_test.go).
 func TestAuditGroupRegistered(t *testing.T) {
 	var out, errb bytes.Buffer
 	env := &Env{Stdout: &out, Stderr: &errb}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 )
 
@@ -59,8 +59,8 @@ func awsBYOKPrepare(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: *keyID, Description: *desc, KeySpec: byok.KeySpec(*spec),
-		Algorithm: byok.Algorithm(*alg), WrappingKeySpec: byok.WrappingKeySpec(*wks)}, *out)
+	b, err := k.PrepareBYOK(ctx, online.PrepareRequest{KeyID: *keyID, Description: *desc, KeySpec: kmsimport.KeySpec(*spec),
+		Algorithm: kmsimport.Algorithm(*alg), WrappingKeySpec: kmsimport.WrappingKeySpec(*wks)}, *out)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,11 @@ func awsBYOKImport(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "Imported into %s: key state %s, key material %s.\nEvidence written to %s/%s; add it to the ceremony's records.\n",
 		res.KeyARN, res.KeyState, res.KeyMaterialID, fs.Arg(0), online.ImportResultFile)
+	if tr := res.Transcript; tr != nil {
+		fmt.Fprintf(env.Stdout, "The files are the ones the ceremony transcript %s records (entry %d); its final hash %s.\n", tr.Path, tr.WrapEntry, tr.FinalHash)
+	} else {
+		fmt.Fprintln(env.Stdout, "WARNING: no ceremony transcript beside the files, so they were checked against the manifest only: compare their SHA-256 with the ceremony's transcript.")
+	}
 	return nil
 }
 
@@ -115,7 +120,7 @@ func awsPCAGetCSR(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "Wrote the CSR of %s (subject %s, %s key) to %s: carry it to the ca-signing ceremony.\n",
-		*arn, csr.Subject, casign.KeyType(csr.PublicKey), *out)
+		*arn, csr.Subject, certprofile.KeyType(csr.PublicKey), *out)
 	return nil
 }
 

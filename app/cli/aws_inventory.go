@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/online"
+	"github.com/keyceremony/keyceremony/audit/kmsinventory"
 )
 
 const awsInventoryUsage = "keyceremony aws inventory [--profile P --region R --endpoint-url URL] -o FILE"
@@ -23,14 +23,15 @@ func awsInventory(ctx context.Context, env *Env, args []string) error {
 	if *out == "" || fs.NArg() != 0 {
 		return usagef("%s", awsInventoryUsage)
 	}
-	k, err := online.NewKMS(ctx, conn())
+	c := conn()
+	cfg, err := c.Load(ctx)
 	if err != nil {
 		return err
 	}
-	var opt online.InventoryOptions
+	var opt kmsinventory.Options
 	if !*quiet {
 		last := time.Time{}
-		opt.Progress = func(p online.InventoryProgress) {
+		opt.Progress = func(p kmsinventory.Progress) {
 			if time.Since(last) < time.Second && p.Done < p.Keys {
 				return
 			}
@@ -38,7 +39,7 @@ func awsInventory(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stderr, "%d of %d keys examined\n", p.Done, p.Keys)
 		}
 	}
-	sum, err := k.ExportInventory(ctx, *out, opt)
+	sum, err := kmsinventory.New(cfg, c.Endpoint).Export(ctx, *out, opt)
 	if err != nil {
 		return err
 	}

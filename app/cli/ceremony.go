@@ -3,12 +3,19 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"golang.org/x/term"
 
@@ -45,11 +52,18 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 	out := fs.String("out", "", "output directory (default: the script's output.directory)")
 	answers := fs.String("answers", "", "answer prompts from this YAML file: FOR TESTING AND REHEARSAL ONLY")
 	rehearse := fs.Bool("rehearse", false, "run against a throwaway SoftHSM token; every output is marked REHEARSAL")
+	unattendedTest := fs.Bool("unattended-test", false, "allow --answers outside a rehearsal: AUTOMATED TESTS ONLY, recorded in the transcript")
 	if err := parseFlags(fs, reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("keyceremony ceremony run SCRIPT [--out DIR] [--answers FILE] [--rehearse]")
+		return usagef("keyceremony ceremony run SCRIPT [--out DIR] [--rehearse] [--answers FILE [--unattended-test]]")
+	}
+	if *answers != "" && !*rehearse && !*unattendedTest {
+		return usagef("--answers confirms on behalf of people who are not there: it is refused outside a rehearsal; use --rehearse (or --unattended-test for an automated test, which the transcript records)")
+	}
+	if *unattendedTest && *answers == "" {
+		return usagef("--unattended-test goes with --answers")
 	}
 	s, err := script.Load(fs.Arg(0))
 	if err != nil {
@@ -67,7 +81,7 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 	} else {
 		p = &termPrompter{env: env}
 	}
-	e, err := ceremony.New(s, ceremony.Options{Prompter: p, OutDir: *out, Rehearse: *rehearse, AfterStep: afterStep})
+	e, err := ceremony.New(s, ceremony.Options{Prompter: p, OutDir: *out, Rehearse: *rehearse, UnattendedTest: *unattendedTest, AfterStep: afterStep})
 	if err != nil {
 		return err
 	}
@@ -82,35 +96,136 @@ func ceremonyRun(ctx context.Context, env *Env, args []string) error {
 }
 
 func ceremonyVerify(_ context.Context, env *Env, args []string) error {
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return usagef("keyceremony ceremony verify TRANSCRIPT")
+	fs := newFlags(env, "ceremony verify TRANSCRIPT")
+	expect := fs.String("expect", "", "the final hash written on the signed paper (64 hex digits or the 32 words, quoted)")
+	root := fs.String("root", "", "a root certificate you trust (PEM or DER): every token signature in the transcript must be its key's")
+	incomplete := fs.Bool("allow-incomplete", false, "accept a transcript that ends before the ceremony completed")
+	unanchored := fs.Bool("allow-unanchored", false, "accept a transcript nothing outside its medium vouches for (written before anchors, or anchored only by the quorum MAC) without --expect")
+	if err := parseFlags(fs, reorder(fs, args)); err != nil {
+		return err
 	}
-	rep, err := transcript.Verify(args[0])
+	if fs.NArg() != 1 {
+		return usagef("keyceremony ceremony verify TRANSCRIPT [--expect HASH|WORDS] [--root CERT] [--allow-incomplete] [--allow-unanchored]")
+	}
+	x := transcript.Expect{AllowIncomplete: *incomplete, AllowUnanchored: *unanchored}
+	if *expect != "" {
+		h, err := transcript.ParseHash(*expect)
+		if err != nil {
+			return usagef("--expect: %v", err)
+		}
+		x.FinalHash = h
+	}
+	if *root != "" {
+		c, err := readCertificate(*root)
+		if err != nil {
+			return usagef("--root: %v", err)
+		}
+		x.Root = c
+	}
+	path := fs.Arg(0)
+	rep, err := transcript.Verify(path)
 	if err != nil {
 		return err
 	}
-	first, last := rep.Entries[0], rep.Final()
-	fmt.Fprintf(env.Stdout, "Transcript OK: %d entries chained, %d output files match.\n", len(rep.Entries), rep.Files)
-	fmt.Fprintf(env.Stdout, "Ceremony   %s (%s)\nScript     SHA-256 %s\n", first.Detail("ceremony id"), first.Detail("kind"), first.Detail("script sha256"))
+	printVerify(env.Stdout, rep, filepath.Dir(path), x)
+	if err := rep.Check(x); err != nil {
+		return fmt.Errorf("the transcript does not hold:\n%w", err)
+	}
+	fmt.Fprintln(env.Stdout, "Transcript verified.")
+	return nil
+}
+
+// printVerify prints what a verifier needs to read: who ran what with which
+// binary, the anchors and what they are anchored to, and the final hash to
+// compare with the signed paper (or why there is none).
+func printVerify(w io.Writer, rep *transcript.Report, dir string, x transcript.Expect) {
+	first, last := rep.Entries[0], rep.Last()
+	fmt.Fprintf(w, "Chain OK: %d entries chained, %d output files match.\n", len(rep.Entries), rep.Files)
+	fmt.Fprintf(w, "Ceremony   %s (%s)\nScript     SHA-256 %s\n", first.Detail("ceremony id"), first.Detail("kind"), first.Detail("script sha256"))
 	if exe := first.Detail("binary sha256"); exe != "" {
-		fmt.Fprintf(env.Stdout, "Binary     keyceremony %s (commit %s)\n           SHA-256 %s\n           %s\n",
+		fmt.Fprintf(w, "Binary     keyceremony %s (commit %s)\n           SHA-256 %s\n           %s\n",
 			first.Detail("binary version"), first.Detail("binary commit"), exe, first.Detail("binary words"))
-		fmt.Fprintln(env.Stdout, "           compare it with the SHA256SUMS published for that release")
+		fmt.Fprintln(w, "           compare it with the SHA256SUMS published for that release")
 	} else {
-		fmt.Fprintln(env.Stdout, "Binary     not recorded (transcript written before Key Ceremony recorded its own hash)")
+		fmt.Fprintln(w, "Binary     not recorded (transcript written before Key Ceremony recorded its own hash)")
 	}
 	if first.Rehearsal {
-		fmt.Fprintln(env.Stdout, "REHEARSAL: this transcript comes from a rehearsal on a throwaway token.")
+		fmt.Fprintln(w, "REHEARSAL: this transcript comes from a rehearsal on a throwaway token.")
 	}
-	final := last
-	if last.Step == "transcript-pdf" && len(rep.Entries) > 1 {
-		final = rep.Entries[len(rep.Entries)-2]
-		fmt.Fprintf(env.Stdout, "Complete   the transcript PDF is entry %d\n", last.Seq)
+	if u := first.Detail(ceremony.UnattendedDetail); u != "" {
+		fmt.Fprintf(w, "UNATTENDED: %s\n", u)
+	}
+	printAnchors(w, rep, dir, x)
+	if final, ok := rep.Final(); ok {
+		fmt.Fprintf(w, "Complete   the transcript PDF is entry %d\n", last.Seq)
+		fmt.Fprintf(w, "Final hash (entry %d, printed on the transcript PDF and written on the signed paper)\n  %s\n  %s\n", final.Seq, final.Hash, words.String(final.HashBytes()))
+		if x.FinalHash == nil {
+			fmt.Fprintln(w, "  compare it with the paper: keyceremony ceremony verify TRANSCRIPT --expect 'WORDS FROM THE PAPER'")
+		}
+		return
+	}
+	fmt.Fprintf(w, "INCOMPLETE: the transcript ends at entry %d (%s, %s); missing: %s\n", last.Seq, last.Step, last.Result, strings.Join(rep.Missing(), ", "))
+	fmt.Fprintf(w, "Last entry hash (entry %d): NOT a final hash; no transcript PDF printed it and no paper carries it\n  %s\n", last.Seq, last.Hash)
+	fmt.Fprintln(w, "  If this is the medium of an interrupted ceremony, run its script again to resume; if it should be complete, this copy was cut short.")
+}
+
+func printAnchors(w io.Writer, rep *transcript.Report, dir string, x transcript.Expect) {
+	defer printPaper(w, rep, x)
+	if rep.Plan == nil {
+		fmt.Fprintln(w, "Anchors    NONE: written before Key Ceremony anchored its transcripts (or stripped of its anchors);")
+		fmt.Fprintln(w, "           only the final hash on the signed paper (--expect) vouches for it")
+		return
+	}
+	if len(rep.Signatures) > 0 {
+		var at []string
+		for _, s := range rep.Signatures {
+			at = append(at, fmt.Sprintf("%d (%s)", s.Seq, s.Step))
+		}
+		key := rep.Signatures[0].Key
+		ks := sha256.Sum256(key)
+		fmt.Fprintf(w, "Anchors    token signature: entries %s, each over the hash before it, all verified\n", strings.Join(at, ", "))
+		fmt.Fprintf(w, "           signing key SPKI SHA-256 %x\n           %s\n", ks, words.String(ks[:]))
+		switch name, cert := rep.RootCertificate(dir); {
+		case x.Root != nil:
+			fmt.Fprintf(w, "           checked against the root certificate you gave (%s)\n", x.Root.Subject)
+		case cert != nil:
+			cs := sha256.Sum256(cert.Raw)
+			fmt.Fprintf(w, "           the key of %s (%s), certificate SHA-256 %x\n           %s\n", name, cert.Subject, cs, words.String(cs[:]))
+			fmt.Fprintln(w, "           compare it with the root fingerprint published or on the root ceremony's paper, or give --root")
+		default:
+			fmt.Fprintln(w, "           compare it with the root certificate's key, or give --root")
+		}
+	} else if len(rep.Plan.Signed) > 0 {
+		fmt.Fprintln(w, "Anchors    token signature: none yet (the ceremony stopped before its key signed)")
 	} else {
-		fmt.Fprintf(env.Stdout, "NOT COMPLETE: the last entry is %d (%s, %s); run the script again to resume\n", last.Seq, last.Step, last.Result)
+		fmt.Fprintf(w, "Anchors    token signature: none (%s)\n", rep.Plan.Key)
 	}
-	fmt.Fprintf(env.Stdout, "Final hash (entry %d, printed on the transcript PDF)\n  %s\n  %s\n", final.Seq, final.Hash, words.String(final.HashBytes()))
-	return nil
+	if rep.MACFrom != 0 {
+		fmt.Fprintf(w, "           quorum MAC: entries %d-%d (the custodians check it, e.g. when a ceremony resumes)\n", rep.MACFrom, rep.Last().Seq)
+	}
+}
+
+// printPaper says whether the final hash is the one written on the paper.
+func printPaper(w io.Writer, rep *transcript.Report, x transcript.Expect) {
+	if x.FinalHash != nil {
+		if f, ok := rep.Final(); ok && f.Hash == hex.EncodeToString(x.FinalHash) {
+			fmt.Fprintln(w, "           paper: the final hash is the one written on the signed paper")
+		} else {
+			fmt.Fprintln(w, "           paper: the final hash is NOT the one written on the signed paper")
+		}
+	}
+}
+
+// readCertificate reads a PEM or DER certificate file.
+func readCertificate(path string) (*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if blk, _ := pem.Decode(raw); blk != nil {
+		raw = blk.Bytes
+	}
+	return x509.ParseCertificate(raw)
 }
 
 func ceremonyPlan(_ context.Context, env *Env, args []string) error {
@@ -130,6 +245,7 @@ func ceremonyPlan(_ context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer e.Close()
 	fmt.Fprintf(env.Stdout, "%s (%s)\nScript SHA-256 %x\n  %s\n\n", s.Title, s.Kind, s.SHA256, words.String(s.SHA256[:]))
 	for _, st := range e.Plan() {
 		roles := make([]string, len(st.Confirm))
@@ -140,6 +256,36 @@ func ceremonyPlan(_ context.Context, env *Env, args []string) error {
 		if len(roles) > 0 {
 			fmt.Fprintf(env.Stdout, "    Confirm: %s\n", strings.Join(roles, ", "))
 		}
+	}
+	if *rehearse {
+		fmt.Fprintln(env.Stdout, "\nToken: a rehearsal runs on a throwaway SoftHSM token; plan without --rehearse to check the script's token.")
+		return nil
+	}
+	return printTokenReport(env.Stdout, e)
+}
+
+// printTokenReport probes the script's token without logging in and says,
+// for every operation of the script, whether it runs in the token, in host
+// memory, or cannot run; a script the token cannot carry out is an error,
+// found before anyone is called into the room.
+func printTokenReport(w io.Writer, e *ceremony.Engine) error {
+	report, err := e.ProbeToken()
+	if err != nil {
+		fmt.Fprintf(w, "\nToken NOT CHECKED: %v\n  Plan again where the token is inserted; at the ceremony the token step checks it before any share is issued.\n", err)
+		return nil
+	}
+	id := report.Identity
+	fmt.Fprintf(w, "\nToken %q in slot %d (%s %s, serial %s), module %s (%s %s), probed without logging in:\n",
+		id.Label, report.Slot, id.Manufacturer, id.Model, id.Serial, report.Module, report.Library.Description, report.Library.LibraryVersion)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range report.Lines {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.Operation, l.Where, l.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if blocking := report.Blocking(); len(blocking) > 0 {
+		return &ceremony.CannotRunError{Token: id.Label, Lines: blocking}
 	}
 	return nil
 }
@@ -254,7 +400,11 @@ func (p *termPrompter) Confirm(ctx context.Context, r ceremony.ConfirmRequest) (
 }
 
 func (p *termPrompter) DeliverShare(ctx context.Context, r ceremony.DeliveryRequest) (ceremony.Delivery, error) {
-	fmt.Fprintf(p.out(), "\n    Share %d of %d (any %d unlock) for %s. Everyone else looks away from the screen and the media.\n", r.Index, r.Custodians, r.Threshold, r.Custodian)
+	q := r.Quorum
+	if q == "" {
+		q = "quorum"
+	}
+	fmt.Fprintf(p.out(), "\n    Share %d of %d of the %s (any %d unlock) for %s. Everyone else looks away from the screen and the media.\n", r.Index, r.Custodians, q, r.Threshold, r.Custodian)
 	if r.Problem != "" {
 		fmt.Fprintf(p.out(), "    Not accepted: %s\n", r.Problem)
 	}
@@ -284,7 +434,11 @@ func (p *termPrompter) DeliverShare(ctx context.Context, r ceremony.DeliveryRequ
 }
 
 func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest) (ceremony.ShareInput, error) {
-	fmt.Fprintf(p.out(), "\n    Quorum needed to %s: %d of %d shares accepted.\n", r.Purpose, r.Have, r.Need)
+	if r.Quorum == "recovery quorum" {
+		fmt.Fprintf(p.out(), "\n    Recovery quorum needed to %s: %d of %d recovery shares accepted.\n", r.Purpose, r.Have, r.Need)
+	} else {
+		fmt.Fprintf(p.out(), "\n    Quorum needed to %s: %d of %d shares accepted.\n", r.Purpose, r.Have, r.Need)
+	}
 	if len(r.Presented) > 0 {
 		fmt.Fprintf(p.out(), "    Presented: %s\n", strings.Join(r.Presented, ", "))
 	}
@@ -293,14 +447,29 @@ func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest
 		fmt.Fprintf(p.out(), "    Refused: %s\n", r.Problem)
 	}
 	var in ceremony.ShareInput
-	who, err := p.line(ctx, "    Custodian presenting (name, empty to stop): ")
-	if err != nil {
-		return in, err
+	waiting := map[string]bool{}
+	for _, w := range r.Waiting {
+		waiting[w] = true
 	}
-	if who == "" {
-		return in, ceremony.ErrAborted
+	for i, c := range r.Custodians {
+		if waiting[c] {
+			fmt.Fprintf(p.out(), "      %d. %s\n", i+1, c)
+		}
 	}
-	in.Custodian = who
+	for {
+		choice, err := p.line(ctx, "    Custodian presenting (number from the list, empty to stop): ")
+		if err != nil {
+			return in, err
+		}
+		if choice == "" {
+			return in, ceremony.ErrAborted
+		}
+		if n, err := strconv.Atoi(choice); err == nil && n >= 1 && n <= len(r.Custodians) && waiting[r.Custodians[n-1]] {
+			in.Custodian = r.Custodians[n-1]
+			break
+		}
+		fmt.Fprintln(p.out(), "    Not a number from the list above.")
+	}
 	how, err := p.line(ctx, "    Type the share from the card (t) or open the share file (f)? ")
 	if err != nil {
 		return in, err
@@ -312,7 +481,7 @@ func (p *termPrompter) PresentShare(ctx context.Context, r ceremony.ShareRequest
 		in.Passphrase, err = readSecret(p.env, "    Passphrase (not shown): ", "")
 		return in, err
 	}
-	in.Text, err = readSecret(p.env, "    Share, all 18 groups on one line (not shown): ", "")
+	in.Text, err = readSecret(p.env, "    Share, all its groups on one line (not shown): ", "")
 	return in, err
 }
 

@@ -17,8 +17,10 @@ import (
 	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/ceremony/quorum"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/ceremony/transcript/transcripttest"
+	"github.com/keyceremony/keyceremony/ceremony/words"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // The ceremony subprocess tests re-execute this test binary as the
@@ -36,13 +38,23 @@ func TestMain(m *testing.M) {
 				}
 			}
 		}
-		os.Exit(Main(os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+		code := Main(os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		if os.Getenv("KEYCEREMONY_TEST_HWM") == "1" {
+			// Peak resident memory of the whole run, for BenchmarkCeremonyMemory.
+			status, _ := os.ReadFile("/proc/self/status")
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "VmHWM:") {
+					fmt.Fprintln(os.Stderr, "PEAK "+strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")))
+				}
+			}
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
 
 // cli runs the CLI in a child process and returns its output and exit code.
-func cli(t *testing.T, extraEnv []string, args ...string) (string, string, int, error) {
+func cli(t testing.TB, extraEnv []string, args ...string) (string, string, int, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "KEYCEREMONY_TEST_CLI=1"), extraEnv...)
@@ -68,9 +80,9 @@ type room struct {
 	soPIN, userPIN          string
 }
 
-func newRoom(t *testing.T) *room {
+func newRoom(t testing.TB) *room {
 	r := &room{soPIN: "vendor-so-1111", userPIN: "vendor-user-2222"}
-	r.module = softhsm.NewTestToken(t, "Root 2026", []byte(r.soPIN), []byte(r.userPIN))
+	r.module = softhsmtest.NewToken(t, "Root 2026", []byte(r.soPIN), []byte(r.userPIN))
 	m, err := hsm.Open(r.module)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +102,7 @@ func newRoom(t *testing.T) *room {
 }
 
 // script writes the shipped root template adapted to the test token.
-func (r *room) script(t *testing.T, edits ...string) string {
+func (r *room) script(t testing.TB, edits ...string) string {
 	b, err := fs.ReadFile(assets.Ceremonies, "ceremonies/root-generation.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +115,10 @@ func (r *room) script(t *testing.T, edits ...string) string {
 			t.Fatalf("template lacks %q", edits[i])
 		}
 		s = strings.Replace(s, edits[i], edits[i+1], 1)
+		if edits[i] == "backup: true" && edits[i+1] == "backup: false" {
+			// Without a backup there is no recovery quorum.
+			s = regexp.MustCompile(`(?m)^recovery:\n(?:  .*\n)+`).ReplaceAllString(s, "")
+		}
 	}
 	p := filepath.Join(r.dir, "root.yaml")
 	os.WriteFile(p, []byte(s), 0o600)
@@ -133,22 +149,40 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	out := filepath.Join(r.dir, "out")
 	tr := filepath.Join(out, "example-root-2026.transcript.jsonl")
 
-	stdout1, stderr1, _, err := cli(t, []string{"KEYCEREMONY_TEST_KILL_AFTER=generate-key"}, "ceremony", "run", path, "--answers", answers)
+	// An answers file confirms for people who are not there: refused
+	// outside a rehearsal unless the run says it is an automated test.
+	if _, serr, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers); code != 2 || !strings.Contains(serr, "refused outside a rehearsal") {
+		t.Fatalf("--answers without --rehearse: exit %d: %s", code, serr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("the refused run created the output directory")
+	}
+	stdout1, stderr1, _, err := cli(t, []string{"KEYCEREMONY_TEST_KILL_AFTER=generate-key"}, "ceremony", "run", path, "--answers", answers, "--unattended-test")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 		t.Fatalf("the child was not killed: %v\n%s\n%s", err, stdout1, stderr1)
 	}
-	vout, _, code, _ := cli(t, nil, "ceremony", "verify", tr)
-	if code != 0 || !strings.Contains(vout, "NOT COMPLETE: the last entry is 10 (generate-key, ok)") {
-		t.Fatalf("verify after the kill (exit %d):\n%s", code, vout)
+	// An interrupted transcript is not a ceremony's evidence: verify says
+	// what is missing and exits non-zero unless told to accept it, and never
+	// calls the last hash a final hash.
+	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr)
+	if code != 1 || !regexp.MustCompile(`INCOMPLETE: the transcript ends at entry \d+ \(generate-key, ok\); missing: anchor, lint-certificate, sign-certificate, finish, seal, transcript-pdf`).MatchString(vout) ||
+		strings.Contains(vout, "printed on the transcript PDF") || !strings.Contains(verr, "INCOMPLETE") {
+		t.Fatalf("verify after the kill (exit %d):\n%s\n%s", code, vout, verr)
+	}
+	if _, verr, code, _ := cli(t, nil, "ceremony", "verify", "--allow-incomplete", tr); code != 0 {
+		t.Fatalf("verify --allow-incomplete after the kill (exit %d): %s", code, verr)
 	}
 
-	stdout2, stderr2, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers)
+	stdout2, stderr2, code, _ := cli(t, nil, "ceremony", "run", path, "--answers", answers, "--unattended-test")
 	if code != 0 || !strings.Contains(stdout2, "Ceremony complete.") || !strings.Contains(stdout2, "For testing and rehearsal only") {
 		t.Fatalf("resumed run (exit %d):\n%s\n%s", code, stdout2, stderr2)
 	}
-	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr)
-	if code != 0 || !strings.Contains(vout, "Transcript OK") || !strings.Contains(vout, "the transcript PDF is entry") {
+	vout, verr, code, _ = cli(t, nil, "ceremony", "verify", tr)
+	if code != 0 || !strings.Contains(vout, "Transcript verified") || !strings.Contains(vout, "the transcript PDF is entry") ||
+		!regexp.MustCompile(`token signature: entries \d+ \(anchor\), \d+ \(seal\), each over the hash before it, all verified`).MatchString(vout) ||
+		!strings.Contains(vout, "the key of example-root-2026.cert.pem") ||
+		!strings.Contains(vout, "UNATTENDED: --unattended-test") {
 		t.Fatalf("verify (exit %d): %s %s", code, vout, verr)
 	}
 	rep, err := transcript.Verify(tr)
@@ -172,10 +206,11 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	if count["generate-key"] != 1 || count["resume"] != 1 || count["unlock"] != 2 || count["sign-certificate"] != 1 {
 		t.Fatalf("steps recorded: %v", count)
 	}
-	final := rep.Entries[len(rep.Entries)-2]
+	final, _ := rep.Final()
 	if !strings.Contains(vout, final.Hash) || !strings.Contains(stdout2, final.Hash) {
 		t.Error("verify and run do not print the same final hash")
 	}
+	checkVerifyExpect(t, tr, final, filepath.Join(out, "example-root-2026.cert.pem"))
 	cert := filepath.Join(out, "example-root-2026.cert.pem")
 	if b, err := exec.Command("openssl", "verify", "-CAfile", cert, cert).CombinedOutput(); err != nil {
 		t.Fatalf("openssl verify: %v %s", err, b)
@@ -266,6 +301,46 @@ func TestCeremonyCLIKilledAndResumed(t *testing.T) {
 	}
 }
 
+// checkVerifyExpect: the final hash on paper (hex or words) and the root
+// certificate are what verify compares with; a forged, re-chained copy and a
+// truncated copy fail.
+func checkVerifyExpect(t *testing.T, tr string, final transcript.Entry, root string) {
+	t.Helper()
+	wordsOnPaper := words.String(final.HashBytes())
+	for _, expect := range []string{final.Hash, wordsOnPaper} {
+		if vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", expect, "--root", root); code != 0 || !strings.Contains(vout, "paper: the final hash is the one written on the signed paper") {
+			t.Fatalf("verify --expect %q (exit %d): %s %s", expect, code, vout, verr)
+		}
+	}
+	other := strings.Repeat("ab", 32)
+	if _, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", other); code != 1 || !strings.Contains(verr, "differs from the one on the paper") {
+		t.Errorf("verify --expect with another hash (exit %d): %s", code, verr)
+	}
+	orig, _ := os.ReadFile(tr)
+	defer os.WriteFile(tr, orig, 0o600)
+	// The reviewer's forgery: one entry changed in the middle, every hash recomputed.
+	transcripttest.Rechain(t, tr, func(es []transcript.Entry) []transcript.Entry {
+		for i := range es {
+			if es[i].Step == "generate-key" {
+				es[i].Details[0].Value = "a-key-nobody-generated"
+			}
+		}
+		return es
+	})
+	for _, args := range [][]string{{tr}, {tr, "--expect", wordsOnPaper}} {
+		if _, verr, code, _ := cli(t, nil, append([]string{"ceremony", "verify"}, args...)...); code != 1 || !strings.Contains(verr, "(step anchor): the token's signature does not verify") {
+			t.Errorf("verify %v of the forgery (exit %d): %s", args[1:], code, verr)
+		}
+	}
+	// A copy whose last entries were deleted.
+	lines := bytes.SplitAfter(orig, []byte("\n"))
+	os.WriteFile(tr, bytes.Join(lines[:len(lines)-4], nil), 0o600)
+	vout, verr, code, _ := cli(t, nil, "ceremony", "verify", tr, "--expect", wordsOnPaper)
+	if code != 1 || !strings.Contains(verr, "INCOMPLETE") || !strings.Contains(verr, "not in this transcript") || strings.Contains(vout, "printed on the transcript PDF") {
+		t.Errorf("verify of a truncated copy (exit %d):\n%s\n%s", code, vout, verr)
+	}
+}
+
 // TestCeremonyOnTheTerminal runs a 2-of-3 ceremony answered
 // line by line on standard input, as an operator would type it, through the
 // terminal prompter.
@@ -276,34 +351,36 @@ func TestCeremonyOnTheTerminal(t *testing.T) {
 		"backup: true", "backup: false")
 	var in strings.Builder
 	yes := func(n int) { in.WriteString(strings.Repeat("yes\n", n)) }
-	yes(2) // begin
-	yes(2) // air-gap (warn: confirm despite interfaces) or no interface
-	yes(2) // clock
-	yes(2) // token
-	yes(8) // sign-in
+	yes(2)  // begin
+	yes(2)  // air-gap (warn: confirm despite interfaces) or no interface
+	yes(2)  // clock
+	yes(2)  // token
+	yes(11) // sign-in
 	for _, c := range custodians[:3] {
 		fmt.Fprintf(&in, "%s\n%s\n", r.sharePath(c), r.passphrase(c))
 		yes(1)
 	}
 	yes(2) // issue-shares
-	fmt.Fprintf(&in, "Erin Evans\nf\n%s\nwrong passphrase\n", r.sharePath("Erin Evans"))
-	fmt.Fprintf(&in, "Erin Evans\nf\n%s\n%s\n", r.sharePath("Erin Evans"), r.passphrase("Erin Evans"))
-	fmt.Fprintf(&in, "Carol Chen\nf\n%s\n%s\n", r.sharePath("Carol Chen"), r.passphrase("Carol Chen"))
+	// Custodians are chosen by number from the record's list; a typed name is not taken.
+	fmt.Fprintf(&in, "Mallory\n3\nf\n%s\nwrong passphrase\n", r.sharePath("Erin Evans"))
+	fmt.Fprintf(&in, "3\nf\n%s\n%s\n", r.sharePath("Erin Evans"), r.passphrase("Erin Evans"))
+	fmt.Fprintf(&in, "1\nf\n%s\n%s\n", r.sharePath("Carol Chen"), r.passphrase("Carol Chen"))
 	fmt.Fprintf(&in, "%s\n%s\n", r.soPIN, r.userPIN)
-	yes(2) // enrol
-	yes(2) // generate-key
-	yes(2) // lint
-	yes(2) // sign
-	yes(8) // finish
+	yes(2)  // enrol
+	yes(2)  // generate-key
+	yes(2)  // lint
+	yes(2)  // sign
+	yes(11) // finish
 	stdout, stderr, err := run(t, in.String(), "ceremony", "run", path)
 	if err != nil {
 		t.Fatalf("ceremony on the terminal: %v\n%s\n%s", err, stdout, stderr)
 	}
 	for _, want := range []string{
-		"=== Step 1 of 13: Script identified", "Script SHA-256:",
-		"Share 2 of 3 (any 2 unlock) for Dan Diaz",
+		"=== Step 1 of 15: Script identified", "Script SHA-256:",
+		"Share 2 of 3 of the quorum (any 2 unlock) for Dan Diaz",
 		"Refused: share from Erin Evans refused: open share file: the passphrase does not open this share file",
 		"Quorum needed to verify the new shares and enrol the token: 1 of 2 shares accepted.",
+		"      1. Carol Chen\n      2. Dan Diaz\n      3. Erin Evans", "Not a number from the list above.",
 		"Ceremony complete.", "Final words",
 	} {
 		if !strings.Contains(stdout+stderr, want) {
@@ -333,7 +410,7 @@ func TestCeremonyPlanTemplateAndUsage(t *testing.T) {
 	b, _ := fs.ReadFile(assets.Ceremonies, "ceremonies/root-generation.yaml")
 	os.WriteFile(p, b, 0o600)
 	out, _, err = run(t, "", "ceremony", "plan", p)
-	if err != nil || !strings.Contains(out, "14. Ceremony completed [finish]") || !strings.Contains(out, "Confirm: Ceremony Administrator, Internal Witness") {
+	if err != nil || !strings.Contains(out, "17. Ceremony completed [finish]") || !strings.Contains(out, "Confirm: Ceremony Administrator, Internal Witness") {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
 	os.WriteFile(p, append(b, []byte("surprise: 1\n")...), 0o600)

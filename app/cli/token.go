@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/keyceremony/keyceremony/ceremony"
 	"github.com/keyceremony/keyceremony/hsm"
 	"github.com/keyceremony/keyceremony/hsm/softhsm"
 )
@@ -17,8 +19,9 @@ import (
 func init() {
 	Register(&Command{Name: "token", Summary: "list and initialise PKCS#11 tokens", Run: func(ctx context.Context, env *Env, args []string) error {
 		return subcommand(ctx, env, "token", args, map[string]func(context.Context, *Env, []string) error{
-			"list": tokenList,
-			"init": tokenInit,
+			"list":         tokenList,
+			"init":         tokenInit,
+			"capabilities": tokenCapabilities,
 		})
 	}})
 	Register(&Command{Name: "key", Summary: "generate and list keys on a token", Run: func(ctx context.Context, env *Env, args []string) error {
@@ -100,6 +103,89 @@ func tokenList(_ context.Context, env *Env, args []string) error {
 	return tw.Flush()
 }
 
+// multiFlag is a flag that may be given more than once.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// tokenCapabilities prints what a token can do with Key Ceremony (root keys,
+// signing, BYOK, backup), found without logging in. With several --module
+// flags and --markdown it prints the top-level README's table.
+func tokenCapabilities(_ context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "token capabilities")
+	var modules multiFlag
+	fs.Var(&modules, "module", "PKCS#11 module path; repeat for several (default: $KEYCEREMONY_MODULE, else the built-in SoftHSM2)")
+	uri := fs.String("token", "", "PKCS#11 URI of the token (default: each module's first initialised token)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	markdown := fs.Bool("markdown", false, "print a Markdown table, one row per module")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(modules) == 0 {
+		modules = multiFlag{""}
+	}
+	var rows []*ceremony.AppCapabilities
+	for _, mod := range modules {
+		row, err := moduleCapabilities(mod, *uri)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	switch {
+	case *asJSON:
+		return writeJSON(env.Stdout, rows)
+	case *markdown:
+		_, err := io.WriteString(env.Stdout, ceremony.MarkdownTable(rows))
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\n", r.Implementation)
+		for _, l := range [][2]string{{"root keys", r.Root}, {"signing", r.Signing}, {"BYOK entirely in the token", r.BYOKInToken},
+			{"BYOK with host steps", r.BYOKWithHost}, {"root key backup", r.Backup}} {
+			fmt.Fprintf(tw, "  %s\t%s\n", l[0], l[1])
+		}
+	}
+	return tw.Flush()
+}
+
+// moduleCapabilities opens a module and works out what its token (uri, or
+// the first initialised one) can do.
+func moduleCapabilities(module, uri string) (*ceremony.AppCapabilities, error) {
+	m, err := openModule(module)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	var slot hsm.Slot
+	if uri != "" {
+		u, err := hsm.ParseURI(uri)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		if slot, err = m.FindToken(u); err != nil {
+			return nil, err
+		}
+	} else {
+		slots, err := m.Slots()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range slots {
+			if s.Token != nil && s.Token.Initialized {
+				slot = s
+				break
+			}
+		}
+		if slot.Token == nil {
+			return nil, fmt.Errorf("%s has no initialised token: give --token, or initialise one ('keyceremony token init')", m.Path())
+		}
+	}
+	return ceremony.TokenCapabilities(m, slot)
+}
+
 func tokenInit(_ context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "token init")
 	module := fs.String("module", "", "PKCS#11 module path (default: the built-in SoftHSM2)")
@@ -146,23 +232,11 @@ func tokenInit(_ context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer clear(user)
-	if err := m.InitToken(target.ID, so, *label); err != nil {
-		return err
-	}
-	tok, err := m.OpenToken(hsm.URI{Token: *label})
+	tok, err := m.InitTokenWithPINs(target.ID, *label, so, user)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	if err := tok.LoginSO(so); err != nil {
-		return err
-	}
-	if err := tok.InitPIN(user); err != nil {
-		return err
-	}
-	if err := tok.Logout(); err != nil {
-		return err
-	}
 	info, err := tok.Info()
 	if err != nil {
 		return err
@@ -171,8 +245,14 @@ func tokenInit(_ context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// tryAnyway is the flag that lets a login go ahead although the token
+// reports few PIN tries left.
+func tryAnyway(fs *flag.FlagSet) *bool {
+	return fs.Bool("try-pin-anyway", false, "try the PIN although the token reports few tries left (never on its final try): only when you are sure of it")
+}
+
 // openTokenLoggedIn opens the token named by uri and logs the user in.
-func openTokenLoggedIn(env *Env, module, uri, pinFile string) (*hsm.Module, *hsm.Token, hsm.URI, error) {
+func openTokenLoggedIn(env *Env, module, uri, pinFile string, anyway bool) (*hsm.Module, *hsm.Token, hsm.URI, error) {
 	u, err := hsm.ParseURI(uri)
 	if err != nil {
 		return nil, nil, u, usagef("%v", err)
@@ -191,8 +271,14 @@ func openTokenLoggedIn(env *Env, module, uri, pinFile string) (*hsm.Module, *hsm
 	}
 	pin, err := readSecret(env, fmt.Sprintf("User PIN for token %q: ", tok.Label()), pinFile)
 	if err == nil {
+		if anyway {
+			tok.AllowOneMoreTry(false)
+		}
 		err = tok.Login(pin)
 		clear(pin)
+	}
+	if errors.Is(err, hsm.ErrPINTriesLow) {
+		err = fmt.Errorf("%w (--try-pin-anyway tries once more, if you are sure of the PIN)", err)
 	}
 	if err != nil {
 		tok.Close()
@@ -210,6 +296,7 @@ func keyGenerate(ctx context.Context, env *Env, args []string) error {
 	label := fs.String("label", "", "key label (required, unique on the token)")
 	extractable := fs.Bool("extractable", false, "allow the key to leave the token wrapped (only for keys meant for backup or export)")
 	pinFile := fs.String("pin-file", "", "read the user PIN from this file instead of the terminal")
+	anyway := tryAnyway(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -221,7 +308,7 @@ func keyGenerate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	m, tok, _, err := openTokenLoggedIn(env, *module, *uri, *pinFile)
+	m, tok, _, err := openTokenLoggedIn(env, *module, *uri, *pinFile, *anyway)
 	if err != nil {
 		return err
 	}
@@ -231,6 +318,9 @@ func keyGenerate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, c := range k.Unmet() {
+		fmt.Fprintf(env.Stderr, "NOTE: the token does not honour %s\n", c)
+	}
 	return printKeys(env.Stdout, []*hsm.Key{k}, *asJSON)
 }
 
@@ -239,6 +329,7 @@ func keyList(_ context.Context, env *Env, args []string) error {
 	module := fs.String("module", "", "PKCS#11 module path (default: the URI's module-path, else the built-in SoftHSM2)")
 	uri := fs.String("token", "", "PKCS#11 URI of the token (required); object=/id=/type= narrow the list")
 	pinFile := fs.String("pin-file", "", "read the user PIN from this file instead of the terminal")
+	anyway := tryAnyway(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -246,7 +337,7 @@ func keyList(_ context.Context, env *Env, args []string) error {
 	if *uri == "" {
 		return usagef("key list: --token is required")
 	}
-	m, tok, u, err := openTokenLoggedIn(env, *module, *uri, *pinFile)
+	m, tok, u, err := openTokenLoggedIn(env, *module, *uri, *pinFile, *anyway)
 	if err != nil {
 		return err
 	}
@@ -256,33 +347,48 @@ func keyList(_ context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, k := range keys {
+		if k.Problem() != nil {
+			fmt.Fprintf(env.Stderr, "WARNING: key %q (id %x) cannot be read: %v; the other keys are listed\n", k.Label(), k.ID(), k.Problem())
+		}
+	}
 	return printKeys(env.Stdout, keys, *asJSON)
 }
 
 type keyJSON struct {
-	Label       string `json:"label"`
-	ID          string `json:"id"`
-	Class       string `json:"class"`
-	Type        string `json:"type"`
-	Sensitive   bool   `json:"sensitive"`
-	Extractable bool   `json:"extractable"`
-	Fingerprint string `json:"sha256SPKI,omitempty"`
-	URI         string `json:"uri"`
+	Label       string   `json:"label"`
+	ID          string   `json:"id"`
+	Class       string   `json:"class"`
+	Type        string   `json:"type"`
+	Sensitive   bool     `json:"sensitive"`
+	Extractable bool     `json:"extractable"`
+	Fingerprint string   `json:"sha256SPKI,omitempty"`
+	Uses        []string `json:"uses"`
+	URI         string   `json:"uri"`
+	Problem     string   `json:"problem,omitempty"` // why the key cannot be read
 }
 
 func printKeys(w io.Writer, keys []*hsm.Key, asJSON bool) error {
 	out := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, keyJSON{Label: k.Label(), ID: hex.EncodeToString(k.ID()), Class: k.Class().String(), Type: k.Type().String(),
-			Sensitive: k.Sensitive(), Extractable: k.Extractable(), Fingerprint: hex.EncodeToString(k.Fingerprint()), URI: k.URI().String()})
+		kj := keyJSON{Label: k.Label(), ID: hex.EncodeToString(k.ID()), Class: k.Class().String(), Type: k.Type().String(),
+			Sensitive: k.Sensitive(), Extractable: k.Extractable(), Fingerprint: hex.EncodeToString(k.Fingerprint()), Uses: k.Uses(), URI: k.URI().String()}
+		if k.Problem() != nil {
+			kj.Problem = k.Problem().Error()
+		}
+		out = append(out, kj)
 	}
 	if asJSON {
 		return writeJSON(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LABEL\tCLASS\tTYPE\tID\tSENSITIVE\tEXTRACTABLE\tSHA-256(SPKI)")
+	fmt.Fprintln(tw, "LABEL\tCLASS\tTYPE\tID\tSENSITIVE\tEXTRACTABLE\tUSES\tSHA-256(SPKI)")
 	for _, k := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\n", k.Label, k.Class, k.Type, k.ID, k.Sensitive, k.Extractable, k.Fingerprint)
+		fp := k.Fingerprint
+		if k.Problem != "" {
+			fp = "UNREADABLE (see the warning)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\t%s\n", k.Label, k.Class, k.Type, k.ID, k.Sensitive, k.Extractable, strings.Join(k.Uses, ","), fp)
 	}
 	return tw.Flush()
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 )
 
 // run executes one command line in-process with the given standard input.
@@ -32,7 +32,7 @@ func writePIN(t *testing.T, pin string) string {
 }
 
 func TestTokenInitListAndKeys(t *testing.T) {
-	mod := softhsm.NewTestStore(t)
+	mod := softhsmtest.NewStore(t)
 	so, user := writePIN(t, "so-secret-1"), writePIN(t, "user-secret-1")
 
 	out, _, err := run(t, "", "token", "init", "--module", mod, "--label", "CLI Token", "--so-pin-file", so, "--pin-file", user)

@@ -2,18 +2,13 @@ package athena_test
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"errors"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsathena "github.com/aws/aws-sdk-go-v2/service/athena"
 
 	"github.com/keyceremony/keyceremony/audit/athena"
@@ -72,15 +67,7 @@ func openStore(t *testing.T, path string) *store.Store {
 // certificate is trusted explicitly (AWS_CA_BUNDLE, set on this machine,
 // is not read: the configuration is built here, not loaded).
 func newClient(srv *awsfake.Athena) *awsathena.Client {
-	pool := srv.CertPool()
-	cfg := aws.Config{
-		Region:      "eu-west-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""),
-		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-		}),
-	}
-	return athena.NewClient(cfg, srv.URL)
+	return athena.NewClient(srv.AWSConfig("eu-west-1"), srv.URL)
 }
 
 func opts() athena.Options {

@@ -27,11 +27,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/keyceremony/keyceremony/audit/ingest"
 	"github.com/keyceremony/keyceremony/audit/store"
+	"github.com/keyceremony/keyceremony/internal/awsapi"
 )
 
 const (
@@ -145,10 +145,7 @@ func Fetch(ctx context.Context, cfg aws.Config, st *store.Store, opt Options) (*
 	if region == "" {
 		return nil, errors.New("no AWS region: pass --region or set AWS_REGION")
 	}
-	var endpoint *string
-	if opt.Endpoint != "" {
-		endpoint = aws.String(opt.Endpoint)
-	}
+	endpoint := awsapi.Endpoint(opt.Endpoint)
 	clock := opt.Clock
 	lim := NewLimiter(opt.Rate, clock)
 	retryer := func() aws.Retryer {
@@ -402,21 +399,15 @@ func (b clockBackoff) BackoffDelay(attempt int, err error) (time.Duration, error
 	return 0, nil
 }
 
-func explain(what string, err error) error {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	hint := map[string]string{
-		"AccessDeniedException":       "the credentials lack cloudtrail:LookupEvents (or sts:GetCallerIdentity); check the IAM policy",
-		"AccessDenied":                "the credentials lack permission; check the IAM policy",
-		"ThrottlingException":         "AWS kept throttling after every retry; wait a few minutes and run the same command again: it resumes",
-		"InvalidTimeRangeException":   "the time range is invalid (LookupEvents keeps 90 days)",
-		"InvalidNextTokenException":   "the page token expired; run the same command again: it resumes",
-		"UnrecognizedClientException": "the access key is not valid in this region",
-	}[ae.ErrorCode()]
-	if hint == "" {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return fmt.Errorf("%s: %s (%s: %s)", what, hint, ae.ErrorCode(), ae.ErrorMessage())
+// lookupHints turn the error codes of LookupEvents and GetCallerIdentity
+// into what the operator should do.
+var lookupHints = map[string]string{
+	"AccessDeniedException":       "the credentials lack cloudtrail:LookupEvents (or sts:GetCallerIdentity); check the IAM policy",
+	"AccessDenied":                "the credentials lack permission; check the IAM policy",
+	"ThrottlingException":         "AWS kept throttling after every retry; wait a few minutes and run the same command again: it resumes",
+	"InvalidTimeRangeException":   "the time range is invalid (LookupEvents keeps 90 days)",
+	"InvalidNextTokenException":   "the page token expired; run the same command again: it resumes",
+	"UnrecognizedClientException": "the access key is not valid in this region",
 }
+
+func explain(what string, err error) error { return awsapi.Explain(what, err, lookupHints) }

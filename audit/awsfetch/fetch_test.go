@@ -4,18 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"crypto/tls"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/keyceremony/keyceremony/audit/awsfetch"
 	"github.com/keyceremony/keyceremony/audit/store"
@@ -80,14 +75,7 @@ func TestLimiterPaces(t *testing.T) {
 func setup(t *testing.T) (*awsfake.CloudTrail, aws.Config, *store.Store) {
 	t.Helper()
 	srv := awsfake.NewCloudTrail(t)
-	pool := srv.CertPool()
-	cfg := aws.Config{
-		Region:      srv.Region,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""),
-		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-		}),
-	}
+	cfg := srv.AWSConfig(srv.Region)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -30,8 +30,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/keyceremony/keyceremony/audit/cloudtrail"
 )
 
 // Doc is one parsed inventory document.
@@ -120,12 +118,7 @@ func parseDoc(raw map[string]json.RawMessage, fallback int64) (*Doc, error) {
 	switch {
 	case raw["Inventory"] != nil:
 		d.Kind = "combined"
-		var inv struct {
-			GeneratedAt flexTime
-			Account     string
-			Region      string
-			Keys        []json.RawMessage
-		}
+		var inv Snapshot
 		if err := json.Unmarshal(raw["Inventory"], &inv); err != nil {
 			return nil, fmt.Errorf("Inventory: %w", err)
 		}
@@ -133,39 +126,13 @@ func parseDoc(raw map[string]json.RawMessage, fallback int64) (*Doc, error) {
 			d.GeneratedAt = int64(inv.GeneratedAt)
 		}
 		d.Account, d.Region = inv.Account, inv.Region
-		for i, kr := range inv.Keys {
-			var e struct {
-				KeyMetadata  *metadata
-				Rotation     *rotation
-				Aliases      []aliasEntry
-				KeyLastUsage *lastUsage
-			}
-			if err := json.Unmarshal(kr, &e); err != nil {
+		for i, e := range inv.Keys {
+			k, aliases, err := e.key()
+			if err != nil {
 				return nil, fmt.Errorf("Keys[%d]: %w", i, err)
 			}
-			if e.KeyMetadata == nil || e.KeyMetadata.Arn == "" {
-				return nil, fmt.Errorf("Keys[%d]: KeyMetadata.Arn is required", i)
-			}
-			k := e.KeyMetadata.key()
-			if e.Rotation != nil {
-				e.Rotation.apply(&k)
-			}
-			if e.KeyLastUsage != nil {
-				k.LastUsedAt = int64(e.KeyLastUsage.LastUsedDate)
-				if k.LastUsedAt == 0 {
-					k.LastUsedAt = int64(e.KeyLastUsage.Timestamp)
-				}
-				k.LastUsedOperation = e.KeyLastUsage.Operation
-			}
-			k.JSON = kr
 			d.Keys = append(d.Keys, k)
-			for _, a := range e.Aliases {
-				al := a.alias(k.ARN)
-				if al.TargetARN == "" {
-					al.TargetARN = k.ARN
-				}
-				d.Aliases = append(d.Aliases, al)
-			}
+			d.Aliases = append(d.Aliases, aliases...)
 		}
 	case raw["KeyMetadata"] != nil:
 		d.Kind = "describe-key"
@@ -229,26 +196,65 @@ func parseDoc(raw map[string]json.RawMessage, fallback int64) (*Doc, error) {
 	return d, nil
 }
 
-// flexTime accepts ISO 8601, epoch seconds (number or string) and the
-// KMS Java date format, as Unix seconds.
-type flexTime int64
+// key reads what the ingest uses of one combined-format entry: the key
+// and the aliases listed with it.
+func (e *KeyEntry) key() (Key, []Alias, error) {
+	var m metadata
+	if err := member(e.KeyMetadata, &m); err != nil {
+		return Key{}, nil, err
+	}
+	if m.Arn == "" {
+		return Key{}, nil, errors.New("KeyMetadata.Arn is required")
+	}
+	k := m.key()
+	if present(e.Rotation) {
+		var r rotation
+		if err := member(e.Rotation, &r); err != nil {
+			return Key{}, nil, err
+		}
+		r.apply(&k)
+	}
+	if present(e.KeyLastUsage) {
+		var u lastUsage
+		if err := member(e.KeyLastUsage, &u); err != nil {
+			return Key{}, nil, err
+		}
+		k.LastUsedAt = int64(u.LastUsedDate)
+		if k.LastUsedAt == 0 {
+			k.LastUsedAt = int64(u.Timestamp)
+		}
+		k.LastUsedOperation = u.Operation
+	}
+	k.JSON = e.Raw
+	var aliases []Alias
+	for _, raw := range e.Aliases {
+		var a aliasEntry
+		if err := member(raw, &a); err != nil {
+			return Key{}, nil, err
+		}
+		al := a.alias(k.ARN)
+		if al.TargetARN == "" {
+			al.TargetARN = k.ARN
+		}
+		aliases = append(aliases, al)
+	}
+	return k, aliases, nil
+}
 
-func (t *flexTime) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+// present says whether an optional member is there (not absent, not null).
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// member decodes an optional AWS object of an entry into v.
+func member(raw json.RawMessage, v any) error {
+	if !present(raw) {
 		return nil
 	}
-	s := strings.Trim(string(b), `"`)
-	v, ok := cloudtrail.ParseBodyTime(s)
-	if !ok {
-		return fmt.Errorf("unparsable date %s", b)
-	}
-	*t = flexTime(v)
-	return nil
+	return json.Unmarshal(raw, v)
 }
 
 type metadata struct {
 	AWSAccountId, KeyId, Arn               string
-	CreationDate, DeletionDate, ValidTo    flexTime
+	CreationDate, DeletionDate, ValidTo    Time
 	Enabled, MultiRegion                   *bool
 	Description, KeyUsage, KeyState        string
 	Origin, KeyManager, KeySpec            string
@@ -276,7 +282,7 @@ type rotation struct {
 	KeyId                string
 	KeyRotationEnabled   *bool
 	RotationPeriodInDays int64
-	NextRotationDate     flexTime
+	NextRotationDate     Time
 }
 
 func (r *rotation) apply(k *Key) {
@@ -306,7 +312,7 @@ func (a aliasEntry) alias(keyARN string) Alias {
 }
 
 type lastUsage struct {
-	LastUsedDate, Timestamp flexTime
+	LastUsedDate, Timestamp Time
 	Operation               string
 }
 

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/keyceremony/keyceremony/audit/store"
 )
 
 // Scope selects what a report covers. The period is [From, To).
@@ -174,6 +176,24 @@ func ReadConn(ctx context.Context, db *sql.DB) (c *sql.Conn, release func(), err
 		c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size=%d; PRAGMA mmap_size=0", prev))
 		c.Close()
 	}, nil
+}
+
+// AttachAliases reads every alias with the key it points to and hands the
+// aliases of the keys a report covers to add, which returns false for a
+// key outside the report. Both reports digest them alike: the "aliases"
+// section, one row (alias ARN, key ARN) per alias attached.
+func AttachAliases(ctx context.Context, st *store.Store, dig *Digest, add func(keyARN, alias string) bool) error {
+	aliases, err := st.Aliases(ctx)
+	if err != nil {
+		return fmt.Errorf("list aliases: %w", err)
+	}
+	dig.Section("aliases")
+	for _, a := range aliases {
+		if add(a.KeyARN, a.Name) {
+			dig.Row(a.ARN, a.KeyARN)
+		}
+	}
+	return nil
 }
 
 // CacheKiB is the page cache of a report's connection; MmapSize the

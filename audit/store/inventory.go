@@ -336,7 +336,7 @@ func (w *Writer) resolveAlias(al int64, evs []aliasEvent) (int, error) {
 		for len(c.ids) > 0 {
 			chunk := c.ids[:min(len(c.ids), 500)]
 			c.ids = c.ids[len(chunk):]
-			if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET key = ?, key_source = ? WHERE id IN `+inList(chunk),
+			if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET key = ?, key_source = ? WHERE id IN `+InList(chunk),
 				nullable(c.key), c.src); err != nil {
 				return n, err
 			}

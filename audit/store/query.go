@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -127,19 +126,6 @@ func (s *Store) ids(ctx context.Context, q string, args ...any) ([]int64, error)
 	return out, rows.Err()
 }
 
-func inList(ids []int64) string {
-	var b strings.Builder
-	b.WriteByte('(')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(id, 10))
-	}
-	b.WriteByte(')')
-	return b.String()
-}
-
 func (s *Store) plan(ctx context.Context, f Filter) (*plan, error) {
 	p := &plan{}
 	strID := func(v string) ([]int64, error) { return s.ids(ctx, `SELECT id FROM strs WHERE s = ?`, v) }
@@ -162,7 +148,7 @@ func (s *Store) plan(ctx context.Context, f Filter) (*plan, error) {
 			p.empty = true
 			return p, nil
 		}
-		if aliasKeys, err = s.ids(ctx, `SELECT DISTINCT key FROM alias_targets WHERE key IS NOT NULL AND alias IN `+inList(aliasIDs)); err != nil {
+		if aliasKeys, err = s.ids(ctx, `SELECT DISTINCT key FROM alias_targets WHERE key IS NOT NULL AND alias IN `+InList(aliasIDs)); err != nil {
 			return nil, err
 		}
 	}
@@ -173,9 +159,9 @@ func (s *Store) plan(ctx context.Context, f Filter) (*plan, error) {
 			p.bargs = append(p.bargs, []any{k}, []any{k})
 		}
 		if f.Alias != "" {
-			c := "(e.alias IN " + inList(aliasIDs)
+			c := "(e.alias IN " + InList(aliasIDs)
 			if len(aliasKeys) > 0 {
-				c += " OR e.key IN " + inList(aliasKeys) + " OR e.key2 IN " + inList(aliasKeys)
+				c += " OR e.key IN " + InList(aliasKeys) + " OR e.key2 IN " + InList(aliasKeys)
 			}
 			p.preds = append(p.preds, c+")")
 		}
@@ -204,7 +190,7 @@ func (s *Store) plan(ctx context.Context, f Filter) (*plan, error) {
 				p.bargs = append(p.bargs, []any{id})
 			}
 		} else {
-			p.preds = append(p.preds, "e.principal IN "+inList(pids))
+			p.preds = append(p.preds, "e.principal IN "+InList(pids))
 		}
 	}
 	one := func(v string, col string) error {
@@ -366,26 +352,11 @@ LEFT JOIN strs ec ON ec.id = e.error_code
 LEFT JOIN strs rt ON rt.id = e.rotation_type
 LEFT JOIN strs km ON km.id = e.key_material`
 
-// EventIDString turns the stored event_id value back into its text.
-func EventIDString(v any) string {
-	switch x := v.(type) {
-	case []byte:
-		if len(x) == 16 {
-			h := hex.EncodeToString(x)
-			return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-		}
-		return string(x)
-	case string:
-		return x
-	}
-	return fmt.Sprint(v)
-}
-
 func (s *Store) eventsByID(ctx context.Context, ids []int64) ([]Event, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+eventCols+" WHERE e.id IN "+inList(ids))
+	rows, err := s.db.QueryContext(ctx, "SELECT "+eventCols+" WHERE e.id IN "+InList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("load events: %w", err)
 	}

@@ -191,39 +191,7 @@ CREATE TABLE inventory (
 	json                 TEXT NOT NULL
 );
 
--- A readable view for people using the sqlite3 shell.
-CREATE VIEW events_v AS
-SELECT e.id,
-       datetime(e.time, 'unixepoch') AS time_utc,
-       CASE WHEN typeof(e.event_id) = 'blob' THEN lower(
-            substr(hex(e.event_id),1,8)||'-'||substr(hex(e.event_id),9,4)||'-'||substr(hex(e.event_id),13,4)||'-'||
-            substr(hex(e.event_id),17,4)||'-'||substr(hex(e.event_id),21,12)) ELSE e.event_id END AS event_id,
-       n.s AS event_name,
-       CASE e.category WHEN 1 THEN 'data' WHEN 2 THEN 'service' ELSE 'management' END AS category,
-       e.read_only,
-       acc.s AS account, reg.s AS region,
-       p.arn AS principal_arn, p.type AS principal_type, p.role_arn,
-       inv.s AS invoked_by, ip.s AS source_ip, ua.s AS user_agent,
-       k.arn AS key_arn, k2.arn AS key2_arn, e.key_source, a.arn AS alias_arn,
-       ec.s AS error_code, e.error_message,
-       datetime(e.valid_to, 'unixepoch') AS valid_to,
-       datetime(e.deletion_date, 'unixepoch') AS deletion_date,
-       rt.s AS rotation_type, km.s AS key_material_id
-FROM events e
-LEFT JOIN strs n ON n.id = e.name
-LEFT JOIN strs acc ON acc.id = e.account
-LEFT JOIN strs reg ON reg.id = e.region
-LEFT JOIN principals p ON p.id = e.principal
-LEFT JOIN strs inv ON inv.id = e.invoked_by
-LEFT JOIN strs ip ON ip.id = e.source_ip
-LEFT JOIN strs ua ON ua.id = e.user_agent
-LEFT JOIN keys k ON k.id = e.key
-LEFT JOIN keys k2 ON k2.id = e.key2
-LEFT JOIN aliases a ON a.id = e.alias
-LEFT JOIN strs ec ON ec.id = e.error_code
-LEFT JOIN strs rt ON rt.id = e.rotation_type
-LEFT JOIN strs km ON km.id = e.key_material;
-`,
+-- A readable view for people using the sqlite3 shell.` + eventsView,
 	// v2: failed calls get their own small index: "errors only" is the most
 	// common review filter and errors are a few percent of events, so a
 	// partial index answers it without scanning the time index.
@@ -364,8 +332,8 @@ var migrationCode = map[int]func(ctx context.Context, conn *sql.Conn) error{
 	3: backfillDetails,
 }
 
-// eventsView is the events_v view of v1, recreated by v3 (a view must go
-// while its table is rebuilt).
+// eventsView is the events_v view of v1 (the migration's text ends with
+// it), recreated by v3 (a view must go while its table is rebuilt).
 const eventsView = `
 CREATE VIEW events_v AS
 SELECT e.id,

@@ -1,11 +1,13 @@
 // Package online holds the steps that run on the connected workstation
 // before and after an air-gapped ceremony, through aws-sdk-go-v2: preparing
 // and completing a BYOK import into AWS KMS, fetching a subordinate CA's CSR
-// from AWS Private CA and installing its certificate, archiving evidence
-// in S3 with Object Lock, and gathering audit evidence (the KMS key
-// inventory, a trail's log files from S3). Nothing here runs unless a
-// person starts it; besides this package only audit/awsfetch (CloudTrail
-// LookupEvents) opens a network connection.
+// from AWS Private CA and installing its certificate, and archiving
+// evidence in S3 with Object Lock. Nothing here runs unless a person starts
+// it. The audit side's online packages are the only others that open a
+// network connection, each also only when a person starts it:
+// audit/awsfetch (CloudTrail LookupEvents), audit/athena (Athena queries
+// over an organisation's trail), audit/s3trail (a trail's log files from
+// S3) and audit/kmsinventory (the KMS key inventory).
 package online
 
 import (

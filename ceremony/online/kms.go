@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
 )
 
 // KMS is the AWS KMS side of a BYOK import.
@@ -36,10 +38,10 @@ func NewKMS(ctx context.Context, c Connection) (*KMS, error) {
 type PrepareRequest struct {
 	KeyID           string // existing EXTERNAL key; empty to create one
 	Description     string // for a new key
-	KeySpec         byok.KeySpec
+	KeySpec         kmsimport.KeySpec
 	KeyUsage        string // ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC; default from the spec
-	Algorithm       byok.Algorithm
-	WrappingKeySpec byok.WrappingKeySpec
+	Algorithm       kmsimport.Algorithm
+	WrappingKeySpec kmsimport.WrappingKeySpec
 }
 
 // ParametersFile is the bundle the byok-wrap ceremony reads: the JSON of
@@ -48,21 +50,21 @@ const ParametersFile = "import-parameters.json"
 
 // Bundle is what PrepareBYOK wrote.
 type Bundle struct {
-	KeyARN            string               `json:"KeyId"`
-	ImportToken       []byte               `json:"ImportToken"`
-	PublicKey         []byte               `json:"PublicKey"`
-	ParametersValidTo time.Time            `json:"ParametersValidTo"`
-	KeySpec           byok.KeySpec         `json:"KeySpec"`
-	WrappingAlgorithm byok.Algorithm       `json:"WrappingAlgorithm"`
-	WrappingKeySpec   byok.WrappingKeySpec `json:"WrappingKeySpec"`
-	Created           bool                 `json:"CreatedKey"`
+	KeyARN            string                    `json:"KeyId"`
+	ImportToken       []byte                    `json:"ImportToken"`
+	PublicKey         []byte                    `json:"PublicKey"`
+	ParametersValidTo time.Time                 `json:"ParametersValidTo"`
+	KeySpec           kmsimport.KeySpec         `json:"KeySpec"`
+	WrappingAlgorithm kmsimport.Algorithm       `json:"WrappingAlgorithm"`
+	WrappingKeySpec   kmsimport.WrappingKeySpec `json:"WrappingKeySpec"`
+	Created           bool                      `json:"CreatedKey"`
 }
 
-func defaultUsage(spec byok.KeySpec) string {
+func defaultUsage(spec kmsimport.KeySpec) string {
 	switch spec {
-	case byok.SymmetricDefault:
+	case kmsimport.SymmetricDefault:
 		return "ENCRYPT_DECRYPT"
-	case byok.HMAC224, byok.HMAC256, byok.HMAC384, byok.HMAC512:
+	case kmsimport.HMAC224, kmsimport.HMAC256, kmsimport.HMAC384, kmsimport.HMAC512:
 		return "GENERATE_VERIFY_MAC"
 	}
 	return "SIGN_VERIFY"
@@ -71,7 +73,7 @@ func defaultUsage(spec byok.KeySpec) string {
 // PrepareBYOK creates (or checks) an EXTERNAL key, fetches import parameters
 // and writes them to dir/import-parameters.json for the ceremony.
 func (k *KMS) PrepareBYOK(ctx context.Context, r PrepareRequest, dir string) (*Bundle, error) {
-	if err := byok.Check(r.KeySpec, r.Algorithm, r.WrappingKeySpec); err != nil {
+	if err := kmsimport.Check(r.KeySpec, r.Algorithm, r.WrappingKeySpec); err != nil {
 		return nil, err
 	}
 	b := &Bundle{KeySpec: r.KeySpec, WrappingAlgorithm: r.Algorithm, WrappingKeySpec: r.WrappingKeySpec}
@@ -132,25 +134,101 @@ type ImportResult struct {
 	ImportedAt     time.Time `json:"importedAt"`
 	RequestID      string    `json:"requestId,omitempty"`
 	ManifestSHA256 string    `json:"manifestSha256"`
+	// Transcript is the ceremony transcript found beside the files, verified,
+	// whose wrap step records this manifest; nil when there was none.
+	Transcript *TranscriptCheck `json:"transcript"`
+}
+
+// TranscriptCheck is the ceremony transcript an import was checked against.
+type TranscriptCheck struct {
+	Path      string `json:"path"`
+	FinalHash string `json:"finalHash"`
+	WrapEntry int    `json:"wrapEntry"` // the sequence number of the wrap step's entry
+}
+
+// checkMaterialSize refuses EncryptedKeyMaterial.bin whose length cannot be
+// what the manifest's algorithm and wrapping key produce.
+func checkMaterialSize(m kmsimport.Manifest, n int) error {
+	min, max, err := kmsimport.CiphertextLen(m.KeySpec, m.WrappingAlgorithm, m.WrappingKeySpec)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kmsimport.ManifestFile, err)
+	}
+	if n < min || n > max {
+		want := fmt.Sprintf("%d bytes", min)
+		if max != min {
+			want = fmt.Sprintf("%d to %d bytes", min, max)
+		}
+		return fmt.Errorf("%s has %d bytes, but %s material wrapped with %s under an %s key has %s: it is not what the ceremony wrote; do not import it (nothing was sent to AWS)",
+			kmsimport.EncryptedKeyMaterialFile, n, m.KeySpec, m.WrappingAlgorithm, m.WrappingKeySpec, want)
+	}
+	return nil
+}
+
+// checkTranscript ties the manifest to the ceremony: when the byok-wrap
+// ceremony's transcript is beside the files, it must verify (chain, entry
+// hashes, every output file's SHA-256), and its wrap step must record this
+// manifest and these files. The manifest's own hash list is only as good as
+// the manifest; the transcript is the evidence the ceremony signed off.
+func checkTranscript(dir string, manifest []byte, files map[string][]byte) (*TranscriptCheck, error) {
+	found, _ := filepath.Glob(filepath.Join(dir, "*.transcript.jsonl"))
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("%d ceremony transcripts in %s: keep only the byok-wrap ceremony's with its files", len(found), dir)
+	}
+	rep, err := transcript.Verify(found[0])
+	if err != nil {
+		return nil, fmt.Errorf("the ceremony transcript beside the files does not verify: %w; do not import (nothing was sent to AWS)", err)
+	}
+	want := map[string][]byte{kmsimport.ManifestFile: manifest}
+	for name, data := range files {
+		want[name] = data
+	}
+	for _, en := range rep.Entries {
+		if en.Step != "wrap" || !en.OK() {
+			continue
+		}
+		recorded := map[string]string{}
+		for _, o := range en.Outputs {
+			recorded[o.Path] = o.SHA256
+		}
+		for name, data := range want {
+			sum := sha256.Sum256(data)
+			if recorded[name] != hex.EncodeToString(sum[:]) {
+				return nil, fmt.Errorf("%s is not the file the ceremony's transcript records (entry %d): do not import it (nothing was sent to AWS)", name, en.Seq)
+			}
+		}
+		final, ok := rep.Final()
+		if !ok {
+			return nil, fmt.Errorf("the transcript %s is not complete (missing: %s): the ceremony did not end; do not import (nothing was sent to AWS)", found[0], strings.Join(rep.Missing(), ", "))
+		}
+		return &TranscriptCheck{Path: found[0], FinalHash: final.Hash, WrapEntry: en.Seq}, nil
+	}
+	return nil, fmt.Errorf("the transcript %s records no completed wrap step: it is not the byok-wrap ceremony that wrote these files", found[0])
 }
 
 // ImportBYOK reads a byok-wrap ceremony's output directory, checks every file
 // against the manifest, imports the material, confirms the key is Enabled,
 // and writes import-result.json.
 func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*ImportResult, error) {
-	manifestBytes, err := os.ReadFile(filepath.Join(dir, byok.ManifestFile))
+	manifestBytes, err := os.ReadFile(filepath.Join(dir, kmsimport.ManifestFile))
 	if err != nil {
-		return nil, fmt.Errorf("read the ceremony's %s: %w", byok.ManifestFile, err)
+		return nil, fmt.Errorf("read the ceremony's %s: %w", kmsimport.ManifestFile, err)
 	}
-	var m byok.Manifest
+	var m kmsimport.Manifest
 	if err := json.Unmarshal(manifestBytes, &m); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", byok.ManifestFile, err)
+		return nil, fmt.Errorf("%s is damaged: %w", kmsimport.ManifestFile, err)
 	}
 	files := map[string][]byte{}
-	for _, name := range []string{byok.EncryptedKeyMaterialFile, byok.ImportTokenFile} {
+	for _, name := range []string{kmsimport.EncryptedKeyMaterialFile, kmsimport.ImportTokenFile} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		if len(data) == 0 {
+			return nil, fmt.Errorf("%s is empty: it was not copied whole from the ceremony's medium; copy it again (nothing was sent to AWS)", name)
 		}
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != m.Files[name] {
@@ -158,17 +236,24 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 		}
 		files[name] = data
 	}
+	if err := checkMaterialSize(m, len(files[kmsimport.EncryptedKeyMaterialFile])); err != nil {
+		return nil, err
+	}
+	tr, err := checkTranscript(dir, manifestBytes, files)
+	if err != nil {
+		return nil, err
+	}
 	if now.After(m.ParametersValidTo) {
 		return nil, fmt.Errorf("the import parameters expired at %s: run 'keyceremony aws byok prepare' for the same key and repeat the ceremony", m.ParametersValidTo.Format(time.RFC3339))
 	}
 	in := &kms.ImportKeyMaterialInput{
 		KeyId:                aws.String(m.KeyID),
-		ImportToken:          files[byok.ImportTokenFile],
-		EncryptedKeyMaterial: files[byok.EncryptedKeyMaterialFile],
+		ImportToken:          files[kmsimport.ImportTokenFile],
+		EncryptedKeyMaterial: files[kmsimport.EncryptedKeyMaterialFile],
 		ExpirationModel:      types.ExpirationModelType(m.Import.ExpirationModel),
 		ImportType:           types.ImportType(m.Import.ImportType),
 	}
-	if m.Import.ExpirationModel == byok.KeyMaterialExpires {
+	if m.Import.ExpirationModel == kmsimport.KeyMaterialExpires {
 		in.ValidTo = aws.Time(m.Import.ValidTo)
 	}
 	out, err := k.client.ImportKeyMaterial(ctx, in)
@@ -181,7 +266,7 @@ func (k *KMS) ImportBYOK(ctx context.Context, dir string, now time.Time) (*Impor
 	}
 	sum := sha256.Sum256(manifestBytes)
 	res := &ImportResult{KeyARN: aws.ToString(desc.KeyMetadata.Arn), KeyMaterialID: aws.ToString(out.KeyMaterialId),
-		KeyState: string(desc.KeyMetadata.KeyState), ImportedAt: now.UTC(), ManifestSHA256: hex.EncodeToString(sum[:])}
+		KeyState: string(desc.KeyMetadata.KeyState), ImportedAt: now.UTC(), ManifestSHA256: hex.EncodeToString(sum[:]), Transcript: tr}
 	if rid, ok := requestID(out.ResultMetadata); ok {
 		res.RequestID = rid
 	}

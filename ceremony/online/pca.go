@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 )
 
 // PCA is the AWS Private CA side of a ca-signing ceremony: the subordinate
@@ -62,7 +62,7 @@ func (p *PCA) GetCSR(ctx context.Context, caARN, path string) (*x509.Certificate
 		return nil, explainPCA("get the CSR of "+caARN, err)
 	}
 	data := []byte(aws.ToString(out.Csr))
-	csr, err := casign.ParseCSR(data)
+	csr, err := certprofile.ParseCSR(data)
 	if err != nil {
 		return nil, fmt.Errorf("AWS returned a CSR that does not parse: %w", err)
 	}
@@ -94,7 +94,7 @@ type PCAImportResult struct {
 func readCeremonyCerts(dir, caARN string) (cert, chain []byte, err error) {
 	data, err := os.ReadFile(filepath.Join(dir, PCAImportFile))
 	if err == nil {
-		var doc casign.ACMPCAImport
+		var doc certprofile.ACMPCAImport
 		if err := json.Unmarshal(data, &doc); err != nil {
 			return nil, nil, fmt.Errorf("%s is damaged: %w", PCAImportFile, err)
 		}
@@ -186,7 +186,7 @@ func (p *PCA) ImportCertificate(ctx context.Context, caARN, dir string, now time
 	if err != nil {
 		return nil, explainPCA("get the CSR of "+caARN, err)
 	}
-	csr, err := casign.ParseCSR([]byte(aws.ToString(csrOut.Csr)))
+	csr, err := certprofile.ParseCSR([]byte(aws.ToString(csrOut.Csr)))
 	if err != nil {
 		return nil, fmt.Errorf("AWS returned a CSR that does not parse: %w", err)
 	}

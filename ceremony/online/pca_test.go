@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/smithy-go"
 
-	"github.com/keyceremony/keyceremony/ceremony/casign"
+	"github.com/keyceremony/keyceremony/ceremony/certprofile"
 	"github.com/keyceremony/keyceremony/ceremony/certsign"
+	"github.com/keyceremony/keyceremony/ceremony/certsign/certsigntest"
 	"github.com/keyceremony/keyceremony/ceremony/online"
 	"github.com/keyceremony/keyceremony/hsm"
-	"github.com/keyceremony/keyceremony/hsm/softhsm"
+	"github.com/keyceremony/keyceremony/hsm/softhsm/softhsmtest"
 	"github.com/keyceremony/keyceremony/test/awsfake"
 )
 
@@ -46,20 +46,7 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 		}
 		return makeRoot(t, label, k, []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	}
-	mod := softhsm.NewTestToken(t, label, []byte("so-pin-1111"), []byte("user-pin-1111"))
-	m, err := hsm.Open(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := m.OpenToken(hsm.URI{Token: label})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	if err := tok.Login([]byte("user-pin-1111")); err != nil {
-		t.Fatal(err)
-	}
+	tok := softhsmtest.LoggedIn(t, label)
 	key, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Type: hsm.ECP384, Label: "root"})
 	if err != nil {
 		t.Fatal(err)
@@ -74,23 +61,7 @@ func rehearsalRoot(t *testing.T, label string) *testRoot {
 }
 
 func makeRoot(t *testing.T, label string, signer crypto.Signer, serial []byte) *testRoot {
-	ski, _ := casign.SubjectKeyID(signer.Public())
-	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: "REHEARSAL " + label + " Root CA", Organization: []string{"Example Corp"}, Country: []string{"DE"}},
-		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		SubjectKeyId: ski, SignatureAlgorithm: x509.ECDSAWithSHA384,
-	}
-	l, err := certsign.LintCertificate(tmpl, nil, signer.Public(), certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cert, err := l.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := certsigntest.Root(t, pkix.Name{CommonName: "REHEARSAL " + label + " Root CA", Organization: []string{"Example Corp"}, Country: []string{"DE"}}, signer, serial)
 	return &testRoot{signer: signer, cert: cert}
 }
 
@@ -102,32 +73,25 @@ func signCSR(t *testing.T, root *testRoot, csrPath, caARN string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := casign.ParseCSR(data)
+	csr, err := certprofile.ParseCSR(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := casign.Profile{AcceptCSRSubject: true, Validity: 5 * 365 * 24 * time.Hour, MaxPathLen: 0,
+	p := certprofile.Profile{AcceptCSRSubject: true, Validity: 5 * 365 * 24 * time.Hour, MaxPathLen: 0,
 		CRLDistribution: []string{"http://crl.example.com/root.crl"}, IssuingCertURLs: []string{"http://pki.example.com/root.crt"},
 		Policies: []string{"2.5.29.32.0"}, AllowedKeys: []string{"ec-p384"}}
-	tmpl, _, err := casign.Subordinate(csr, root.cert, p, []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1}, time.Now())
+	tmpl, _, err := certprofile.Subordinate(csr, root.cert, p, []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := certsign.LintCertificate(tmpl, root.cert, csr.PublicKey, certsign.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sub, err := l.Sign(root.signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := certsigntest.Sign(t, certsign.Certificate(tmpl, root.cert, csr.PublicKey), root.signer).Certificate
 	dir := t.TempDir()
-	doc, err := casign.ACMPCAJSON(caARN, sub, root.cert)
+	doc, err := certprofile.ACMPCAJSON(caARN, sub, root.cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, online.SubordinateFile), casign.PEM(sub), 0o600)
-	os.WriteFile(filepath.Join(dir, online.ChainFile), casign.PEM(root.cert), 0o600)
+	os.WriteFile(filepath.Join(dir, online.SubordinateFile), certprofile.PEM(sub), 0o600)
+	os.WriteFile(filepath.Join(dir, online.ChainFile), certprofile.PEM(root.cert), 0o600)
 	os.WriteFile(filepath.Join(dir, online.PCAImportFile), doc, 0o600)
 	return dir
 }
@@ -175,7 +139,7 @@ func TestPCARoundTrip(t *testing.T) {
 	wrongChain := t.TempDir()
 	sub, _ := os.ReadFile(filepath.Join(dir, online.SubordinateFile))
 	os.WriteFile(filepath.Join(wrongChain, online.SubordinateFile), sub, 0o600)
-	os.WriteFile(filepath.Join(wrongChain, online.ChainFile), casign.PEM(rehearsalRoot(t, "Other").cert), 0o600)
+	os.WriteFile(filepath.Join(wrongChain, online.ChainFile), certprofile.PEM(rehearsalRoot(t, "Other").cert), 0o600)
 	if _, err := p.ImportCertificate(ctx, arn, wrongChain, time.Now()); err == nil || !strings.Contains(err.Error(), "does not chain") {
 		t.Errorf("wrong chain: %v", err)
 	}
@@ -232,17 +196,17 @@ func TestPCAServerValidates(t *testing.T) {
 		return ""
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(arn), Certificate: sub, CertificateChain: casign.PEM(rehearsalRoot(t, "Wrong").cert)})
+		CertificateAuthorityArn: aws.String(arn), Certificate: sub, CertificateChain: certprofile.PEM(rehearsalRoot(t, "Wrong").cert)})
 	if code(err) != "InvalidRequestException" {
 		t.Errorf("wrong chain: %v", err)
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(other), Certificate: sub, CertificateChain: casign.PEM(root.cert)})
+		CertificateAuthorityArn: aws.String(other), Certificate: sub, CertificateChain: certprofile.PEM(root.cert)})
 	if code(err) != "CertificateMismatchException" {
 		t.Errorf("another CA's certificate: %v", err)
 	}
 	_, err = client.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
-		CertificateAuthorityArn: aws.String(arn), Certificate: []byte("not a cert"), CertificateChain: casign.PEM(root.cert)})
+		CertificateAuthorityArn: aws.String(arn), Certificate: []byte("not a cert"), CertificateChain: certprofile.PEM(root.cert)})
 	if code(err) != "MalformedCertificateException" {
 		t.Errorf("garbage: %v", err)
 	}

@@ -25,7 +25,7 @@ type Card struct {
 }
 
 // ShareCard renders the one-page share card of one custodian: who it belongs
-// to, which ceremony and quorum, the share as three lines of grouped base32
+// to, which ceremony and quorum, the share as lines of grouped base32
 // (with its checksum inside), and a QR code of the same text.
 //
 // The PDF contains the share in clear: write it only to the custodian's own

@@ -2,6 +2,9 @@ package paper
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"os"
 	"os/exec"
@@ -59,7 +62,7 @@ func TestShareCard(t *testing.T) {
 
 		// The share typed from the printed text is the issued share.
 		var typed []string
-		for _, m := range regexp.MustCompile(`(?m)^\s*[123]\s+((?:[A-Z2-7]{4} ){5}[A-Z2-7]{4})`).FindAllStringSubmatch(text, -1) {
+		for _, m := range regexp.MustCompile(`(?m)^\s*[1-4]\s+((?:[A-Z2-7]{4} ){4}[A-Z2-7]{4})`).FindAllStringSubmatch(text, -1) {
 			typed = append(typed, m[1])
 		}
 		ts, err := quorum.ParseShare([]byte(strings.Join(typed, "\n")))
@@ -98,8 +101,16 @@ func TestTranscriptPDF(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "root.pem"), []byte("pem"), 0o600)
 	out, _ := transcript.HashFile(filepath.Join(dir, "root.pem"), "root.pem")
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
+	if _, err := w.Append(transcript.Entry{Step: "begin", Action: "ceremony started"}); err != nil {
+		t.Fatal(err)
+	}
+	w.SetMACKey([]byte("quorum mac key"))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	digest, h, alg, _ := transcript.AnchorDigest(key.Public(), w.Last().Hash)
+	sig, _ := key.Sign(rand.Reader, digest, h)
+	anchor, _ := transcript.NewSignature(key.Public(), alg, sig)
 	for _, e := range []transcript.Entry{
-		{Step: "begin", Action: "ceremony started"},
+		{Step: "anchor", Action: "transcript anchored", Signature: anchor},
 		{Step: "clock", Action: "system clock confirmed", Actors: []transcript.Actor{{Name: "Wendy Wëbb", Role: "witness", Time: at}}},
 		{Step: "sign-certificate", Action: "root certificate signed", Outputs: []transcript.File{out}, Details: []transcript.Detail{{Key: "serial", Value: "7f01"}}},
 		{Step: "enrol-token", Action: "PIN change failed", Result: transcript.ResultError, Error: "token removed"},
@@ -130,10 +141,13 @@ func TestTranscriptPDF(t *testing.T) {
 	for _, want := range []string{
 		"Example Root CA 2026", "root-generation",
 		hexGroups(scriptHash[:])[:19], words.Encode(scriptHash[:])[0],
-		"1. begin - ceremony started", "2. clock - system clock confirmed",
+		"1. begin - ceremony started", "3. clock - system clock confirmed",
 		"Wendy Wëbb (witness, 09:30:00)", "serial 7f01", "root.pem", out.SHA256[:16],
-		"4. enrol-token - PIN change failed", "ERROR", "token removed",
-		"Final hash (entry 4)", words.String(final.HashBytes())[:40],
+		"5. enrol-token - PIN change failed", "ERROR", "token removed",
+		"Final hash (entry 5)", words.String(final.HashBytes())[:40],
+		"Token signature ecdsa-sha256 by the key SPKI SHA-256", "quorum MAC " + final.MAC[:16],
+		"keyceremony ceremony verify TRANSCRIPT --expect", "Final hash words, written by hand",
+		"Anchors: the root key signed the transcript at entries 2", "every entry from 2 on carries the quorum's MAC",
 		hexGroups(fp[:])[:19], "Signatures", "Alice Adams", "Ceremony Administrator",
 	} {
 		if !strings.Contains(flat, want) {

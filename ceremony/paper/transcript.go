@@ -1,6 +1,7 @@
 package paper
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -100,8 +101,19 @@ func TranscriptPDF(w io.Writer, t Transcript) error {
 	field(pdf, "SHA-256", hexGroups(finalHash), true)
 	field(pdf, "Words", words.String(finalHash), false)
 	pdf.SetFont(sans, "", 8.5)
-	pdf.MultiCell(0, 4.5, "The final hash stands for every entry before it. 'keyceremony ceremony verify' on the transcript file "+
-		"prints the same hash; read the words aloud to compare.", "", "L", false)
+	pdf.MultiCell(0, 4.5, "The final hash stands for every entry before it. Read the words aloud, compare them with the screen, and write them "+
+		"by hand on this page before signing. Later, anyone holding the transcript file checks it against this paper with "+
+		"'keyceremony ceremony verify TRANSCRIPT --expect \"WORDS\"' (the words as written here); a transcript changed, re-chained or cut short fails.", "", "L", false)
+	pdf.Ln(3)
+	pdf.SetFont(sans, "", 9)
+	pdf.MultiCell(0, 5, "Final hash words, written by hand:", "", "L", false)
+	for i := 0; i < 4; i++ {
+		pdf.Ln(7)
+		y := pdf.GetY()
+		pdf.Line(18, y, 190, y)
+	}
+	pdf.Ln(2)
+	anchors(pdf, t.Entries)
 
 	signatures(pdf, t.Participants)
 	return output(pdf, w)
@@ -139,9 +151,16 @@ func entry(pdf *gofpdf.Fpdf, e transcript.Entry) {
 	for _, f := range e.Outputs {
 		field(pdf, "Output", fmt.Sprintf("%s\nSHA-256 %s (%d bytes)", f.Path, f.SHA256, f.Size), false)
 	}
+	if s := e.Signature; s != nil {
+		field(pdf, "Token signature", fmt.Sprintf("%s by the key %s over the previous entry's hash", s.Algorithm, keyFingerprint(s)), false)
+	}
 	pdf.SetFont(mono, "", 6.5)
 	pdf.SetTextColor(90, 90, 90)
-	pdf.MultiCell(0, 3.5, "entry hash "+e.Hash+"   previous "+e.Prev, "", "L", false)
+	line := "entry hash " + e.Hash + "   previous " + e.Prev
+	if e.MAC != "" {
+		line += "   quorum MAC " + e.MAC[:16] + "..."
+	}
+	pdf.MultiCell(0, 3.5, line, "", "L", false)
 	pdf.SetTextColor(0, 0, 0)
 	pdf.Ln(2)
 }
@@ -171,4 +190,41 @@ func signatures(pdf *gofpdf.Fpdf, people []Person) {
 		pdf.SetFont(sans, "", 8.5)
 		pdf.CellFormat(92, 4.5, p.Role, "", 1, "L", false, 0, "")
 	}
+}
+
+// keyFingerprint is the SPKI SHA-256 of a signature anchor's key, shortened.
+func keyFingerprint(s *transcript.Signature) string {
+	_, der, err := s.PublicKey()
+	if err != nil {
+		return "(unreadable key)"
+	}
+	sum := sha256.Sum256(der)
+	return "SPKI SHA-256 " + hex.EncodeToString(sum[:8]) + "..."
+}
+
+// anchors says, under the final hash, what anchors the transcript beyond
+// this paper.
+func anchors(pdf *gofpdf.Fpdf, entries []transcript.Entry) {
+	var signed []string
+	mac := 0
+	for _, e := range entries {
+		if e.Signature != nil {
+			signed = append(signed, fmt.Sprint(e.Seq))
+		}
+		if e.MAC != "" && mac == 0 {
+			mac = e.Seq
+		}
+	}
+	var parts []string
+	if len(signed) > 0 {
+		parts = append(parts, "the root key signed the transcript at entries "+strings.Join(signed, ", ")+" (anyone holding the root certificate checks these signatures)")
+	}
+	if mac != 0 {
+		parts = append(parts, fmt.Sprintf("every entry from %d on carries the quorum's MAC (the custodians check it)", mac))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	pdf.SetFont(sans, "", 8.5)
+	pdf.MultiCell(0, 4.5, "Anchors: "+strings.Join(parts, "; ")+".", "", "L", false)
 }

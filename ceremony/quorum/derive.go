@@ -14,9 +14,17 @@ import (
 type Purpose string
 
 const (
-	UserPIN   Purpose = "user-pin"
-	SOPIN     Purpose = "so-pin"
+	UserPIN Purpose = "user-pin"
+	SOPIN   Purpose = "so-pin"
+	// BackupKEK is the KEK of backups made before the recovery quorum
+	// (format 1), derived from the quorum that unlocks the token.
 	BackupKEK Purpose = "backup-kek"
+	// RecoveryKEK is the backup KEK, derived from the recovery quorum's
+	// secret only (RecoveryKEK refuses any other secret).
+	RecoveryKEK Purpose = "recovery-kek"
+	// TranscriptMAC keys the MAC every transcript entry carries from the
+	// first unlock on (see the transcript package's anchors).
+	TranscriptMAC Purpose = "transcript-mac"
 )
 
 // infoPrefix versions the derivation; changing anything in it changes every PIN.
@@ -68,5 +76,25 @@ func (s *Secret) PIN(p Purpose, tokenMaxLen int) ([]byte, error) {
 	return pin, nil
 }
 
-// KEK derives the 32-byte AES-256 backup key-encryption key. The caller wipes it.
-func (s *Secret) KEK() ([]byte, error) { return s.Derive(BackupKEK, 32) }
+// LegacyKEK derives the 32-byte AES-256 KEK of a format-1 backup, from the
+// quorum that unlocks the token (which is why backups now use RecoveryKEK).
+// The caller wipes it.
+func (s *Secret) LegacyKEK() ([]byte, error) {
+	if s != nil && s.purpose == RecoveryQuorum {
+		return nil, errors.New("a format-1 backup's KEK comes from the quorum that unlocks the token, not from the recovery quorum")
+	}
+	return s.Derive(BackupKEK, 32)
+}
+
+// RecoveryKEK derives the 32-byte AES-256 backup KEK. Only the recovery
+// quorum's secret derives it: the secret of the quorum that unlocks the
+// token at every routine ceremony is refused. The caller wipes it.
+func (s *Secret) RecoveryKEK() ([]byte, error) {
+	if s == nil || s.purpose != RecoveryQuorum {
+		return nil, errors.New("the backup KEK is derived from the recovery quorum only, not from the quorum that unlocks the token")
+	}
+	return s.Derive(RecoveryKEK, 32)
+}
+
+// Purpose is the purpose of the quorum the secret belongs to ("" or RecoveryQuorum).
+func (s *Secret) Purpose() string { return s.purpose }

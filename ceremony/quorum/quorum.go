@@ -17,6 +17,7 @@ package quorum
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -61,9 +62,12 @@ type Custodian struct {
 // check a share without learning the secret. It is written next to the ceremony
 // outputs and read again by every ceremony that unlocks the quorum.
 type Record struct {
-	Format      string      `json:"format"`
-	SetID       string      `json:"set_id"`
-	CeremonyID  string      `json:"ceremony_id"`
+	Format     string `json:"format"`
+	SetID      string `json:"set_id"`
+	CeremonyID string `json:"ceremony_id"`
+	// Purpose is "recovery" for the recovery quorum whose secret alone
+	// derives the backup KEK; empty for the quorum that unlocks the token.
+	Purpose     string      `json:"purpose,omitempty"`
 	Created     time.Time   `json:"created"`
 	Group       string      `json:"group"`
 	Threshold   int         `json:"threshold"`
@@ -73,8 +77,9 @@ type Record struct {
 
 // Secret is the reconstructed quorum secret (a scalar's 32-byte encoding).
 type Secret struct {
-	b     []byte
-	setID []byte
+	b       []byte
+	setID   []byte
+	purpose string // the record's: "" or RecoveryQuorum
 }
 
 // Wipe zeroes the secret. The Secret is unusable afterwards.
@@ -90,6 +95,18 @@ func (s *Secret) Wipe() {
 // custodians (share i+1 goes to custodians[i]); any threshold of them recover it.
 // The caller wipes the secret and every share.
 func Split(ceremonyID string, threshold int, custodians []string) (*Record, *Secret, []*Share, error) {
+	return SplitFor(ceremonyID, "", threshold, custodians)
+}
+
+// Purposes of a quorum record.
+const (
+	// RecoveryQuorum is the purpose of the recovery quorum, the only one
+	// from which the backup KEK is derived.
+	RecoveryQuorum = "recovery"
+)
+
+// SplitFor is Split for a quorum with a purpose ("" or RecoveryQuorum).
+func SplitFor(ceremonyID, purpose string, threshold int, custodians []string) (*Record, *Secret, []*Share, error) {
 	n := len(custodians)
 	if threshold < 2 || threshold > n || n > 255 {
 		return nil, nil, nil, fmt.Errorf("split secret: threshold %d of %d custodians is not possible (2 <= m <= n <= 255)", threshold, n)
@@ -107,6 +124,7 @@ func Split(ceremonyID string, threshold int, custodians []string) (*Record, *Sec
 		Format:     RecordFormat,
 		SetID:      hex.EncodeToString(setID),
 		CeremonyID: ceremonyID,
+		Purpose:    purpose,
 		Created:    time.Now().UTC().Truncate(time.Second),
 		Group:      groupName,
 		Threshold:  threshold,
@@ -118,22 +136,27 @@ func Split(ceremonyID string, threshold int, custodians []string) (*Record, *Sec
 		}
 		rec.Commitments = append(rec.Commitments, hex.EncodeToString(b))
 	}
+	for i := range custodians {
+		rec.Custodians = append(rec.Custodians, Custodian{Index: i + 1, Name: custodians[i]})
+	}
+	tag, err := rec.Tag()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	shares := make([]*Share, n)
 	for i, sh := range ss.Share(uint(n)) {
-		rec.Custodians = append(rec.Custodians, Custodian{Index: i + 1, Name: custodians[i]})
 		v, err := sh.Value.MarshalBinary()
 		sh.Value.SetUint64(0)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("encode share: %w", err)
 		}
-		shares[i] = &Share{Index: i + 1, Threshold: threshold, value: v}
-		copy(shares[i].setPrefix[:], setID)
+		shares[i] = &Share{version: formatV2.version, Index: i + 1, Threshold: threshold, value: v, tag: tag}
 	}
 	sb, err := secret.MarshalBinary()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("encode secret: %w", err)
 	}
-	return rec, &Secret{b: sb, setID: setID}, shares, nil
+	return rec, &Secret{b: sb, setID: setID, purpose: purpose}, shares, nil
 }
 
 // ReadRecord reads and checks a quorum record file.
@@ -142,14 +165,24 @@ func ReadRecord(path string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read quorum record: %w", err)
 	}
+	r, err := ParseRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseRecord parses and checks a quorum record's bytes, so a caller that
+// hashed them parses exactly what it hashed.
+func ParseRecord(raw []byte) (*Record, error) {
 	var r Record
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+		return nil, err
 	}
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("quorum record %s: %w", path, err)
+		return nil, err
 	}
 	return &r, nil
 }
@@ -169,6 +202,9 @@ func (r *Record) check() error {
 	}
 	if r.Group != groupName {
 		return fmt.Errorf("group %q is not supported", r.Group)
+	}
+	if r.Purpose != "" && r.Purpose != RecoveryQuorum {
+		return fmt.Errorf("purpose %q is not known", r.Purpose)
 	}
 	if id, err := hex.DecodeString(r.SetID); err != nil || len(id) != SetIDLen {
 		return errors.New("set_id is not 16 bytes of hex")
@@ -210,8 +246,36 @@ func (r *Record) setID() []byte {
 }
 
 // SetLabel is the short form of the set ID printed on share cards and in
-// errors: the 4 bytes a share carries.
+// errors (the 4 bytes a format-1 share carries).
 func (r *Record) SetLabel() string { return r.SetID[:8] }
+
+// recordTagDomain separates the record tag from any other hash.
+const recordTagDomain = "keyceremony quorum record v2\n"
+
+// Tag is what a format-2 share carries to bind it to the whole record: the
+// first 12 bytes of SHA-256 over the domain and the record's canonical JSON
+// (every field: set ID, ceremony, purpose, creation time, threshold,
+// custodians, commitments).
+func (r *Record) Tag() ([recordTagLen]byte, error) {
+	var tag [recordTagLen]byte
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return tag, err
+	}
+	sum := sha256.Sum256(append([]byte(recordTagDomain), raw...))
+	copy(tag[:], sum[:])
+	return tag, nil
+}
+
+// IndexOf returns the share index of the custodian named name, or 0.
+func (r *Record) IndexOf(name string) int {
+	for _, c := range r.Custodians {
+		if c.Name == name {
+			return c.Index
+		}
+	}
+	return 0
+}
 
 // Custodian returns the name of the holder of share index, or "".
 func (r *Record) Custodian(index int) string {
@@ -225,8 +289,21 @@ func (r *Record) Custodian(index int) string {
 // threshold, and Feldman's check against the commitments. The error names the
 // custodian the share claims to be from.
 func (r *Record) Verify(s *Share) error {
-	if subtle.ConstantTimeCompare(s.setPrefix[:], r.setID()[:4]) != 1 {
-		return fmt.Errorf("%w (its quorum is %x, this ceremony's is %s): ask the custodian for the share of %s", ErrOtherQuorum, s.setPrefix, r.SetLabel(), r.CeremonyID)
+	if s.version == 1 {
+		if subtle.ConstantTimeCompare(s.setPrefix[:], r.setID()[:4]) != 1 {
+			return fmt.Errorf("%w (its quorum is %x, this ceremony's is %s): ask the custodian for the share of %s", ErrOtherQuorum, s.setPrefix, r.SetLabel(), r.CeremonyID)
+		}
+	} else {
+		tag, err := r.Tag()
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(s.tag[:], tag[:]) != 1 {
+			return fmt.Errorf("%w: the share was issued with another quorum record than this one (set %s of %s): either it is another ceremony's share, "+
+				"or this record is not the one issued with the shares (its names, threshold or commitments were changed, or it was replaced)", ErrOtherQuorum, r.SetLabel(), r.CeremonyID)
+		}
+		// Bound to this record: the threshold is the record's.
+		s.Threshold = r.Threshold
 	}
 	who := r.Custodian(s.Index)
 	if who == "" {
@@ -337,7 +414,7 @@ func (c *Collector) Combine() (*Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Secret{b: b, setID: c.rec.setID()}, nil
+	return &Secret{b: b, setID: c.rec.setID(), purpose: c.rec.Purpose}, nil
 }
 
 // Wipe zeroes every share held.

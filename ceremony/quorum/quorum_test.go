@@ -88,7 +88,6 @@ func TestBelowThresholdRecoversNothing(t *testing.T) {
 func TestBadSharesAreNamed(t *testing.T) {
 	rec, _, shares := split(t)
 	otherRec, _, otherShares := split(t)
-	_ = otherRec
 
 	// A share whose value was changed but whose checksum was recomputed: only
 	// the commitments can catch it.
@@ -96,8 +95,8 @@ func TestBadSharesAreNamed(t *testing.T) {
 	forged.value[0] ^= 1
 	forged = clone(t, forged)
 
-	// A share claiming a different threshold.
-	wrongM := clone(t, shares[1])
+	// A format-1 share (issued before record tags) claiming a different threshold.
+	wrongM := v1(clone(t, shares[1]), rec)
 	wrongM.Threshold = 2
 	wrongM = clone(t, wrongM)
 
@@ -112,7 +111,8 @@ func TestBadSharesAreNamed(t *testing.T) {
 		msg   string
 	}{
 		{"modified value", forged, ErrInvalidShare, "share 3 (Erin) is not the share issued to Erin"},
-		{"other ceremony", clone(t, otherShares[0]), ErrOtherQuorum, "another ceremony's quorum"},
+		{"other ceremony", clone(t, otherShares[0]), ErrOtherQuorum, "issued with another quorum record"},
+		{"other ceremony, format 1", v1(clone(t, otherShares[0]), otherRec), ErrOtherQuorum, "another ceremony's quorum"},
 		{"other threshold", wrongM, ErrInvalidShare, "share 2 (Dan) says 2-of-n"},
 		{"index never issued", beyond, ErrInvalidShare, "share index 9 is not one of the 5 issued"},
 	}
@@ -143,11 +143,11 @@ func TestShareText(t *testing.T) {
 	_, _, shares := split(t)
 	s := shares[3]
 	text := string(s.Text())
-	if !regexp.MustCompile(`^([A-Z2-7]{4} ){17}[A-Z2-7]{4}$`).MatchString(text) {
-		t.Fatalf("text %q is not 18 groups of 4", text)
+	if !regexp.MustCompile(`^([A-Z2-7]{4} ){19}[A-Z2-7]{4}$`).MatchString(text) {
+		t.Fatalf("text %q is not 20 groups of 4", text)
 	}
 	lines := s.Lines()
-	if len(lines) != 3 || string(bytes.Join(lines, []byte(" "))) != text {
+	if len(lines) != 4 || string(bytes.Join(lines, []byte(" "))) != text {
 		t.Fatalf("lines %q", lines)
 	}
 	variants := []string{
@@ -163,9 +163,81 @@ func TestShareText(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseShare(%q): %v", v, err)
 		}
-		if p.Index != 4 || p.Threshold != 3 || !bytes.Equal(p.value, s.value) {
+		if p.Index != 4 || p.Version() != 2 || !bytes.Equal(p.value, s.value) {
 			t.Fatalf("ParseShare(%q) = %+v", v, p)
 		}
+	}
+}
+
+// v1 turns a share into the format of cards issued before record tags.
+func v1(s *Share, rec *Record) *Share {
+	s.version = 1
+	copy(s.setPrefix[:], rec.setID())
+	s.Threshold = rec.Threshold
+	return s
+}
+
+// TestFormat1SharesStillUnlock: cards issued before record tags (18 groups)
+// parse and unlock their quorum.
+func TestFormat1SharesStillUnlock(t *testing.T) {
+	rec, secret, shares := split(t)
+	col := rec.NewCollector()
+	for _, s := range shares[1:4] {
+		old := v1(clone(t, s), rec)
+		text := string(old.Text())
+		if !regexp.MustCompile(`^([A-Z2-7]{4} ){17}[A-Z2-7]{4}$`).MatchString(text) || len(old.Lines()) != 3 {
+			t.Fatalf("format-1 text %q", text)
+		}
+		p, err := ParseShare([]byte(text))
+		if err != nil || p.Version() != 1 {
+			t.Fatalf("parse format 1: %v", err)
+		}
+		if _, err := col.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := col.Combine()
+	if err != nil || !bytes.Equal(got.b, secret.b) {
+		t.Fatalf("format-1 shares recovered another secret: %v", err)
+	}
+}
+
+// TestSubstitutedRecordRefusesEveryShare: a quorum record whose custodians,
+// threshold or commitments were changed (or which was swapped for another
+// quorum's with the same set ID) no longer matches the tag every share
+// carries, so each share is refused as it is presented: nothing is combined
+// and no PIN is derived, so no login is ever attempted.
+func TestSubstitutedRecordRefusesEveryShare(t *testing.T) {
+	rec, _, shares := split(t)
+	other, _, _ := split(t)
+	edits := map[string]func(r *Record){
+		"custodian renamed":  func(r *Record) { r.Custodians[2].Name = "Mallory" },
+		"threshold lowered":  func(r *Record) { r.Threshold = 2; r.Commitments = r.Commitments[:2] },
+		"commitments forged": func(r *Record) { r.Commitments = other.Commitments },
+		"another quorum's record under this set ID": func(r *Record) {
+			*r = *other
+			r.SetID = rec.SetID
+		},
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			raw, _ := rec.Marshal()
+			sub, err := ParseRecord(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.Custodians = append([]Custodian(nil), sub.Custodians...)
+			edit(sub)
+			col := sub.NewCollector()
+			for _, s := range shares {
+				if _, err := col.Add(clone(t, s)); !errors.Is(err, ErrOtherQuorum) || !strings.Contains(err.Error(), "this record is not the one issued with the shares") {
+					t.Fatalf("share %d against the substituted record: %v", s.Index, err)
+				}
+			}
+			if col.Have() != 0 {
+				t.Fatal("a share was kept")
+			}
+		})
 	}
 }
 
@@ -187,7 +259,7 @@ func TestEveryTypoIsCaught(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ParseShare(text[:len(text)-1]); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "71 characters") {
+	if _, err := ParseShare(text[:len(text)-1]); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "79 characters") {
 		t.Fatalf("short share: %v", err)
 	}
 	if _, err := ParseShare(append(bytes.Clone(text), '!')); !errors.Is(err, ErrMalformed) {
@@ -217,7 +289,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	var tampered = bytes.Replace(b, []byte(rec.Commitments[1][:8]), []byte("00000000"), 1)
 	os.WriteFile(path, tampered, 0o600)
 	if r2, err := ReadRecord(path); err == nil {
-		if err := r2.Verify(clone(t, shares[0])); !errors.Is(err, ErrInvalidShare) {
+		if err := r2.Verify(clone(t, shares[0])); !errors.Is(err, ErrOtherQuorum) {
 			t.Fatalf("tampered record accepted a share: %v", err)
 		}
 	}
@@ -235,7 +307,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // library's HKDF: IKM = secret, salt = set ID, info = "keyceremony/v1/"+purpose.
 func TestDerivation(t *testing.T) {
 	_, sec, _ := split(t)
-	for _, p := range []Purpose{UserPIN, SOPIN, BackupKEK} {
+	for _, p := range []Purpose{UserPIN, SOPIN, BackupKEK, RecoveryKEK, TranscriptMAC} {
 		got, err := sec.Derive(p, 32)
 		if err != nil {
 			t.Fatal(err)
@@ -260,9 +332,23 @@ func TestDerivation(t *testing.T) {
 	if _, err := sec.PIN(UserPIN, 8); err == nil {
 		t.Fatal("a derived PIN of 8 characters was accepted")
 	}
-	kek, _ := sec.KEK()
-	if len(kek) != 32 {
-		t.Fatalf("KEK length %d", len(kek))
+	// The backup KEK comes only from a recovery quorum's secret; the quorum
+	// that unlocks the token derives only the KEK of format-1 backups.
+	if _, err := sec.RecoveryKEK(); err == nil {
+		t.Fatal("the token's quorum derived the recovery KEK")
+	}
+	if kek, err := sec.LegacyKEK(); err != nil || len(kek) != 32 {
+		t.Fatalf("format-1 KEK: %d bytes, %v", len(kek), err)
+	}
+	_, rsec, _, err := SplitFor("example-root", RecoveryQuorum, 2, names[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kek, err := rsec.RecoveryKEK(); err != nil || len(kek) != 32 {
+		t.Fatalf("recovery KEK: %d bytes, %v", len(kek), err)
+	}
+	if _, err := rsec.LegacyKEK(); err == nil {
+		t.Fatal("the recovery quorum derived a format-1 KEK")
 	}
 	sec.Wipe()
 	if _, err := sec.Derive(UserPIN, 16); err == nil {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyceremony/keyceremony/ceremony/byok"
+	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/hsm"
 )
 
@@ -103,7 +103,7 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 	specOK := false
 	if b.KeySpec == "" {
 		bad("byok.key_spec", "required: the KMS key spec (SYMMETRIC_DEFAULT, HMAC_224/256/384/512, RSA_2048/3072/4096, ECC_NIST_P256/P384/P521)")
-	} else if _, err := byok.Spec(byok.KeySpec(b.KeySpec)); err != nil {
+	} else if _, err := kmsimport.Spec(kmsimport.KeySpec(b.KeySpec)); err != nil {
 		bad("byok.key_spec", "%v", err)
 	} else {
 		specOK = true
@@ -113,7 +113,7 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 	} else if specOK {
 		// The wrapping key's size is known only from the parameters; check
 		// what does not depend on it (RSA material under OAEP, SM2, names).
-		if err := byok.Check(byok.KeySpec(b.KeySpec), byok.Algorithm(b.WrappingAlgorithm), byok.WrappingRSA4096); err != nil {
+		if err := kmsimport.Check(kmsimport.KeySpec(b.KeySpec), kmsimport.Algorithm(b.WrappingAlgorithm), kmsimport.WrappingRSA4096); err != nil {
 			bad("byok.wrapping_algorithm", "%v", err)
 		}
 	}
@@ -156,7 +156,7 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 
 	e := b.Expiration
 	switch e.Model {
-	case byok.KeyMaterialExpires:
+	case kmsimport.KeyMaterialExpires:
 		switch {
 		case e.ValidTo.IsZero() && e.ValidForDays == 0:
 			bad("byok.expiration", "KEY_MATERIAL_EXPIRES needs valid_to or valid_for_days (at most 365 days ahead)")
@@ -165,7 +165,7 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 		case e.ValidForDays < 0 || e.ValidForDays > 365:
 			bad("byok.expiration.valid_for_days", "must be 1 to 365 (AWS KMS refuses a valid-to more than 365 days ahead), got %d", e.ValidForDays)
 		}
-	case byok.KeyMaterialDoesNotExpire:
+	case kmsimport.KeyMaterialDoesNotExpire:
 		if !e.ValidTo.IsZero() || e.ValidForDays != 0 {
 			bad("byok.expiration", "KEY_MATERIAL_DOES_NOT_EXPIRE takes no valid_to or valid_for_days")
 		}
@@ -175,9 +175,9 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 		bad("byok.expiration.model", "must be KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE, got %q", e.Model)
 	}
 	switch b.ImportType {
-	case "", byok.ImportTypeExisting:
-	case byok.ImportTypeNew:
-		if info, err := byok.Spec(byok.KeySpec(b.KeySpec)); err == nil && !info.NewKeyMaterial {
+	case "", kmsimport.ImportTypeExisting:
+	case kmsimport.ImportTypeNew:
+		if info, err := kmsimport.Spec(kmsimport.KeySpec(b.KeySpec)); err == nil && !info.NewKeyMaterial {
 			bad("byok.import_type", "NEW_KEY_MATERIAL (rotation by re-import, then RotateKeyOnDemand) exists only for SYMMETRIC_DEFAULT keys, not %s", b.KeySpec)
 		}
 	default:
@@ -188,7 +188,7 @@ func (s *Script) validateBYOK(b *BYOK, bad func(string, string, ...any)) {
 // ValidToFrom is the material's expiry as the script states it, counted from now
 // when the script gives valid_for_days; zero when it does not expire.
 func (e Expiration) ValidToFrom(now time.Time) time.Time {
-	if e.Model != byok.KeyMaterialExpires {
+	if e.Model != kmsimport.KeyMaterialExpires {
 		return time.Time{}
 	}
 	if !e.ValidTo.IsZero() {
@@ -200,7 +200,7 @@ func (e Expiration) ValidToFrom(now time.Time) time.Time {
 // Describe is the expiration choice in words.
 func (e Expiration) Describe() string {
 	switch {
-	case e.Model == byok.KeyMaterialDoesNotExpire:
+	case e.Model == kmsimport.KeyMaterialDoesNotExpire:
 		return "KEY_MATERIAL_DOES_NOT_EXPIRE"
 	case !e.ValidTo.IsZero():
 		return fmt.Sprintf("KEY_MATERIAL_EXPIRES at %s", e.ValidTo.UTC().Format(time.RFC3339))

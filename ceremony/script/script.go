@@ -85,6 +85,7 @@ type Script struct {
 	Token        Token         `yaml:"token"`
 	Participants []Participant `yaml:"participants"`
 	Quorum       Quorum        `yaml:"quorum"`
+	Recovery     *Recovery     `yaml:"recovery"`
 	Preflight    Preflight     `yaml:"preflight"`
 	Key          *Key          `yaml:"key"`
 	Certificate  *Certificate  `yaml:"certificate"`
@@ -106,6 +107,9 @@ type Script struct {
 type Token struct {
 	// Module is the absolute path of the PKCS#11 library.
 	Module string `yaml:"module"`
+	// ModuleSHA256, when given, pins the library file: a different file
+	// stops the ceremony (its SHA-256 is recorded either way).
+	ModuleSHA256 string `yaml:"module_sha256"`
 	// URI selects the token (RFC 7512). An initialised token must be pinned by
 	// serial=; a blank token may be selected by slot-id= or serial=.
 	URI string `yaml:"uri"`
@@ -152,6 +156,36 @@ type Quorum struct {
 	Record *Input `yaml:"record"`
 }
 
+// Recovery is the recovery quorum: a quorum of its own (its own cards, and
+// its own custodians or threshold) from whose secret alone the backup KEK is
+// derived. Its cards are presented only at key-backup and key-restore
+// ceremonies, so what a routine ceremony (ca-signing, crl, byok-wrap) puts
+// in memory cannot open a backup. See ceremony/README.md.
+type Recovery struct {
+	// Threshold, Custodians and Delivery create the recovery quorum in a
+	// root-generation ceremony with key.backup: true.
+	Threshold  int      `yaml:"threshold"`
+	Custodians []string `yaml:"custodians"`
+	Delivery   []string `yaml:"delivery"`
+	// Record names the recovery quorum record in key-backup and
+	// key-restore ceremonies.
+	Record *Input `yaml:"record"`
+	// Medium is the directory the backup file is written to
+	// (root-generation, key-backup): a medium of its own, stored apart from
+	// the output medium, never inside the output directory.
+	Medium string `yaml:"medium"`
+}
+
+// Delivers reports whether recovery shares are handed out on medium.
+func (r Recovery) Delivers(medium string) bool { return Quorum{Delivery: r.Delivery}.Delivers(medium) }
+
+// LegacyBackup reports whether a root-generation script backs its key up
+// the way scripts did before the recovery quorum (key.backup: true without
+// a recovery section): such a script only resumes a ceremony it started.
+func (s *Script) LegacyBackup() bool {
+	return s.Kind == RootGeneration && s.Key != nil && s.Key.Backup && s.Recovery == nil
+}
+
 // Preflight tunes the checks every ceremony starts with.
 type Preflight struct {
 	// AirGap is "block" (an up network interface other than loopback stops
@@ -182,6 +216,9 @@ type Certificate struct {
 	// SignatureAlgorithm overrides the default for the key type
 	// (ecdsa-sha256/384/512, sha256/384/512-rsa, sha256/384/512-rsa-pss).
 	SignatureAlgorithm string `yaml:"signature_algorithm"`
+	// IgnoreLints names zlint lints that do not apply to this private PKI;
+	// their findings are still recorded (as for the certificates the root signs).
+	IgnoreLints []string `yaml:"ignore_lints"`
 }
 
 // Name is a distinguished name.
@@ -210,6 +247,12 @@ type Restore struct {
 	Certificate Input `yaml:"certificate"`
 	// Label for the restored key; default the label in the backup.
 	Label string `yaml:"label"`
+	// RepairPadding allows restoring a backup made by a token whose
+	// CKM_AES_KEY_WRAP_PAD is not RFC 5649 (the backup records it) into a
+	// token that is: the key is unwrapped in host memory with the KEK, its
+	// zero padding removed, and wrapped again per RFC 5649 for the token to
+	// unwrap. The root private key is in host memory for that moment.
+	RepairPadding bool `yaml:"repair_padding"`
 }
 
 // Input is a file the ceremony reads. Its SHA-256 is recorded; when the

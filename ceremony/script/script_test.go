@@ -81,7 +81,7 @@ func TestProblems(t *testing.T) {
 			[]string{"key.lable: unknown key (allowed here: backup, label, type)"}},
 		{"unknown top-level key",
 			rep("kind: root-generation\n", "kind: root-generation\nkinda: x\n"),
-			[]string{"line 9: kinda: unknown key"}},
+			[]string{"line 15: kinda: unknown key"}},
 		{"duplicate key names both lines",
 			rep("  threshold: 3\n", "  threshold: 3\n  threshold: 2\n"),
 			[]string{"quorum.threshold: duplicate key (first set on line"}},
@@ -178,7 +178,7 @@ func TestProblems(t *testing.T) {
 			[]string{"id: required: 3-64 characters"}},
 		{"validation problem carries its line",
 			rep("threshold: 3", "threshold: 9"),
-			[]string{"line 32: quorum.threshold"}},
+			[]string{"line 44: quorum.threshold"}},
 	}
 	base := template(t, "root-generation.yaml")
 	for _, tc := range tests {
@@ -236,4 +236,35 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("hash mismatch")
 		}
 	})
+}
+
+// TestRootPathLengthZeroRefused: a root whose path length forbids every
+// subordinate CA is refused when the script is reviewed.
+func TestRootPathLengthZeroRefused(t *testing.T) {
+	raw := strings.Replace(template(t, "root-generation.yaml"), "max_path_length: -1", "max_path_length: 0", 1)
+	if _, err := Parse([]byte(raw)); err == nil || !strings.Contains(err.Error(), "certificate.max_path_length: 0 forbids every subordinate CA") {
+		t.Fatalf("root with path length 0: %v", err)
+	}
+}
+
+// TestRecoveryQuorumRules: the recovery quorum is created with a backup,
+// named by key-backup and key-restore, and nowhere else.
+func TestRecoveryQuorumRules(t *testing.T) {
+	for _, tc := range []struct{ name, tmpl, from, to, want string }{
+		{"recovery without a backup", "root-generation.yaml", "backup: true", "backup: false", "recovery: only used with key.backup: true"},
+		{"recovery custodian not a participant", "root-generation.yaml", "custodians: [Ivan Ito, Judy Jones, Karl Kim]", "custodians: [Ivan Ito, Mallory]", `recovery.custodians[1]: "Mallory" is not among the participants`},
+		{"no backup medium", "root-generation.yaml", "  medium: /media/root-backup\n", "", "recovery.medium: required"},
+		{"key-backup without recovery record", "key-backup.yaml", "  record: {path: ceremony-output/example-root-2026.recovery-quorum.json}\n", "", "recovery.record: required"},
+		{"recovery in a routine ceremony", "byok-wrap.yaml", "preflight:", "recovery: {record: {path: r.json}}\npreflight:", "recovery: not used in a byok-wrap ceremony"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := template(t, tc.tmpl)
+			if !strings.Contains(raw, tc.from) {
+				t.Fatalf("template lacks %q", tc.from)
+			}
+			if _, err := Parse([]byte(strings.Replace(raw, tc.from, tc.to, 1))); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -40,6 +40,8 @@ type Subordinate struct {
 	// import JSON (CertificateAuthorityArn).
 	ACMPCAARN string    `yaml:"acm_pca_arn"`
 	Profile   CAProfile `yaml:"profile"`
+	// AllowSHA1CSR accepts a CSR signed with SHA-1 (refused otherwise).
+	AllowSHA1CSR bool `yaml:"allow_sha1_csr"`
 }
 
 // CrossCertificate is a certificate for another CA's subject and key, issued
@@ -141,6 +143,19 @@ func ParseSerial(s string) ([]byte, error) {
 
 func (s *Script) validateSigning(g *Signing, bad func(string, string, ...any)) {
 	validateInput(g.Issuer.Certificate, "signing.issuer.certificate", true, bad)
+	// What the root signs is decided by these files: each is pinned by the
+	// SHA-256 the reviewers saw, so a file swapped on the way to the
+	// ceremony stops it.
+	pinned := func(in *Input, path string) {
+		if in != nil && in.SHA256 == "" {
+			bad(path+".sha256", "required in a %s script: the SHA-256 of the reviewed file (sha256sum FILE), so a swapped file stops the ceremony", s.Kind)
+		}
+	}
+	pinned(s.Quorum.Record, "quorum.record")
+	pinned(&g.Issuer.Certificate, "signing.issuer.certificate")
+	if g.Subordinate != nil {
+		pinned(&g.Subordinate.CSR, "signing.subordinate.csr")
+	}
 	if a := g.Issuer.SignatureAlgorithm; a != "" {
 		if _, ok := SignatureAlgorithms[a]; !ok {
 			bad("signing.issuer.signature_algorithm", "unknown algorithm %q", a)

@@ -79,6 +79,9 @@ func (s *Script) applyDefaults() {
 	if len(s.Quorum.Delivery) == 0 {
 		s.Quorum.Delivery = []string{"card", "file"}
 	}
+	if s.Recovery != nil && s.Kind == RootGeneration && len(s.Recovery.Delivery) == 0 {
+		s.Recovery.Delivery = []string{"card"}
+	}
 	if s.Key != nil && s.Key.Type == "" {
 		s.Key.Type = "ec-p384"
 	}
@@ -108,83 +111,12 @@ func (s *Script) validate() Problems {
 		bad("title", "required")
 	}
 
-	// The token.
-	if s.Token.Module == "" {
-		bad("token.module", "required: the absolute path of the PKCS#11 library")
-	} else if !filepath.IsAbs(s.Token.Module) {
-		bad("token.module", "must be an absolute path, got %q", s.Token.Module)
-	}
-	var uri hsm.URI
-	if s.Token.URI == "" {
-		bad("token.uri", "required: a PKCS#11 URI such as pkcs11:token=Root;serial=0123456789abcdef")
-	} else if u, err := hsm.ParseURI(s.Token.URI); err != nil {
-		bad("token.uri", "%v", err)
-	} else {
-		uri = u
-		if u.Object != "" || len(u.ID) > 0 || u.Type != "" {
-			bad("token.uri", "must select a token, not a key (remove object=, id=, type=)")
-		}
-		if u.ModulePath != "" && u.ModulePath != s.Token.Module {
-			bad("token.uri", "module-path %q differs from token.module %q", u.ModulePath, s.Token.Module)
-		}
-	}
-	allowedEnrol := map[Kind][]Enrol{
-		RootGeneration: {EnrolInitialize, EnrolChangePIN},
-		KeyRestore:     {EnrolInitialize, EnrolChangePIN},
-		KeyBackup:      {EnrolQuorum},
-		CASigning:      {EnrolQuorum},
-		CRLIssuance:    {EnrolQuorum},
-		BYOKWrap:       {EnrolQuorum},
-	}[s.Kind]
-	switch {
-	case s.Token.Enrol == "":
-		bad("token.enrol", "required: initialize (blank token), change-pin (initialised token) or quorum (enrolled by an earlier ceremony)")
-	case len(allowedEnrol) > 0 && !contains(allowedEnrol, s.Token.Enrol):
-		bad("token.enrol", "%q is not possible in a %s ceremony (allowed: %s)", s.Token.Enrol, s.Kind, joinAny(allowedEnrol))
-	}
-	if s.Token.Enrol == EnrolInitialize {
-		if s.Token.Label == "" || len(s.Token.Label) > 32 {
-			bad("token.label", "required when enrol is initialize: the token label to write, at most 32 bytes")
-		}
-		if s.Token.URI != "" && uri.Serial == "" && uri.SlotID == nil && uri.Token == "" {
-			bad("token.uri", "must select the blank token by serial=, slot-id= or token=")
-		}
-	} else {
-		if s.Token.Label != "" {
-			bad("token.label", "only used when enrol is initialize")
-		}
-		if s.Token.URI != "" && uri.Serial == "" {
-			bad("token.uri", "must pin the token's serial (serial=...) so the ceremony cannot run on another token")
-		}
-	}
-
-	// People.
-	names := map[string]bool{}
-	count := map[Role]int{}
-	for i, p := range s.Participants {
-		path := fmt.Sprintf("participants[%d]", i)
-		if strings.TrimSpace(p.Name) == "" {
-			bad(path+".name", "required")
-		} else if names[p.Name] {
-			bad(path+".name", "%q is listed twice; every participant needs a distinct name", p.Name)
-		}
-		names[p.Name] = true
-		switch p.Role {
-		case Administrator, Witness, Custodian, Auditor:
-			count[p.Role]++
-		default:
-			bad(path+".role", "unknown role %q (one of administrator, witness, custodian, auditor)", p.Role)
-		}
-	}
-	if count[Administrator] == 0 {
-		bad("participants", "needs a ceremony administrator (role: administrator)")
-	}
-	if count[Witness] == 0 {
-		bad("participants", "needs at least one internal witness (role: witness)")
-	}
+	s.validateToken(bad)
+	s.validateParticipants(bad)
 
 	// Quorum.
 	s.validateQuorum(bad)
+	s.validateRecovery(bad)
 
 	// Preflight.
 	if s.Preflight.AirGap != "block" && s.Preflight.AirGap != "warn" {
@@ -247,6 +179,91 @@ func (s *Script) validate() Problems {
 	return ps
 }
 
+// validateToken checks the token section: module, URI and enrolment.
+func (s *Script) validateToken(bad func(string, string, ...any)) {
+	if s.Token.Module == "" {
+		bad("token.module", "required: the absolute path of the PKCS#11 library")
+	} else if !filepath.IsAbs(s.Token.Module) {
+		bad("token.module", "must be an absolute path, got %q", s.Token.Module)
+	}
+	if m := s.Token.ModuleSHA256; m != "" {
+		if b, err := hex.DecodeString(m); err != nil || len(b) != 32 {
+			bad("token.module_sha256", "must be 64 hexadecimal digits (sha256sum of the PKCS#11 library)")
+		}
+	}
+	var uri hsm.URI
+	if s.Token.URI == "" {
+		bad("token.uri", "required: a PKCS#11 URI such as pkcs11:token=Root;serial=0123456789abcdef")
+	} else if u, err := hsm.ParseURI(s.Token.URI); err != nil {
+		bad("token.uri", "%v", err)
+	} else {
+		uri = u
+		if u.Object != "" || len(u.ID) > 0 || u.Type != "" {
+			bad("token.uri", "must select a token, not a key (remove object=, id=, type=)")
+		}
+		if u.ModulePath != "" && u.ModulePath != s.Token.Module {
+			bad("token.uri", "module-path %q differs from token.module %q", u.ModulePath, s.Token.Module)
+		}
+	}
+	allowedEnrol := map[Kind][]Enrol{
+		RootGeneration: {EnrolInitialize, EnrolChangePIN},
+		KeyRestore:     {EnrolInitialize, EnrolChangePIN},
+		KeyBackup:      {EnrolQuorum},
+		CASigning:      {EnrolQuorum},
+		CRLIssuance:    {EnrolQuorum},
+		BYOKWrap:       {EnrolQuorum},
+	}[s.Kind]
+	switch {
+	case s.Token.Enrol == "":
+		bad("token.enrol", "required: initialize (blank token), change-pin (initialised token) or quorum (enrolled by an earlier ceremony)")
+	case len(allowedEnrol) > 0 && !contains(allowedEnrol, s.Token.Enrol):
+		bad("token.enrol", "%q is not possible in a %s ceremony (allowed: %s)", s.Token.Enrol, s.Kind, joinAny(allowedEnrol))
+	}
+	if s.Token.Enrol == EnrolInitialize {
+		if s.Token.Label == "" || len(s.Token.Label) > 32 {
+			bad("token.label", "required when enrol is initialize: the token label to write, at most 32 bytes")
+		}
+		if s.Token.URI != "" && uri.Serial == "" && uri.SlotID == nil && uri.Token == "" {
+			bad("token.uri", "must select the blank token by serial=, slot-id= or token=")
+		}
+	} else {
+		if s.Token.Label != "" {
+			bad("token.label", "only used when enrol is initialize")
+		}
+		if s.Token.URI != "" && uri.Serial == "" {
+			bad("token.uri", "must pin the token's serial (serial=...) so the ceremony cannot run on another token")
+		}
+	}
+}
+
+// validateParticipants checks the people: distinct names, known roles, an
+// administrator and a witness.
+func (s *Script) validateParticipants(bad func(string, string, ...any)) {
+	names := map[string]bool{}
+	count := map[Role]int{}
+	for i, p := range s.Participants {
+		path := fmt.Sprintf("participants[%d]", i)
+		if strings.TrimSpace(p.Name) == "" {
+			bad(path+".name", "required")
+		} else if names[p.Name] {
+			bad(path+".name", "%q is listed twice; every participant needs a distinct name", p.Name)
+		}
+		names[p.Name] = true
+		switch p.Role {
+		case Administrator, Witness, Custodian, Auditor:
+			count[p.Role]++
+		default:
+			bad(path+".role", "unknown role %q (one of administrator, witness, custodian, auditor)", p.Role)
+		}
+	}
+	if count[Administrator] == 0 {
+		bad("participants", "needs a ceremony administrator (role: administrator)")
+	}
+	if count[Witness] == 0 {
+		bad("participants", "needs at least one internal witness (role: witness)")
+	}
+}
+
 func (s *Script) validateQuorum(bad func(string, string, ...any)) {
 	q := s.Quorum
 	usesRecord := s.Kind.UsesQuorumRecord()
@@ -301,6 +318,73 @@ func (s *Script) validateQuorum(bad func(string, string, ...any)) {
 	}
 }
 
+// validateRecovery checks the recovery quorum: created by a root-generation
+// ceremony with a backup, named by key-backup and key-restore.
+func (s *Script) validateRecovery(bad func(string, string, ...any)) {
+	r := s.Recovery
+	backup := s.Key != nil && s.Key.Backup
+	switch {
+	case r == nil && s.Kind == KeyBackup:
+		bad("recovery", "required in a key-backup ceremony: the recovery quorum record (record:) and the backup medium (medium:)")
+		return
+	case r == nil:
+		return
+	case s.Kind == RootGeneration && !backup:
+		bad("recovery", "only used with key.backup: true")
+		return
+	case s.Kind != RootGeneration && s.Kind != KeyBackup && s.Kind != KeyRestore:
+		bad("recovery", "not used in a %s ceremony: the recovery quorum is presented only at key-backup and key-restore ceremonies", s.Kind)
+		return
+	}
+	if s.Kind == RootGeneration {
+		if r.Record != nil {
+			bad("recovery.record", "not used in a root-generation ceremony: it creates the recovery quorum")
+		}
+		seen := map[string]bool{}
+		for i, c := range r.Custodians {
+			path := fmt.Sprintf("recovery.custodians[%d]", i)
+			p, ok := s.Participant(c)
+			switch {
+			case !ok:
+				bad(path, "%q is not among the participants", c)
+			case p.Role != Custodian:
+				bad(path, "%q has role %s, not custodian", c, p.Role)
+			case seen[c]:
+				bad(path, "%q is listed twice", c)
+			}
+			seen[c] = true
+		}
+		switch n := len(r.Custodians); {
+		case n == 0:
+			bad("recovery.custodians", "required: the recovery quorum's custodians, in share-index order")
+		case r.Threshold < 2:
+			bad("recovery.threshold", "must be at least 2, got %d", r.Threshold)
+		case r.Threshold > n:
+			bad("recovery.threshold", "%d is more than the %d recovery custodians", r.Threshold, n)
+		}
+		for i, d := range r.Delivery {
+			if d != "card" && d != "file" {
+				bad(fmt.Sprintf("recovery.delivery[%d]", i), "unknown medium %q (card or file)", d)
+			}
+		}
+	} else {
+		if r.Threshold != 0 || len(r.Custodians) > 0 || len(r.Delivery) > 0 {
+			bad("recovery", "threshold, custodians and delivery are the recovery quorum record's; name the record only")
+		}
+		if r.Record == nil {
+			bad("recovery.record", "required: the recovery quorum record written by the root ceremony")
+		} else {
+			validateInput(*r.Record, "recovery.record", true, bad)
+		}
+	}
+	switch {
+	case s.Kind == KeyRestore && r.Medium != "":
+		bad("recovery.medium", "not used in a key-restore ceremony (the backup is restore.backup)")
+	case s.Kind != KeyRestore && strings.TrimSpace(r.Medium) == "":
+		bad("recovery.medium", "required: the directory on the backup medium the backup file is written to, never the output directory")
+	}
+}
+
 func (s *Script) validateCertificate(c *Certificate, bad func(string, string, ...any)) {
 	if strings.TrimSpace(c.Subject.CommonName) == "" {
 		bad("certificate.subject.common_name", "required")
@@ -320,6 +404,8 @@ func (s *Script) validateCertificate(c *Certificate, bad func(string, string, ..
 		bad("certificate.max_path_length", "required: the basicConstraints path length (-1 for no limit)")
 	} else if *c.MaxPathLength < -1 {
 		bad("certificate.max_path_length", "must be -1 (no limit) or 0 and above")
+	} else if *c.MaxPathLength == 0 {
+		bad("certificate.max_path_length", "0 forbids every subordinate CA: the root could sign end-entity certificates only, never the CA certificates of a ca-signing ceremony; use -1 (no limit) or 1 and above")
 	}
 	if c.SignatureAlgorithm != "" {
 		alg, ok := SignatureAlgorithms[c.SignatureAlgorithm]

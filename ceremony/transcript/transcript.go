@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/keyceremony/keyceremony/ceremony/outfile"
 )
 
 // Result values of an entry.
@@ -72,8 +74,17 @@ type Entry struct {
 	Result    string    `json:"result"`
 	Error     string    `json:"error,omitempty"`
 	Rehearsal bool      `json:"rehearsal,omitempty"`
-	Prev      string    `json:"prev"`
-	Hash      string    `json:"hash"`
+	// Signature, on an anchor entry, is the ceremony key's signature over
+	// the previous entry's hash (see anchor.go). It is inside the hashed
+	// bytes, so the chain covers it.
+	Signature *Signature `json:"signature,omitempty"`
+	Prev      string     `json:"prev"`
+	Hash      string     `json:"hash"`
+	// MAC is the quorum's MAC over Hash (see anchor.go), carried by every
+	// entry from the first unlock on. It is outside the hashed bytes: it
+	// authenticates the hash, which covers the entry and, through Prev,
+	// every entry before it.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Detail returns the value recorded under key, or "".
@@ -107,11 +118,11 @@ func marshal(e Entry) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// computeHash is SHA-256(domain || canonical JSON of the entry with an empty
-// hash field). The previous hash is inside the hashed bytes, which is what
+// computeHash is SHA-256(domain || canonical JSON of the entry with empty
+// hash and MAC fields). The previous hash is inside the hashed bytes, which is what
 // chains the entries.
 func computeHash(e Entry) (string, error) {
-	e.Hash = ""
+	e.Hash, e.MAC = "", ""
 	b, err := marshal(e)
 	if err != nil {
 		return "", err
@@ -143,6 +154,8 @@ type Writer struct {
 	path    string
 	entries []Entry
 	now     func() time.Time
+	// macKey, once set, MACs every entry appended (see SetMACKey).
+	macKey []byte
 }
 
 // Create starts a new transcript; the file must not exist.
@@ -151,7 +164,7 @@ func Create(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create transcript: %w", err)
 	}
-	if err := SyncDir(filepath.Dir(path)); err != nil {
+	if err := outfile.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -238,11 +251,22 @@ func (w *Writer) Append(e Entry) (Entry, error) {
 			return Entry{}, fmt.Errorf("transcript entry %d: output %w", e.Seq, err)
 		}
 	}
+	if e.Signature != nil {
+		if err := e.Signature.check(e.Prev); err != nil {
+			return Entry{}, fmt.Errorf("transcript entry %d: %w", e.Seq, err)
+		}
+	}
 	h, err := computeHash(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("transcript entry %d: %w", e.Seq, err)
 	}
 	e.Hash = h
+	if w.macKey != nil {
+		e.MAC = entryMAC(w.macKey, h)
+	} else if n := len(w.entries); n > 0 && w.entries[n-1].MAC != "" {
+		// Verify refuses an entry without a MAC after one with a MAC.
+		return Entry{}, fmt.Errorf("transcript entry %d: the entries before it carry the quorum's MAC; the quorum must be unlocked to continue", e.Seq)
+	}
 	line, err := marshal(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("transcript entry %d: %w", e.Seq, err)
@@ -258,8 +282,21 @@ func (w *Writer) Append(e Entry) (Entry, error) {
 	return e, nil
 }
 
-// Close closes the file.
+// SetMACKey makes every entry appended from now on carry a MAC under key
+// (a copy is kept and wiped by Close). The key is derived from the quorum
+// secret, so only an unlocked quorum can extend a MAC'd transcript.
+func (w *Writer) SetMACKey(key []byte) {
+	clear(w.macKey)
+	w.macKey = append([]byte(nil), key...)
+}
+
+// MACing reports whether appended entries carry a MAC.
+func (w *Writer) MACing() bool { return w.macKey != nil }
+
+// Close closes the file and wipes the MAC key.
 func (w *Writer) Close() error {
+	clear(w.macKey)
+	w.macKey = nil
 	if w.f == nil {
 		return nil
 	}
@@ -275,3 +312,13 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// Canonical is an entry's canonical line (without the newline), as the
+// writer writes it and Verify expects it.
+func Canonical(e Entry) ([]byte, error) { return marshal(e) }
+
+// EntryHash is the hash an entry must carry: SHA-256 of the domain and its
+// canonical form without hash and MAC. The construction is public (the
+// README documents it), which is why the chain alone proves nothing against
+// someone who can rewrite the file, and why the anchors exist.
+func EntryHash(e Entry) (string, error) { return computeHash(e) }

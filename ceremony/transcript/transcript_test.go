@@ -59,7 +59,7 @@ func TestVerifyAcceptsWhatWasWritten(t *testing.T) {
 	if rep.Entries[0].Prev != GenesisHash || rep.Entries[1].Prev != rep.Entries[0].Hash {
 		t.Error("entries are not chained")
 	}
-	if rep.Final().Detail("x") != "" || rep.Entries[0].Detail("script sha256") != "ab12" {
+	if rep.Last().Detail("x") != "" || rep.Entries[0].Detail("script sha256") != "ab12" {
 		t.Error("Detail lookup")
 	}
 	fi, err := os.Stat(path)

@@ -2,6 +2,8 @@ package transcript
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +33,25 @@ type Report struct {
 	Entries []Entry
 	// Files is the number of output files whose hashes were checked.
 	Files int
+	// Plan is the anchor plan the first entry records; nil for a transcript
+	// written before anchors existed.
+	Plan *Plan
+	// Signatures are the signature anchors, in order; each verified with the
+	// key it names over the hash of the entry before it.
+	Signatures []SignatureAnchor
+	// MACFrom is the first entry carrying the quorum's MAC (0: none); every
+	// entry after it carries one too.
+	MACFrom int
 }
 
-// Final is the last entry, whose hash stands for the whole transcript.
-func (r *Report) Final() Entry { return r.Entries[len(r.Entries)-1] }
+// SignatureAnchor is one verified signature anchor.
+type SignatureAnchor struct {
+	Seq  int    // the anchor entry
+	Step string // its step
+	Head string // the hash it signs: entry Seq-1's
+	// Key is the signing key's SubjectPublicKeyInfo (DER).
+	Key []byte
+}
 
 // Verify reads the transcript at path and recomputes everything it can: every
 // line is a canonical entry, sequence numbers count up from 1, each entry's
@@ -86,6 +103,9 @@ func Verify(path string) (*Report, error) {
 		if err != nil || h != e.Hash {
 			return nil, fail(e.Step, "its contents do not match its hash (the entry was changed)")
 		}
+		if err := rep.anchors(e); err != nil {
+			return nil, fail(e.Step, "%v", err)
+		}
 		for _, o := range e.Outputs {
 			if err := checkName(o.Path); err != nil {
 				return nil, fail(e.Step, "output %v", err)
@@ -105,4 +125,45 @@ func Verify(path string) (*Report, error) {
 		rep.Entries = append(rep.Entries, e)
 	}
 	return rep, nil
+}
+
+// anchors checks what an entry carries of the anchors (its hash already
+// matched): the plan in the first entry, a signature over the entry before
+// it, the MAC run that starts at the first MAC'd entry and never stops.
+func (rep *Report) anchors(e Entry) error {
+	if e.Seq == 1 {
+		p, err := PlanOf(e)
+		if err != nil {
+			return err
+		}
+		rep.Plan = p
+	}
+	if e.MAC != "" {
+		if b, err := hex.DecodeString(e.MAC); err != nil || len(b) != sha256.Size || hex.EncodeToString(b) != e.MAC {
+			return errors.New("its quorum MAC is not 64 lower-case hexadecimal digits (it was edited)")
+		}
+	}
+	switch {
+	case e.MAC != "" && rep.MACFrom == 0:
+		rep.MACFrom = e.Seq
+	case e.MAC == "" && rep.MACFrom != 0:
+		return fmt.Errorf("it carries no quorum MAC although every entry from %d on must: it was added or rewritten without the quorum", rep.MACFrom)
+	}
+	if p := rep.Plan; p != nil && e.OK() {
+		if p.MACFrom != "" && e.Step == p.MACFrom && e.MAC == "" {
+			return fmt.Errorf("the plan says the quorum's MAC starts at step %s, but this entry carries none", p.MACFrom)
+		}
+		if p.signs(e.Step) && e.Signature == nil {
+			return fmt.Errorf("the plan says step %s carries the token's signature, but this entry carries none", e.Step)
+		}
+	}
+	if e.Signature == nil {
+		return nil
+	}
+	if err := e.Signature.check(e.Prev); err != nil {
+		return err
+	}
+	_, der, _ := e.Signature.PublicKey()
+	rep.Signatures = append(rep.Signatures, SignatureAnchor{Seq: e.Seq, Step: e.Step, Head: e.Prev, Key: der})
+	return nil
 }

@@ -1,7 +1,8 @@
 // Package softhsm makes SoftHSM2 Key Ceremony's built-in default token: it
 // finds the library and keeps a private configuration and token directory
 // under the user's config directory, so nobody writes a softhsm2.conf by hand.
-// It also creates throwaway tokens for tests and rehearsals.
+// It also sets up the throwaway token of a rehearsal (SetupToken); tests get
+// their own token stores from package softhsmtest.
 package softhsm
 
 import (

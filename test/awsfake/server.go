@@ -22,6 +22,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // Server is an HTTPS endpoint with per-operation handlers.
@@ -61,6 +65,21 @@ func (s *Server) CertPool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.Certificate())
 	return pool
+}
+
+// AWSConfig is an SDK configuration for this server in region: static test
+// credentials and a TLS 1.2+ client that trusts the server's certificate.
+// It is built, not loaded, so no environment variable, profile or CA
+// bundle of the machine reaches it.
+func (s *Server) AWSConfig(region string) aws.Config {
+	pool := s.CertPool()
+	return aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""),
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		}),
+	}
 }
 
 // FailNext makes the next call of op fail with e (queued, in order).

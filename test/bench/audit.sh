@@ -34,11 +34,10 @@ UNIQUE=$(sed -n 's/.*"KMSEvents": \([0-9]*\).*/\1/p' "$TREE/stats.json")
 GZBYTES=$(du -sb "$TREE/AWSLogs" | cut -f1)
 NFILES=$(find "$TREE/AWSLogs" -name '*.json.gz' | wc -l)
 
-# Our CLI: the audit/auditcli test binary runs the same code as
-# `keyceremony audit` (app/cli only registers it) without linking Fyne or
-# the rest of the application, and is always built from this tree.
-go test -c -o "$WORK/kc-audit" ./audit/auditcli
-KC=(env KC_AUDIT_CLI_CHILD=1 "$WORK/kc-audit"); KC_DESC="audit/auditcli test binary (KC_AUDIT_CLI_CHILD=1), same code as keyceremony"
+# Our CLI: the app/cli test binary runs the same code as `keyceremony
+# audit` without linking Fyne, and is always built from this tree.
+go test -c -o "$WORK/kc-audit" ./app/cli
+KC=(env KC_AUDIT_CLI_CHILD=1 "$WORK/kc-audit"); KC_DESC="app/cli test binary (KC_AUDIT_CLI_CHILD=1), same code as keyceremony"
 
 # timed LABEL CMD...: runs CMD under GNU time, sets SECS, CPU (user+system
 # seconds) and RSS_KB.

@@ -103,7 +103,7 @@ func startGUI(t *testing.T, env []string, display string, args ...string) {
 			fail(fmt.Sprintf("keyceremony exited early (%v)", err))
 		default:
 		}
-		xd := exec.Command("xdotool", "search", "--name", "^Key Ceremony$")
+		xd := exec.Command("xdotool", "search", "--name", "^Key Ceremony")
 		xd.Env = cmd.Env
 		if out, _ := xd.Output(); len(strings.TrimSpace(string(out))) > 0 {
 			return

@@ -69,6 +69,8 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 		}
 		s = strings.Replace(s, r[0], r[1], 1)
 	}
+	// Without a backup there is no recovery quorum.
+	s = regexp.MustCompile(`(?m)^recovery:\n(?:  .*\n)+`).ReplaceAllString(s, "")
 	dir := t.TempDir()
 	// Shares must not go into the temporary directory: give the binary its own.
 	env = append(env, "TMPDIR="+t.TempDir())
@@ -84,7 +86,7 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	answers := filepath.Join(dir, "answers.yaml")
 	os.WriteFile(answers, []byte(a.String()), 0o600)
 
-	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers)
+	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers, "--unattended-test")
 	tr := filepath.Join(dir, "out", "example-root-2026.transcript.jsonl")
 	rep, err := transcript.Verify(tr)
 	if err != nil {

@@ -60,7 +60,18 @@ func (r *Report) WritePDF(w io.Writer) error {
 		d.Warn(n)
 	}
 
-	// Summary.
+	r.pdfSummary(d, sc)
+	r.pdfKeys(d)
+	printed, unnamed := r.pdfFindings(d)
+	r.pdfKeyDetails(d)
+	rulesSection(d, r.Policy)
+	r.pdfEvidence(d, printed, unnamed)
+	report.FilesAppendix(d, r.Meta.Provenance)
+	return d.Output(w)
+}
+
+// pdfSummary: keys by status, by control, lifecycle flags, coverage.
+func (r *Report) pdfSummary(d *pdfdoc.Doc, sc report.Scope) {
 	d.NewPage()
 	d.Heading(0, "Summary")
 	d.Para(fmt.Sprintf("%d key(s) in scope, judged at the end of the period (%s).", r.Summary.Keys, report.FormatTime(sc.To)))
@@ -100,10 +111,13 @@ func (r *Report) WritePDF(w io.Writer) error {
 	}
 	report.CoverageSection(d, r.Coverage, len(uniqPairs(r.Keys)))
 
-	// Keys.
+}
+
+// pdfKeys: one row per key.
+func (r *Report) pdfKeys(d *pdfdoc.Doc) {
 	d.NewPage()
 	d.Heading(0, "Keys")
-	rows = nil
+	var rows [][]string
 	for i := range r.Keys {
 		k := &r.Keys[i]
 		rot := k.RotationEnabled
@@ -124,16 +138,21 @@ func (r *Report) WritePDF(w io.Writer) error {
 		{Title: "Automatic rotation", Width: 18}, {Title: "Last rotation", Width: 20}, {Title: "Material age", Width: 14, Align: "R"},
 		{Title: "Status", Width: 19, Color: report.StatusColor}}, rows, pdfdoc.TableOpts{FontSize: 7})
 
-	// Findings: one row per key, so a large estate stays readable.
+}
+
+// pdfFindings: one row per key with findings, so a large estate stays
+// readable. It returns the evidence events the table names (printed) and
+// those it leaves out (unnamed), for the appendix.
+func (r *Report) pdfFindings(d *pdfdoc.Doc) (printed, unnamed map[string]bool) {
 	d.NewPage()
 	d.Heading(0, "Findings")
 	d.Note("For each key: every check that is not compliant and every lifecycle flag, with the CloudTrail events they rest on (listed in full in the evidence appendix).")
-	rows = nil
+	var rows [][]string
 	// The findings table names at most MaxEvidencePerFlag events per key;
 	// the appendix leaves out the ones it does not name (a key refused
 	// thousands of calls would otherwise fill hundreds of pages; the JSON
 	// export lists every one).
-	printed, unnamed := map[string]bool{}, map[string]bool{}
+	printed, unnamed = map[string]bool{}, map[string]bool{}
 	for i := range r.Keys {
 		k := &r.Keys[i]
 		var lines []string
@@ -189,7 +208,11 @@ func (r *Report) WritePDF(w io.Writer) error {
 			{Title: "Findings"}, {Title: "Evidence event ids", Width: pdfdoc.MonoWidth(36, 6.8), Mono: true}}, rows, pdfdoc.TableOpts{FontSize: 6.8})
 	}
 
-	// Per-key details.
+	return printed, unnamed
+}
+
+// pdfKeyDetails: one section per key, up to MaxKeyDetails keys.
+func (r *Report) pdfKeyDetails(d *pdfdoc.Doc) {
 	if len(r.Keys) <= MaxKeyDetails {
 		d.NewPage()
 		d.Heading(0, "Key details")
@@ -202,9 +225,10 @@ func (r *Report) WritePDF(w io.Writer) error {
 		d.Para(fmt.Sprintf("%d keys are in scope, more than the %d this PDF details one by one: the keys and findings tables above carry the report, and the JSON export holds every key's full detail.", len(r.Keys), MaxKeyDetails))
 	}
 
-	rulesSection(d, r.Policy)
+}
 
-	// Evidence appendix.
+// pdfEvidence: the appendix of evidence events.
+func (r *Report) pdfEvidence(d *pdfdoc.Doc, printed, unnamed map[string]bool) {
 	d.NewPage()
 	d.Heading(0, "Appendix: evidence events")
 	d.Note("Every CloudTrail event a finding or flag above rests on. Find the original record with: keyceremony audit raw --db DB EVENT-ID.")
@@ -215,7 +239,7 @@ func (r *Report) WritePDF(w io.Writer) error {
 		d.Note(fmt.Sprintf("The findings above name at most %d events per key: %d events they do not name are left out here. All %d evidence events are in the JSON export (evidence) and the CSV (evidence_event_ids).",
 			MaxEvidencePerFlag, len(unnamed), len(r.Evidence)))
 	}
-	rows = nil
+	var rows [][]string
 	for _, e := range r.Evidence {
 		if unnamed[e.EventID] {
 			continue
@@ -232,8 +256,6 @@ func (r *Report) WritePDF(w io.Writer) error {
 		d.Table([]pdfdoc.Column{{Title: "Event id", Width: pdfdoc.MonoWidth(36, 6.3), Mono: true}, {Title: "Time (UTC)", Width: 16}, {Title: "Event", Width: 20},
 			{Title: "Key", Width: 32, Mono: true}, {Title: "Principal", Mono: true}, {Title: "Detail", Width: 20}, {Title: "Supports", Width: 22}}, rows, pdfdoc.TableOpts{FontSize: 6.3})
 	}
-	report.FilesAppendix(d, r.Meta.Provenance)
-	return d.Output(w)
 }
 
 func orQ(s string) string {

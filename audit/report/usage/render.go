@@ -80,6 +80,18 @@ func (r *Report) WritePDF(w io.Writer) error {
 	for _, note := range r.Notes {
 		d.Warn(note)
 	}
+	r.pdfSummary(d, sc)
+	r.pdfAdminEvents(d)
+	r.pdfFindings(d)
+	r.pdfKeys(d)
+	r.pdfEvidence(d)
+	report.FilesAppendix(d, r.Meta.Provenance)
+	return d.Output(w)
+}
+
+// pdfSummary: the totals, the daily chart, the top keys and principals,
+// failures by error code, calls by invoking service, coverage.
+func (r *Report) pdfSummary(d *pdfdoc.Doc, sc report.Scope) {
 	t := r.Totals
 	d.NewPage()
 	d.Heading(0, "Summary")
@@ -157,7 +169,10 @@ func (r *Report) WritePDF(w io.Writer) error {
 	counts(d, "Service (userIdentity.invokedBy)", sortCounts(svcs), 50, true)
 	report.CoverageSection(d, r.Coverage, len(pairs(r)))
 
-	// Findings.
+}
+
+// pdfAdminEvents: the administrative events, with who and when.
+func (r *Report) pdfAdminEvents(d *pdfdoc.Doc) {
 	d.NewPage()
 	d.Heading(0, "Administrative events")
 	d.Note("The calls auditors alarm on: " + strings.Join(AdminNames, ", ") + ", with who made them and when.")
@@ -170,7 +185,7 @@ func (r *Report) WritePDF(w io.Writer) error {
 	if aggAdmin > 0 {
 		d.Warn(fmt.Sprintf("%d row(s) below come from aggregates: a count of events on a day, by one principal on one key, with no event id (the time is the first of them). The records themselves are not in the database.", aggAdmin))
 	}
-	rows = nil
+	var rows [][]string
 	for i, a := range r.Admin {
 		if i == MaxAdminRows {
 			d.Note(fmt.Sprintf("The first %d of %d administrative events are listed; the CSV and JSON exports list all of them.", MaxAdminRows, len(r.Admin)))
@@ -193,9 +208,14 @@ func (r *Report) WritePDF(w io.Writer) error {
 		d.Table([]pdfdoc.Column{{Title: "Time (UTC)", Width: 18}, {Title: "Event", Width: 24}, {Title: "Key", Width: 40, Mono: true},
 			{Title: "Principal", Mono: true}, {Title: "Event id", Width: pdfdoc.MonoWidth(36, 6.8), Mono: true}}, rows, pdfdoc.TableOpts{FontSize: 6.8})
 	}
+}
+
+// pdfFindings: new principals, cross-account use, the inventory's last use
+// against CloudTrail, keys with no use.
+func (r *Report) pdfFindings(d *pdfdoc.Doc) {
 	d.Heading(0, "Principals new in the period")
 	d.Note("First seen in the database's logs inside the period (the logs begin " + report.FormatTime(r.Meta.Provenance.FirstEvent) + "; a principal is new only relative to that).")
-	rows = nil
+	var rows [][]string
 	for _, p := range r.Principals {
 		if p.New {
 			rows = append(rows, []string{p.Identity, p.Type, report.FormatTime(p.FirstSeen), n(p.Calls), strconv.Itoa(p.Keys), p.FirstEventID})
@@ -249,8 +269,12 @@ func (r *Report) WritePDF(w io.Writer) error {
 			{Title: "Coverage caveat", Width: 56}}, rows, pdfdoc.TableOpts{FontSize: 7})
 	}
 
-	// Per key: the keys with cryptographic calls, most used first (the
-	// others are in the table of keys with no use).
+}
+
+// pdfKeys: one section per key with cryptographic calls, most used first
+// (the others are in the table of keys with no use), and the events
+// naming no key.
+func (r *Report) pdfKeys(d *pdfdoc.Doc) {
 	shown := 0
 	for i := range r.Keys {
 		if r.Keys[i].CryptoCalls == 0 {
@@ -271,13 +295,17 @@ func (r *Report) WritePDF(w io.Writer) error {
 		counts(d, "Operation", r.NoKey.Operations, 50, true)
 	}
 
+}
+
+// pdfEvidence: the appendix of evidence events.
+func (r *Report) pdfEvidence(d *pdfdoc.Doc) {
 	d.NewPage()
 	d.Heading(0, "Appendix: evidence events")
 	d.Note("The CloudTrail events behind the findings above (administrative events carry their ids in their own table). Find an original record with: keyceremony audit raw --db DB EVENT-ID.")
-	if t.AggregatedEvents > 0 {
-		d.Warn(fmt.Sprintf("%d events were counted from aggregates: they have no event id, so findings that rest on them (uses, new principals, cross-account calls) cite no event here.", t.AggregatedEvents))
+	if r.Totals.AggregatedEvents > 0 {
+		d.Warn(fmt.Sprintf("%d events were counted from aggregates: they have no event id, so findings that rest on them (uses, new principals, cross-account calls) cite no event here.", r.Totals.AggregatedEvents))
 	}
-	rows = nil
+	var rows [][]string
 	for i, e := range r.Evidence {
 		if i == 3*MaxAdminRows {
 			d.Note(fmt.Sprintf("The first %d of %d evidence events are listed; the JSON export lists all.", i, len(r.Evidence)))
@@ -287,8 +315,6 @@ func (r *Report) WritePDF(w io.Writer) error {
 	}
 	d.Table([]pdfdoc.Column{{Title: "Event id", Width: pdfdoc.MonoWidth(36, 6.3), Mono: true}, {Title: "Time (UTC)", Width: 17}, {Title: "Event", Width: 20},
 		{Title: "Key", Width: 36, Mono: true}, {Title: "Principal", Mono: true}, {Title: "Finding", Width: 24}}, rows, pdfdoc.TableOpts{FontSize: 6.3})
-	report.FilesAppendix(d, r.Meta.Provenance)
-	return d.Output(w)
 }
 
 func usages(keys []Key) []Usage {

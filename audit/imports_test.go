@@ -1,0 +1,37 @@
+// Package audit_test holds the check that keeps the audit side's layering:
+// the packages under audit/ never import the ceremony engine, the token
+// layer, the GUI or the application (nor Fyne). A transcript reader would
+// be the one allowed exception, and there is none today.
+package audit_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestAuditImportsNoCeremonyTokenOrGUI(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	forbidden := []string{
+		"github.com/keyceremony/keyceremony/ceremony",
+		"github.com/keyceremony/keyceremony/hsm",
+		"github.com/keyceremony/keyceremony/ui",
+		"github.com/keyceremony/keyceremony/app",
+		"fyne.io/",
+	}
+	n := 0
+	for _, p := range strings.Fields(string(out)) {
+		n++
+		for _, f := range forbidden {
+			if p == f || strings.HasPrefix(p, strings.TrimSuffix(f, "/")+"/") {
+				t.Errorf("a package under audit/ depends on %s", p)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("go list named only %d packages: %s", n, out)
+	}
+}

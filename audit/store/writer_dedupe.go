@@ -1,0 +1,182 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// A bulk load: the secondary indexes and the UNIQUE index on event_id are
+// dropped, and duplicates are found in an in-memory set of every stored
+// eventID instead.
+
+// eventKey is an eventID as the UNIQUE index compares it: the 16 bytes of
+// a canonical UUID (stored as a blob), or the text of anything else.
+type eventKey struct {
+	uuid [16]byte
+	text string // "" for a UUID
+	isID bool   // a UUID
+}
+
+// idSet is the set of stored eventIDs a bulk load deduplicates with.
+type idSet struct {
+	uuids map[[16]byte]struct{}
+	texts map[string]struct{}
+}
+
+func keyOf(id string) eventKey {
+	if u, ok := uuid16(id); ok {
+		return eventKey{uuid: u, isID: true}
+	}
+	return eventKey{text: id}
+}
+
+func (s *idSet) has(k eventKey) bool {
+	if k.isID {
+		_, ok := s.uuids[k.uuid]
+		return ok
+	}
+	_, ok := s.texts[k.text]
+	return ok
+}
+
+func (s *idSet) add(k eventKey) {
+	if k.isID {
+		s.uuids[k.uuid] = struct{}{}
+	} else {
+		s.texts[k.text] = struct{}{}
+	}
+}
+
+func (s *idSet) del(k eventKey) {
+	if k.isID {
+		delete(s.uuids, k.uuid)
+	} else {
+		delete(s.texts, k.text)
+	}
+}
+
+func (w *Writer) dropIDs() {
+	if w.ids != nil {
+		w.ids = nil
+		w.fileIDs = nil
+		debug.FreeOSMemory() // tens of MiB at a million events
+	}
+}
+
+// loadIDs reads every stored eventID into a new set.
+func (w *Writer) loadIDs() error {
+	set := &idSet{uuids: make(map[[16]byte]struct{}, w.maxEvent+max(w.BulkEvents, 0)), texts: map[string]struct{}{}}
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id FROM events`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v any
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		switch v := v.(type) {
+		case []byte:
+			if len(v) != 16 {
+				return fmt.Errorf("store: event_id blob of %d bytes", len(v))
+			}
+			set.uuids[[16]byte(v)] = struct{}{}
+		case string:
+			set.texts[v] = struct{}{}
+		default:
+			return fmt.Errorf("store: event_id of type %T", v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	w.ids = set
+	return nil
+}
+
+// EventCount is the number of stored events (a bulk-load heuristic).
+func (w *Writer) EventCount() (int64, error) {
+	var n int64
+	err := w.conn.QueryRowContext(w.ctx, `SELECT coalesce(max(id),0) FROM events`).Scan(&n)
+	return n, err
+}
+
+// DropIndexes starts a bulk load: the secondary indexes and the UNIQUE
+// index on event_id go until BuildIndexes (or the next ingest) recreates
+// them. Deduplication moves to memory: every stored eventID is loaded into
+// a set, which the load extends; begin checks that no other connection
+// writes meanwhile, and if one does, rebuilds the UNIQUE index before
+// writing anything else. A load killed half-way leaves unique events
+// without the index; the next writer builds it before its first event.
+func (w *Writer) DropIndexes() error {
+	if w.inFile {
+		return errors.New("store: DropIndexes inside a file")
+	}
+	if w.inTx {
+		if err := w.Commit(); err != nil {
+			return err
+		}
+	}
+	// Not begin: it would build the UNIQUE index a killed load left out.
+	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	w.inTx, w.txEvents, w.txStarted = true, 0, time.Now()
+	if err := w.loadCounters(); err != nil {
+		return err
+	}
+	for _, ix := range allIndexes() {
+		if err := w.exec("DROP INDEX IF EXISTS " + ix.name); err != nil {
+			return fmt.Errorf("drop index %s: %w", ix.name, err)
+		}
+	}
+	if err := w.loadIDs(); err != nil {
+		return fmt.Errorf("read event ids: %w", err)
+	}
+	if err := w.Commit(); err != nil {
+		w.dropIDs()
+		return err
+	}
+	// Our own commits leave data_version as it is; anyone else's changes it.
+	v, err := w.dataVersion()
+	if err != nil {
+		w.dropIDs()
+		return err
+	}
+	w.ver = v
+	return nil
+}
+
+// BuildIndexes creates the secondary indexes that are missing.
+func (w *Writer) BuildIndexes() error {
+	if w.inFile {
+		return errors.New("store: BuildIndexes inside a file")
+	}
+	// Helper threads for the sorter measured slower under modernc.org/sqlite.
+	// The sorter keeps up to cache_size in memory and, with temp_store=MEMORY,
+	// its spilled runs too: for the build, a smaller cache and on-disk temp
+	// runs keep the process under its memory target (the runs stay in the
+	// OS page cache anyway).
+	w.exec("PRAGMA threads = 0")
+	w.exec("PRAGMA temp_store = FILE")
+	w.exec("PRAGMA cache_size = -16384")
+	defer func() {
+		w.exec("PRAGMA temp_store = MEMORY")
+		w.exec("PRAGMA cache_size = -49152")
+	}()
+	if err := w.begin(); err != nil {
+		return err
+	}
+	// The set is no longer needed once the UNIQUE index is back; freeing
+	// it first leaves its memory to the sorter.
+	w.dropIDs()
+	for _, ix := range allIndexes() {
+		if err := w.exec(ix.sql); err != nil {
+			return fmt.Errorf("build index %s: %w", ix.name, err)
+		}
+	}
+	return w.Commit()
+}

@@ -6,12 +6,14 @@
 #   2. audit ingest of a generated CloudTrail trail and both reports: the same
 #      CSV and JSON figures as the Linux build on the same input
 #   3. ceremony verify of a transcript the Linux build wrote (the root
-#      ceremony of the shipped template on a SoftHSM token): accepted, naming
-#      the Linux binary; copies with an altered file or entry refused
-#   4. ceremony plan of every shipped template: the same plan as on Linux
-#   5. a token: SoftHSM2 for Windows built from Debian's sources; token init,
-#      key generate, and a rehearsal root ceremony whose transcript the Linux
-#      build verifies
+#      ceremony of the shipped template on a SoftHSM token): accepted against
+#      the final hash on the paper, naming the Linux binary; copies with an
+#      altered file or entry refused
+#   4. ceremony plan of every shipped template: the same plan as on Linux,
+#      the same token probed through SoftHSM2 for Windows (built from
+#      Debian's sources) as through Debian's SoftHSM2
+#   5. a token on Windows: token init, key generate, and a rehearsal root
+#      ceremony whose transcript the Linux build verifies
 #   6. the GUI build's window under Xvfb: the Home page drawn (its labels read
 #      back with OCR), and the Ceremonies page
 # usage: test-windows.sh LINUX_BIN WIN_CLI WIN_GUI        (as root: chroot, mount)
@@ -100,33 +102,49 @@ diff <(normalise "$lx/ingest.json") <(normalise "$win/ingest.json") || fail "ing
 
 # --- 3. a Linux ceremony, verified on Windows ---------------------------------
 # The root ceremony of the shipped template, run by the Linux build on a
-# SoftHSM token (answers file; air_gap: warn, as this machine is networked).
-c=$lx/ceremony; mkdir -p "$c/media" "$c/tmp" "$c/softhsm/tokens"
+# SoftHSM token (answers file and --unattended-test; air_gap: warn, as this
+# machine is networked). Every share, the recovery quorum's too, goes to a file
+# under media/; the key backup to backup/ (the recovery medium, relative to the
+# script, so the same script copy works on both sides).
+c=$lx/ceremony; mkdir -p "$c/media" "$c/tmp" "$c/softhsm/tokens" "$c/backup"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$c/softhsm/tokens" >"$c/softhsm/softhsm2.conf"
 export SOFTHSM2_CONF=$c/softhsm/softhsm2.conf
 softhsm2-util --init-token --free --label "Example Root 2026" --so-pin vendor-so-1111 --pin vendor-user-2222 >/dev/null
 serial=$(softhsm2-util --show-slots | sed -n 's/^ *Serial number: *\([0-9a-f]\{16\}\)$/\1/p' | head -1)
 [ -n "$serial" ] || fail "no SoftHSM token serial"
 "$linux" ceremony template root-generation | sed -e "s|serial=EXAMPLE0000000000|serial=$serial|" -e 's|air_gap: block|air_gap: warn|' \
-  -e 's|delivery: \[card, file\]|delivery: [file]|' >"$c/root-generation.yaml"
+  -e 's|delivery: \[card, file\]|delivery: [file]|' -e 's|delivery: \[card\]|delivery: [file]|' \
+  -e 's|^  medium: /media/root-backup$|  medium: backup|' >"$c/root-generation.yaml"
+[ "$(grep -c '^  delivery: \[file\]$' "$c/root-generation.yaml")" = 2 ] && grep -q '^  medium: backup$' "$c/root-generation.yaml" \
+  || fail "the root template's quorum and recovery sections are not what this test adapts (delivery, medium)"
+custodians=("Carol Chen" "Dan Diaz" "Erin Evans" "Frank Fox" "Grace Gray")
+recovery=("Ivan Ito" "Judy Jones" "Karl Kim")
 {
   echo "confirm: true"; echo "pins: {so: vendor-so-1111, user: vendor-user-2222}"; echo "deliver:"
-  for p in "Carol Chen" "Dan Diaz" "Erin Evans" "Frank Fox" "Grace Gray"; do
+  for p in "${custodians[@]}" "${recovery[@]}"; do
     echo "  $p: {file: media/${p// /_}.age, passphrase: \"passphrase of $p\"}"
   done
   echo "present:"; for p in "Grace Gray" "Dan Diaz" "Erin Evans"; do echo "  - {custodian: $p}"; done
+  echo "present_recovery:"; for p in "Ivan Ito" "Karl Kim"; do echo "  - {custodian: $p}"; done
 } >"$c/answers.yaml"
-(cd "$c" && TMPDIR=$c/tmp "$linux" ceremony run root-generation.yaml --answers answers.yaml >run.log 2>&1) || { tail -20 "$c/run.log"; fail "root ceremony with the Linux build"; }
-unset SOFTHSM2_CONF
+(cd "$c" && TMPDIR=$c/tmp "$linux" ceremony run root-generation.yaml --answers answers.yaml --unattended-test >run.log 2>&1) || { tail -20 "$c/run.log"; fail "root ceremony with the Linux build"; }
 out=$c/ceremony-output tr_name=example-root-2026.transcript.jsonl
+[ -f "$c/backup/example-root-2026.key-backup.json" ] || fail "the root ceremony wrote no key backup to the recovery medium"
+# The final hash the people in the room wrote on the signed paper: an auditor
+# gives it to verify, which then also vouches for a transcript rewritten whole.
+final=$(sed -n 's/^Final hash *\([0-9a-f]\{64\}\)$/\1/p' "$c/run.log")
+[ ${#final} = 64 ] || { tail -8 "$c/run.log"; fail "the Linux ceremony printed no final hash"; }
 cp -a "$out" "$win/good"
-(cd "$win" && W "$cli" ceremony verify "good\\$tr_name" >verify.out 2>verify.err) || { cat "$win/verify.out" "$win/verify.err"; fail "Windows refused the Linux transcript"; }
+(cd "$win" && W "$cli" ceremony verify --expect "$final" "good\\$tr_name" >verify.out 2>verify.err) || { cat "$win/verify.out" "$win/verify.err"; fail "Windows refused the Linux transcript"; }
 linux_sum=$(sha256sum "$linux" | cut -d' ' -f1)
-grep -q "^Transcript OK: " "$win/verify.out" && grep -q "SHA-256 $linux_sum" "$win/verify.out" && grep -q "^Complete " "$win/verify.out" \
-  || { cat "$win/verify.out"; fail "ceremony verify on Windows does not report the Linux transcript complete, made by $linux_sum"; }
-"$linux" ceremony verify "$out/$tr_name" >"$work/verify-linux.out" || fail "Linux verify of its own transcript"
-diff "$work/verify-linux.out" <(tr -d '\r' <"$win/verify.out") || fail "verify prints differently on Windows and Linux"
-step "ceremony verify on Windows: the Linux root ceremony's transcript is complete and names the Linux binary $linux_sum"
+tr -d '\r' <"$win/verify.out" >"$work/verify-win-of-linux.out"
+grep -q "^Chain OK: " "$work/verify-win-of-linux.out" && grep -q "SHA-256 $linux_sum" "$work/verify-win-of-linux.out" \
+  && grep -q "^Complete " "$work/verify-win-of-linux.out" && grep -q "paper: the final hash is the one written on the signed paper" "$work/verify-win-of-linux.out" \
+  && [ "$(tail -1 "$work/verify-win-of-linux.out")" = "Transcript verified." ] \
+  || { cat "$win/verify.out"; fail "ceremony verify on Windows does not report the Linux transcript verified and complete, made by $linux_sum, ending in the paper's final hash"; }
+"$linux" ceremony verify --expect "$final" "$out/$tr_name" >"$work/verify-linux.out" || fail "Linux verify of its own transcript"
+diff "$work/verify-linux.out" "$work/verify-win-of-linux.out" || fail "verify prints differently on Windows and Linux"
+step "ceremony verify on Windows: the Linux root ceremony's transcript is complete, ends in the paper's final hash $final and names the Linux binary $linux_sum"
 # An output file changed after the ceremony, and a transcript entry changed.
 cp -a "$out" "$win/file-tampered"
 printf 'X' | dd of="$win/file-tampered/example-root-2026.cert.pem" bs=1 seek=40 conv=notrunc status=none
@@ -134,54 +152,93 @@ cp -a "$out" "$win/entry-tampered"
 sed -i '3s/"result":"ok"/"result":"OK"/' "$win/entry-tampered/$tr_name"
 cmp -s "$win/entry-tampered/$tr_name" "$out/$tr_name" && fail "the transcript edit changed nothing"
 for t in file-tampered entry-tampered; do
-  if (cd "$win" && W "$cli" ceremony verify "$t\\$tr_name" >"$t.out" 2>&1); then
+  if (cd "$win" && W "$cli" ceremony verify --expect "$final" "$t\\$tr_name" >"$t.out" 2>&1); then
     cat "$win/$t.out"; fail "Windows accepted the $t transcript"
   fi
-  grep -q "Transcript OK" "$win/$t.out" && fail "the $t transcript is reported OK"
+  grep -q "Transcript verified\|Chain OK" "$win/$t.out" && { cat "$win/$t.out"; fail "the $t transcript is reported OK"; }
   step "ceremony verify on Windows refuses the $t copy: $(tr -d '\r' <"$win/$t.out" | head -1)"
 done
 grep -q "cert.pem" "$win/file-tampered.out" || { cat "$win/file-tampered.out"; fail "the refusal does not name the altered file"; }
 grep -q "entry 3" "$win/entry-tampered.out" || { cat "$win/entry-tampered.out"; fail "the refusal does not name the altered entry"; }
 
 # --- 4. ceremony plan of every template ----------------------------------------
-# In the directory of that ceremony: the later templates read its outputs
-# (quorum record, certificate, key backup), a CSR and BYOK import parameters.
+# SoftHSM2 for Windows, built from Debian's sources (.ci/release/softhsm-windows.sh)
+# and put where its Windows installer puts it, so the app finds it as a
+# Windows user's would.
+dll=$(bash "$repo/.ci/release/softhsm-windows.sh")
+cdrive=$(bash "$wine" c-drive)
+mkdir -p "$cdrive/SoftHSM2/lib" && cp "$dll" "$cdrive/SoftHSM2/lib/softhsm2-x64.dll"
+# The plans run in the directory of that ceremony: the later templates read
+# its outputs (quorum records, certificate, key backup), a CSR and BYOK import
+# parameters. A plan probes the script's token without logging in, so both
+# sides plan against the same token store: the one the ceremony enrolled, plus
+# the blank second token key-restore restores to. Windows gets a copy of the
+# store, read by SoftHSM2 for Windows (its file format is the same), so the
+# plans must agree line for line but for the module's path.
+softhsm2-util --init-token --free --label "Example Root 2026 B" --so-pin vendor-so-1111 --pin vendor-user-2222 >/dev/null
+serial_of() { # serial_of LABEL: the serial of the token labelled LABEL
+  softhsm2-util --show-slots | awk -v l="$1" '/^ *Serial number:/ {s = $3} /^ *Label:/ {sub(/^ *Label: */, ""); sub(/ *$/, ""); if ($0 == l) print s}'
+}
+serial_b=$(serial_of "Example Root 2026 B")
+[ -n "$serial_b" ] && [ "$(serial_of "Example Root 2026")" = "$serial" ] || fail "the token store does not hold both tokens"
 mkdir -p "$c/inputs"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout /dev/null -subj "/CN=Example Corp Issuing CA 1" \
   -out "$c/inputs/issuing-ca-1.csr" 2>/dev/null || fail "openssl req"
 pub=$(openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 2>/dev/null | openssl pkey -pubout -outform DER | base64 -w0)
 printf '{"KeyId":"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","ImportToken":"%s","PublicKey":"%s","ParametersValidTo":"%s"}\n' \
   "$(head -c 64 /dev/urandom | base64 -w0)" "$pub" "$(date -u -d '+20 hours' +%Y-%m-%dT%H:%M:%SZ)" >"$c/inputs/import-parameters.json"
-rm -rf "$c/media" "$c/tmp" "$c/softhsm"
+zero=$(printf '0%.0s' {1..64})
+# adapt TEMPLATE OUT: the template as its reviewer would fill it in for this
+# room: the tokens' real serials, the key backup where the root ceremony wrote
+# it, and each all-zero SHA-256 pin replaced by the SHA-256 of the file its
+# path names (relative to the script's directory, here $c).
+adapt() {
+  local line p sum
+  sed -e "s|serial=EXAMPLE0000000000|serial=$serial|" -e "s|serial=EXAMPLE0000000001|serial=$serial_b|" \
+    -e 's|path: /media/root-backup/|path: backup/|' "$1" | while IFS= read -r line; do
+    if [[ $line =~ path:\ ([^,}]+),\ sha256:\ \"0{64}\" ]]; then
+      p=${BASH_REMATCH[1]}
+      sum=$(sha256sum <"$c/$p" | cut -d' ' -f1) || fail "$(basename "$1"): no file $p to pin"
+      line=${line/\"$zero\"/\"$sum\"}
+    fi
+    printf '%s\n' "$line"
+  done >"$2"
+  ! grep -q "EXAMPLE000\|$zero\|/media/root-backup/" "$2" || fail "$(basename "$1"): a placeholder this test does not fill in"
+}
+rm -rf "$c/media" "$c/tmp"
 cp -a "$c" "$win/plans"
+printf 'directories.tokendir = Z:\\win\\plans\\softhsm\\tokens\nobjectstore.backend = file\n' >"$win/plans/softhsm/softhsm2.conf"
 # A script names its token's module by an absolute path of its platform: the
 # Windows copies name SoftHSM2 for Windows where its installer puts it.
 winmodule() { sed 's|^  module: /usr/lib/softhsm/libsofthsm2.so$|  module: C:\\SoftHSM2\\lib\\softhsm2-x64.dll|' "$1"; }
 n=0
 for t in "$repo"/assets/ceremonies/*.yaml; do
   name=$(basename "$t")
-  [ -f "$c/$name" ] || cp "$t" "$c/$name"
+  if [ ! -f "$c/$name" ]; then adapt "$t" "$c/$name"; fi
   winmodule "$c/$name" >"$win/plans/$name"
   grep -q 'softhsm2-x64.dll' "$win/plans/$name" || fail "$name: no module line to adapt for Windows"
   (cd "$c" && "$linux" ceremony plan "$name" >"$name.plan" 2>plan.err) || { cat "$c/$name.plan" "$c/plan.err"; fail "Linux ceremony plan $name"; }
-  (cd "$win" && W "$cli" ceremony plan "plans\\$name" >"$name.plan" 2>plan.err) || { cat "$win/$name.plan" "$win/plan.err"; fail "Windows ceremony plan $name"; }
+  (cd "$win" && KC_WINE_ENV='SOFTHSM2_CONF=Z:\win\plans\softhsm\softhsm2.conf' W "$cli" ceremony plan "plans\\$name" >"$name.plan" 2>plan.err) \
+    || { cat "$win/$name.plan" "$win/plan.err"; fail "Windows ceremony plan $name"; }
   # Lines 2-3 are the script's SHA-256 (hex, words): each names its own copy.
   grep -q "^Script SHA-256 $(sha256sum "$win/plans/$name" | cut -d' ' -f1)" "$win/$name.plan" || { cat "$win/$name.plan"; fail "plan of $name does not show the script's SHA-256"; }
-  diff <(tr -d '\r' <"$c/$name.plan" | sed 2,3d) <(tr -d '\r' <"$win/$name.plan" | sed 2,3d) >"$work/plan.diff" \
+  # The token was found and probed on both sides, each through its own module.
+  grep -q '^Token "Example Root 2026\( B\)\?" in slot .*, module /usr/lib/softhsm/libsofthsm2.so (.*probed without logging in:$' "$c/$name.plan" \
+    || { cat "$c/$name.plan"; fail "the Linux plan of $name did not probe the token"; }
+  tr -d '\r' <"$win/$name.plan" >"$work/plan.win"
+  grep -q '^Token "Example Root 2026\( B\)\?" in slot .*, module C:\\SoftHSM2\\lib\\softhsm2-x64.dll (.*probed without logging in:$' "$work/plan.win" \
+    || { cat "$work/plan.win"; fail "the Windows plan of $name did not probe the token through SoftHSM2 for Windows"; }
+  diff <(sed 2,3d "$c/$name.plan") <(sed -e 2,3d -e '/^Token /s|, module C:\\SoftHSM2\\lib\\softhsm2-x64.dll (|, module /usr/lib/softhsm/libsofthsm2.so (|' "$work/plan.win") >"$work/plan.diff" \
     || { head -20 "$work/plan.diff"; fail "ceremony plan $name differs between Linux and Windows"; }
-  [ "$(grep -c '^ *[0-9]*\. ' "$win/$name.plan")" -ge 8 ] || { cat "$win/$name.plan"; fail "plan of $name lists fewer than 8 steps"; }
+  [ "$(grep -c '^ *[0-9]*\. ' "$work/plan.win")" -ge 8 ] || { cat "$work/plan.win"; fail "plan of $name lists fewer than 8 steps"; }
   n=$((n + 1))
 done
 [ "$n" -ge 6 ] || fail "only $n templates in assets/ceremonies"
-step "ceremony plan: the $n templates plan identically on Windows and Linux"
+unset SOFTHSM2_CONF
+step "ceremony plan: the $n templates plan identically on Windows and Linux, the same tokens probed through SoftHSM2 for Windows"
 
 # --- 5. a token on Windows ----------------------------------------------------
-# SoftHSM2 for Windows, built from Debian's sources (.ci/release/softhsm-windows.sh)
-# and put where its Windows installer puts it, so the app finds it as a
-# Windows user's would; the app's built-in token store under %AppData%.
-dll=$(bash "$repo/.ci/release/softhsm-windows.sh")
-cdrive=$(bash "$wine" c-drive)
-mkdir -p "$cdrive/SoftHSM2/lib" && cp "$dll" "$cdrive/SoftHSM2/lib/softhsm2-x64.dll"
+# The app's built-in token store under %AppData%, on SoftHSM2 for Windows.
 printf '87654321\n' >"$win/so.pin"; printf '1234\n' >"$win/user.pin"
 W "$cli" token init --label win-test --so-pin-file so.pin --pin-file user.pin >"$work/init.out" 2>&1 || { cat "$work/init.out"; fail "token init under Wine"; }
 W "$cli" token list --json >"$work/list.json" 2>"$work/list.err" || { cat "$work/list.err"; fail "token list under Wine"; }
@@ -200,17 +257,26 @@ W "$cli" key list --token 'pkcs11:token=win-test' --pin-file user.pin --json >"$
 step "token init, token list, key generate (EC P-384, RSA 3072, AES 256), key list on SoftHSM2 for Windows"
 # A rehearsal root ceremony run on Windows (the throwaway token comes from the
 # same DLL), verified by the Linux build. Wine cannot list network interfaces:
-# the air-gap step must have asked the people in the room.
+# the air-gap step must have asked the people in the room. The same script
+# and answers as the Linux ceremony: shares to media\, the recovery quorum's
+# too; a rehearsal writes the key backup to a medium of its own next to its
+# output directory, never to the script's.
 winmodule "$c/root-generation.yaml" >"$win/root-win.yaml"
 mkdir -p "$win/media"
-sed 's|^confirm: true$|confirm: true|' "$c/answers.yaml" >"$win/answers.yaml"
+cp "$c/answers.yaml" "$win/answers.yaml"
 (cd "$win" && W "$cli" ceremony run root-win.yaml --answers answers.yaml --rehearse >rehearsal.log 2>&1) \
   || { tail -20 "$win/rehearsal.log"; fail "rehearsal root ceremony under Wine"; }
 wt=$win/ceremony-output-rehearsal/REHEARSAL-example-root-2026.transcript.jsonl
 [ -f "$wt" ] || { ls "$win"; fail "no rehearsal transcript at $wt"; }
-"$linux" ceremony verify "$wt" >"$work/verify-win.out" || { cat "$work/verify-win.out"; fail "the Linux build refuses the Windows rehearsal's transcript"; }
+[ "$(ls "$win/media" | grep -c '\.age$')" = 8 ] || { ls "$win/media"; fail "the rehearsal did not deliver the 5 + 3 share files"; }
+[ -f "$win/ceremony-output-rehearsal-backup-medium/REHEARSAL-example-root-2026.key-backup.json" ] \
+  || { ls "$win"/ceremony-output-rehearsal*; fail "the rehearsal wrote no key backup to its recovery medium"; }
+wfinal=$(tr -d '\r' <"$win/rehearsal.log" | sed -n 's/^Final hash *\([0-9a-f]\{64\}\)$/\1/p')
+[ ${#wfinal} = 64 ] || { tail -8 "$win/rehearsal.log"; fail "the Windows rehearsal printed no final hash"; }
+"$linux" ceremony verify --expect "$wfinal" "$wt" >"$work/verify-win.out" || { cat "$work/verify-win.out"; fail "the Linux build refuses the Windows rehearsal's transcript"; }
 cli_sum=$(sha256sum "$win/$cli" | cut -d' ' -f1)
 grep -q "SHA-256 $cli_sum" "$work/verify-win.out" && grep -q "^REHEARSAL" "$work/verify-win.out" && grep -q "^Complete " "$work/verify-win.out" \
+  && [ "$(tail -1 "$work/verify-win.out")" = "Transcript verified." ] \
   || { cat "$work/verify-win.out"; fail "the Windows rehearsal's transcript does not name the .exe ($cli_sum) or is not complete"; }
 gap=$(jq -c 'select(.step == "air-gap") | {i: ([.details[] | select(.key == "interfaces up") | .value][0]), by: ([.details[] | select(.key == "checked by") | .value][0]), n: (.actors | length)}' "$wt")
 jq -e '(.i | startswith("unknown: ")) and (.by | test("by hand")) and .n >= 2' <<<"$gap" >/dev/null \

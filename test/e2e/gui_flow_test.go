@@ -131,8 +131,8 @@ func TestGUIRootScriptFormToRehearsal(t *testing.T) {
 	x.typ("e2e-root-2026")
 	x.key("Tab")
 	x.typ("E2E Root CA 2026")
-	x.key("Tab", "Tab") // description, then the token picker
-	x.key("Right")      // the first token: the initialised one (fills module, URI with serial, change-pin)
+	x.key("Tab", "Tab")                             // description, then the token picker
+	x.key("Right")                                  // the first token: the initialised one (fills module, URI with serial, change-pin)
 	x.key("Tab", "Tab", "Tab", "Tab", "Tab", "Tab") // module, URI, enrolment, module SHA-256, participants
 	for i, name := range []string{"Alice Adams", "Wendy Webb", "Carol Chen", "Dan Diaz", "Erin Evans"} {
 		if i > 0 {

@@ -54,7 +54,9 @@ type RefusedError struct {
 	Reason string
 }
 
-func (e *RefusedError) Error() string { return fmt.Sprintf("ceremony transcript %s refused: %s", e.Path, e.Reason) }
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("ceremony transcript %s refused: %s", e.Path, e.Reason)
+}
 
 // IsCeremony reports whether path is a ceremony's evidence: a transcript
 // file, or a directory holding one at its top.

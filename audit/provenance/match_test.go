@@ -277,4 +277,3 @@ func TestMatchCA(t *testing.T) {
 		t.Fatalf("before the ceremony: %+v %+v", r.CAImports, r.Findings)
 	}
 }
-

@@ -53,7 +53,9 @@ func NewPCA(t testing.TB) *PCA {
 		"ImportCertificateAuthorityCertificate": p.importCert,
 		"DescribeCertificateAuthority":          p.describe,
 	})
-	srv.observe = func(op string, body []byte, _ any, err *APIError, requestID string) { p.pcaRecord(op, body, err, requestID, p.Now()) }
+	srv.observe = func(op string, body []byte, _ any, err *APIError, requestID string) {
+		p.pcaRecord(op, body, err, requestID, p.Now())
+	}
 	p.Server = srv
 	return p
 }

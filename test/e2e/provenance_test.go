@@ -3,11 +3,17 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +23,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -76,6 +83,16 @@ func ceremonyScript(t *testing.T, root rootRun, template, name string, edits ...
 		}
 		s = strings.Replace(s, edits[i], edits[i+1], 1)
 	}
+	// Every input the test names is pinned by its SHA-256, as a reviewed
+	// script pins it.
+	s = regexp.MustCompile(`\{path: (/[^,}]+)\}`).ReplaceAllStringFunc(s, func(m string) string {
+		path := regexp.MustCompile(`\{path: (/[^,}]+)\}`).FindStringSubmatch(m)[1]
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return m
+		}
+		return fmt.Sprintf("{path: %s, sha256: \"%x\"}", path, sha256.Sum256(data))
+	})
 	script = filepath.Join(root.dir, name+".yaml")
 	answers = filepath.Join(root.dir, name+".answers.yaml")
 	os.WriteFile(script, []byte(s), 0o600)
@@ -289,4 +306,121 @@ func importDirectly(t *testing.T, srv *awsfake.KMS) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(k.KeyMetadata.Arn)
+}
+
+// The same for a subordinate CA in AWS Private CA: aws pca get-csr, the
+// ca-signing ceremony on the root's token, aws pca import-cert; the fake's
+// CloudTrail records written as a log file and ingested with the ceremony
+// directory; the installation is matched to the ceremony. A second
+// installation with no ceremony behind it is reported.
+func TestKeyProvenanceSubCA(t *testing.T) {
+	if _, err := exec.LookPath("pdftotext"); err != nil {
+		t.Fatal("pdftotext (poppler-utils) is needed: make test installs it")
+	}
+	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	trail := awsfake.NewTrail("111122223333", "eu-west-1")
+	pca := awsfake.NewPCA(t)
+	pca.Trail = trail
+	caARN := pca.AddSubordinate(t, "Example Corp Issuing CA 1")
+	root := rootCeremony(t, softhsmStore(t))
+	env := awsEnvFor(t, root.env, pca.Server)
+
+	csr := filepath.Join(root.dir, "issuing-ca-1.csr")
+	mustRun(t, env, binary, "aws", "pca", "get-csr", "--endpoint-url", pca.URL, "--ca-arn", caARN, "-o", csr)
+	subOut := filepath.Join(root.dir, "signing-out")
+	script, answers := ceremonyScript(t, root, "ca-signing.yaml", "ca-signing",
+		"certificate: {path: ceremony-output/example-root-2026.cert.pem}", "certificate: {path: "+filepath.Join(root.out, "example-root-2026.cert.pem")+"}",
+		"csr: {path: inputs/issuing-ca-1.csr}", "csr: {path: "+csr+"}",
+		"acm_pca_arn: arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555", "acm_pca_arn: "+caARN,
+		"counter_directory: ceremony-output", "counter_directory: "+root.out,
+		"directory: signing-output", "directory: "+subOut)
+	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers, "--unattended-test")
+	trs := mustGlob(t, filepath.Join(subOut, "*.transcript.jsonl"))
+	rep, err := transcript.Verify(trs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, _ := rep.Final()
+	mustRun(t, env, binary, "aws", "pca", "import-cert", "--endpoint-url", pca.URL, "--ca-arn", caARN, subOut)
+	if pca.Status(caARN) != "ACTIVE" {
+		t.Fatalf("CA status %s", pca.Status(caARN))
+	}
+
+	// A second CA whose certificate was signed outside any ceremony (by a
+	// software CA) and installed straight through the SDK.
+	other := pca.AddSubordinate(t, "Rogue CA")
+	installOutside(t, pca, other)
+
+	logs := filepath.Join(root.dir, "trail")
+	os.MkdirAll(logs, 0o700)
+	logFile := filepath.Join(logs, "111122223333_CloudTrail_eu-west-1_"+start.Format("20060102T1504Z")+"_e2e.json")
+	if err := trail.WriteLogFile(logFile); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(root.dir, "audit.db")
+	out := mustRun(t, env, binary, "audit", "ingest", "--db", db, logFile, subOut)
+	if !strings.Contains(out, "CEREMONY ca-signing") {
+		t.Fatalf("ingest:\n%s", out)
+	}
+	m, text := provenanceReport(t, env, db, start.Add(-time.Hour), time.Now().UTC().Add(time.Hour).Truncate(time.Second))
+	status := map[string]string{}
+	for _, c := range m["certificate_authorities"].([]any) {
+		c := c.(map[string]any)
+		for _, it := range c["timeline"].([]any) {
+			it := it.(map[string]any)
+			if it["what"] == "ImportCertificateAuthorityCertificate" && it["error"] == nil {
+				h, _ := it["final_hash"].(string)
+				status[c["arn"].(string)] = it["status"].(string) + " " + h
+			}
+		}
+	}
+	if status[caARN] != "matched "+final.Hash || !strings.HasPrefix(status[other], "unmatched") {
+		t.Fatalf("CA installations: %v\nfindings %v", status, findingIDs(m))
+	}
+	if f := findingIDs(m); len(f["ca-certificate-without-ceremony"]) != 1 {
+		t.Fatalf("findings %v", f)
+	}
+	flat := strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{"Private CA arn:aws:acm-pca:eu-west-1:111122223333:certificate", "every CA certificate installation (1) traced", "ca-certificate-without-ceremony"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the PDF lacks %q", want)
+		}
+	}
+}
+
+// installOutside signs a CA's CSR with a throwaway software root and
+// installs the certificate with the SDK: no ceremony, no transcript.
+func installOutside(t *testing.T, srv *awsfake.PCA, caARN string) {
+	t.Helper()
+	ctx := context.Background()
+	c := acmpca.NewFromConfig(srv.AWSConfig("eu-west-1"), func(o *acmpca.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	out, err := c.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: aws.String(caARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode([]byte(aws.ToString(out.Csr)))
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Software root"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCert, _ := x509.ParseCertificate(rootDER)
+	subTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject, NotBefore: now.Add(-time.Minute), NotAfter: now.AddDate(1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	subDER, err := x509.CreateCertificate(rand.Reader, subTmpl, rootCert, csr.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{CertificateAuthorityArn: aws.String(caARN),
+		Certificate:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: subDER}),
+		CertificateChain: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})}); err != nil {
+		t.Fatal(err)
+	}
 }

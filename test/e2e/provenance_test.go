@@ -233,6 +233,32 @@ func TestKeyProvenanceBYOK(t *testing.T) {
 		}
 	}
 
+	// The rotation report cites the ceremony for the imported material.
+	rot := filepath.Join(t.TempDir(), "rotation.json")
+	mustRun(t, env, binary, "audit", "report", "rotation", "--db", db, "--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", to.Format(time.RFC3339), "--json", rot, "--quiet")
+	var rr struct {
+		Keys []struct {
+			ARN              string `json:"arn"`
+			ImportProvenance []struct {
+				Status    string `json:"status"`
+				FinalHash string `json:"final_hash"`
+			} `json:"import_provenance"`
+		} `json:"keys"`
+	}
+	raw, _ := os.ReadFile(rot)
+	if err := json.Unmarshal(raw, &rr); err != nil {
+		t.Fatal(err)
+	}
+	cited := false
+	for _, k := range rr.Keys {
+		if k.ARN == keyARN {
+			cited = len(k.ImportProvenance) == 1 && k.ImportProvenance[0].Status == "matched" && k.ImportProvenance[0].FinalHash == final.Hash
+		}
+	}
+	if !cited {
+		t.Errorf("the rotation report does not cite the ceremony for %s:\n%s", keyARN, raw)
+	}
+
 	// Material imported outside any ceremony, straight through the SDK.
 	direct := importDirectly(t, kmsSrv)
 	trail.Feed(ct)

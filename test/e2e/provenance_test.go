@@ -117,6 +117,11 @@ func provenanceReport(t *testing.T, env []string, db string, from, to time.Time)
 		t.Fatal(err)
 	}
 	text := mustRun(t, env, "pdftotext", "-layout", pdf, "-")
+	// KC_KEEP_REPORTS=DIR keeps the PDFs, for the page images in docs/reports.
+	if keep := os.Getenv("KC_KEEP_REPORTS"); keep != "" {
+		data, _ := os.ReadFile(pdf)
+		os.WriteFile(filepath.Join(keep, t.Name()+"-"+time.Now().Format("150405.000")+".pdf"), data, 0o600)
+	}
 	return m, text
 }
 

@@ -92,21 +92,19 @@ const (
 
 // Finding ids.
 const (
-	FindingNoCeremony       = "import-without-ceremony"
-	FindingAmbiguous        = "import-matches-several-ceremonies"
-	FindingDiffers          = "import-differs-from-ceremony"
-	FindingRehearsal        = "rehearsal-offered-as-evidence"
-	FindingNotImported      = "ceremony-without-import"
-	FindingExpiring         = "imported-material-expiring"
-	FindingExpired          = "imported-material-expired"
-	FindingDeleted          = "imported-material-deleted"
-	FindingCANoCeremony     = "ca-certificate-without-ceremony"
-	FindingCADiffers        = "ca-certificate-differs-from-ceremony"
-	FindingCANotImported    = "ca-ceremony-without-import"
-	FindingParamsNotInLogs  = "parameters-request-not-in-logs"
-	FindingImportNotInLogs  = "recorded-import-not-in-logs"
-	FindingCeremonyRefused  = "ceremony-transcript-refused"
-	FindingNoExternalOrigin = "import-into-key-not-external"
+	FindingNoCeremony      = "import-without-ceremony"
+	FindingAmbiguous       = "import-matches-several-ceremonies"
+	FindingDiffers         = "import-differs-from-ceremony"
+	FindingRehearsal       = "rehearsal-offered-as-evidence"
+	FindingNotImported     = "ceremony-without-import"
+	FindingExpiring        = "imported-material-expiring"
+	FindingExpired         = "imported-material-expired"
+	FindingDeleted         = "imported-material-deleted"
+	FindingCANoCeremony    = "ca-certificate-without-ceremony"
+	FindingCADiffers       = "ca-certificate-differs-from-ceremony"
+	FindingCANotImported   = "ca-ceremony-without-import"
+	FindingParamsNotInLogs = "parameters-request-not-in-logs"
+	FindingImportNotInLogs = "recorded-import-not-in-logs"
 )
 
 // Severity of a finding.

@@ -108,14 +108,9 @@ func Load(path string, o Options) (*store.Ceremony, error) {
 	refuse := func(format string, a ...any) error {
 		return &RefusedError{Path: tr, Reason: fmt.Sprintf(format, a...)}
 	}
-	rep, err := transcript.Verify(tr)
-	if err != nil {
-		return nil, refuse("it does not verify: %v", err)
-	}
-	// The paper's hash is the anchor a reviewer brings; without it the
-	// chain is accepted and the final hash printed for comparison.
-	if err := rep.Check(transcript.Expect{FinalHash: o.Expect, AllowUnanchored: true}); err != nil {
-		return nil, refuse("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	rep, reason := verify(tr, o.Expect)
+	if reason != "" {
+		return nil, refuse("%s", reason)
 	}
 	first := rep.Entries[0]
 	final, _ := rep.Final() // Check refused an incomplete transcript
@@ -156,6 +151,27 @@ func Load(path string, o Options) (*store.Ceremony, error) {
 		c.Facts.Certificate = certFacts(rep, dir, "sign-certificate")
 	}
 	return c, nil
+}
+
+// verify checks a transcript as `ceremony verify` does (the chain, the
+// anchors, every output file's SHA-256) and applies what the reviewer
+// brings: it must be complete, and end with the paper's final hash when
+// one is given. The reason is "" when it holds.
+func verify(tr string, paper []byte) (*transcript.Report, string) {
+	rep, err := transcript.Verify(tr)
+	if err != nil {
+		return nil, fmt.Sprintf("it does not verify: %v", err)
+	}
+	// The paper's hash is the anchor a reviewer brings; without it the
+	// chain is accepted and the final hash printed for comparison.
+	if err := rep.Check(expect(paper)); err != nil {
+		return rep, strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	return rep, ""
+}
+
+func expect(paper []byte) transcript.Expect {
+	return transcript.Expect{FinalHash: paper, AllowUnanchored: true}
 }
 
 // anchors says in words what vouches for the transcript beyond its chain.

@@ -2,8 +2,8 @@ package rotation
 
 import (
 	"context"
-	"fmt"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/report"

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyceremony/keyceremony/audit/ceremonies/ceremoniestest"
 	"github.com/keyceremony/keyceremony/audit/store"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
-	"github.com/keyceremony/keyceremony/ceremony/transcript/transcripttest"
 )
 
 const keyARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -22,66 +22,12 @@ const keyARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1
 var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 // byokDir writes the output directory of a byok-wrap ceremony as the
-// engine leaves it: the output files, and a transcript chaining the
-// entries the loader reads (begin, inputs, byok-key, wrap, finish,
-// transcript-pdf) with the outputs' SHA-256. It returns the directory and
-// the transcript.
+// engine leaves it (ceremoniestest.WriteBYOK with its defaults). It
+// returns the directory and the transcript.
 func byokDir(t *testing.T, rehearsal bool, drop ...string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	out := func(name, content string) transcript.File {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f, err := transcript.HashFile(filepath.Join(dir, name), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	d := func(kv ...string) []transcript.Detail {
-		var ds []transcript.Detail
-		for i := 0; i < len(kv); i += 2 {
-			ds = append(ds, transcript.Detail{Key: kv[i], Value: kv[i+1]})
-		}
-		return ds
-	}
-	admin := []transcript.Actor{{Name: "Alice Adams", Role: "administrator", Time: start}, {Name: "Wendy Webb", Role: "witness", Time: start}}
-	entries := []transcript.Entry{
-		{Step: "begin", Action: "Ceremony started", Details: d("ceremony id", "kms-key-2026-import", "title", "KMS key 2026", "kind", "byok-wrap",
-			"script sha256", strings.Repeat("5", 64), "binary version", "1.2.3", "binary sha256", strings.Repeat("b", 64))},
-		{Step: "inputs", Action: "Import parameters checked", Actors: admin, Details: d("kms key", keyARN, "key spec", "SYMMETRIC_DEFAULT",
-			"wrapping algorithm", "RSA_AES_KEY_WRAP_SHA_256", "wrapping key spec", "RSA_4096", "wrapping public key sha256", strings.Repeat("9", 64),
-			"parameters valid to", start.Add(20*time.Hour).Format(time.RFC3339), "expiration model", "KEY_MATERIAL_EXPIRES",
-			"material valid to", start.AddDate(1, 0, 0).Format(time.RFC3339), "import type", "first import (no --import-type)")},
-		{Step: "byok-key", Action: "Key material ready", Actors: admin, Details: d("key check value", "1a2b3c (AES-CMAC)")},
-		{Step: "wrap", Action: "Key material wrapped", Actors: append(admin, transcript.Actor{Name: "Carol Chen", Role: "custodian", Time: start}),
-			Outputs: []transcript.File{out("EncryptedKeyMaterial.bin", "wrapped"), out("ImportToken.bin", "token"), out(manifestFile, `{"keyId":"`+keyARN+`"}`)},
-			Details: d("encrypted key material sha256", strings.Repeat("e", 64))},
-		{Step: "finish", Action: "Finished", Actors: admin},
-		{Step: transcript.StepPDF, Action: "Transcript PDF", Outputs: []transcript.File{out("kms-key-2026-import.transcript.pdf", "%PDF")}},
-	}
-	for i := range entries {
-		entries[i].Result, entries[i].Time, entries[i].Rehearsal = transcript.ResultOK, start.Add(time.Duration(i)*time.Minute), rehearsal
-	}
-	var kept []transcript.Entry
-	for _, e := range entries {
-		if !contains(drop, e.Step) {
-			kept = append(kept, e)
-		}
-	}
-	tr := filepath.Join(dir, "kms-key-2026-import"+TranscriptSuffix)
-	transcripttest.Write(t, tr, kept)
-	return dir, tr
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return dir, ceremoniestest.WriteBYOK(t, dir, ceremoniestest.BYOK{Start: start, KeyARN: keyARN, Rehearsal: rehearsal, Drop: drop})
 }
 
 func TestLoadBYOKCeremony(t *testing.T) {

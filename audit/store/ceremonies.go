@@ -242,3 +242,16 @@ func (s *Store) PCAEvents(ctx context.Context) ([]PCAEvent, error) {
 	}
 	return out, rows.Err()
 }
+
+// PCARawEvent is the original CloudTrail record of a kept Private CA event.
+func (s *Store) PCARawEvent(ctx context.Context, eventID string) ([]byte, error) {
+	var raw string
+	err := s.db.QueryRowContext(ctx, `SELECT raw FROM pca_events WHERE event_id = ?`, eventID).Scan(&raw)
+	if err == sql.ErrNoRows {
+		return nil, fmt.Errorf("Private CA record %s: %w", eventID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Private CA record %s: %w", eventID, err)
+	}
+	return []byte(raw), nil
+}

@@ -65,7 +65,9 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	for _, c := range cers {
 		facts, _ := json.Marshal(c.Facts)
 		dig.Row(c.FinalHash, c.Kind, c.CeremonyID, c.Started.Unix(), c.Ended.Unix(), c.Rehearsal, hex.EncodeToString(c.TranscriptSHA256), string(facts))
-		if res := resource(&c); res == "" || inScope(res, sc) {
+		// A ceremony held after the period is not known at its end, as
+		// the events after it are not.
+		if res := resource(&c); (res == "" || inScope(res, sc)) && c.Started.Before(sc.To) {
 			inCers = append(inCers, c)
 		}
 	}

@@ -29,6 +29,9 @@ func TestAuditImportsNoCeremonyTokenOrGUI(t *testing.T) {
 		"github.com/keyceremony/keyceremony/ceremony/transcript": true,
 		"github.com/keyceremony/keyceremony/ceremony/words":      true,
 		"github.com/keyceremony/keyceremony/ceremony/outfile":    true,
+		// Test support only (audit/ceremonies/ceremoniestest writes the
+		// evidence the audit's tests load): it imports the reader alone.
+		"github.com/keyceremony/keyceremony/ceremony/transcript/transcripttest": true,
 	}
 	n := 0
 	for _, p := range strings.Fields(string(out)) {

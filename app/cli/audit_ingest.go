@@ -46,7 +46,7 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 	// Ceremony output directories and transcripts are verified and stored
 	// as ceremonies, in a run of their own; the rest is CloudTrail.
 	var cerPaths []string
-	paths, cerPaths = splitCeremonies(paths)
+	paths, cerPaths = ceremonies.Split(paths)
 	var csum *ceremonies.Summary
 	if len(cerPaths) > 0 {
 		if csum, err = ceremonies.Ingest(ctx, st, cerPaths, runArgs, ceremonies.Options{AllowRehearsal: *rehearsal}); err != nil {
@@ -83,7 +83,7 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 		} else {
 			printSummary(env.Stdout, sum)
 			if csum != nil {
-				printCeremonies(env.Stdout, csum)
+				csum.WriteText(env.Stdout)
 			}
 		}
 	}
@@ -210,19 +210,6 @@ func (b *progressBar) done() {
 	}
 }
 
-// splitCeremonies separates ceremony evidence (an output directory with a
-// transcript at its top, or a transcript) from CloudTrail inputs.
-func splitCeremonies(paths []string) (trail, cer []string) {
-	for _, p := range paths {
-		if p != "-" && ceremonies.IsCeremony(p) {
-			cer = append(cer, p)
-		} else {
-			trail = append(trail, p)
-		}
-	}
-	return trail, cer
-}
-
 // reportCeremonies prints the outcome of an ingest of ceremonies only.
 func reportCeremonies(env *Env, s *ceremonies.Summary, asJSON bool) error {
 	if asJSON {
@@ -232,36 +219,10 @@ func reportCeremonies(env *Env, s *ceremonies.Summary, asJSON bool) error {
 			return err
 		}
 	} else {
-		printCeremonies(env.Stdout, s)
+		s.WriteText(env.Stdout)
 	}
 	if s.Refused > 0 {
 		return fmt.Errorf("%d ceremony transcript(s) refused (listed above); the rest is in the database", s.Refused)
 	}
 	return nil
-}
-
-func printCeremonies(w io.Writer, s *ceremonies.Summary) {
-	fmt.Fprintf(w, "Ceremonies: %d loaded, %d already loaded, %d refused\n", s.Loaded, s.Already, s.Refused)
-	for _, c := range s.Items {
-		switch {
-		case c.Error != "":
-			fmt.Fprintf(w, "REFUSED %s (SHA-256 %s): %s\n", c.Transcript, dashIfEmpty(c.SHA256), c.Error)
-		default:
-			note := ""
-			if c.Rehearsal {
-				note = " REHEARSAL"
-			}
-			if c.Duplicate {
-				note += " (already loaded; facts refreshed)"
-			}
-			fmt.Fprintf(w, "CEREMONY %s %s%s final hash %s\n", c.Kind, c.CeremonyID, note, c.FinalHash)
-		}
-	}
-}
-
-func dashIfEmpty(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

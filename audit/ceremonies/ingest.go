@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/keyceremony/keyceremony/audit/store"
@@ -101,4 +102,43 @@ func Ingest(ctx context.Context, st *store.Store, paths []string, args []string,
 func IsRefused(err error) bool {
 	var r *RefusedError
 	return errors.As(err, &r)
+}
+
+// Split separates ceremony evidence (an output directory with a
+// transcript at its top, or a transcript) from CloudTrail inputs ("-" is
+// standard input, never a ceremony).
+func Split(paths []string) (trail, cer []string) {
+	for _, p := range paths {
+		if p != "-" && IsCeremony(p) {
+			cer = append(cer, p)
+		} else {
+			trail = append(trail, p)
+		}
+	}
+	return trail, cer
+}
+
+// WriteText writes the outcome for a person: the counts, then each
+// ceremony loaded with its final hash, or refused with the reason.
+func (s *Summary) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "Ceremonies: %d loaded, %d already loaded, %d refused\n", s.Loaded, s.Already, s.Refused)
+	for _, c := range s.Items {
+		switch {
+		case c.Error != "":
+			sum := c.SHA256
+			if sum == "" {
+				sum = "-"
+			}
+			fmt.Fprintf(w, "REFUSED %s (SHA-256 %s): %s\n", c.Transcript, sum, c.Error)
+		default:
+			note := ""
+			if c.Rehearsal {
+				note = " REHEARSAL"
+			}
+			if c.Duplicate {
+				note += " (already loaded; facts refreshed)"
+			}
+			fmt.Fprintf(w, "CEREMONY %s %s%s final hash %s\n", c.Kind, c.CeremonyID, note, c.FinalHash)
+		}
+	}
 }

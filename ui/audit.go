@@ -219,8 +219,13 @@ func (p *AuditPage) build() {
 	p.ExtendBaseWidget(p)
 }
 
-// focusInitial puts the keyboard on the path to ingest.
-func (p *AuditPage) focusInitial() { p.win.Canvas().Focus(p.source) }
+// focusInitial puts the keyboard on the path to ingest (or, when the page
+// opens on the key view, on its list).
+func (p *AuditPage) focusInitial() {
+	if !p.keys.focusInitial() {
+		p.win.Canvas().Focus(p.source)
+	}
+}
 
 func labelled(name string, e *widget.Entry) fyne.CanvasObject {
 	return container.NewBorder(nil, nil, widget.NewLabel(name), nil, e)

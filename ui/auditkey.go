@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -46,6 +45,8 @@ type keyView struct {
 	refused  *widget.Label
 	evScroll *container.Scroll
 	paper    *widget.Entry
+	paperRow *fyne.Container
+	split    *container.Split // the detail above the evidence
 	cerPath  *widget.Entry
 	allowReh *widget.Check
 
@@ -121,7 +122,10 @@ func (kv *keyView) build() {
 	})
 	kv.allowReh = widget.NewCheck("rehearsals too (marked; never evidence)", nil)
 	kv.status = wrapLabel("")
-	bar := container.NewBorder(nil, nil, container.NewHBox(kv.back, refresh, pdf), container.NewHBox(load, choose, kv.allowReh), kv.cerPath)
+	top := container.NewVBox(
+		container.NewBorder(nil, nil, heading("Key provenance"), container.NewHBox(kv.back, refresh, pdf)),
+		container.NewBorder(nil, nil, widget.NewLabel("Load a ceremony"), container.NewHBox(load, choose, kv.allowReh), kv.cerPath),
+		kv.status)
 
 	kv.list = widget.NewList(func() int { return len(kv.items) },
 		func() fyne.CanvasObject {
@@ -138,7 +142,7 @@ func (kv *keyView) build() {
 			title, verdict := box.Objects[0].(*widget.Label), box.Objects[1].(*widget.Label)
 			title.SetText(it.what + " " + resourceID(it.sec.ARN))
 			verdict.Importance = sectionImportance(it.sec)
-			verdict.SetText(it.sec.Account + " " + it.sec.Region + " · " + it.sec.Verdict)
+			verdict.SetText(it.sec.Verdict)
 		})
 	kv.list.OnSelected = func(id widget.ListItemID) {
 		if id < len(kv.items) {
@@ -160,13 +164,16 @@ func (kv *keyView) build() {
 	kv.paper.SetPlaceHolder("final hash written on the signed paper (64 hex digits or the 32 words): the transcript must end with it")
 	kv.paper.OnSubmitted = func(string) { kv.reopen() }
 	check := widget.NewButtonWithIcon("Check against the paper", theme.ConfirmIcon(), kv.reopen)
-	evidence := container.NewBorder(container.NewVBox(kv.evTitle, container.NewBorder(nil, nil, nil, check, kv.paper)), nil, nil, nil, kv.evScroll)
+	kv.paperRow = container.NewBorder(nil, nil, nil, check, kv.paper)
+	kv.paperRow.Hide() // while a transcript is open
+	evidence := container.NewBorder(container.NewVBox(kv.evTitle, kv.paperRow), nil, nil, nil, kv.evScroll)
 
-	right := container.NewVSplit(kv.scroll, evidence)
-	right.Offset = 0.58
+	kv.split = container.NewVSplit(kv.scroll, evidence)
+	right := kv.split
+	right.Offset = 0.7
 	split := container.NewHSplit(kv.list, right)
-	split.Offset = 0.26
-	kv.view = container.NewBorder(container.NewVBox(heading("Key provenance"), bar, kv.status), nil, nil, nil, split)
+	split.Offset = 0.24
+	kv.view = container.NewBorder(top, nil, nil, nil, split)
 }
 
 // show switches to the key view, rebuilding it when the filters or the
@@ -184,6 +191,14 @@ func (kv *keyView) show(arn string) {
 	} else if kv.want != "" {
 		kv.selectWanted()
 	}
+}
+
+// focusInitial puts the keyboard on the list when the view is on screen.
+func (kv *keyView) focusInitial() bool {
+	if kv.shown {
+		kv.p.win.Canvas().Focus(kv.list)
+	}
+	return kv.shown
 }
 
 func (kv *keyView) hide() {
@@ -262,9 +277,9 @@ func (kv *keyView) loaded(r *keyprov.Report, sc report.Scope, whole bool, err er
 	}
 	period := "Period " + report.FormatPeriod(sc.From, sc.To)
 	if whole {
-		period += ": the whole database (From and To on the events view narrow it)"
+		period = "The whole database, " + report.FormatPeriod(sc.From, sc.To) + " (From and To on the events view narrow it)"
 	}
-	text := fmt.Sprintf("%s. %d KMS key(s) with imported material, %d Private CA(s), %d ceremony record(s). Coverage %s.",
+	text := fmt.Sprintf("%s: %d KMS key(s) with imported material, %d Private CA(s), %d ceremony record(s).\nCoverage %s.",
 		period, len(r.Keys), len(r.CAs), len(r.Ceremonies), r.Meta.Coverage.Statement)
 	for _, n := range r.Notes {
 		text += "\n" + n
@@ -319,33 +334,39 @@ func (kv *keyView) showSection(it keyItem) {
 	title.TextStyle = fyne.TextStyle{Bold: true}
 	title.Wrapping = fyne.TextWrapBreak
 	title.Selectable = true
-	verdict := wrapLabel(s.Verdict)
-	verdict.Importance = sectionImportance(s)
-	form := widget.NewForm(widget.NewFormItem("Account / region", widget.NewLabel(s.Account+" / "+s.Region)))
-	if s.Spec != "" || s.Origin != "" {
-		form.Append("Key spec / origin", widget.NewLabel(strings.Trim(s.Spec+" / "+s.Origin, " /")))
+	// One line of facts, the verdict, the gaps: the timeline starts high
+	// on a laptop's screen.
+	facts := []string{"account " + s.Account + ", " + s.Region}
+	switch {
+	case s.Spec != "" && s.Origin != "":
+		facts = append(facts, s.Spec+", origin "+s.Origin)
+	case s.Spec != "" || s.Origin != "":
+		facts = append(facts, s.Spec+s.Origin)
+	}
+	if it.what == "KMS key" {
+		facts = append(facts, fmt.Sprintf("%d cryptographic calls in the period (%d failed)", s.UsageCalls, s.UsageFailed))
 	}
 	if s.Description != "" {
-		form.Append("Description", wrapLabel(s.Description))
+		facts = append(facts, "“"+s.Description+"”")
 	}
-	form.Append("Provenance", verdict)
-	if it.what == "KMS key" {
-		form.Append("Usage in the period", widget.NewLabel(fmt.Sprintf("%d cryptographic calls (%d failed)", s.UsageCalls, s.UsageFailed)))
-	}
+	verdict := wrapLabel("Provenance: " + s.Verdict)
+	verdict.Importance = sectionImportance(s)
+	verdict.TextStyle = fyne.TextStyle{Bold: true}
+	head := []fyne.CanvasObject{title, wrapLabel(strings.Join(facts, " · ")), verdict}
 	if len(s.Gaps) > 0 {
 		var g []string
 		for _, x := range s.Gaps {
-			g = append(g, x.Describe())
+			g = append(g, "Coverage gap: "+x.Describe())
 		}
 		gaps := wrapLabel(strings.Join(g, "\n"))
 		gaps.Importance = widget.WarningImportance
-		form.Append("Coverage gaps", gaps)
+		head = append(head, gaps)
 	}
-	objs := []fyne.CanvasObject{title, form, heading("Timeline")}
+	objs := append(head, subheading("Timeline"))
 	for _, t := range s.Timeline {
 		objs = append(objs, kv.timelineRow(t))
 	}
-	objs = append(objs, heading(fmt.Sprintf("Findings (%d)", len(s.Findings))))
+	objs = append(objs, subheading(fmt.Sprintf("Findings (%d)", len(s.Findings))))
 	if len(s.Findings) == 0 {
 		objs = append(objs, widget.NewLabel("None."))
 	}
@@ -356,96 +377,6 @@ func (kv *keyView) showSection(it keyItem) {
 	kv.detail.Refresh()
 	kv.scroll.ScrollToTop()
 	kv.p.setTitle("key provenance of " + s.ARN + ": " + s.Verdict)
-}
-
-// timelineRow is one event or ceremony: what, when, its status, and the
-// button to its evidence.
-func (kv *keyView) timelineRow(t keyprov.TimelineItem) fyne.CanvasObject {
-	when := widget.NewLabel(report.FormatTime(t.Time))
-	when.TextStyle = fyne.TextStyle{Monospace: true}
-	status := widget.NewLabel(t.Status)
-	status.Importance = statusImportance(t.Status)
-	var btn *scriptButton
-	var body []fyne.CanvasObject
-	if t.Kind == "ceremony" {
-		c, ok := kv.rep.Ceremony(t.FinalHash)
-		btn = kv.button("Open transcript", theme.DocumentIcon(), func() { kv.openTranscript(c) })
-		if !ok {
-			btn.Disable()
-			body = append(body, wrapLabel(t.Detail))
-		} else {
-			body = append(body, ceremonyForm(c))
-		}
-	} else {
-		btn = kv.button("CloudTrail record", theme.FileTextIcon(), func() { kv.showRecord(t) })
-		detail := t.Detail
-		if t.Principal != "" {
-			detail = strings.TrimPrefix(detail+"; by "+t.Principal, "; ")
-		}
-		if detail != "" {
-			body = append(body, wrapLabel(detail))
-		}
-		if t.Error != "" {
-			failed := wrapLabel("FAILED: " + t.Error)
-			failed.Importance = widget.DangerImportance
-			body = append(body, failed)
-		}
-	}
-	head := container.NewBorder(nil, nil, container.NewHBox(when, boldLabel(t.What), status), btn)
-	rows := append([]fyne.CanvasObject{head}, body...)
-	return container.NewVBox(append(rows, widget.NewSeparator())...)
-}
-
-// ceremonyForm states a ceremony as the report does: when, who, the final
-// hash as hex and words, what it produced, what the logs show of it.
-func ceremonyForm(c *keyprov.Ceremony) fyne.CanvasObject {
-	hash := widget.NewLabel(c.FinalHash)
-	hash.TextStyle = fyne.TextStyle{Monospace: true}
-	hash.Selectable = true
-	form := widget.NewForm(
-		widget.NewFormItem("Held", widget.NewLabel(report.FormatTime(c.Started)+" to "+report.FormatTime(c.Ended)+" (laptop clock)")),
-		widget.NewFormItem("Participants", wrapLabel(strings.Join(c.Participants, ", "))),
-		widget.NewFormItem("Final hash", hash),
-		widget.NewFormItem("Final hash words", wrapLabel(c.FinalWords)),
-	)
-	for _, kv := range c.Produced {
-		v := wrapLabel(kv[1])
-		v.Wrapping = fyne.TextWrapBreak
-		form.Append(kv[0], v)
-	}
-	if c.Rehearsal {
-		r := widget.NewLabel("REHEARSAL: not evidence")
-		r.Importance = widget.DangerImportance
-		form.Append("Rehearsal", r)
-	}
-	return form
-}
-
-func findingRow(f provenance.Finding) fyne.CanvasObject {
-	sev := widget.NewLabel(strings.ToUpper(string(f.Severity)))
-	switch f.Severity {
-	case provenance.High:
-		sev.Importance = widget.DangerImportance
-	case provenance.Medium:
-		sev.Importance = widget.WarningImportance
-	}
-	when := widget.NewLabel(report.FormatTime(f.Time))
-	when.TextStyle = fyne.TextStyle{Monospace: true}
-	rows := []fyne.CanvasObject{container.NewHBox(sev, boldLabel(f.ID), when), wrapLabel(f.Text)}
-	var ev []string
-	if len(f.EventIDs) > 0 {
-		ev = append(ev, "CloudTrail events: "+strings.Join(f.EventIDs, " "))
-	}
-	if len(f.FinalHashes) > 0 {
-		ev = append(ev, "Transcripts (final hash): "+strings.Join(f.FinalHashes, " "))
-	}
-	if len(ev) > 0 {
-		l := wrapLabel(strings.Join(ev, "\n"))
-		l.TextStyle = fyne.TextStyle{Monospace: true}
-		l.Wrapping = fyne.TextWrapBreak
-		rows = append(rows, l)
-	}
-	return container.NewVBox(append(rows, widget.NewSeparator())...)
 }
 
 // button is a button of the detail pane: the pane scrolls to it when it
@@ -464,6 +395,7 @@ func (kv *keyView) showRecord(t keyprov.TimelineItem) {
 		return
 	}
 	kv.opened = nil
+	kv.paperRow.Hide()
 	kv.setEvidence("CloudTrail record of "+t.What+" "+t.EventID+" (as ingested)", "", "reading…")
 	kv.busy.Add(1)
 	go func() {
@@ -481,6 +413,7 @@ func (kv *keyView) showRecord(t keyprov.TimelineItem) {
 // why it is refused.
 func (kv *keyView) openTranscript(c *keyprov.Ceremony) {
 	kv.opened = c
+	kv.paperRow.Show()
 	kv.reopen()
 }
 
@@ -512,14 +445,19 @@ func (kv *keyView) reopen() {
 			}
 			if o.Refused != "" {
 				kv.setEvidence(title+": REFUSED", "REFUSED: "+o.Refused, o.Text())
-				return
+			} else {
+				kv.setEvidence(title+": verified again", "", o.Text())
 			}
-			kv.setEvidence(title+": verified again", "", o.Text())
+			kv.p.setTitle("key provenance: " + strings.ToLower(kv.evTitle.Text[:1]) + kv.evTitle.Text[1:])
 		})
 	}()
 }
 
 func (kv *keyView) setEvidence(title, refused, text string) {
+	// Evidence asked for gets room.
+	if kv.split.Offset > 0.5 {
+		kv.split.SetOffset(0.5)
+	}
 	kv.evTitle.SetText(title)
 	kv.refused.SetText(refused)
 	if refused == "" {
@@ -575,49 +513,4 @@ func (kv *keyView) loadCeremonies(paths []string) {
 			kv.load()
 		})
 	}()
-}
-
-// resourceID is the part of an ARN after the resource type: a key's id,
-// a CA's id.
-func resourceID(arn string) string {
-	if i := strings.LastIndexByte(arn, '/'); i >= 0 {
-		return arn[i+1:]
-	}
-	return arn
-}
-
-// sectionImportance colours a key or CA by its worst finding.
-func sectionImportance(s *keyprov.Section) widget.Importance {
-	imp := widget.SuccessImportance
-	for _, f := range s.Findings {
-		switch f.Severity {
-		case provenance.High:
-			return widget.DangerImportance
-		case provenance.Medium:
-			imp = widget.WarningImportance
-		}
-	}
-	return imp
-}
-
-// statusImportance colours an import's status or a ceremony's state.
-func statusImportance(status string) widget.Importance {
-	switch status {
-	case "":
-		return widget.MediumImportance
-	case string(provenance.Matched), "imported":
-		return widget.SuccessImportance
-	case "pending":
-		return widget.WarningImportance
-	}
-	return widget.DangerImportance
-}
-
-// indentedJSON shows a record as people read it (as it is when it is not JSON).
-func indentedJSON(raw []byte) string {
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") == nil {
-		return b.String()
-	}
-	return string(raw)
 }

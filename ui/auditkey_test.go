@@ -109,7 +109,7 @@ func TestKeyViewTimelineAndTranscript(t *testing.T) {
 	b1, _ := hex.DecodeString(h1)
 	var text string
 	fyne.DoAndWait(func() { text = labels(kv.detail) })
-	for _, want := range []string{"KMS key " + traced, "every import (2) traced to a witnessed ceremony", "5 cryptographic calls (1 failed)",
+	for _, want := range []string{"KMS key " + traced, "every import (2) traced to a witnessed ceremony", "5 cryptographic calls in the period (1 failed)",
 		"byok-wrap ceremony kms-traced-1", "byok-wrap ceremony kms-traced-2", "RotateKeyOnDemand", "2025-06-02 10:00:00Z to 2025-06-02 10:04:00Z (laptop clock)",
 		"Alice Adams (administrator), Wendy Webb (witness), Carol Chen (custodian)", h1, words.String(b1), "2025-06-03 09:10:00Z",
 		"KEY_MATERIAL_EXPIRES, validTo 2026-06-01 00:00:00Z, key material mat-t1; from ceremony kms-traced-1; by arn:aws:iam::111122223333:user/security-officer",
@@ -292,7 +292,7 @@ func TestKeyViewLoadsCeremoniesAndFollowsFilters(t *testing.T) {
 	waitEvents(t, ap, charts)
 	fyne.DoAndWait(func() { ap.ShowKey("") })
 	waitKV(t, kv, "the narrowed view", func() bool { return kv.rep != nil && len(kv.items) == 1 })
-	if kv.current != p.Keys["waiting"] || !strings.Contains(kv.status.Text, "Period 2025-06-01 to 2025-06-30 (UTC, inclusive).") ||
+	if kv.current != p.Keys["waiting"] || !strings.Contains(kv.status.Text, "Period 2025-06-01 to 2025-06-30 (UTC, inclusive): 1 KMS key(s) with imported material") ||
 		!strings.Contains(kv.status.Text, "Coverage incomplete") || kv.status.Importance != widget.WarningImportance {
 		t.Errorf("current %s, status %q", kv.current, kv.status.Text)
 	}
@@ -310,5 +310,23 @@ func TestKeyViewLoadsCeremoniesAndFollowsFilters(t *testing.T) {
 	pdf, err := exec.Command("pdftotext", out, "-").Output()
 	if err != nil || !strings.Contains(string(pdf), "Key provenance report") || !strings.Contains(string(pdf), p.Keys["waiting"]) {
 		t.Errorf("provenance report: %v %s", err, ap.status.Text)
+	}
+}
+
+// The real binary's test (test/e2e, the screenshot of the key view) opens
+// a transcript from the keyboard: four Tabs from the list reach the
+// “Open transcript” of a timeline that starts CreateKey,
+// GetParametersForImport, ceremony.
+func TestKeyViewTabsToTheFirstTranscript(t *testing.T) {
+	w, kv, _ := keyViewWindow(t, "1a1a1a1a-1a1a-4a1a-8a1a-1a1a1a1a1a1a")
+	c := w.Canvas()
+	fyne.DoAndWait(func() { c.Focus(kv.list) })
+	for i := 0; i < 4; i++ {
+		test.FocusNext(c)
+	}
+	var focused fyne.Focusable
+	fyne.DoAndWait(func() { focused = c.Focused() })
+	if b, ok := focused.(*scriptButton); !ok || b != buttons(kv, "Open transcript")[0] {
+		t.Fatalf("four Tabs from the list reach %T, not the first ceremony's transcript", focused)
 	}
 }

@@ -189,7 +189,7 @@ func (kv *keyView) show(arn string) {
 	if kv.stale || kv.rep == nil {
 		kv.load()
 	} else if kv.want != "" {
-		kv.selectWanted()
+		kv.pick(kv.current)
 	}
 }
 
@@ -300,12 +300,9 @@ func (kv *keyView) loaded(r *keyprov.Report, sc report.Scope, whole bool, err er
 	kv.list.UnselectAll()
 	kv.list.Refresh()
 	kv.p.setTitle(fmt.Sprintf("key provenance: %d key(s), %d CA(s), %d finding(s)", len(r.Keys), len(r.CAs), len(r.Findings)))
-	if kv.want == "" {
-		kv.want = kv.current
-	}
-	if !kv.selectWanted() && len(kv.items) > 0 {
-		kv.list.Select(0)
-	}
+	prev := kv.current
+	kv.current = ""
+	kv.pick(prev)
 	if len(kv.items) == 0 {
 		kv.current = ""
 		kv.detail.Objects = []fyne.CanvasObject{wrapLabel("No KMS key with imported material and no Private CA in scope.")}
@@ -313,12 +310,31 @@ func (kv *keyView) loaded(r *keyprov.Report, sc report.Scope, whole bool, err er
 	}
 }
 
-// selectWanted selects the key or CA asked for, if the report has it.
-func (kv *keyView) selectWanted() bool {
-	want := kv.want
+// pick selects the key or CA asked for (kv.want), else fallback, else
+// the first when none is shown; it says when the one asked for is not in
+// the report.
+func (kv *keyView) pick(fallback string) {
+	asked := kv.want
 	kv.want = ""
+	if asked != "" && kv.selectARN(asked) {
+		return
+	}
+	if asked != "" {
+		kv.status.SetText(kv.status.Text + "\n" + asked + " is not among them: not a key with imported material or a Private CA in the database, or outside the filters.")
+		kv.status.Importance = widget.DangerImportance
+		kv.status.Refresh()
+	}
+	if fallback != "" && kv.selectARN(fallback) {
+		return
+	}
+	if kv.current == "" && len(kv.items) > 0 {
+		kv.list.Select(0)
+	}
+}
+
+func (kv *keyView) selectARN(arn string) bool {
 	for i, it := range kv.items {
-		if want != "" && (it.sec.ARN == want || provenance.SameKey(it.sec.ARN, want)) {
+		if it.sec.ARN == arn || provenance.SameKey(it.sec.ARN, arn) {
 			kv.list.Select(i)
 			kv.list.ScrollTo(i)
 			return true

@@ -302,6 +302,13 @@ func TestKeyViewLoadsCeremoniesAndFollowsFilters(t *testing.T) {
 		t.Errorf("the waiting key's view lacks its gap:\n%s", text)
 	}
 
+	// A key that is not in scope is named as such.
+	fyne.DoAndWait(func() { ap.ShowKey(p.Keys["rogue"]) })
+	waitKV(t, kv, "the key out of scope", func() bool { return strings.Contains(kv.status.Text, p.Keys["rogue"]+" is not among them") })
+	if kv.current != p.Keys["waiting"] || kv.status.Importance != widget.DangerImportance {
+		t.Errorf("out of scope: showing %s, status %q", kv.current, kv.status.Text)
+	}
+
 	out := filepath.Join(t.TempDir(), "provenance.pdf")
 	fyne.DoAndWait(func() { ap.Report("provenance", out) })
 	waitFor(t, "the report", func() bool {

@@ -99,9 +99,11 @@ func (w *MainWindow) auditPage() fyne.CanvasObject {
 		}
 		p.Ingest(paths)
 	})
-	p.openStore()
 	return p
 }
+
+// laidOut opens the database once the page is in the window.
+func (p *AuditPage) laidOut() { p.openStore() }
 
 func (p *AuditPage) CreateRenderer() fyne.WidgetRenderer { return widget.NewSimpleRenderer(p.content) }
 

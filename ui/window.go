@@ -229,6 +229,12 @@ func (w *MainWindow) show(id string) {
 			if f, ok := o.(interface{ focusInitial() }); ok {
 				f.focusInitial()
 			}
+			// Background work that updates the page starts once it is
+			// laid out (the test driver runs fyne.Do on the calling
+			// goroutine, beside this one).
+			if f, ok := o.(interface{ laidOut() }); ok {
+				f.laidOut()
+			}
 			return
 		}
 	}

@@ -85,7 +85,7 @@ bench: deps-test
 	@if [ -x test/bench/audit.sh ]; then bash test/bench/audit.sh; fi
 
 screenshots: deps-test
-	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
+	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens|TestKeyProvenanceBYOK' ./test/e2e/
 
 # The README's table of what each PKCS#11 implementation tested here can do
 # is the output of `keyceremony token capabilities --markdown` for them.

@@ -511,7 +511,7 @@ func TestDetailsWrittenAndBackfilledFromV3(t *testing.T) {
 		`DROP TABLE run_notes`, `ALTER TABLE runs DROP COLUMN pid`, `ALTER TABLE runs DROP COLUMN host`,
 		`ALTER TABLE runs DROP COLUMN heartbeat_at`, `ALTER TABLE runs DROP COLUMN skipped`, `ALTER TABLE runs DROP COLUMN warnings`,
 		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`, `DROP TABLE key_materials`,
-		eventsView, `UPDATE schema_version SET version = 3`} {
+		`DROP TABLE ceremonies`, `DROP TABLE pca_events`, eventsView, `UPDATE schema_version SET version = 3`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(q, err)
 		}
@@ -749,7 +749,7 @@ func TestKeyMaterialsStoredAndBackfilled(t *testing.T) {
 	}
 	// Back to v8: the table goes; the upgrade fills it from the inventory's
 	// fragment (the latest document's).
-	for _, q := range []string{`DROP TABLE key_materials`, `UPDATE schema_version SET version = 8`} {
+	for _, q := range []string{`DROP TABLE key_materials`, `DROP TABLE ceremonies`, `DROP TABLE pca_events`, `UPDATE schema_version SET version = 8`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -21,8 +21,13 @@ STAMP = -X github.com/keyceremony/keyceremony/ceremony/buildinfo.stamp=keyceremo
 RUN_PKGS  := softhsm2 opensc libgl1-mesa-dev xorg-dev xvfb poppler-utils openssl pkg-config
 TPM_TEST_PKGS := swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0 tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon dbus-bin dbus-session-bus-common
 TEST_PKGS := $(RUN_PKGS) imagemagick xdotool sqlite3 procps zbar-tools $(TPM_TEST_PKGS)
-# Release builds add the Windows cross-compiler and what the offline-bundle test needs.
-RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 debootstrap file xz-utils
+# Release builds add the Windows cross-compiler and what the offline-bundle test
+# needs; the Windows run under Wine (.ci/release/test-windows.sh) adds the C++
+# cross-compiler (SoftHSM2 for Windows), jq (JSON compared with the Linux
+# build's), xdotool and imagemagick (the window and its screenshot) and
+# tesseract (the screenshot's words read back).
+RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 debootstrap file xz-utils \
+	g++-mingw-w64-x86-64 jq xdotool imagemagick tesseract-ocr tesseract-ocr-eng
 
 # Fuzzing explores random inputs, so it is not part of `make test` (the README's
 # test command replays the committed corpora, deterministically). CI explores
@@ -33,7 +38,7 @@ RELEASE_PKGS := $(RUN_PKGS) gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 deboo
 FUZZTIME ?= 1m
 
 .PHONY: all run build test vet fuzz bench bench-10m screenshots capabilities package deps-run deps-test deps-release \
-	release bundle sums verify-reproducible release-test clean
+	release bundle sums verify-reproducible release-test test-windows windows-screenshots clean
 
 all: build
 
@@ -88,7 +93,7 @@ bench-10m: deps-test
 		KC_BENCH_SQLITE=0 KC_BENCH_DUCKDB=$${KC_BENCH_DUCKDB:-0} bash test/bench/audit.sh
 
 screenshots: deps-test
-	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens' ./test/e2e/
+	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGUIScreens|TestKeyProvenanceBYOK' ./test/e2e/
 
 # The README's table of what each PKCS#11 implementation tested here can do
 # is the output of `keyceremony token capabilities --markdown` for them.
@@ -113,6 +118,9 @@ clean:
 #                              binary, SHA256SUMS
 # make bundle                  dist/keyceremony-offline-VERSION-debian12-amd64.tar
 # make verify-reproducible     two builds, two directories, identical hashes
+# make test-windows            the Windows builds run under Wine 10 in a Debian 13
+#                              root (.ci/release/wine.sh), compared with Linux
+# make windows-screenshots     docs/screenshots/windows-*.png from that run
 # make release-test            what CI runs after make test: all of the above,
 #                              the Windows import-table check, and the offline
 #                              install in a fresh Debian 12 root without network
@@ -147,9 +155,19 @@ sums:
 verify-reproducible: deps-release
 	bash .ci/release/verify-reproducible.sh $(VERSION)
 
+# Builds what is missing only (make release rebuilds everything).
+test-windows: deps-release
+	@test -x $(LINUX_BIN) || bash .ci/release/build.sh $(VERSION) $(DIST) linux
+	@test -f $(WIN_CLI) -a -f $(WIN_GUI) || bash .ci/release/build.sh $(VERSION) $(DIST) windows
+	bash .ci/release/test-windows.sh $(LINUX_BIN) $(WIN_CLI) $(WIN_GUI)
+
+windows-screenshots:
+	KC_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(MAKE) --no-print-directory test-windows
+
 release-test: release bundle
 	cd $(DIST) && sha256sum --quiet -c SHA256SUMS
 	bash .ci/release/check-windows.sh $(WIN_GUI) gui
 	bash .ci/release/check-windows.sh $(WIN_CLI) console
+	bash .ci/release/test-windows.sh $(LINUX_BIN) $(WIN_CLI) $(WIN_GUI)
 	bash .ci/release/test-bundle.sh $(BUNDLE)
 	$(MAKE) --no-print-directory verify-reproducible

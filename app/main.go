@@ -31,6 +31,7 @@ func main() {
 	scriptPath := fs.String("script", "", "open this ceremony script on the Ceremonies page")
 	rehearse := fs.Bool("rehearse", false, "with --script: start its rehearsal (throwaway token) at once")
 	edit := fs.String("edit", "", "open this ceremony script in the form (read-only when the form cannot write it back unchanged)")
+	auditKey := fs.String("audit-key", "", "open the Audit page's key provenance view on this KMS key (ARN or id) or AWS Private CA (ARN)")
 	newKind := fs.String("new", "", "start a new ceremony script of this kind in the form: root-generation, key-backup, key-restore, ca-signing, crl, byok-wrap")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "run 'keyceremony help' for the headless commands")
@@ -39,6 +40,6 @@ func main() {
 
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
-	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Edit: *edit, New: *newKind, Version: buildinfo.Version()})
+	w := ui.NewMainWindow(a, ui.Options{Module: *module, Page: *page, Script: *scriptPath, Rehearse: *rehearse, Edit: *edit, New: *newKind, AuditKey: *auditKey, Version: buildinfo.Version()})
 	w.ShowAndRun()
 }

@@ -198,7 +198,7 @@ func (e *Engine) recordBegin(r *stepRun) error {
 
 // UnattendedDetail is the first entry's detail that says an answers file
 // answered the prompts.
-const UnattendedDetail = "unattended"
+const UnattendedDetail = transcript.UnattendedDetail
 
 // unattended is a Prompter that answers on behalf of people (Answers).
 type unattended interface{ Unattended() bool }

@@ -1,9 +1,7 @@
 package ui
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -62,6 +60,8 @@ type AuditPage struct {
 	errsOnly *widget.Check
 	order    *widget.Select
 
+	keys *keyView // the key provenance view (auditkey.go)
+
 	// OnListed, if set, runs on the UI goroutine after each listing is ready (tests).
 	OnListed func()
 
@@ -86,6 +86,9 @@ func (w *MainWindow) auditPage() fyne.CanvasObject {
 	}
 	p.build()
 	w.audit = p
+	if w.opts.AuditKey != "" {
+		p.ShowKey(w.opts.AuditKey)
+	}
 	w.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) {
 		if w.current != "audit" {
 			return
@@ -96,9 +99,11 @@ func (w *MainWindow) auditPage() fyne.CanvasObject {
 		}
 		p.Ingest(paths)
 	})
-	p.openStore()
 	return p
 }
+
+// laidOut opens the database once the page is in the window.
+func (p *AuditPage) laidOut() { p.openStore() }
 
 func (p *AuditPage) CreateRenderer() fyne.WidgetRenderer { return widget.NewSimpleRenderer(p.content) }
 
@@ -202,7 +207,7 @@ func (p *AuditPage) build() {
 	p.detail.TextStyle = fyne.TextStyle{Monospace: true}
 	p.detail.Selectable = true
 	p.table.OnSelected = func(id widget.TableCellID) { p.showDetail(id.Row) }
-	top := container.NewVBox(heading("Audit"), p.dbLabel,
+	top := container.NewVBox(p.auditHeading(), p.dbLabel,
 		container.NewBorder(nil, nil, nil, container.NewHBox(ingestBtn, files, folder, p.stopBtn), p.source), p.progress, p.status,
 		grid, container.NewHBox(p.errsOnly, p.order, apply), p.reportButtons())
 	p.charts = container.NewVBox(wrapLabel("Charts appear when a listing is ready."))
@@ -212,12 +217,17 @@ func (p *AuditPage) build() {
 	)
 	split := container.NewVSplit(p.table, tabs)
 	split.Offset = 0.7
-	p.content = container.NewBorder(top, nil, nil, nil, split)
+	p.content = p.withKeyView(container.NewBorder(top, nil, nil, nil, split))
 	p.ExtendBaseWidget(p)
 }
 
-// focusInitial puts the keyboard on the path to ingest.
-func (p *AuditPage) focusInitial() { p.win.Canvas().Focus(p.source) }
+// focusInitial puts the keyboard on the path to ingest (or, when the page
+// opens on the key view, on its list).
+func (p *AuditPage) focusInitial() {
+	if !p.keys.focusInitial() {
+		p.win.Canvas().Focus(p.source)
+	}
+}
 
 func labelled(name string, e *widget.Entry) fyne.CanvasObject {
 	return container.NewBorder(nil, nil, widget.NewLabel(name), nil, e)
@@ -292,6 +302,7 @@ func (p *AuditPage) Apply() {
 		p.status.SetText(err.Error())
 		return
 	}
+	p.keys.filtersApplied()
 	order := store.Newest
 	if p.order.Selected == "Oldest first" {
 		order = store.Oldest
@@ -367,16 +378,9 @@ func (p *AuditPage) showDetail(row int) {
 	st := p.Store()
 	go func() {
 		raw, err := st.RawEvent(context.Background(), ev.EventID)
-		text := ""
+		text := indentedJSON(raw)
 		if err != nil {
 			text = "Cannot read the original record: " + err.Error()
-		} else {
-			var b bytes.Buffer
-			if json.Indent(&b, raw, "", "  ") == nil {
-				text = b.String()
-			} else {
-				text = string(raw)
-			}
 		}
 		fyne.Do(func() { p.detail.SetText(text) })
 	}()
@@ -385,7 +389,11 @@ func (p *AuditPage) showDetail(row int) {
 // Ingest loads files or folders into the database with progress and cancel.
 func (p *AuditPage) Ingest(paths []string) {
 	st := p.Store()
-	if st == nil || len(paths) == 0 {
+	if st == nil {
+		return
+	}
+	// Ceremony output directories go to the key provenance view.
+	if paths = p.keys.takeCeremonies(paths); len(paths) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keyceremony/keyceremony/audit/report"
+	"github.com/keyceremony/keyceremony/audit/report/keyprov"
 	"github.com/keyceremony/keyceremony/audit/report/rotation"
 	"github.com/keyceremony/keyceremony/audit/report/rules"
 	"github.com/keyceremony/keyceremony/audit/report/usage"
@@ -61,7 +62,7 @@ func (p *AuditPage) reportScope() (report.Scope, error) {
 	return sc, nil
 }
 
-// Report builds a rotation or usage report in the background and writes the
+// Report builds a rotation, usage or key provenance report in the background and writes the
 // PDF to pdfPath, with the CSV and JSON of the same data beside it.
 func (p *AuditPage) Report(kind, pdfPath string) {
 	st := p.Store()
@@ -107,6 +108,12 @@ func (p *AuditPage) Report(kind, pdfPath string) {
 			var rep *rotation.Report
 			rep, err = rotation.Build(ctx, st, rotation.Options{Scope: sc, Progress: progress, Generator: "Key Ceremony GUI",
 				Policy: rules.Policy{RotationDays: s.RotationPolicyDays()}})
+			if err == nil {
+				writers, meta = [3]func(io.Writer) error{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}, rep.Meta
+			}
+		case "provenance":
+			var rep *keyprov.Report
+			rep, err = keyprov.Build(ctx, st, keyprov.Options{Scope: sc, Progress: progress, Generator: "Key Ceremony GUI"})
 			if err == nil {
 				writers, meta = [3]func(io.Writer) error{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}, rep.Meta
 			}

@@ -32,7 +32,7 @@ func (w *MainWindow) homePage() fyne.CanvasObject {
 	s := w.settings()
 	airgap := wrapLabel("Checking network interfaces…")
 	if up, err := ceremony.NetworkInterfacesUp(); err != nil {
-		airgap.SetText("Cannot list network interfaces: " + err.Error())
+		airgap.SetText("Unknown: this system cannot list its network interfaces (" + err.Error() + "). Check by hand that no cable, Wi-Fi, Bluetooth or modem connection is present; a ceremony's preflight asks you to confirm it.")
 		airgap.Importance = widget.WarningImportance
 	} else if len(up) == 0 {
 		airgap.SetText("Air-gapped: no network interface is up besides loopback.")

@@ -160,14 +160,18 @@ func (f *ScriptForm) chooseFile() {
 
 // ensureVisible scrolls the form so that o, which just got the keyboard
 // focus, is on screen with its label's line.
-func (f *ScriptForm) ensureVisible(o fyne.CanvasObject) {
+func (f *ScriptForm) ensureVisible(o fyne.CanvasObject) { scrollIntoView(f.scroll, o) }
+
+// scrollIntoView scrolls scroll so that o, inside it, which just got the
+// keyboard focus, is on screen with the line above it.
+func scrollIntoView(scroll *container.Scroll, o fyne.CanvasObject) {
 	app := fyne.CurrentApp()
-	if app == nil || f.scroll == nil || f.scroll.Content == nil {
+	if app == nil || scroll == nil || scroll.Content == nil {
 		return
 	}
 	d := app.Driver()
-	top := d.AbsolutePositionForObject(o).Y - d.AbsolutePositionForObject(f.scroll.Content).Y
-	view, off := f.scroll.Size().Height, f.scroll.Offset.Y
+	top := d.AbsolutePositionForObject(o).Y - d.AbsolutePositionForObject(scroll.Content).Y
+	view, off := scroll.Size().Height, scroll.Offset.Y
 	const margin = 48
 	switch {
 	case top-margin < off:
@@ -180,7 +184,7 @@ func (f *ScriptForm) ensureVisible(o fyne.CanvasObject) {
 	default:
 		return
 	}
-	f.scroll.ScrollToOffset(fyne.NewPos(0, max(0, off)))
+	scroll.ScrollToOffset(fyne.NewPos(0, max(0, off)))
 }
 
 // FocusFirst puts the keyboard focus on the first field (the file name).

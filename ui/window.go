@@ -26,8 +26,11 @@ type Options struct {
 	// Edit is a ceremony script to open in the form.
 	Edit string
 	// New is the kind of a new ceremony script to start in the form.
-	New     string
-	Version string
+	New string
+	// AuditKey opens the Audit page's key provenance view on this KMS key
+	// (ARN or id) or Private CA.
+	AuditKey string
+	Version  string
 }
 
 // page is one entry of the navigation.
@@ -91,6 +94,9 @@ func NewMainWindow(a fyne.App, opts Options) *MainWindow {
 	}
 	if opts.Script != "" || opts.Edit != "" || opts.New != "" {
 		start = "ceremonies"
+	}
+	if opts.AuditKey != "" {
+		start = "audit"
 	}
 	w.Select(start)
 	if w.ceremonies != nil {
@@ -222,6 +228,12 @@ func (w *MainWindow) show(id string) {
 			// there, now that it is in the window.
 			if f, ok := o.(interface{ focusInitial() }); ok {
 				f.focusInitial()
+			}
+			// Background work that updates the page starts once it is
+			// laid out (the test driver runs fyne.Do on the calling
+			// goroutine, beside this one).
+			if f, ok := o.(interface{ laidOut() }); ok {
+				f.laidOut()
 			}
 			return
 		}

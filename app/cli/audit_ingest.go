@@ -13,15 +13,17 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/keyceremony/keyceremony/audit/ceremonies"
 	"github.com/keyceremony/keyceremony/audit/ingest"
 )
 
 func auditIngest(ctx context.Context, env *Env, args []string) error {
-	fs := auditFlags(env, "ingest", "ingest [--db PATH] [--json] [--workers N] PATH... (files, directories, .tar/.zip, - for stdin)")
+	fs := auditFlags(env, "ingest", "ingest [--db PATH] [--json] [--workers N] [--allow-rehearsal] PATH... (CloudTrail files, directories, .tar/.zip, - for stdin; ceremony output directories and *.transcript.jsonl)")
 	db := fs.String("db", "", "audit database (default: <user config dir>/keyceremony/audit.db)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	workers := fs.Int("workers", 0, "parsing goroutines (default: all cores)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar even on a terminal")
+	rehearsal := fs.Bool("allow-rehearsal", false, "load rehearsal ceremony transcripts too (marked as rehearsals; never evidence of a key's birth)")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return auditParseErr(err)
@@ -40,7 +42,21 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	opt := ingest.Options{Workers: *workers, Stdin: env.Stdin, Args: append([]string{"audit", "ingest"}, args...)}
+	runArgs := append([]string{"audit", "ingest"}, args...)
+	// Ceremony output directories and transcripts are verified and stored
+	// as ceremonies, in a run of their own; the rest is CloudTrail.
+	var cerPaths []string
+	paths, cerPaths = ceremonies.Split(paths)
+	var csum *ceremonies.Summary
+	if len(cerPaths) > 0 {
+		if csum, err = ceremonies.Ingest(ctx, st, cerPaths, runArgs, ceremonies.Options{AllowRehearsal: *rehearsal}); err != nil {
+			return err
+		}
+		if len(paths) == 0 {
+			return reportCeremonies(env, csum, *asJSON)
+		}
+	}
+	opt := ingest.Options{Workers: *workers, Stdin: env.Stdin, Args: runArgs}
 	var bar *progressBar
 	if f, ok := env.Stderr.(*os.File); ok && !*noProgress && term.IsTerminal(int(f.Fd())) {
 		bar = &progressBar{w: env.Stderr}
@@ -54,15 +70,28 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 		if *asJSON {
 			enc := json.NewEncoder(env.Stdout)
 			enc.SetIndent("", "  ")
-			if e := enc.Encode(sum); e != nil {
+			var v any = sum
+			if csum != nil {
+				v = struct {
+					*ingest.Summary
+					Ceremonies *ceremonies.Summary `json:"ceremony_transcripts"`
+				}{sum, csum}
+			}
+			if e := enc.Encode(v); e != nil {
 				return e
 			}
 		} else {
 			printSummary(env.Stdout, sum)
+			if csum != nil {
+				csum.WriteText(env.Stdout)
+			}
 		}
 	}
 	if err != nil {
 		return err
+	}
+	if csum != nil && csum.Refused > 0 {
+		return fmt.Errorf("%d ceremony transcript(s) refused (listed above); the rest is in the database", csum.Refused)
 	}
 	if sum.FilesFailed > 0 {
 		return fmt.Errorf("%d file(s) could not be loaded (listed above); the others are in the database", sum.FilesFailed)
@@ -179,4 +208,21 @@ func (b *progressBar) done() {
 	if b.drawn {
 		fmt.Fprintln(b.w)
 	}
+}
+
+// reportCeremonies prints the outcome of an ingest of ceremonies only.
+func reportCeremonies(env *Env, s *ceremonies.Summary, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	} else {
+		s.WriteText(env.Stdout)
+	}
+	if s.Refused > 0 {
+		return fmt.Errorf("%d ceremony transcript(s) refused (listed above); the rest is in the database", s.Refused)
+	}
+	return nil
 }

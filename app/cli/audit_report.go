@@ -13,24 +13,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyceremony/keyceremony/audit/provenance"
 	"github.com/keyceremony/keyceremony/audit/report"
+	"github.com/keyceremony/keyceremony/audit/report/keyprov"
 	"github.com/keyceremony/keyceremony/audit/report/rotation"
 	"github.com/keyceremony/keyceremony/audit/report/rules"
 	"github.com/keyceremony/keyceremony/audit/report/usage"
 	"github.com/keyceremony/keyceremony/audit/store"
 )
 
-const auditReportUsage = `keyceremony audit report rotation|usage --db PATH --from DATE --to DATE [filters] -o report.pdf [--csv out.csv] [--json out.json] [--force]
+const auditReportUsage = `keyceremony audit report rotation|usage|provenance --db PATH --from DATE --to DATE [filters] -o report.pdf [--csv out.csv] [--json out.json] [--force]
 
 DATE is YYYY-MM-DD (UTC; --to includes that whole day) or an RFC 3339 time
 (--to excluded). Filters: --account ID, --region NAME, --key ARN-or-ID.
 rotation: --policy-days N (default 365), --import-max-days N, --expiry-warn-days N.
 usage: --business-hours 08-18, --business-days Mon-Fri, --tz Europe/Berlin, --top N.
+provenance: --skew-minutes N (clock difference allowed between the ceremony laptop and AWS, default 15), --expiry-warn-days N.
 Output files are written 0600 and never replaced unless --force.`
 
 // reportRequest is a checked "audit report" command line.
 type reportRequest struct {
-	kind           string // rotation or usage
+	kind           string // rotation, usage or provenance
 	db             string
 	scope          report.Scope
 	pdf, csv, json string
@@ -38,6 +41,7 @@ type reportRequest struct {
 	policy         rules.Policy
 	businessHours  usage.BusinessHours
 	top            int
+	skew           time.Duration
 }
 
 // auditReport runs "keyceremony audit report rotation|usage ...".
@@ -96,8 +100,8 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 // parseReportArgs reads and checks the flags of "audit report KIND". It
 // returns nil and no error when -h printed the usage.
 func parseReportArgs(env *Env, kind string, args []string) (*reportRequest, error) {
-	if kind != "rotation" && kind != "usage" {
-		return nil, usagef("unknown report %q (rotation or usage)\n%s", kind, auditReportUsage)
+	if kind != "rotation" && kind != "usage" && kind != "provenance" {
+		return nil, usagef("unknown report %q (rotation, usage or provenance)\n%s", kind, auditReportUsage)
 	}
 	fs := flag.NewFlagSet("audit report "+kind, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -120,6 +124,7 @@ func parseReportArgs(env *Env, kind string, args []string) (*reportRequest, erro
 	days := fs.String("business-days", "Mon-Fri", "usage: business days")
 	tz := fs.String("tz", "UTC", "usage: time zone of the business hours (IANA name)")
 	top := fs.Int("top", 10, "usage: rows of the top-N tables")
+	skew := fs.Int("skew-minutes", 15, "provenance: clock difference allowed between the ceremony laptop and AWS, in minutes")
 	fs.StringVar(pdfOut, "out", "", "PDF output file (same as -o)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -144,13 +149,13 @@ func parseReportArgs(env *Env, kind string, args []string) (*reportRequest, erro
 	if err != nil {
 		return nil, usagef("--to: %v", err)
 	}
-	req := &reportRequest{kind: kind, db: *dbPath, pdf: *pdfOut, csv: *csvOut, json: *jsonOut, force: *force, quiet: *quiet, top: *top,
+	req := &reportRequest{kind: kind, db: *dbPath, pdf: *pdfOut, csv: *csvOut, json: *jsonOut, force: *force, quiet: *quiet, top: *top, skew: time.Duration(*skew) * time.Minute,
 		scope:  report.Scope{From: from, To: to, Account: *account, Region: *region, KeyARN: *key},
 		policy: rules.Policy{RotationDays: *policyDays, ImportMaxDays: *importMax, ExpiryWarnDays: *warnDays}}
 	if err := req.scope.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
-	if *policyDays <= 0 || *importMax < 0 || *warnDays < 0 || *top <= 0 {
+	if *policyDays <= 0 || *importMax < 0 || *warnDays < 0 || *top <= 0 || *skew < 0 {
 		return nil, usagef("--policy-days and --top must be positive, --import-max-days and --expiry-warn-days not negative")
 	}
 	if kind == "usage" {
@@ -190,6 +195,16 @@ func buildReport(ctx context.Context, env *Env, st *store.Store, req *reportRequ
 		s := rep.Summary.ByStatus
 		summary = fmt.Sprintf("%d keys: %d compliant, %d non-compliant, %d unknown, %d not eligible for automatic rotation, %d deleted",
 			rep.Summary.Keys, s[rules.Compliant], s[rules.NonCompliant], s[rules.StatusUnknown], s[rules.NotEligible], s[rules.NotApplicable])
+	case "provenance":
+		rep, err := keyprov.Build(ctx, st, keyprov.Options{Scope: req.scope, Progress: progress, Generator: Version, Skew: req.skew, ExpiryWarnDays: req.policy.ExpiryWarnDays})
+		if err != nil {
+			return r, "", fmt.Errorf("key provenance report: %w", err)
+		}
+		r, coverage = reportRenderer{rep.WritePDF, rep.WriteCSV, rep.WriteJSON}, rep.Coverage
+		s := rep.Summary
+		summary = fmt.Sprintf("%d keys with imported material, %d Private CAs, %d ceremonies; imports: %d matched, %d without ceremony, %d differing, %d ambiguous, %d rehearsal only; CA certificates: %d matched, %d without ceremony; %d high findings",
+			s.Keys, s.CAs, s.Ceremonies, s.Imports[provenance.Matched], s.Imports[provenance.Unmatched], s.Imports[provenance.Mismatch], s.Imports[provenance.Ambiguous],
+			s.Imports[provenance.Rehearsal], s.CAImports[provenance.Matched], s.CAImports[provenance.Unmatched], s.BySeverity[provenance.High])
 	case "usage":
 		rep, err := usage.Build(ctx, st, usage.Options{Scope: req.scope, Progress: progress, Generator: Version, BusinessHours: req.businessHours, TopN: req.top})
 		if err != nil {

@@ -438,6 +438,9 @@ func (wk *worker) parse(fs *fileState, r io.Reader, modTime time.Time) (unitEnd,
 		}
 		dc.Records++
 		if !rec.IsKMS() {
+			if pe, ok := store.PCAEventOf(&rec); ok {
+				fe.PCA = append(fe.PCA, pe)
+			}
 			fe.NonKMS++
 			buf = buf[:start]
 			continue

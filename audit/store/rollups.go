@@ -9,7 +9,7 @@ import (
 )
 
 // Rollups: the events counted per UTC day, account, region, event name,
-// category, key, second key and error code (schema v10, table rollups):
+// category, key, second key and error code (schema v11, table rollups):
 // what a per-key or per-operation count and the Audit page's charts need,
 // a few thousand groups a day however many events. They are maintained by
 // the writer in the transaction that writes the events, so what is
@@ -47,7 +47,7 @@ func (r Rollups) mergeAll(o Rollups) {
 // rollupKeyCols are the columns of a group, in RollupKey order.
 const rollupKeyCols = `day, account, region, name, category, key, key2, error_code`
 
-// rollupsTable is the v10 migration's table.
+// rollupsTable is the v11 migration's table.
 const rollupsTable = `CREATE TABLE rollups (
 	day        INTEGER NOT NULL,
 	account    INTEGER NOT NULL,
@@ -214,7 +214,7 @@ func (k RollupKey) less(o RollupKey) bool {
 	return false
 }
 
-// backfillRollups completes the v10 upgrade: the rollups of the events
+// backfillRollups completes the v11 upgrade: the rollups of the events
 // already stored, counted by SQLite itself (its sorter keeps memory
 // bounded however many events there are).
 func backfillRollups(ctx context.Context, conn *sql.Conn) error {

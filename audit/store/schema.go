@@ -392,7 +392,54 @@ CREATE INDEX conflicts_event ON conflicts(event_id);`,
 	description      TEXT,
 	PRIMARY KEY (key, material_id)
 ) WITHOUT ROWID;`,
-	// v10: rollups, the events counted per UTC day, account, region,
+	// Key provenance (ceremonies.go): ceremonies, the ceremonies whose
+	// transcripts verified (chain, anchors, output files), one row per
+	// final hash, with what the join to CloudTrail needs in columns and
+	// the rest of what the ceremony produced in facts (JSON); pca_events,
+	// the AWS Private CA records the join needs (the CSR fetched, the CA
+	// certificate imported), kept with their raw record because the events
+	// table holds KMS events only.
+	`CREATE TABLE ceremonies (
+	id                INTEGER PRIMARY KEY,
+	final_hash        TEXT NOT NULL UNIQUE,
+	ceremony_id       TEXT NOT NULL,
+	kind              TEXT NOT NULL,
+	title             TEXT,
+	script_sha256     TEXT,
+	binary_sha256     TEXT,
+	binary_version    TEXT,
+	started_at        INTEGER NOT NULL,
+	ended_at          INTEGER NOT NULL,
+	rehearsal         INTEGER NOT NULL,
+	participants      TEXT NOT NULL,
+	anchors           TEXT NOT NULL,
+	entries           INTEGER NOT NULL,
+	kms_key_arn       TEXT,
+	ca_arn            TEXT,
+	facts             TEXT NOT NULL,
+	transcript_path   TEXT NOT NULL,
+	transcript_sha256 BLOB NOT NULL,
+	transcript_size   INTEGER NOT NULL,
+	run               INTEGER REFERENCES runs(id),
+	loaded_at         INTEGER NOT NULL
+);
+CREATE INDEX ceremonies_key ON ceremonies(kms_key_arn) WHERE kms_key_arn IS NOT NULL;
+CREATE INDEX ceremonies_ca ON ceremonies(ca_arn) WHERE ca_arn IS NOT NULL;
+CREATE TABLE pca_events (
+	id         INTEGER PRIMARY KEY,
+	event_id   TEXT NOT NULL UNIQUE,
+	time       INTEGER NOT NULL,
+	name       TEXT NOT NULL,
+	ca_arn     TEXT,
+	account    TEXT,
+	region     TEXT,
+	principal  TEXT,
+	error_code TEXT,
+	file       INTEGER REFERENCES files(id),
+	raw        TEXT NOT NULL
+);
+CREATE INDEX pca_events_ca_time ON pca_events(ca_arn, time);`,
+	// v11: rollups, the events counted per UTC day, account, region,
 	// event name, category, key, second key, principal, calling service
 	// and error, with each group's first and last event and its count per
 	// UTC hour (rollups.go). The writer keeps them in the transaction of
@@ -404,9 +451,9 @@ CREATE INDEX conflicts_event ON conflicts(event_id);`,
 // migrationCode runs Go after the SQL of a migration, in its transaction:
 // migrationCode[i] completes migrations[i].
 var migrationCode = map[int]func(ctx context.Context, conn *sql.Conn) error{
-	3: backfillDetails,
-	8: backfillMaterials,
-	9: backfillRollups, // v10; renumber with the migration if another is appended before it
+	3:  backfillDetails,
+	8:  backfillMaterials,
+	10: backfillRollups, // v11
 }
 
 // eventsView is the events_v view of v1 (the migration's text ends with

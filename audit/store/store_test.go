@@ -510,8 +510,8 @@ func TestDetailsWrittenAndBackfilledFromV3(t *testing.T) {
 	for _, q := range []string{`DROP VIEW events_v`, `DROP TABLE event_details`, `DROP TABLE aggregates`, `DROP TABLE aggregate_sources`,
 		`DROP TABLE run_notes`, `ALTER TABLE runs DROP COLUMN pid`, `ALTER TABLE runs DROP COLUMN host`,
 		`ALTER TABLE runs DROP COLUMN heartbeat_at`, `ALTER TABLE runs DROP COLUMN skipped`, `ALTER TABLE runs DROP COLUMN warnings`,
-		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`, `DROP TABLE key_materials`, `DROP TABLE rollups`,
-		eventsView, `UPDATE schema_version SET version = 3`} {
+		`DROP TABLE conflicts`, `ALTER TABLE events DROP COLUMN fp`, `ALTER TABLE raw_blocks DROP COLUMN src_offs`, `DROP TABLE key_materials`,
+		`DROP TABLE ceremonies`, `DROP TABLE pca_events`, `DROP TABLE rollups`, eventsView, `UPDATE schema_version SET version = 3`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(q, err)
 		}
@@ -747,10 +747,10 @@ func TestKeyMaterialsStoredAndBackfilled(t *testing.T) {
 	if got := dump(); got != want {
 		t.Fatalf("key materials:\n%s\nwant:\n%s", got, want)
 	}
-	// Back to v8: the table goes (and the rollups of v10, which the
+	// Back to v8: the table goes (and the ceremonies of v10 and the rollups of v11, which the
 	// upgrade creates again); the upgrade fills it from the inventory's
 	// fragment (the latest document's).
-	for _, q := range []string{`DROP TABLE key_materials`, `DROP TABLE IF EXISTS rollups`, `UPDATE schema_version SET version = 8`} {
+	for _, q := range []string{`DROP TABLE key_materials`, `DROP TABLE ceremonies`, `DROP TABLE pca_events`, `DROP TABLE IF EXISTS rollups`, `UPDATE schema_version SET version = 8`} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -90,6 +90,9 @@ type FileEnd struct {
 	Block      []byte
 	BlockCodec int
 	BlockSize  int64
+	// PCA are the file's AWS Private CA records the key provenance join
+	// needs (ceremonies.go), stored with the file.
+	PCA []PCAEvent
 }
 
 // FileResult is the outcome of one committed file.

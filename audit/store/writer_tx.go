@@ -325,6 +325,9 @@ func (w *Writer) CommitFile(end FileEnd) (FileResult, error) {
 	if err == nil {
 		err = w.coverage(end)
 	}
+	if err == nil {
+		err = w.putPCA(end.PCA)
+	}
 	if err != nil {
 		return FileResult{}, w.abort(fmt.Errorf("record file: %w", err))
 	}

@@ -123,18 +123,27 @@ func Executable() (path, sha256hex string, err error) {
 		if p, err := filepath.EvalSymlinks(exePath); err == nil {
 			exePath = p
 		}
-		// /proc/self/exe still opens the file this process started from even
-		// if the path was replaced since; elsewhere the path is all we have.
-		open := exePath
-		if _, err := os.Stat("/proc/self/exe"); err == nil {
-			open = "/proc/self/exe"
-		}
-		exeSum, exeErr = hashFile(open)
+		exeSum, exeErr = hashFile(fileToHash(runtime.GOOS, exePath))
 		if exeErr != nil {
 			exeErr = fmt.Errorf("hash the running executable %s: %w", exePath, exeErr)
 		}
 	})
 	return exePath, exeSum, exeErr
+}
+
+// fileToHash is the file that holds the running program on goos, given the
+// resolved path it was started from. On Linux /proc/self/exe still opens
+// that file even if the path was replaced since (when /proc is mounted: a
+// chroot may lack it). Nowhere else: under Wine a Windows program sees the
+// Unix /proc too, and there /proc/self/exe is the wineserver, not the .exe;
+// macOS and Windows have no /proc at all.
+func fileToHash(goos, started string) string {
+	if goos == "linux" {
+		if _, err := os.Stat("/proc/self/exe"); err == nil {
+			return "/proc/self/exe"
+		}
+	}
+	return started
 }
 
 func hashFile(path string) (string, error) {

@@ -36,6 +36,27 @@ func TestExecutableHashIsTheRunningFile(t *testing.T) {
 	}
 }
 
+// TestFileToHash: only Linux reads /proc/self/exe. This test runs on Linux,
+// where /proc/self/exe exists, so a choice made by looking for it (as a
+// Windows binary under Wine would also find it, naming the wineserver) fails
+// here for every other system.
+func TestFileToHash(t *testing.T) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Fatalf("this test needs /proc mounted: %v", err)
+	}
+	for _, tc := range []struct{ goos, started, want string }{
+		{"linux", "/usr/bin/keyceremony", "/proc/self/exe"},
+		{"windows", `C:\Program Files\Key Ceremony\keyceremony.exe`, `C:\Program Files\Key Ceremony\keyceremony.exe`},
+		{"windows", "/win/keyceremony-cli.exe", "/win/keyceremony-cli.exe"},
+		{"darwin", "/Applications/Key Ceremony.app/Contents/MacOS/keyceremony", "/Applications/Key Ceremony.app/Contents/MacOS/keyceremony"},
+		{"freebsd", "/usr/local/bin/keyceremony", "/usr/local/bin/keyceremony"},
+	} {
+		if got := fileToHash(tc.goos, tc.started); got != tc.want {
+			t.Errorf("fileToHash(%s, %s) = %s, want %s", tc.goos, tc.started, got, tc.want)
+		}
+	}
+}
+
 // TestStampedBuild links a small program with the Makefile's -X flags and
 // -buildvcs=false, and checks it reports the stamped version and commit, its
 // own hash, and the modules it links (with go.sum checksums).

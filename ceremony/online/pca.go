@@ -92,7 +92,17 @@ type PCAImportResult struct {
 // wrote to dir: acm-pca-import.json, and, when present, subordinate.pem and
 // chain.pem, which must say the same.
 func readCeremonyCerts(dir, caARN string) (cert, chain []byte, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, PCAImportFile))
+	// A ceremony names its outputs after its prefix (<id>.acm-pca-import.json);
+	// the plain names are what an operator may have copied.
+	name := func(base string) string {
+		if found, _ := filepath.Glob(filepath.Join(dir, "*."+base)); len(found) == 1 {
+			if _, err := os.Stat(filepath.Join(dir, base)); errors.Is(err, os.ErrNotExist) {
+				return found[0]
+			}
+		}
+		return filepath.Join(dir, base)
+	}
+	data, err := os.ReadFile(name(PCAImportFile))
 	if err == nil {
 		var doc certprofile.ACMPCAImport
 		if err := json.Unmarshal(data, &doc); err != nil {
@@ -114,7 +124,7 @@ func readCeremonyCerts(dir, caARN string) (cert, chain []byte, err error) {
 		name string
 		v    *[]byte
 	}{{SubordinateFile, &cert}, {ChainFile, &chain}} {
-		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		b, err := os.ReadFile(name(f.name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		} else if err != nil {

@@ -34,17 +34,3 @@ func Create(path string, data []byte, hint string) error {
 	}
 	return SyncDir(filepath.Dir(path))
 }
-
-// SyncDir flushes a directory, so that entries created or renamed in it
-// survive a crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("flush directory %s: %w", dir, err)
-	}
-	return nil
-}

@@ -25,6 +25,9 @@ type PCA struct {
 	*Server
 	Account, Region string
 	Now             func() time.Time
+	// Trail, when set, records every call answered as a CloudTrail record
+	// (trail.go).
+	Trail *Trail
 
 	mu      sync.Mutex
 	cas     map[string]*fakeCA
@@ -50,6 +53,9 @@ func NewPCA(t testing.TB) *PCA {
 		"ImportCertificateAuthorityCertificate": p.importCert,
 		"DescribeCertificateAuthority":          p.describe,
 	})
+	srv.observe = func(op string, body []byte, _ any, err *APIError, requestID string) {
+		p.pcaRecord(op, body, err, requestID, p.Now())
+	}
 	p.Server = srv
 	return p
 }

@@ -32,6 +32,9 @@ type KMS struct {
 	// ListKeyRotations page below the request's Limit (AWS may return fewer
 	// than asked), so tests page through a few keys. 0: the Limit.
 	PageSize int
+	// Trail, when set, records every call answered as a CloudTrail record
+	// (trail.go).
+	Trail *Trail
 	// NoKeyLastUsage answers GetKeyLastUsage as an endpoint that does not
 	// know the operation does (UnknownOperationException), like a
 	// partition or region where the API does not exist yet.
@@ -82,6 +85,7 @@ func NewKMS(t testing.TB) *KMS {
 		"ListKeyRotations":       k.listKeyRotations,
 		"GetKeyLastUsage":        k.getKeyLastUsage,
 	})
+	srv.observe = k.kmsRecord
 	k.Server = srv
 	return k
 }

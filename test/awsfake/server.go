@@ -36,6 +36,9 @@ type Server struct {
 	failNext map[string][]APIError
 	// Requests records every call's target and the headers AWS would check.
 	Requests []Request
+	// observe, when set, sees every call answered (trail.go records them
+	// as CloudTrail records).
+	observe func(op string, body []byte, out any, err *APIError, requestID string)
 }
 
 // Request is what the server saw of one call.
@@ -131,7 +134,11 @@ func (s *Server) jsonService(prefix string, ops map[string]func(body []byte) (an
 			writeJSONError(w, *e)
 			return
 		}
+		requestID := fmt.Sprintf("req-%s-%d", op, s.Calls(op))
 		if injected != nil {
+			if s.observe != nil {
+				s.observe(op, body, nil, injected, requestID)
+			}
 			writeJSONError(w, *injected)
 			return
 		}
@@ -141,12 +148,15 @@ func (s *Server) jsonService(prefix string, ops map[string]func(body []byte) (an
 			return
 		}
 		out, apiErr := h(body)
+		if s.observe != nil {
+			s.observe(op, body, out, apiErr, requestID)
+		}
 		if apiErr != nil {
 			writeJSONError(w, *apiErr)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-RequestId", fmt.Sprintf("req-%s-%d", op, s.Calls(op)))
+		w.Header().Set("X-Amzn-RequestId", requestID)
 		json.NewEncoder(w).Encode(out)
 	}
 }

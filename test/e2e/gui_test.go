@@ -213,9 +213,15 @@ func TestGUIScreens(t *testing.T) {
 	}
 }
 
-// enableOnlineActions sets the Settings switch the way the GUI stores it:
-// Fyne's preferences file of the app under XDG_CONFIG_HOME.
+// enableOnlineActions sets the Settings switch the way the GUI stores it.
 func enableOnlineActions(t *testing.T, env []string) {
+	t.Helper()
+	setPreferences(t, env, `{"online.enabled":true}`)
+}
+
+// setPreferences writes the app's preferences (JSON) where the GUI reads
+// them: Fyne's preferences file of the app under XDG_CONFIG_HOME.
+func setPreferences(t *testing.T, env []string, prefs string) {
 	t.Helper()
 	var config string
 	for _, kv := range env {
@@ -227,7 +233,7 @@ func enableOnlineActions(t *testing.T, env []string) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "preferences.json"), []byte(`{"online.enabled":true}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "preferences.json"), []byte(prefs), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

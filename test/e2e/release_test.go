@@ -56,6 +56,41 @@ func TestVersionNamesTheBinary(t *testing.T) {
 // prints it for the witness.
 func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	env := softhsmStore(t)
+	root := rootCeremony(t, env)
+	env = root.env
+	tr := filepath.Join(root.out, "example-root-2026.transcript.jsonl")
+	rep, err := transcript.Verify(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256sum(t, binary)
+	header := rep.Entries[0]
+	if header.Detail("binary sha256") != want || header.Detail("binary version") != stampVersion || header.Detail("binary commit") != stampCommit {
+		t.Fatalf("transcript header: %v; sha256sum of the binary: %s", header.Details, want)
+	}
+	for _, verify := range [][]string{{"ceremony", "verify", tr}, {"transcript", "verify", tr}} {
+		out := mustRun(t, env, binary, verify...)
+		if !strings.Contains(out, "SHA-256 "+want) || !strings.Contains(out, header.Detail("binary words")) {
+			t.Fatalf("%s %s does not print the binary hash:\n%s", verify[0], verify[1], out)
+		}
+	}
+}
+
+// rootRun is a root-generation ceremony run by the real binary on a fresh
+// SoftHSM token: its output directory, the token's serial, and the answers
+// (shares delivered to files with passphrases) later ceremonies present.
+type rootRun struct {
+	env     []string
+	dir     string // the working directory
+	out     string // the ceremony's output directory
+	serial  string
+	deliver string // the answers file's deliver section
+}
+
+// rootCeremony runs the shipped root-generation template (air gap warned,
+// shares to files, no backup) with the binary.
+func rootCeremony(t *testing.T, env []string) rootRun {
+	t.Helper()
 	serial := tokenSerial(t, env, "Root 2026", "vendor-so-1111", "vendor-user-2222")
 	raw, err := assets.Ceremonies.ReadFile("ceremonies/root-generation.yaml")
 	if err != nil {
@@ -77,30 +112,14 @@ func TestTranscriptHeaderNamesTheBinary(t *testing.T) {
 	s = strings.Replace(s, "directory: ceremony-output", "directory: "+filepath.Join(dir, "out"), 1)
 	script := filepath.Join(dir, "root.yaml")
 	os.WriteFile(script, []byte(s), 0o600)
-	var a strings.Builder
-	fmt.Fprintf(&a, "confirm: true\npins: {so: vendor-so-1111, user: vendor-user-2222}\ndeliver:\n")
+	var d strings.Builder
+	d.WriteString("deliver:\n")
 	for _, c := range []string{"Carol Chen", "Dan Diaz", "Erin Evans", "Frank Fox", "Grace Gray"} {
-		fmt.Fprintf(&a, "  %s: {file: %s, passphrase: %q}\n", c, filepath.Join(dir, strings.ReplaceAll(c, " ", "_")+".age"), "passphrase of "+c)
+		fmt.Fprintf(&d, "  %s: {file: %s, passphrase: %q}\n", c, filepath.Join(dir, strings.ReplaceAll(c, " ", "_")+".age"), "passphrase of "+c)
 	}
-	a.WriteString("present:\n  - {custodian: Grace Gray}\n  - {custodian: Dan Diaz}\n  - {custodian: Erin Evans}\n")
 	answers := filepath.Join(dir, "answers.yaml")
-	os.WriteFile(answers, []byte(a.String()), 0o600)
-
+	os.WriteFile(answers, []byte("confirm: true\npins: {so: vendor-so-1111, user: vendor-user-2222}\n"+d.String()+
+		"present:\n  - {custodian: Grace Gray}\n  - {custodian: Dan Diaz}\n  - {custodian: Erin Evans}\n"), 0o600)
 	mustRun(t, env, binary, "ceremony", "run", script, "--answers", answers, "--unattended-test")
-	tr := filepath.Join(dir, "out", "example-root-2026.transcript.jsonl")
-	rep, err := transcript.Verify(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sha256sum(t, binary)
-	header := rep.Entries[0]
-	if header.Detail("binary sha256") != want || header.Detail("binary version") != stampVersion || header.Detail("binary commit") != stampCommit {
-		t.Fatalf("transcript header: %v; sha256sum of the binary: %s", header.Details, want)
-	}
-	for _, verify := range [][]string{{"ceremony", "verify", tr}, {"transcript", "verify", tr}} {
-		out := mustRun(t, env, binary, verify...)
-		if !strings.Contains(out, "SHA-256 "+want) || !strings.Contains(out, header.Detail("binary words")) {
-			t.Fatalf("%s %s does not print the binary hash:\n%s", verify[0], verify[1], out)
-		}
-	}
+	return rootRun{env: env, dir: dir, out: filepath.Join(dir, "out"), serial: serial, deliver: d.String()}
 }

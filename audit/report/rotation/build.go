@@ -3,9 +3,11 @@ package rotation
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/report"
+	"github.com/keyceremony/keyceremony/audit/report/keyprov"
 	"github.com/keyceremony/keyceremony/audit/report/rules"
 	"github.com/keyceremony/keyceremony/audit/store"
 )
@@ -128,6 +130,15 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 		if key, ok := b.judge(k); ok {
 			r.Keys = append(r.Keys, key)
 		}
+	}
+	// Imported material: the ceremony each import was traced to (the key
+	// provenance join), cited per key.
+	traces, err := keyprov.Trace(ctx, st, conn, o.Scope, b.dig)
+	if err != nil {
+		return nil, fmt.Errorf("trace imported material to ceremonies: %w", err)
+	}
+	for i := range r.Keys {
+		r.Keys[i].ImportProvenance = traces[r.Keys[i].ARN]
 	}
 	r.Meta.InputSHA256, r.Meta.InputRows = b.dig.Sum()
 	r.Summary = summarize(r.Keys)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/report"
+	"github.com/keyceremony/keyceremony/audit/report/keyprov"
 	"github.com/keyceremony/keyceremony/audit/report/rules"
 )
 
@@ -92,6 +93,10 @@ type Key struct {
 	ImportExpirationModel string    `json:"import_expiration_model,omitempty"`
 	MaterialIDs           []string  `json:"key_material_ids,omitempty"`
 	Compensating          string    `json:"compensating_control,omitempty"`
+	// ImportProvenance cites, for each import of key material, the
+	// witnessed ceremony it was traced to (or why not): the key
+	// provenance report's join.
+	ImportProvenance []keyprov.ImportTrace `json:"import_provenance,omitempty"`
 
 	Judgement rules.Judgement `json:"judgement"`
 	Flags     []Flag          `json:"flags"`

@@ -343,6 +343,17 @@ func (r *Report) keyDetail(d *pdfdoc.Doc, k *Key) {
 	if k.ImportExpirationModel != "" {
 		kv = append(kv, [2]string{"Imported material", report.Join(", ", k.ImportExpirationModel, map[bool]string{true: "valid to " + report.FormatTime(k.ImportValidTo), false: ""}[!k.ImportValidTo.IsZero()])})
 	}
+	if len(k.ImportProvenance) > 0 {
+		var lines []string
+		for _, t := range k.ImportProvenance {
+			l := t.Time + " " + string(t.Status)
+			if t.CeremonyID != "" {
+				l += ": ceremony " + t.CeremonyID + ", final hash " + t.FinalHash
+			}
+			lines = append(lines, l+" (event "+t.EventID+")")
+		}
+		kv = append(kv, [2]string{"Imports traced to ceremonies", strings.Join(lines, "\n")})
+	}
 	if len(k.MaterialIDs) > 0 {
 		kv = append(kv, [2]string{"Key material ids", strings.Join(k.MaterialIDs, "\n")})
 	}

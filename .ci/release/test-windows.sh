@@ -76,9 +76,12 @@ reports() { # reports RUNNER DIR: ingest and both reports, outputs in DIR
 reports "$linux" "$lx"
 reports "W $cli" "$win"
 # Standard output is compared; Wine may add its own lines on standard error.
-# What may differ: when it ran, and file paths as the platform writes them.
+# What may differ: when it ran, and file paths as the platform writes them;
+# in the record of the ingest runs (meta.provenance.runs) also when each run
+# started, committed and finished, and its process id.
 normalise() {
   jq -S 'walk(if type == "object" then del(.generated_at, .ingested_at, .elapsed_ns) else . end)
+         | if (.meta.provenance.runs | type) == "array" then .meta.provenance.runs |= map(del(.started_at, .finished_at, .last_commit, .pid)) else . end
          | walk(if type == "object" and has("path") and (.path | type) == "string" then .path |= gsub("\\\\"; "/") else . end)' "$1"
 }
 for k in rotation usage; do

@@ -94,7 +94,9 @@ for k in rotation usage; do
   # up to the appendix of ingested files (there Windows writes its paths with
   # backslashes, which wrap differently; the JSON above compares that list).
   pdftext() {
-    pdftotext -layout "$1" - | sed -E '/[Gg]enerated/s/20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}Z/(time)/g' | sed '/^Appendix: ingested files/,$d'
+    # Runs of spaces are squeezed: -layout pads a page's lines to its widest
+    # one, and a page that lists a Windows path is as wide as the path.
+    pdftotext -layout "$1" - | sed -E '/[Gg]enerated/s/20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}Z/(time)/g' | sed '/^Appendix: ingested files/,$d' | sed -E 's/ +/ /g'
   }
   pdftext "$lx/$k.pdf" >"$work/$k.lx.txt"; pdftext "$win/$k.pdf" >"$work/$k.win.txt"
   [ "$(wc -l <"$work/$k.win.txt")" -gt 50 ] || fail "$k.pdf from Windows has almost no text"

@@ -101,6 +101,11 @@ case $cmd in
     command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v import >/dev/null \
       || die "gui needs xvfb, xdotool and imagemagick (make deps-test installs them)"
     setup; mount_dir "$(realpath "$dir")"
+    # A wineserver still alive from a console run (it lingers a few seconds
+    # after its last program) holds a desktop made without a display, and a
+    # window asked of it fails ("Failed to create helper window"): stop it.
+    in_root wineserver -k 2>/dev/null || true
+    in_root wineserver -w 2>/dev/null || true
     d=150; while [ -e "/tmp/.X11-unix/X$d" ] || [ -e "/tmp/.X$d-lock" ]; do d=$((d + 1)); done
     Xvfb ":$d" -screen 0 1280x800x24 -nolisten tcp -noreset >/dev/null 2>&1 & xp=$!
     app=""

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/keyceremony/keyceremony/internal/awsapi"
 )
 
 // Archive puts ceremony evidence (transcripts, their PDFs, audit reports)
@@ -33,7 +35,7 @@ func NewArchive(ctx context.Context, c Connection) (*Archive, error) {
 		return nil, err
 	}
 	return &Archive{client: s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = c.endpoint()
+		o.BaseEndpoint = awsapi.Endpoint(c.Endpoint)
 		o.UsePathStyle = c.Endpoint != ""
 	})}, nil
 }
@@ -84,7 +86,7 @@ func (a *Archive) Put(ctx context.Context, r ArchiveRequest, now time.Time) ([]A
 		return nil, fmt.Errorf("bucket %s does not have Object Lock enabled: evidence must not be deletable, so it is not uploaded there. Use a bucket created with Object Lock (aws s3api create-bucket --object-lock-enabled-for-bucket) or enable it on this bucket (put-object-lock-configuration, versioning required)", r.Bucket)
 	}
 	if err != nil {
-		return nil, explainWith("read the Object Lock configuration of bucket "+r.Bucket, err, s3Hints)
+		return nil, awsapi.Explain("read the Object Lock configuration of bucket "+r.Bucket, err, s3Hints)
 	}
 	var out []Archived
 	for _, f := range files {
@@ -94,7 +96,7 @@ func (a *Archive) Put(ctx context.Context, r ArchiveRequest, now time.Time) ([]A
 			ObjectLockMode: s3types.ObjectLockMode(r.Mode), ObjectLockRetainUntilDate: aws.Time(r.RetainUntil.UTC()),
 		})
 		if err != nil {
-			return out, explainWith("upload "+f.name+" to s3://"+r.Bucket+"/"+f.key, err, s3Hints)
+			return out, awsapi.Explain("upload "+f.name+" to s3://"+r.Bucket+"/"+f.key, err, s3Hints)
 		}
 		if got := aws.ToString(res.ChecksumSHA256); got != "" && got != base64.StdEncoding.EncodeToString(f.sum[:]) {
 			return out, fmt.Errorf("S3 reports SHA-256 %s for %s, not the file's", got, f.key)

@@ -59,10 +59,3 @@ func (c Connection) Load(ctx context.Context) (aws.Config, error) {
 	}
 	return cfg, nil
 }
-
-func (c Connection) endpoint() *string {
-	if c.Endpoint == "" {
-		return nil
-	}
-	return aws.String(c.Endpoint)
-}

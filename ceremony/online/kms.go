@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/keyceremony/keyceremony/ceremony/kmsimport"
 	"github.com/keyceremony/keyceremony/ceremony/transcript"
+	"github.com/keyceremony/keyceremony/internal/awsapi"
+	"github.com/keyceremony/keyceremony/internal/newfile"
 )
 
 // KMS is the AWS KMS side of a BYOK import.
@@ -31,7 +32,7 @@ func NewKMS(ctx context.Context, c Connection) (*KMS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KMS{client: kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = c.endpoint() })}, nil
+	return &KMS{client: kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = awsapi.Endpoint(c.Endpoint) })}, nil
 }
 
 // PrepareRequest says which key receives material and how it is wrapped.
@@ -291,40 +292,16 @@ var kmsHints = map[string]string{
 	"NotFoundException":             "no such key in this account and region",
 }
 
-func explain(what string, err error) error { return explainWith(what, err, kmsHints) }
+func explain(what string, err error) error { return awsapi.Explain(what, err, kmsHints) }
 
 // writeNew writes an output into a ceremony directory: 0600, never over
 // an existing file.
 func writeNew(path string, data []byte) error {
-	return writeExcl(path, data, "use a new directory")
+	return newfile.Write(path, data, "use a new directory")
 }
 
 // writeNewFile writes a file the operator named: 0600, never over an
 // existing file.
 func writeNewFile(path string, data []byte) error {
-	return writeExcl(path, data, "choose another file name (nothing is overwritten)")
-}
-
-func writeExcl(path string, data []byte, hint string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists: %s", path, hint)
-		}
-		return err
-	}
-	// A file that could not be written whole is removed: half an output
-	// must not pass for one.
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return newfile.Write(path, data, "choose another file name (nothing is overwritten)")
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/acmpca/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/keyceremony/keyceremony/ceremony/certprofile"
+	"github.com/keyceremony/keyceremony/internal/awsapi"
 )
 
 // PCA is the AWS Private CA side of a ca-signing ceremony: the subordinate
@@ -36,7 +36,7 @@ func NewPCA(ctx context.Context, c Connection) (*PCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PCA{client: acmpca.NewFromConfig(cfg, func(o *acmpca.Options) { o.BaseEndpoint = c.endpoint() })}, nil
+	return &PCA{client: acmpca.NewFromConfig(cfg, func(o *acmpca.Options) { o.BaseEndpoint = awsapi.Endpoint(c.Endpoint) })}, nil
 }
 
 // Files of a ca-signing ceremony's output directory (ceremony/casigning.go).
@@ -235,7 +235,7 @@ func (p *PCA) ImportCertificate(ctx context.Context, caARN, dir string, now time
 }
 
 func explainPCA(what string, err error) error {
-	return explainWith(what, err, map[string]string{
+	return awsapi.Explain(what, err, map[string]string{
 		"ResourceNotFoundException":     "no such CA in this account and region: check --ca-arn and --region",
 		"InvalidArnException":           "that is not a Private CA ARN",
 		"InvalidStateException":         "the CA is not in a state that accepts this (it must be PENDING_CERTIFICATE, or ACTIVE/EXPIRED for a renewal)",
@@ -245,17 +245,4 @@ func explainPCA(what string, err error) error {
 		"AccessDeniedException":         "the credentials lack permission (acm-pca:GetCertificateAuthorityCsr, ImportCertificateAuthorityCertificate, DescribeCertificateAuthority)",
 		"RequestInProgressException":    "AWS is still creating the CSR; try again in a minute",
 	})
-}
-
-// explainWith turns an AWS error code into what the operator should do.
-func explainWith(what string, err error, hints map[string]string) error {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	hint := hints[ae.ErrorCode()]
-	if hint == "" {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return fmt.Errorf("%s: %s (%s: %s)", what, hint, ae.ErrorCode(), ae.ErrorMessage())
 }

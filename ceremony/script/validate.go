@@ -275,20 +275,7 @@ func (s *Script) validateQuorum(bad func(string, string, ...any)) {
 	case q.Record != nil:
 		validateInput(*q.Record, "quorum.record", true, bad)
 	}
-	seen := map[string]bool{}
-	for i, c := range q.Custodians {
-		path := fmt.Sprintf("quorum.custodians[%d]", i)
-		p, ok := s.Participant(c)
-		switch {
-		case !ok:
-			bad(path, "%q is not among the participants", c)
-		case p.Role != Custodian:
-			bad(path, "%q has role %s, not custodian", c, p.Role)
-		case seen[c]:
-			bad(path, "%q is listed twice", c)
-		}
-		seen[c] = true
-	}
+	s.validateCustodians(q.Custodians, "quorum.custodians", bad)
 	n := len(q.Custodians)
 	switch {
 	case usesRecord && q.Threshold == 0 && n == 0:
@@ -320,6 +307,25 @@ func (s *Script) validateQuorum(bad func(string, string, ...any)) {
 
 // validateRecovery checks the recovery quorum: created by a root-generation
 // ceremony with a backup, named by key-backup and key-restore.
+// validateCustodians checks a quorum's custodian list: each a participant
+// with the custodian role, none twice.
+func (s *Script) validateCustodians(names []string, field string, bad func(string, string, ...any)) {
+	seen := map[string]bool{}
+	for i, c := range names {
+		path := fmt.Sprintf("%s[%d]", field, i)
+		p, ok := s.Participant(c)
+		switch {
+		case !ok:
+			bad(path, "%q is not among the participants", c)
+		case p.Role != Custodian:
+			bad(path, "%q has role %s, not custodian", c, p.Role)
+		case seen[c]:
+			bad(path, "%q is listed twice", c)
+		}
+		seen[c] = true
+	}
+}
+
 func (s *Script) validateRecovery(bad func(string, string, ...any)) {
 	r := s.Recovery
 	backup := s.Key != nil && s.Key.Backup
@@ -340,20 +346,7 @@ func (s *Script) validateRecovery(bad func(string, string, ...any)) {
 		if r.Record != nil {
 			bad("recovery.record", "not used in a root-generation ceremony: it creates the recovery quorum")
 		}
-		seen := map[string]bool{}
-		for i, c := range r.Custodians {
-			path := fmt.Sprintf("recovery.custodians[%d]", i)
-			p, ok := s.Participant(c)
-			switch {
-			case !ok:
-				bad(path, "%q is not among the participants", c)
-			case p.Role != Custodian:
-				bad(path, "%q has role %s, not custodian", c, p.Role)
-			case seen[c]:
-				bad(path, "%q is listed twice", c)
-			}
-			seen[c] = true
-		}
+		s.validateCustodians(r.Custodians, "recovery.custodians", bad)
 		switch n := len(r.Custodians); {
 		case n == 0:
 			bad("recovery.custodians", "required: the recovery quorum's custodians, in share-index order")

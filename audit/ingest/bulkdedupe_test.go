@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/keyceremony/keyceremony/audit/cloudtrail"
@@ -203,4 +204,46 @@ func TestBulkLoadRolledBackFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEvents(t, st, 2)
+}
+
+// A bulk load whose eventID set reaches its cap (Writer.MaxBulkIDs) goes
+// on through the UNIQUE index, built at that point: duplicates of events
+// stored before and after the switch are found, the secondary indexes
+// still wait for the end.
+func TestBulkLoadSetCapped(t *testing.T) {
+	st := openStore(t)
+	w, err := st.NewWriter(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.MaxBulkIDs = 3
+	if err := w.DropIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	if r := writeFile(t, w, "a", false, testID(1), testID(2)); r.KMSNew != 2 {
+		t.Fatalf("a: %+v", r)
+	}
+	missing, err := st.MissingIndexes(bg)
+	if err != nil || len(missing) != 8 {
+		t.Fatalf("below the cap: missing indexes %v %v", missing, err)
+	}
+	// The set reaches 3 entries: the load switches after this file.
+	if r := writeFile(t, w, "b", false, testID(2), testID(3), "not-a-uuid"); r.KMSNew != 2 || r.KMSDup != 1 {
+		t.Fatalf("b: %+v", r)
+	}
+	if r := writeFile(t, w, "c", false, testID(1), "not-a-uuid", testID(4), testID(4)); r.KMSNew != 1 || r.KMSDup != 3 {
+		t.Fatalf("c (after the switch): %+v", r)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	missing, err = st.MissingIndexes(bg)
+	if err != nil || len(missing) != 7 || slices.Contains(missing, "event_id_unique") {
+		t.Fatalf("after the switch: missing indexes %v %v (want the 7 secondary ones, not the UNIQUE one)", missing, err)
+	}
+	if err := w.BuildIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, st, 5)
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// TxEvents is the number of events per write transaction (several files
 	// go in one); 0 means the store's default.
 	TxEvents int
+	// MaxBulkIDs caps a bulk load's in-memory eventID set
+	// (store.Writer.MaxBulkIDs); 0 keeps the store's default.
+	MaxBulkIDs int
 }
 
 // BulkMode: see Options.Bulk.
@@ -239,6 +242,9 @@ func startWriter(ctx context.Context, st *store.Store, total, est int64, opt Opt
 	}()
 	if opt.TxEvents > 0 {
 		w.MaxTxEvents = opt.TxEvents
+	}
+	if opt.MaxBulkIDs > 0 {
+		w.MaxBulkIDs = opt.MaxBulkIDs
 	}
 	if _, err := w.StartRun(opt.Args); err != nil {
 		return nil, false, err

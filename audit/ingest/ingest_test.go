@@ -60,10 +60,13 @@ func generate(t *testing.T, cfg cloudtrailgen.Config) (string, cloudtrailgen.Sta
 
 func TestIngestGeneratedTree(t *testing.T) {
 	dir, gen := generate(t, cloudtrailgen.Config{KMSEvents: 6000, Days: 4, FileInterval: 2 * time.Hour, DupRatio: 0.2})
-	for _, bulk := range []BulkMode{BulkOff, BulkOn} {
-		t.Run(fmt.Sprint("bulk=", bulk), func(t *testing.T) {
+	// The third: a bulk load whose eventID set is capped at a tenth of the
+	// events, so that most of it deduplicates through the UNIQUE index
+	// built half-way (store.Writer.MaxBulkIDs).
+	for _, opt := range []Options{{Bulk: BulkOff}, {Bulk: BulkOn}, {Bulk: BulkOn, MaxBulkIDs: 600}} {
+		t.Run(fmt.Sprintf("bulk=%d,maxids=%d", opt.Bulk, opt.MaxBulkIDs), func(t *testing.T) {
 			st := openStore(t)
-			sum := run(t, st, []string{dir}, Options{Bulk: bulk})
+			sum := run(t, st, []string{dir}, opt)
 			if sum.FilesOK != gen.Files || sum.FilesDuplicate != gen.DuplicateFiles || sum.FilesFailed != 0 {
 				t.Fatalf("files %d ok %d dup %d failed; generator wrote %d + %d copies",
 					sum.FilesOK, sum.FilesDuplicate, sum.FilesFailed, gen.Files, gen.DuplicateFiles)

@@ -136,6 +136,15 @@ type Writer struct {
 	// BulkEvents, if set before DropIndexes, is the expected number of new
 	// events: the in-memory eventID set is sized for it once.
 	BulkEvents int64
+	// MaxBulkIDs caps the in-memory eventID set of a bulk load (about 40
+	// bytes an eventID): past it, the load commits, builds the UNIQUE index
+	// and goes on deduplicating through it, the other indexes still left
+	// for the end, so that the process's memory stays bounded whatever the
+	// input (DefaultMaxBulkIDs).
+	MaxBulkIDs int
+	// baseLimit is the soft memory limit before the set raised it
+	// (fitMemoryLimit); -1 when the set has not touched it.
+	baseLimit int64
 
 	nextBlock, nextFile int64
 	savedBlock          int64
@@ -196,7 +205,7 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 		keys: map[string]int64{}, aliases: map[string]int64{},
 		dirtyAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
 		rollFile: Rollups{}, rollTx: Rollups{}, rollStmts: map[int]*sql.Stmt{},
-		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second,
+		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second, MaxBulkIDs: DefaultMaxBulkIDs, baseLimit: -1,
 		args: make([]any, nEventCols), margs: make([]any, nEventCols*multiRows),
 		insMany: map[int]*sql.Stmt{}, rawMany: map[int]driver.Stmt{}, nargs: make([]driver.NamedValue, nEventCols*multiRows),
 	}
@@ -254,6 +263,7 @@ func (w *Writer) loadCounters() error {
 // (and the run's lock, if FinishRun did not).
 func (w *Writer) Close() error {
 	defer w.lock.release()
+	defer w.dropIDs() // and the memory limit back as it was
 	ctx := context.WithoutCancel(w.ctx)
 	if w.inTx {
 		w.conn.ExecContext(ctx, "ROLLBACK")

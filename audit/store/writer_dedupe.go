@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"errors"
 	"fmt"
 	"runtime"
@@ -26,6 +27,7 @@ type eventKey struct {
 type idSet struct {
 	uuids map[[16]byte]uint64
 	texts map[string]uint64
+	hint  int // the size uuids was made for (its memory from the start)
 }
 
 func keyOf(id string) eventKey {
@@ -61,17 +63,71 @@ func (s *idSet) del(k eventKey) {
 	}
 }
 
+func (s *idSet) len() int { return len(s.uuids) + len(s.texts) }
+
+// DefaultMaxBulkIDs is Writer.MaxBulkIDs unless set: 24M eventIDs, about
+// a GiB of set. It is a bound, not a tuning: deduplicating through the
+// UNIQUE index instead costs far more (measured 2026-12-03 with a cap of
+// 3M on the 10M-event tree: past the cap the load went on at less than
+// half its speed), so the cap sits where the set's memory, not its speed,
+// becomes the problem on a 16 GB laptop.
+const DefaultMaxBulkIDs = 24 << 20
+
+// idBytes is what one eventID costs in the set: a 24-byte map slot at a
+// load factor between 7/8 and 7/16, rounded up.
+const idBytes = 48
+
 func (w *Writer) dropIDs() {
 	if w.ids != nil {
 		w.ids = nil
 		w.fileIDs = nil
+		w.fitMemoryLimit()
 		debug.FreeOSMemory() // tens of MiB at a million events
 	}
 }
 
+// fitMemoryLimit raises the process's soft memory limit (debug.SetMemoryLimit,
+// which the CLI sets to keep the short-lived parsed batches from piling
+// up) by the size of the eventID set while it lives, and puts it back
+// when the set goes: the set is long-lived, and a limit it fills would
+// leave the collector running back to back to no avail. No limit set:
+// nothing to do.
+func (w *Writer) fitMemoryLimit() {
+	if w.baseLimit < 0 {
+		w.baseLimit = debug.SetMemoryLimit(-1)
+	}
+	if w.baseLimit == math.MaxInt64 {
+		return
+	}
+	lim := w.baseLimit
+	if w.ids != nil {
+		lim += int64(max(w.ids.len(), w.ids.hint)) * idBytes
+	}
+	debug.SetMemoryLimit(lim)
+}
+
+// capIDs ends the in-memory deduplication of a bulk load whose set has
+// reached MaxBulkIDs, between files: the transaction commits, the set is
+// dropped, and the next transaction (begin, syncOthers) builds the UNIQUE
+// index before it writes an event.
+func (w *Writer) capIDs() error {
+	if w.ids == nil || w.MaxBulkIDs <= 0 || w.ids.len() < w.MaxBulkIDs {
+		return nil
+	}
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	w.dropIDs()
+	return nil
+}
+
 // loadIDs reads every stored eventID into a new set.
 func (w *Writer) loadIDs() error {
-	set := &idSet{uuids: make(map[[16]byte]uint64, w.maxEvent+max(w.BulkEvents, 0)), texts: map[string]uint64{}}
+	size := w.maxEvent + max(w.BulkEvents, 0)
+	if w.MaxBulkIDs > 0 {
+		size = min(size, int64(w.MaxBulkIDs))
+	}
+	set := &idSet{uuids: make(map[[16]byte]uint64, size), texts: map[string]uint64{}, hint: int(size)}
 	rows, err := w.conn.QueryContext(w.ctx, `SELECT event_id, coalesce(fp, 0) FROM events`)
 	if err != nil {
 		return err
@@ -99,6 +155,7 @@ func (w *Writer) loadIDs() error {
 		return err
 	}
 	w.ids = set
+	w.fitMemoryLimit()
 	return nil
 }
 
@@ -133,13 +190,21 @@ func (w *Writer) DropIndexes() error {
 	if err := w.loadCounters(); err != nil {
 		return err
 	}
+	// A table that holds MaxBulkIDs events already would fill the set at
+	// once: its UNIQUE index stays, and only the secondary ones go.
+	keepUnique := w.MaxBulkIDs > 0 && w.maxEvent >= int64(w.MaxBulkIDs)
 	for _, ix := range allIndexes() {
+		if keepUnique && ix.name == uniqueIndex.name {
+			continue
+		}
 		if err := w.exec("DROP INDEX IF EXISTS " + ix.name); err != nil {
 			return fmt.Errorf("drop index %s: %w", ix.name, err)
 		}
 	}
-	if err := w.loadIDs(); err != nil {
-		return fmt.Errorf("read event ids: %w", err)
+	if !keepUnique {
+		if err := w.loadIDs(); err != nil {
+			return fmt.Errorf("read event ids: %w", err)
+		}
 	}
 	if err := w.Commit(); err != nil {
 		w.dropIDs()

@@ -72,6 +72,9 @@ func (w *Writer) AddBatch(b *Batch) (newEvents, dups int, err error) {
 			k.text = strings.Clone(k.text) // may alias a record buffer
 		}
 		w.ids.add(k, b.Records[i].FP)
+		if w.ids.len()%(1<<16) == 0 {
+			w.fitMemoryLimit()
+		}
 		w.fileIDs = append(w.fileIDs, k)
 		sel = append(sel, i)
 	}

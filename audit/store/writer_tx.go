@@ -346,7 +346,7 @@ func (w *Writer) CommitFile(end FileEnd) (FileResult, error) {
 			return res, err
 		}
 	}
-	return res, nil
+	return res, w.capIDs()
 }
 
 func nullStr(s string) any {

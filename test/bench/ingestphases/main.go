@@ -22,6 +22,7 @@ func main() {
 	db := flag.String("db", "", "database to create (must not exist)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile")
 	workers := flag.Int("workers", 0, "parsing goroutines (0: GOMAXPROCS)")
+	maxIDs := flag.Int("maxids", 0, "cap of the bulk load's eventID set (0: the store's default)")
 	bulkMode := flag.Int("bulk", 0, "0 auto, 1 on, 2 off (indexes kept during the load)")
 	flag.Parse()
 	if *db == "" || flag.NArg() == 0 {
@@ -52,7 +53,7 @@ func main() {
 		os.Exit(1)
 	}
 	phase, since := "", start
-	opt := ingest.Options{Workers: *workers, Bulk: ingest.BulkMode(*bulkMode), ProgressEvery: 10 * time.Millisecond, Progress: func(p ingest.Progress) {
+	opt := ingest.Options{Workers: *workers, Bulk: ingest.BulkMode(*bulkMode), MaxBulkIDs: *maxIDs, ProgressEvery: 10 * time.Millisecond, Progress: func(p ingest.Progress) {
 		if p.Phase != phase {
 			if phase != "" {
 				fmt.Printf("%-18s %6.2f s\n", phase, time.Since(since).Seconds())

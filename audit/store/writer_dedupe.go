@@ -1,9 +1,9 @@
 package store
 
 import (
-	"math"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"time"

@@ -22,6 +22,7 @@ func main() {
 	db := flag.String("db", "", "database to create (must not exist)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile")
 	workers := flag.Int("workers", 0, "parsing goroutines (0: GOMAXPROCS)")
+	heapAfter := flag.Duration("heapprofile-after", 0, "write a heap profile (to -db + .heap) this long after the start")
 	maxIDs := flag.Int("maxids", 0, "cap of the bulk load's eventID set (0: the store's default)")
 	bulkMode := flag.Int("bulk", 0, "0 auto, 1 on, 2 off (indexes kept during the load)")
 	flag.Parse()
@@ -47,6 +48,15 @@ func main() {
 	}
 	ctx := context.Background()
 	start := time.Now()
+	if *heapAfter > 0 {
+		time.AfterFunc(*heapAfter, func() {
+			f, err := os.Create(*db + ".heap")
+			if err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
 	st, err := store.Open(ctx, *db)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

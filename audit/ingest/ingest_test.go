@@ -109,7 +109,7 @@ func TestIngestGeneratedTree(t *testing.T) {
 			// Indexes are all there after a bulk load.
 			var idx int
 			st.DB().QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type='index' AND tbl_name='events' AND name LIKE 'events_%'`).Scan(&idx)
-			if idx != 7 {
+			if idx != 8 {
 				t.Fatalf("%d secondary indexes", idx)
 			}
 			// Loading again is a no-op.

@@ -160,7 +160,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 	if err := w.Commit(); err != nil {
 		return 0, err
 	}
-	if len(w.dirtyAlias) > 0 {
+	if w.AliasesDirty() {
 		if _, err := w.ResolveAliases(); err != nil {
 			return replaced, fmt.Errorf("resolve aliases after the aggregates: %w", err)
 		}

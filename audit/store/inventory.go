@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -180,22 +182,39 @@ func (w *Writer) ResolveAliases() (int, error) {
 	} else if err := w.markUnresolvedAliases(); err != nil {
 		return 0, err
 	}
-	ids := make([]int64, 0, len(w.dirtyAlias))
+	ids := make([]int64, 0, len(w.dirtyAlias)+len(w.pendingAlias))
 	for id := range w.dirtyAlias {
 		ids = append(ids, id)
+	}
+	for id := range w.pendingAlias {
+		if !w.dirtyAlias[id] {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	updated := 0
 	for _, al := range ids {
+		// An alias whose history is unchanged resolves the same way for
+		// every event resolved already: only those without a key are looked
+		// at (at ten million events, the difference between a second and a
+		// pass over every alias event for one more day).
+		full := w.dirtyAlias[al]
 		var evs []aliasEvent
 		if byAlias != nil {
 			evs = byAlias[al]
+			if !full {
+				evs = slices.DeleteFunc(evs, func(e aliasEvent) bool { return e.key != 0 })
+			}
 			if len(evs) == 0 {
 				continue
 			}
 		} else {
+			q := aliasEventsQuery
+			if !full {
+				q = unresolvedEventsQuery
+			}
 			var err error
-			if evs, err = w.aliasEvents(al); err != nil {
+			if evs, err = w.aliasEvents(q, al); err != nil {
 				return updated, fmt.Errorf("resolve alias %d: %w", al, err)
 			}
 		}
@@ -206,6 +225,7 @@ func (w *Writer) ResolveAliases() (int, error) {
 		updated += n
 	}
 	clear(w.dirtyAlias)
+	clear(w.pendingAlias)
 	return updated, w.Commit()
 }
 
@@ -215,18 +235,23 @@ type aliasEvent struct {
 	src           int
 }
 
+// UnresolvedAliasesQuery lists the aliases of events up to a row id whose
+// key is not known, from the events_alias_unresolved index alone
+// (exported for the query-plan test).
+const UnresolvedAliasesQuery = `SELECT DISTINCT alias FROM events WHERE id <= ? AND alias IS NOT NULL AND key IS NULL`
+
 // markUnresolvedAliases marks the aliases still unresolved from earlier
 // runs (their history may have grown in this one). The rows this writer
 // added marked their aliases already, so unless another connection wrote
 // meanwhile only the rows before ours need looking at, and none when the
 // table started empty.
 func (w *Writer) markUnresolvedAliases() error {
-	q, args := `SELECT DISTINCT alias FROM events WHERE alias IS NOT NULL AND key IS NULL`, []any(nil)
+	q, args := UnresolvedAliasesQuery, []any{math.MaxInt64}
 	if !w.othersWrote {
 		if w.startMax == 0 {
 			return nil
 		}
-		q, args = `SELECT DISTINCT alias FROM events WHERE id <= ? AND alias IS NOT NULL AND key IS NULL`, []any{w.startMax}
+		args = []any{w.startMax}
 	}
 	rows, err := w.conn.QueryContext(w.ctx, q, args...)
 	if err != nil {
@@ -238,16 +263,28 @@ func (w *Writer) markUnresolvedAliases() error {
 		if err := rows.Scan(&id); err != nil {
 			return err
 		}
-		w.dirtyAlias[id] = true
+		w.pendingAlias[id] = true
 	}
 	return rows.Err()
 }
 
-// aliasEvents lists an alias's candidate events in (time, id) order through
-// the events_alias_time index.
-func (w *Writer) aliasEvents(al int64) ([]aliasEvent, error) {
-	rows, err := w.conn.QueryContext(w.ctx, `SELECT id, time, coalesce(key,0), key_source FROM events
-		WHERE alias = ? AND (key IS NULL OR key_source IN (?, ?)) ORDER BY time, id`, al, int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
+// The candidate events of an alias in (time, id) order: all of those its
+// history decides (through events_alias_time), or those without a key
+// only (through events_alias_unresolved).
+const (
+	aliasEventsQuery = `SELECT id, time, coalesce(key,0), key_source FROM events
+		WHERE alias = ? AND (key IS NULL OR key_source IN (?, ?)) ORDER BY time, id`
+	unresolvedEventsQuery = `SELECT id, time, 0, key_source FROM events
+		WHERE alias = ? AND alias IS NOT NULL AND key IS NULL ORDER BY time, id`
+)
+
+// aliasEvents lists an alias's candidate events by query q (above).
+func (w *Writer) aliasEvents(q string, al int64) ([]aliasEvent, error) {
+	args := []any{al}
+	if q == aliasEventsQuery {
+		args = append(args, int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
+	}
+	rows, err := w.conn.QueryContext(w.ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +319,7 @@ func (w *Writer) aliasEventsByScan() (map[int64][]aliasEvent, error) {
 			return nil, err
 		}
 		if e.key == 0 && (w.othersWrote || e.id <= w.startMax) {
-			w.dirtyAlias[al] = true
+			w.pendingAlias[al] = true
 		}
 		all[al] = append(all[al], e)
 	}
@@ -290,7 +327,7 @@ func (w *Writer) aliasEventsByScan() (map[int64][]aliasEvent, error) {
 		return nil, err
 	}
 	for al, evs := range all {
-		if !w.dirtyAlias[al] {
+		if !w.dirtyAlias[al] && !w.pendingAlias[al] {
 			delete(all, al)
 			continue
 		}

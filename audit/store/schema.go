@@ -446,7 +446,17 @@ CREATE INDEX pca_events_ca_time ON pca_events(ca_arn, time);`,
 	// the events; reports and charts read them instead of every event.
 	// Filled for an older database from its events (backfillRollups).
 	rollupsTable,
+	// v12: the events naming an alias whose key is not known yet, indexed
+	// apart: every ingest looks for them (Writer.markUnresolvedAliases),
+	// and through events_alias_time that meant visiting every alias event
+	// (9.5 of 15.7 CPU-seconds of adding one day to ten million events).
+	// Almost always empty.
+	unresolvedIndex.sql + ";",
 }
+
+// unresolvedIndex: see v12.
+var unresolvedIndex = struct{ name, sql string }{"events_alias_unresolved",
+	"CREATE INDEX IF NOT EXISTS events_alias_unresolved ON events(alias) WHERE alias IS NOT NULL AND key IS NULL"}
 
 // migrationCode runs Go after the SQL of a migration, in its transaction:
 // migrationCode[i] completes migrations[i].
@@ -522,6 +532,7 @@ var secondaryIndexes = []struct{ name, sql string }{
 	{"events_name_time", "CREATE INDEX IF NOT EXISTS events_name_time ON events(name, time)"},
 	{"events_alias_time", "CREATE INDEX IF NOT EXISTS events_alias_time ON events(alias, time) WHERE alias IS NOT NULL"},
 	{"events_errors_time", "CREATE INDEX IF NOT EXISTS events_errors_time ON events(time) WHERE error_code IS NOT NULL"},
+	unresolvedIndex,
 }
 
 // SchemaVersion is the version this code writes.

@@ -764,3 +764,83 @@ func TestKeyMaterialsStoredAndBackfilled(t *testing.T) {
 		t.Fatalf("backfilled key materials:\n%s", got)
 	}
 }
+
+// Every ingest looks for events whose alias is not resolved yet: from the
+// partial index events_alias_unresolved (v12: it holds those events only,
+// each looked up for its row id), never by visiting the alias's events (a
+// pass over millions of rows at ten million events).
+func TestUnresolvedAliasesFromTheirIndex(t *testing.T) {
+	st := openTemp(t)
+	rows, err := st.db.Query("EXPLAIN QUERY PLAN "+UnresolvedAliasesQuery, int64(1)<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		rows.Scan(&id, &parent, &unused, &detail)
+		plan = append(plan, detail)
+	}
+	all := strings.Join(plan, " | ")
+	if !strings.Contains(all, "INDEX events_alias_unresolved") {
+		t.Fatalf("the unresolved aliases are not read from their index: %s", all)
+	}
+}
+
+// An alias change loaded after the events it governs: the events resolved
+// already (through the older history) are resolved again, not only those
+// without a key. Events added later under an unchanged history are
+// resolved on their own (the pending aliases), the others left as they are.
+func TestAliasChangeLoadedLaterResolvesAgain(t *testing.T) {
+	st := openTemp(t)
+	kms, _ := fixture(t)
+	var update []cloudtrail.Record
+	var rest []cloudtrail.Record
+	for _, r := range kms {
+		if r.Name == "UpdateAlias" {
+			update = append(update, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	if len(update) != 1 {
+		t.Fatalf("fixture has %d UpdateAlias records", len(update))
+	}
+	load(t, st, "without the update", rest, false)
+	keyA := "arn:aws:kms:eu-central-1:210987654321:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	keyB := "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4"
+	after := "5c1e7d2a-0011-4b8e-9e6f-1a2b3c4d5e11" // named the alias after the update
+	if e, err := st.EventByID(ctx, after); err != nil || e.KeyARN != keyA {
+		t.Fatalf("before the update is loaded: %+v %v, want %s", e, err, keyA)
+	}
+	load(t, st, "the update", update, false)
+	for id, want := range map[string]string{"5c1e7d2a-0010-4b8e-9e6f-1a2b3c4d5e10": keyA, after: keyB} {
+		e, err := st.EventByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.KeyARN != want || e.KeySource != "alias-history" {
+			t.Errorf("%s: key %s (%s), want %s", id, e.KeyARN, e.KeySource, want)
+		}
+	}
+	// One more call naming the alias only (history unchanged): resolved
+	// on its own.
+	var again cloudtrail.Record
+	for _, r := range kms {
+		if r.EventID == after {
+			raw := bytes.Replace(r.Raw, []byte(after), []byte("5c1e7d2a-0099-4b8e-9e6f-1a2b3c4d5e99"), 1)
+			if err := cloudtrail.Parse(raw, &again); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if again.KeyARN != "" || again.AliasARN == "" {
+		t.Fatalf("the copied record names key %q, alias %q: want an alias only", again.KeyARN, again.AliasARN)
+	}
+	load(t, st, "one more call", []cloudtrail.Record{again}, false)
+	if e, err := st.EventByID(ctx, again.EventID); err != nil || e.KeyARN != keyB || e.KeySource != "alias-history" {
+		t.Fatalf("a later call naming the alias: %+v %v, want %s from the alias history", e, err, keyB)
+	}
+}

@@ -386,4 +386,4 @@ func (c *blockCacheConn) raw(w *Writer, block, off, n int64) ([]byte, error) {
 }
 
 // AliasesDirty reports whether some alias's events need resolving again.
-func (w *Writer) AliasesDirty() bool { return len(w.dirtyAlias) > 0 }
+func (w *Writer) AliasesDirty() bool { return len(w.dirtyAlias)+len(w.pendingAlias) > 0 }

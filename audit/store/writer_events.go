@@ -384,7 +384,7 @@ func (w *Writer) fill(r *cloudtrail.Record, k *eventKey, block int64, off int, a
 	a[23] = id(r.KeyMaterialID)
 	a[24] = int64(r.FP)
 	if al != 0 && k1 == 0 {
-		w.dirtyAlias[al] = true // to be resolved through the alias history
+		w.pendingAlias[al] = true // to be resolved through the alias history
 	}
 	return al, k1, err
 }

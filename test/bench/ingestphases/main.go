@@ -22,6 +22,7 @@ func main() {
 	db := flag.String("db", "", "database to create (must not exist)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile")
 	workers := flag.Int("workers", 0, "parsing goroutines (0: GOMAXPROCS)")
+	appendTo := flag.Bool("append", false, "load into an existing database (an incremental ingest)")
 	heapAfter := flag.Duration("heapprofile-after", 0, "write a heap profile (to -db + .heap) this long after the start")
 	maxIDs := flag.Int("maxids", 0, "cap of the bulk load's eventID set (0: the store's default)")
 	bulkMode := flag.Int("bulk", 0, "0 auto, 1 on, 2 off (indexes kept during the load)")
@@ -30,7 +31,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: ingestphases -db NEW.db PATH...")
 		os.Exit(2)
 	}
-	if _, err := os.Stat(*db); err == nil {
+	if _, err := os.Stat(*db); err == nil && !*appendTo {
 		fmt.Fprintln(os.Stderr, *db, "exists")
 		os.Exit(2)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/keyceremony/keyceremony/audit/cloudtrail"
@@ -135,7 +136,7 @@ func (w *Writer) ImportAggregates(src AggregateSource, rows []Aggregate) (replac
 			if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), a.First, sourceEvent, nil); err != nil {
 				return 0, fmt.Errorf("store alias history: %w", err)
 			}
-			w.dirtyAlias[al] = true // events of the alias may resolve differently now
+			w.markAlias(al, math.MinInt64) // events of the alias may resolve differently now
 		}
 		if a.InvokedBy != "" {
 			if inv, err = w.str(a.InvokedBy); err != nil {

@@ -72,7 +72,9 @@ func (w *Writer) ImportInventory(docs []*inventory.Doc, block []byte, rawSize in
 			if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), d.GeneratedAt, sourceInventory, nil); err != nil {
 				return keys, fmt.Errorf("store alias %s: %w", a.ARN, err)
 			}
-			w.dirtyAlias[al] = true
+			// An inventory snapshot can decide events of any time (the
+			// earliest snapshot stands for the time before it).
+			w.markAlias(al, math.MinInt64)
 		}
 	}
 	return keys, nil
@@ -169,8 +171,11 @@ func (w *Writer) ResolveAliases() (int, error) {
 	if err := w.begin(); err != nil {
 		return 0, err
 	}
-	var indexed int
+	var indexed, unresolvedIndexed int
 	if err := w.conn.QueryRowContext(w.ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name='events_alias_time'`).Scan(&indexed); err != nil {
+		return 0, err
+	}
+	if err := w.conn.QueryRowContext(w.ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?`, unresolvedIndex.name).Scan(&unresolvedIndexed); err != nil {
 		return 0, err
 	}
 	var byAlias map[int64][]aliasEvent
@@ -187,34 +192,31 @@ func (w *Writer) ResolveAliases() (int, error) {
 		ids = append(ids, id)
 	}
 	for id := range w.pendingAlias {
-		if !w.dirtyAlias[id] {
+		if _, dirty := w.dirtyAlias[id]; !dirty {
 			ids = append(ids, id)
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	updated := 0
 	for _, al := range ids {
-		// An alias whose history is unchanged resolves the same way for
-		// every event resolved already: only those without a key are looked
-		// at (at ten million events, the difference between a second and a
-		// pass over every alias event for one more day).
-		full := w.dirtyAlias[al]
+		// An event resolves the same way as before unless its alias's
+		// history changed at or before its time: only those events, and
+		// the ones without a key, are looked at (at ten million events, the
+		// difference between a second and a pass over every alias event
+		// for one more day).
+		since, dirty := w.dirtyAlias[al]
+		pending := w.pendingAlias[al]
 		var evs []aliasEvent
 		if byAlias != nil {
-			evs = byAlias[al]
-			if !full {
-				evs = slices.DeleteFunc(evs, func(e aliasEvent) bool { return e.key != 0 })
-			}
+			evs = slices.DeleteFunc(byAlias[al], func(e aliasEvent) bool {
+				return !(dirty && e.time >= since) && !(pending && e.key == 0)
+			})
 			if len(evs) == 0 {
 				continue
 			}
 		} else {
-			q := aliasEventsQuery
-			if !full {
-				q = unresolvedEventsQuery
-			}
 			var err error
-			if evs, err = w.aliasEvents(q, al); err != nil {
+			if evs, err = w.aliasCandidates(al, dirty, since, pending, unresolvedIndexed > 0); err != nil {
 				return updated, fmt.Errorf("resolve alias %d: %w", al, err)
 			}
 		}
@@ -239,6 +241,14 @@ type aliasEvent struct {
 // key is not known, from the events_alias_unresolved index alone
 // (exported for the query-plan test).
 const UnresolvedAliasesQuery = `SELECT DISTINCT alias FROM events WHERE id <= ? AND alias IS NOT NULL AND key IS NULL`
+
+// markAlias notes that alias al's history changed at since: its events
+// from then on are resolved again.
+func (w *Writer) markAlias(al, since int64) {
+	if s, ok := w.dirtyAlias[al]; !ok || since < s {
+		w.dirtyAlias[al] = since
+	}
+}
 
 // markUnresolvedAliases marks the aliases still unresolved from earlier
 // runs (their history may have grown in this one). The rows this writer
@@ -268,22 +278,61 @@ func (w *Writer) markUnresolvedAliases() error {
 	return rows.Err()
 }
 
-// The candidate events of an alias in (time, id) order: all of those its
-// history decides (through events_alias_time), or those without a key
-// only (through events_alias_unresolved).
+// The candidate events of an alias in (time, id) order: those its history
+// decides from a time on (through events_alias_time), and those without a
+// key (through events_alias_unresolved, named: the planner would rather
+// walk events_alias_time for the order, every event of the alias).
 const (
 	aliasEventsQuery = `SELECT id, time, coalesce(key,0), key_source FROM events
-		WHERE alias = ? AND (key IS NULL OR key_source IN (?, ?)) ORDER BY time, id`
-	unresolvedEventsQuery = `SELECT id, time, 0, key_source FROM events
+		WHERE alias = ? AND time >= ? AND (key IS NULL OR key_source IN (?, ?)) ORDER BY time, id`
+	unresolvedEventsQuery = `SELECT id, time, 0, key_source FROM events INDEXED BY events_alias_unresolved
 		WHERE alias = ? AND alias IS NOT NULL AND key IS NULL ORDER BY time, id`
 )
 
-// aliasEvents lists an alias's candidate events by query q (above).
-func (w *Writer) aliasEvents(q string, al int64) ([]aliasEvent, error) {
-	args := []any{al}
-	if q == aliasEventsQuery {
-		args = append(args, int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
+// aliasCandidates lists the events of alias al to resolve again: those at
+// or after since if its history changed (dirty), those without a key if
+// it has some (pending), in (time, id) order.
+func (w *Writer) aliasCandidates(al int64, dirty bool, since int64, pending, unresolvedIndexed bool) ([]aliasEvent, error) {
+	var evs []aliasEvent
+	if dirty {
+		var err error
+		if evs, err = w.aliasEvents(aliasEventsQuery, al, since, int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory)); err != nil {
+			return nil, err
+		}
 	}
+	if !pending || (dirty && since == math.MinInt64) {
+		return evs, nil
+	}
+	var more []aliasEvent
+	var err error
+	if unresolvedIndexed {
+		more, err = w.aliasEvents(unresolvedEventsQuery, al)
+	} else {
+		more, err = w.aliasEvents(aliasEventsQuery, al, int64(math.MinInt64), int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[int64]bool, len(evs))
+	for _, e := range evs {
+		seen[e.id] = true
+	}
+	for _, e := range more {
+		if e.key == 0 && !seen[e.id] {
+			evs = append(evs, e)
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool {
+		if evs[i].time != evs[j].time {
+			return evs[i].time < evs[j].time
+		}
+		return evs[i].id < evs[j].id
+	})
+	return evs, nil
+}
+
+// aliasEvents lists an alias's candidate events by query q (above).
+func (w *Writer) aliasEvents(q string, args ...any) ([]aliasEvent, error) {
 	rows, err := w.conn.QueryContext(w.ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -327,7 +376,7 @@ func (w *Writer) aliasEventsByScan() (map[int64][]aliasEvent, error) {
 		return nil, err
 	}
 	for al, evs := range all {
-		if !w.dirtyAlias[al] && !w.pendingAlias[al] {
+		if _, dirty := w.dirtyAlias[al]; !dirty && !w.pendingAlias[al] {
 			delete(all, al)
 			continue
 		}

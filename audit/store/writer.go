@@ -174,11 +174,13 @@ type Writer struct {
 	kmsNew    int
 	kmsDup    int
 	newPerDay map[DayKey]*int
-	// dirtyAlias: aliases whose history changed (every event of theirs is
-	// resolved again); pendingAlias: aliases with events whose key is not
-	// known yet, and an unchanged history (only those events are).
-	dirtyAlias, pendingAlias map[int64]bool
-	args                     []any
+	// dirtyAlias: aliases whose history changed, with the time from which
+	// their events are resolved again (math.MinInt64: all of them);
+	// pendingAlias: aliases with events whose key is not known yet (those
+	// events are).
+	dirtyAlias   map[int64]int64
+	pendingAlias map[int64]bool
+	args         []any
 
 	// ids is set during a bulk load (DropIndexes): the eventIDs in the
 	// table, so that duplicates are found in memory while the UNIQUE index
@@ -206,7 +208,7 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 	w := &Writer{s: s, ctx: ctx, conn: conn,
 		strs: map[string]int64{}, principals: map[principalKey]int64{},
 		keys: map[string]int64{}, aliases: map[string]int64{},
-		dirtyAlias: map[int64]bool{}, pendingAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
+		dirtyAlias: map[int64]int64{}, pendingAlias: map[int64]bool{}, newPerDay: map[DayKey]*int{},
 		rollFile: Rollups{}, rollTx: Rollups{}, rollStmts: map[int]*sql.Stmt{},
 		MaxTxEvents: 200000, MaxTxAge: 3 * time.Second, MaxBulkIDs: DefaultMaxBulkIDs, baseLimit: -1,
 		args: make([]any, nEventCols), margs: make([]any, nEventCols*multiRows),

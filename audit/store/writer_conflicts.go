@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/keyceremony/keyceremony/audit/cloudtrail"
 )
@@ -304,7 +305,7 @@ func (w *Writer) replaceEvent(e stored, file int64, rec *cloudtrail.Record, old 
 	}
 	w.rollAdd(args)
 	if oldAlias.Valid {
-		w.dirtyAlias[oldAlias.Int64] = true
+		w.markAlias(oldAlias.Int64, math.MinInt64)
 	}
 	set := `UPDATE events SET ` + eventColumns + ` = (` + placeholders(nEventCols) + `) WHERE id = ?`
 	if _, err := w.conn.ExecContext(w.ctx, set, append(args, e.id)...); err != nil {
@@ -331,7 +332,7 @@ func (w *Writer) replaceEvent(e stored, file int64, rec *cloudtrail.Record, old 
 		if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), rec.Time, sourceEvent, e.id); err != nil {
 			return err
 		}
-		w.dirtyAlias[al] = true
+		w.markAlias(al, math.MinInt64)
 	}
 	// The event now comes from file, no longer from the stored record's.
 	if _, err := w.conn.ExecContext(w.ctx, `UPDATE files SET kms_new = kms_new - 1, kms_dup = kms_dup + 1 WHERE id = ?`, e.file); err != nil {

@@ -317,7 +317,9 @@ func (w *Writer) insertOne(r *cloudtrail.Record, k *eventKey, block int64, off i
 		if _, err := w.insTarget.ExecContext(w.ctx, al, nullable(target), r.Time, sourceEvent, evID); err != nil {
 			return true, err
 		}
-		w.dirtyAlias[al] = true
+		// A change at r.Time decides only the events at or after it: pick
+		// takes the last change at or before an event.
+		w.markAlias(al, r.Time)
 	}
 	return true, nil
 }

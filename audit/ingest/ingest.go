@@ -119,10 +119,14 @@ type Summary struct {
 }
 
 // Bulk-load heuristic: input size to events, assuming gzipped logs.
+// preloadMinEvents: from this many expected events on, the writer reads
+// every dimension row once instead of each on its first use
+// (store.Writer.PreloadDims).
 const (
-	bulkMinBytes  = 16 << 20
-	gzipRatio     = 8
-	bytesPerEvent = 1500
+	preloadMinEvents = 100000
+	bulkMinBytes     = 16 << 20
+	gzipRatio        = 8
+	bytesPerEvent    = 1500
 )
 
 // estimateEvents guesses how many events a source holds from its size:
@@ -252,6 +256,11 @@ func startWriter(ctx context.Context, st *store.Store, total, est int64, opt Opt
 	existing, err := w.EventCount()
 	if err != nil {
 		return nil, false, err
+	}
+	if est >= preloadMinEvents {
+		if err := w.PreloadDims(); err != nil {
+			return nil, false, err
+		}
 	}
 	if opt.Bulk == BulkOn || (opt.Bulk == BulkAuto && total >= bulkMinBytes && est > existing) {
 		w.BulkEvents = est

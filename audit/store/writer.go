@@ -178,6 +178,7 @@ type Writer struct {
 	// their events are resolved again (math.MinInt64: all of them);
 	// pendingAlias: aliases with events whose key is not known yet (those
 	// events are).
+	dimsLoaded   bool // PreloadDims was called
 	dirtyAlias   map[int64]int64
 	pendingAlias map[int64]bool
 	args         []any
@@ -240,9 +241,6 @@ func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
 	if err == nil {
 		err = w.loadCounters()
 		w.startMax = w.maxEvent
-	}
-	if err == nil {
-		err = w.loadCaches()
 	}
 	if err == nil {
 		w.ver, err = w.dataVersion()

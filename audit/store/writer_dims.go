@@ -118,6 +118,17 @@ func (w *Writer) alias(arn string) (int64, error) {
 	return v, nil
 }
 
+// PreloadDims reads every dimension row (strings, principals, keys,
+// aliases) into the writer's caches. Without it each is read on its first
+// use, which is cheaper for a small ingest into a large database (at ten
+// million events the preload is 0.65 of the 4 CPU-seconds of adding a
+// day) and dearer for a large one; the ingest preloads when it expects
+// many events.
+func (w *Writer) PreloadDims() error {
+	w.dimsLoaded = true
+	return w.loadCaches()
+}
+
 // loadCaches reads every dimension row into the caches.
 func (w *Writer) loadCaches() error {
 	load := func(q string, f func(rows *sql.Rows) error) error {
@@ -171,7 +182,9 @@ func (w *Writer) resetCaches() {
 	clear(w.aliases)
 	w.undo = w.undo[:0]
 	w.loadCounters()
-	w.loadCaches()
+	if w.dimsLoaded {
+		w.loadCaches()
+	}
 	// The set held the rolled-back transaction's ids too: reload it from
 	// what is committed (without the write lock, hence its version first).
 	v, err := w.dataVersion()

@@ -163,6 +163,17 @@ if [ -n "$B_SECS" ]; then
   echo "(sqlite3 time = gunzip $(f1 "$G_SECS") s + load; peak RSS = max of the two)"
 fi
 echo "load average after the ingests: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The growth from 1M to 10M (issue 18: linear, at most 10.5x): each run
+# keeps its ingest figures; the 10M run reads those of the last 1M run
+# (make bench runs the two one after the other).
+FIG_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/keyceremony-bench
+mkdir -p "$FIG_DIR"
+echo "$P_SECS $P_CPU $P_RSS $P_SIZE $(date -u +%FT%TZ)" > "$FIG_DIR/ingest-$EVENTS.txt"
+if [ "$EVENTS" = 10000000 ] && [ -f "$FIG_DIR/ingest-1000000.txt" ]; then
+  read -r S1 C1 R1 Z1 W1 < "$FIG_DIR/ingest-1000000.txt"
+  awk -v s="$P_SECS" -v s1="$S1" -v c="$P_CPU" -v c1="$C1" -v z="$P_SIZE" -v z1="$Z1" -v w="$W1" \
+    'BEGIN{printf "10M against the 1M run of %s: wall %.1fx, CPU %.1fx, database %.1fx (linear: 10x)\n", w, s/s1, c/c1, z/z1}'
+fi
 
 # --- on our database: reports, a count, one more day ---------------------------
 echo

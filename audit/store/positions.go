@@ -22,7 +22,7 @@ func (s *Store) PageStarts(ctx context.Context, f Filter, order Order, every int
 	}
 	// An ordered scan without a practical limit; sql() adds ORDER BY only
 	// together with LIMIT.
-	q, args := p.sql(order, nil, math.MaxInt32)
+	q, args := p.sql(order, nil, 0, math.MaxInt32)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("index events: %w", err)
@@ -61,18 +61,78 @@ type Count struct {
 	N     int64
 }
 
-// DailyCounts counts the events matching f per UTC day (YYYY-MM-DD), in
-// day order: the data of a daily-usage chart. From the rollups when they
-// can answer (rollupFilter), else from the events.
-func (s *Store) DailyCounts(ctx context.Context, f Filter) ([]Count, error) {
-	if where, args, ok, err := s.rollupFilter(ctx, f); err != nil || ok {
-		if err != nil || where == "" {
-			return nil, err
-		}
-		return s.counts(ctx, `SELECT strftime('%Y-%m-%d', day*86400, 'unixepoch'), sum(events) FROM rollups r WHERE `+where+
-			` GROUP BY day ORDER BY day`, args)
+// DayEvents is the number of events of one UTC day (a Unix day, UnixDay).
+type DayEvents struct {
+	Day, N int64
+}
+
+// DayCounts counts the events matching f per UTC day, in day order, days
+// without events left out. From the rollups when they can answer
+// (rollupFilter: milliseconds however many events), else by a count over
+// the filter's index inside SQLite.
+func (s *Store) DayCounts(ctx context.Context, f Filter) ([]DayEvents, error) {
+	where, args, ok, err := s.rollupFilter(ctx, f)
+	if err != nil || ok && where == "" {
+		return nil, err
 	}
-	return s.grouped(ctx, f, `SELECT strftime('%Y-%m-%d', time, 'unixepoch') AS d, count(*) FROM events WHERE id IN (%s) GROUP BY d ORDER BY d`)
+	if ok {
+		return s.dayCounts(ctx, `SELECT day, sum(events) FROM rollups r WHERE `+where+` GROUP BY day ORDER BY day`, args)
+	}
+	return s.dayCountsFromEvents(ctx, f)
+}
+
+// dayCountsFromEvents is DayCounts counted from the events.
+func (s *Store) dayCountsFromEvents(ctx context.Context, f Filter) ([]DayEvents, error) {
+	p, err := s.plan(ctx, f)
+	if err != nil || p.empty {
+		return nil, err
+	}
+	inner, args := p.sql(Newest, nil, 0, 0) // (id, time) of each matching event
+	return s.dayCounts(ctx, `SELECT `+sqlUnixDay("time")+` AS d, count(*) FROM (`+inner+`) GROUP BY d ORDER BY d`, args)
+}
+
+func (s *Store) dayCounts(ctx context.Context, q string, args []any) ([]DayEvents, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count events per day: %w", err)
+	}
+	defer rows.Close()
+	var out []DayEvents
+	for rows.Next() {
+		var c DayEvents
+		if err := rows.Scan(&c.Day, &c.N); err != nil {
+			return nil, fmt.Errorf("count events per day: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count events per day: %w", err)
+	}
+	return out, nil
+}
+
+// sqlUnixDay is UnixDay in SQL: floor(t / 86400), also before 1970.
+func sqlUnixDay(t string) string {
+	return t + `/86400 - (` + t + ` < 0 AND ` + t + ` % 86400 <> 0)`
+}
+
+// DailyCounts counts the events matching f per UTC day (YYYY-MM-DD), in
+// day order: the data of a daily-usage chart.
+func (s *Store) DailyCounts(ctx context.Context, f Filter) ([]Count, error) {
+	days, err := s.DayCounts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return DayLabels(days), nil
+}
+
+// DayLabels labels day counts YYYY-MM-DD.
+func DayLabels(days []DayEvents) []Count {
+	out := make([]Count, 0, len(days))
+	for _, d := range days {
+		out = append(out, Count{Label: dayString(d.Day), N: d.N})
+	}
+	return out
 }
 
 // NameCounts counts the events matching f per event name, most frequent
@@ -151,7 +211,7 @@ func (s *Store) grouped(ctx context.Context, f Filter, outer string) ([]Count, e
 	if err != nil || p.empty {
 		return nil, err
 	}
-	inner, args := p.sql(Newest, nil, 0)
+	inner, args := p.sql(Newest, nil, 0, 0)
 	// The id query selects (id, time); keep the ids.
 	return s.counts(ctx, strings.Replace(outer, "%s", "SELECT id FROM ("+inner+")", 1), args)
 }

@@ -176,7 +176,12 @@ func (s *Store) plan(ctx context.Context, f Filter) (*plan, error) {
 		}
 	}
 	if f.Principal != "" {
-		pids, err := s.ids(ctx, `SELECT id FROM principals WHERE arn = ? OR role_arn = ?`, f.Principal, f.Principal)
+		// Two indexed lookups: with OR, or without the literal
+		// role_arn <> '' that the partial index principals_role is
+		// defined by, SQLite scans every principal (170,000 at ten
+		// million events: 30 ms for each page of a listing).
+		pids, err := s.ids(ctx, `SELECT id FROM principals WHERE arn = ?
+			UNION SELECT id FROM principals WHERE role_arn = ? AND role_arn <> ''`, f.Principal, f.Principal)
 		if err != nil {
 			return nil, err
 		}

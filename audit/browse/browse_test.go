@@ -2,10 +2,7 @@ package browse_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -127,7 +124,7 @@ func TestPagesMatchPageStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	day := 24 * time.Hour
-	const size = 97
+	const size = 131
 	splitTies, movedSeen := 0, 0
 	for _, tc := range []struct {
 		name string
@@ -284,36 +281,10 @@ func TestDaysSumToLen(t *testing.T) {
 func TestPagesAtDayEdges(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	var recs []map[string]any
-	n := 0
-	add := func(at time.Time, copies int) {
-		for range copies {
-			n++
-			recs = append(recs, map[string]any{
-				"eventVersion": "1.11", "eventTime": at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com",
-				"eventName": "Decrypt", "awsRegion": "eu-west-1", "recipientAccountId": "111122223333",
-				"eventID":      fmt.Sprintf("00000000-0000-4000-8000-%012d", n),
-				"userIdentity": map[string]any{"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/Alice", "accountId": "111122223333"},
-				"resources":    []any{map[string]any{"type": "AWS::KMS::Key", "ARN": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}},
-				"eventType":    "AwsApiCall", "managementEvent": false, "eventCategory": "Data",
-			})
-		}
-	}
-	d0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	for _, d := range []int{0, 1, 3} { // no events on day 2
-		day := d0.AddDate(0, 0, d)
-		add(day, 3)
-		add(day.Add(time.Second), 1)
-		add(day.Add(12*time.Hour), 2)
-		add(day.Add(24*time.Hour-time.Second), 3)
-	}
-	doc, err := json.Marshal(map[string]any{"Records": recs})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := filepath.Join(dir, "logs")
-	os.MkdirAll(logs, 0o700)
-	if err := os.WriteFile(filepath.Join(logs, "edges.json"), doc, 0o600); err != nil {
+	times := cloudtrailgen.EdgeTimes(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 0, 1, 3) // no events on day 2
+	n := len(times)
+	if err := cloudtrailgen.WriteAt(filepath.Join(logs, "edges.json"), 1, times); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, filepath.Join(dir, "audit.db"))

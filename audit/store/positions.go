@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"time"
 )
 
 // PageStarts walks the listing (f, order) once, reading only the indexed
@@ -71,24 +74,85 @@ type DayEvents struct {
 // (rollupFilter: milliseconds however many events), else by a count over
 // the filter's index inside SQLite.
 func (s *Store) DayCounts(ctx context.Context, f Filter) ([]DayEvents, error) {
-	where, args, ok, err := s.rollupFilter(ctx, f)
-	if err != nil || ok && where == "" {
-		return nil, err
+	anyPeriod := f
+	anyPeriod.From, anyPeriod.To = time.Time{}, time.Time{}
+	if _, _, ok, err := s.rollupFilter(ctx, anyPeriod); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return s.dayCountsFromEvents(ctx, f)
 	}
-	if ok {
-		return s.dayCounts(ctx, `SELECT day, sum(events) FROM rollups r WHERE `+where+` GROUP BY day ORDER BY day`, args)
+	// A period that starts or ends within a day: the whole days between
+	// from the rollups, the partial days at its ends from the events.
+	whole := f
+	var head, tail []DayEvents
+	if from, to := f.From.Unix(), f.To.Unix(); !f.From.IsZero() && from%86400 != 0 {
+		next := (UnixDay(from) + 1) * 86400
+		if f.To.IsZero() || to > next {
+			part := f
+			part.To = time.Unix(next, 0).UTC()
+			var err error
+			if head, err = s.dayCountsFromEvents(ctx, part); err != nil {
+				return nil, err
+			}
+			whole.From = part.To
+		}
 	}
-	return s.dayCountsFromEvents(ctx, f)
+	if to := f.To.Unix(); !f.To.IsZero() && to%86400 != 0 && !whole.From.After(time.Unix(UnixDay(to)*86400, 0)) {
+		part := whole
+		part.From = time.Unix(UnixDay(to)*86400, 0).UTC()
+		var err error
+		if tail, err = s.dayCountsFromEvents(ctx, part); err != nil {
+			return nil, err
+		}
+		whole.To = part.From
+	}
+	where, args, ok, err := s.rollupFilter(ctx, whole)
+	if err != nil || !ok { // !ok: the period lies within one day
+		if err != nil {
+			return nil, err
+		}
+		return s.dayCountsFromEvents(ctx, f)
+	}
+	var days []DayEvents
+	if where != "" {
+		if days, err = s.dayCounts(ctx, `SELECT day, sum(events) FROM rollups r WHERE `+where+` GROUP BY day ORDER BY day`, args); err != nil {
+			return nil, err
+		}
+	}
+	return append(append(head, days...), tail...), nil
 }
 
-// dayCountsFromEvents is DayCounts counted from the events.
+// dayCountsFromEvents is DayCounts counted from the events: for each day
+// with a matching event (found with one keyset query from the day before),
+// a count over the filter's index in that day. A GROUP BY over the
+// listing would sort every matching row.
 func (s *Store) dayCountsFromEvents(ctx context.Context, f Filter) ([]DayEvents, error) {
 	p, err := s.plan(ctx, f)
 	if err != nil || p.empty {
 		return nil, err
 	}
-	inner, args := p.sql(Newest, nil, 0, 0) // (id, time) of each matching event
-	return s.dayCounts(ctx, `SELECT `+sqlUnixDay("time")+` AS d, count(*) FROM (`+inner+`) GROUP BY d ORDER BY d`, args)
+	var out []DayEvents
+	var cur *Cursor
+	for {
+		q, args := p.sql(Oldest, cur, 0, 1)
+		var id, t int64
+		if err := s.db.QueryRowContext(ctx, q, args...).Scan(&id, &t); errors.Is(err, sql.ErrNoRows) {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("count events per day: %w", err)
+		}
+		d := UnixDay(t)
+		day := *p
+		day.preds = append(append([]string{}, p.preds...), "e.time >= ?", "e.time < ?")
+		day.pargs = append(append([]any{}, p.pargs...), d*86400, (d+1)*86400)
+		n, err := s.count(ctx, &day)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, DayEvents{Day: d, N: n})
+		cur = &Cursor{Time: (d+1)*86400 - 1, ID: math.MaxInt64} // the next day on
+	}
 }
 
 func (s *Store) dayCounts(ctx context.Context, q string, args []any) ([]DayEvents, error) {

@@ -347,7 +347,13 @@ func (s *Store) CountEvents(ctx context.Context, f Filter) (int64, error) {
 	if err != nil || p.empty {
 		return 0, err
 	}
+	return s.count(ctx, p)
+}
+
+// count counts the events of a plan.
+func (s *Store) count(ctx context.Context, p *plan) (int64, error) {
 	var n int64
+	var err error
 	if len(p.branches) == 1 {
 		q := "SELECT count(*) FROM events e WHERE " + strings.Join(append([]string{p.branches[0]}, p.preds...), " AND ")
 		err = s.db.QueryRowContext(ctx, q, append(append([]any{}, p.bargs[0]...), p.pargs...)...).Scan(&n)

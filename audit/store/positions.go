@@ -13,8 +13,10 @@ import (
 // PageStarts walks the listing (f, order) once, reading only the indexed
 // (time, id) pairs, and returns the cursor each page of size `every` starts
 // after: starts[0] is nil (the first page), starts[k] the last row of page
-// k-1. With it a table can jump to any page with one keyset query, so page
-// 10,000 costs what page 1 costs, without OFFSET. It also returns the row count.
+// k-1, and the row count. Its cost grows with the matching rows (half a
+// second a million), so the event table no longer uses it (audit/browse
+// places pages from DayCounts); it is the reference listing its tests
+// compare with, row by row.
 func (s *Store) PageStarts(ctx context.Context, f Filter, order Order, every int) ([]*Cursor, int64, error) {
 	if every <= 0 {
 		return nil, 0, fmt.Errorf("page size must be positive")

@@ -14,20 +14,8 @@ import (
 
 // The chart aggregates agree with plain SQL over the documented view.
 func TestDailyAndNameCounts(t *testing.T) {
-	dir := t.TempDir()
-	logs := filepath.Join(dir, "logs")
-	if _, err := cloudtrailgen.Generate(logs, cloudtrailgen.Config{KMSEvents: 3000, Days: 4, FileInterval: 3 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	st := loadGenerated(t, cloudtrailgen.Config{KMSEvents: 3000, Days: 4, FileInterval: 3 * time.Hour}, nil)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := ingest.Run(ctx, st, []string{logs}, ingest.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	for _, f := range []store.Filter{{}, {EventName: "Decrypt"}, {ErrorsOnly: true}} {
 		days, err := st.DailyCounts(ctx, f)
 		if err != nil {
@@ -73,25 +61,10 @@ func TestDailyAndNameCounts(t *testing.T) {
 // and so does the count from the events alone, for periods that start and
 // end at midnight, within a day, or both.
 func TestDayCountsEqualSQL(t *testing.T) {
-	dir := t.TempDir()
-	logs := filepath.Join(dir, "logs")
 	cfg := cloudtrailgen.Config{KMSEvents: 4000, Days: 5, FileInterval: 3 * time.Hour}
-	if _, err := cloudtrailgen.Generate(logs, cfg); err != nil {
-		t.Fatal(err)
-	}
 	// Events at 00:00:00 and 23:59:59 of three days, several a second.
-	if err := cloudtrailgen.WriteAt(filepath.Join(logs, "edges.json"), 1, cloudtrailgen.EdgeTimes(cfg.Defaults().Start, 0, 1, 3)); err != nil {
-		t.Fatal(err)
-	}
+	st := loadGenerated(t, cfg, cloudtrailgen.EdgeTimes(cfg.Defaults().Start, 0, 1, 3))
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := ingest.Run(ctx, st, []string{logs}, ingest.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	d0 := cfg.Defaults().Start
 	at := func(days int, h time.Duration) time.Time { return d0.AddDate(0, 0, days).Add(h) }
 	for _, f := range []store.Filter{
@@ -176,3 +149,29 @@ func TestDayCountsEqualSQL(t *testing.T) {
 }
 
 const rollupKey = `day, account, region, name, category, key, key2, error_code`
+
+// loadGenerated ingests a generated trail, and a file of events at the
+// given times, into a new database.
+func loadGenerated(t *testing.T, cfg cloudtrailgen.Config, at []time.Time) *store.Store {
+	t.Helper()
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if _, err := cloudtrailgen.Generate(logs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(at) > 0 {
+		if err := cloudtrailgen.WriteAt(filepath.Join(logs, "at.json"), 1, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(dir, "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := ingest.Run(ctx, st, []string{logs}, ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -299,8 +299,9 @@ func (s *Store) Events(ctx context.Context, f Filter, order Order, cur *Cursor, 
 
 // EventsFrom is Events after passing over the first skip rows that follow
 // cur: the page that starts skip rows after it. Skipping costs an index step
-// per row (no row is loaded), so a listing can land anywhere in a day of
-// events from the day's start.
+// per row (and a table lookup when a condition is not in the index), no
+// event is loaded, so a listing can land anywhere in a day of events from
+// the day's edge.
 func (s *Store) EventsFrom(ctx context.Context, f Filter, order Order, cur *Cursor, skip, limit int) (Page, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 100

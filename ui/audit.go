@@ -291,7 +291,7 @@ func (p *AuditPage) Filter() (store.Filter, error) {
 	return f, nil
 }
 
-// Apply lists the events matching the filters (indexing runs in the background).
+// Apply lists the events matching the filters (in the background).
 func (p *AuditPage) Apply() {
 	st := p.Store()
 	if st == nil {
@@ -342,13 +342,11 @@ func (p *AuditPage) Apply() {
 		if err != nil {
 			return
 		}
-		// The charts aggregate every matching event: computed after the
-		// table is on screen, so a million rows never delay the listing.
-		days, err := st.DailyCounts(ctx, f)
-		var names []store.Count
-		if err == nil {
-			names, err = st.NameCounts(ctx, f)
-		}
+		// The charts aggregate every matching event: the daily counts are
+		// the listing's own (src.Days), the operations mix is computed
+		// after the table is on screen.
+		days := store.DayLabels(src.Days())
+		names, err := st.NameCounts(ctx, f)
 		if err != nil {
 			return
 		}

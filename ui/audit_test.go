@@ -79,6 +79,32 @@ func TestAuditTableShowsExactlyTheSQLRows(t *testing.T) {
 		}
 		return false
 	})
+	// The daily chart (drawn from the listing's own day counts) names the
+	// first and last day and the busiest day's count as the store counts
+	// them; the status line says how many events match.
+	days, err := p.Store().DailyCounts(context.Background(), store.Filter{})
+	if err != nil || len(days) < 3 {
+		t.Fatalf("daily counts %v %v", days, err)
+	}
+	var busiest, total int64
+	for _, d := range days {
+		busiest, total = max(busiest, d.N), total+d.N
+	}
+	for _, want := range []string{days[0].Label, days[len(days)-1].Label, fmt.Sprintf("max %d/day", busiest)} {
+		waitFor(t, "the daily chart's "+want, func() bool {
+			for _, txt := range findAll[*canvas.Text](p.charts) {
+				if txt.Text == want {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	var status string
+	fyne.DoAndWait(func() { status = p.status.Text })
+	if st := status; !strings.HasPrefix(st, fmt.Sprintf("%d events match", total)) {
+		t.Errorf("status %q, want %d events to match", st, total)
+	}
 
 	for _, tc := range []struct {
 		name   string

@@ -3,11 +3,9 @@ package ingest
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,23 +46,10 @@ func checkRollups(t *testing.T, st *store.Store, when string) store.Rollups {
 func splitTree(t *testing.T, tree, cut string) string {
 	t.Helper()
 	late := t.TempDir()
-	n := 0
-	filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(tree, p)
-		parts := strings.Split(filepath.ToSlash(rel), "/")
-		// AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/file
-		if len(parts) < 8 || strings.Join(parts[4:7], "-") < cut {
-			return nil
-		}
-		dst := filepath.Join(late, rel)
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		copyFile(t, p, dst)
-		n++
-		return nil
-	})
+	n, err := cloudtrailgen.CopyDaysFrom(tree, late, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n == 0 {
 		t.Fatalf("no file of %s is on or after %s", tree, cut)
 	}

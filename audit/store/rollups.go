@@ -219,7 +219,7 @@ func (k RollupKey) less(o RollupKey) bool {
 // bounded however many events there are).
 func backfillRollups(ctx context.Context, conn *sql.Conn) error {
 	_, err := conn.ExecContext(ctx, `INSERT INTO rollups (`+rollupKeyCols+`, events)
-		SELECT time/86400 - (time < 0 AND time % 86400 <> 0) AS d, coalesce(account,0) AS a, coalesce(region,0) AS r, name, category,
+		SELECT `+sqlUnixDay("time")+` AS d, coalesce(account,0) AS a, coalesce(region,0) AS r, name, category,
 			coalesce(key,0) AS k, coalesce(key2,0) AS k2, coalesce(error_code,0) AS e, count(*)
 		FROM events GROUP BY d, a, r, name, category, k, k2, e`)
 	if err != nil {

@@ -408,7 +408,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, order := range []Order{Newest, Oldest} {
-			q, args := p.sql(order, cur, 50)
+			q, args := p.sql(order, cur, 0, 50)
 			rows, err := st.db.Query("EXPLAIN QUERY PLAN "+q, args...)
 			if err != nil {
 				t.Fatal(err)

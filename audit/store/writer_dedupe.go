@@ -104,7 +104,12 @@ func (w *Writer) fitMemoryLimit() {
 	}
 	lim := w.baseLimit
 	if w.ids != nil {
-		lim += max(w.ids.made, int64(w.ids.len())*idBytes)
+		// A set under half the limit leaves the rest room enough, and
+		// raising the limit then only lets the heap grow (at a million
+		// events, 45 MiB more peak RSS for no gain).
+		if set := max(w.ids.made, int64(w.ids.len())*idBytes); set >= w.baseLimit/2 {
+			lim += set
+		}
 	}
 	debug.SetMemoryLimit(lim)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -15,14 +16,17 @@ import (
 
 	"github.com/keyceremony/keyceremony/audit/ceremonies"
 	"github.com/keyceremony/keyceremony/audit/ingest"
+	"github.com/keyceremony/keyceremony/ceremony/transcript"
 )
 
 func auditIngest(ctx context.Context, env *Env, args []string) error {
-	fs := auditFlags(env, "ingest", "ingest [--db PATH] [--json] [--workers N] [--allow-rehearsal] PATH... (CloudTrail files, directories, .tar/.zip, - for stdin; ceremony output directories and *.transcript.jsonl)")
+	fs := auditFlags(env, "ingest", "ingest [--db PATH] [--json] [--workers N] [--allow-rehearsal] [--expect CEREMONY=HASH|WORDS]... PATH... (CloudTrail files, directories, .tar/.zip, - for stdin; ceremony output directories and *.transcript.jsonl)")
 	db := fs.String("db", "", "audit database (default: <user config dir>/keyceremony/audit.db)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	workers := fs.Int("workers", 0, "parsing goroutines (default: all cores)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar even on a terminal")
+	var expects multiFlag
+	fs.Var(&expects, "expect", "CEREMONY=HASH|WORDS: the final hash on the signed paper of the ceremony directory or transcript CEREMONY (64 hex digits or the 32 words, quoted); it must end with it. Repeat for each ceremony")
 	rehearsal := fs.Bool("allow-rehearsal", false, "load rehearsal ceremony transcripts too (marked as rehearsals; never evidence of a key's birth)")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -47,9 +51,13 @@ func auditIngest(ctx context.Context, env *Env, args []string) error {
 	// as ceremonies, in a run of their own; the rest is CloudTrail.
 	var cerPaths []string
 	paths, cerPaths = ceremonies.Split(paths)
+	expectFor, err := paperHashes(expects, cerPaths)
+	if err != nil {
+		return err
+	}
 	var csum *ceremonies.Summary
 	if len(cerPaths) > 0 {
-		if csum, err = ceremonies.Ingest(ctx, st, cerPaths, runArgs, ceremonies.Options{AllowRehearsal: *rehearsal}); err != nil {
+		if csum, err = ceremonies.Ingest(ctx, st, cerPaths, runArgs, ceremonies.Options{AllowRehearsal: *rehearsal, ExpectFor: expectFor}); err != nil {
 			return err
 		}
 		if len(paths) == 0 {
@@ -211,6 +219,41 @@ func (b *progressBar) done() {
 }
 
 // reportCeremonies prints the outcome of an ingest of ceremonies only.
+// paperHashes reads the --expect CEREMONY=HASH|WORDS flags into the final
+// hash of each ceremony path given (split at the last "=": a path may hold
+// one, a hash or its words never do). A CEREMONY that is not one of the
+// ceremony paths of the command is a mistake worth stopping for: the
+// reviewer believes a transcript was checked against its paper.
+func paperHashes(flags []string, cerPaths []string) (map[string][]byte, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	given := map[string]string{}
+	for _, p := range cerPaths {
+		given[filepath.Clean(p)] = p
+	}
+	out := map[string][]byte{}
+	for _, f := range flags {
+		i := strings.LastIndex(f, "=")
+		if i <= 0 {
+			return nil, usagef("--expect %q: want CEREMONY=HASH|WORDS (a ceremony directory or transcript, the final hash on its signed paper)", f)
+		}
+		p, ok := given[filepath.Clean(f[:i])]
+		if !ok {
+			return nil, usagef("--expect %s: not one of the ceremony directories or transcripts given to this command", f[:i])
+		}
+		h, err := transcript.ParseHash(f[i+1:])
+		if err != nil {
+			return nil, usagef("--expect %s: %v", f[:i], err)
+		}
+		if _, dup := out[p]; dup {
+			return nil, usagef("--expect %s: given twice", f[:i])
+		}
+		out[p] = h
+	}
+	return out, nil
+}
+
 func reportCeremonies(env *Env, s *ceremonies.Summary, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(env.Stdout)

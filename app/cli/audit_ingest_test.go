@@ -186,7 +186,7 @@ func TestKillAndResume(t *testing.T) {
 	if n := dbCount(t, k, `SELECT count(*) FROM events e LEFT JOIN raw_blocks b ON b.id = e.block WHERE b.id IS NULL`); n != 0 {
 		t.Fatalf("%d events without their raw block", n)
 	}
-	if n := dbCount(t, k, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name LIKE 'events_%'`); n != 7 {
+	if n := dbCount(t, k, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name LIKE 'events_%'`); n != 8 {
 		t.Fatalf("%d indexes after resume", n)
 	}
 	// Every raw record reads back.

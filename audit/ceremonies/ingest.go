@@ -58,7 +58,11 @@ func Ingest(ctx context.Context, st *store.Store, paths []string, args []string,
 			return fail(err)
 		}
 		item := Loaded{Path: p}
-		c, lerr := Load(p, o)
+		lo := o
+		if h, ok := o.ExpectFor[p]; ok {
+			lo.Expect = h
+		}
+		c, lerr := Load(p, lo)
 		if lerr != nil {
 			tr, _ := TranscriptOf(p)
 			if tr == "" {

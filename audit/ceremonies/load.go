@@ -46,6 +46,9 @@ type Options struct {
 	// Expect is the final hash written on the signed paper, when the
 	// reviewer has it: the transcript must end with it.
 	Expect []byte
+	// ExpectFor gives Ingest the paper's final hash per path, as given
+	// (a ceremony directory or transcript); it overrides Expect there.
+	ExpectFor map[string][]byte
 }
 
 // RefusedError is a transcript that was not loaded, and why.

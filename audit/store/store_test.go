@@ -409,18 +409,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		}
 		for _, order := range []Order{Newest, Oldest} {
 			q, args := p.sql(order, cur, 0, 50)
-			rows, err := st.db.Query("EXPLAIN QUERY PLAN "+q, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				rows.Scan(&id, &parent, &unused, &detail)
-				plan = append(plan, detail)
-			}
-			rows.Close()
+			plan := queryPlan(t, st, q, args...)
 			all := strings.Join(plan, " | ")
 			for _, d := range plan {
 				if strings.HasPrefix(d, "SCAN e") && !strings.Contains(d, "INDEX") {
@@ -432,6 +421,24 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of q, one detail per step.
+func queryPlan(t *testing.T, st *Store, q string, args ...any) []string {
+	t.Helper()
+	rows, err := st.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		rows.Scan(&id, &parent, &unused, &detail)
+		plan = append(plan, detail)
+	}
+	return plan
 }
 
 func TestCoverageFillsGaps(t *testing.T) {
@@ -771,19 +778,7 @@ func TestKeyMaterialsStoredAndBackfilled(t *testing.T) {
 // pass over millions of rows at ten million events).
 func TestUnresolvedAliasesFromTheirIndex(t *testing.T) {
 	st := openTemp(t)
-	rows, err := st.db.Query("EXPLAIN QUERY PLAN "+UnresolvedAliasesQuery, int64(1)<<40)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		rows.Scan(&id, &parent, &unused, &detail)
-		plan = append(plan, detail)
-	}
-	all := strings.Join(plan, " | ")
+	all := strings.Join(queryPlan(t, st, UnresolvedAliasesQuery, int64(1)<<40), " | ")
 	if !strings.Contains(all, "INDEX events_alias_unresolved") {
 		t.Fatalf("the unresolved aliases are not read from their index: %s", all)
 	}

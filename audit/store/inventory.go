@@ -171,11 +171,12 @@ func (w *Writer) ResolveAliases() (int, error) {
 	if err := w.begin(); err != nil {
 		return 0, err
 	}
-	var indexed, unresolvedIndexed int
+	// events_alias_time and events_alias_unresolved go and come back
+	// together (a bulk load drops every index, BuildIndexes builds the
+	// missing ones in one transaction; v12 adds the second to a database
+	// that has the first, or has neither after a killed bulk load).
+	var indexed int
 	if err := w.conn.QueryRowContext(w.ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name='events_alias_time'`).Scan(&indexed); err != nil {
-		return 0, err
-	}
-	if err := w.conn.QueryRowContext(w.ctx, `SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?`, unresolvedIndex.name).Scan(&unresolvedIndexed); err != nil {
 		return 0, err
 	}
 	var byAlias map[int64][]aliasEvent
@@ -216,7 +217,7 @@ func (w *Writer) ResolveAliases() (int, error) {
 			}
 		} else {
 			var err error
-			if evs, err = w.aliasCandidates(al, dirty, since, pending, unresolvedIndexed > 0); err != nil {
+			if evs, err = w.aliasCandidates(al, dirty, since, pending); err != nil {
 				return updated, fmt.Errorf("resolve alias %d: %w", al, err)
 			}
 		}
@@ -292,7 +293,7 @@ const (
 // aliasCandidates lists the events of alias al to resolve again: those at
 // or after since if its history changed (dirty), those without a key if
 // it has some (pending), in (time, id) order.
-func (w *Writer) aliasCandidates(al int64, dirty bool, since int64, pending, unresolvedIndexed bool) ([]aliasEvent, error) {
+func (w *Writer) aliasCandidates(al int64, dirty bool, since int64, pending bool) ([]aliasEvent, error) {
 	var evs []aliasEvent
 	if dirty {
 		var err error
@@ -303,13 +304,7 @@ func (w *Writer) aliasCandidates(al int64, dirty bool, since int64, pending, unr
 	if !pending || (dirty && since == math.MinInt64) {
 		return evs, nil
 	}
-	var more []aliasEvent
-	var err error
-	if unresolvedIndexed {
-		more, err = w.aliasEvents(unresolvedEventsQuery, al)
-	} else {
-		more, err = w.aliasEvents(aliasEventsQuery, al, int64(math.MinInt64), int(cloudtrail.KeyAlias), int(cloudtrail.KeyInventory))
-	}
+	more, err := w.aliasEvents(unresolvedEventsQuery, al)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +313,7 @@ func (w *Writer) aliasCandidates(al int64, dirty bool, since int64, pending, unr
 		seen[e.id] = true
 	}
 	for _, e := range more {
-		if e.key == 0 && !seen[e.id] {
+		if !seen[e.id] {
 			evs = append(evs, e)
 		}
 	}

@@ -119,15 +119,16 @@ type Summary struct {
 }
 
 // Bulk-load heuristic: input size to events, assuming gzipped logs.
+const (
+	bulkMinBytes  = 16 << 20
+	gzipRatio     = 8
+	bytesPerEvent = 1500
+)
+
 // preloadMinEvents: from this many expected events on, the writer reads
 // every dimension row once instead of each on its first use
 // (store.Writer.PreloadDims).
-const (
-	preloadMinEvents = 100000
-	bulkMinBytes     = 16 << 20
-	gzipRatio        = 8
-	bytesPerEvent    = 1500
-)
+const preloadMinEvents = 100000
 
 // estimateEvents guesses how many events a source holds from its size:
 // compressed files (by name) inflate about gzipRatio times. It sizes the

@@ -136,7 +136,7 @@ type Writer struct {
 	// BulkEvents, if set before DropIndexes, is the expected number of new
 	// events: the in-memory eventID set is sized for it once.
 	BulkEvents int64
-	// MaxBulkIDs caps the in-memory eventID set of a bulk load (about 40
+	// MaxBulkIDs caps the in-memory eventID set of a bulk load (about 50
 	// bytes an eventID): past it, the load commits, builds the UNIQUE index
 	// and goes on deduplicating through it, the other indexes still left
 	// for the end, so that the process's memory stays bounded whatever the
@@ -163,22 +163,22 @@ type Writer struct {
 	rawMany map[int]driver.Stmt
 	nargs   []driver.NamedValue
 
-	run       int64
-	lock      *runLock // held while the run is alive
-	inFile    bool
-	fileBlock int64 // id reserved for the current file's own block (0: none yet)
-	fileNew   int   // new events that point into it
-	savepoint bool
-	meta      FileMeta
-	fileID    int64
-	kmsNew    int
-	kmsDup    int
-	newPerDay map[DayKey]*int
+	run        int64
+	lock       *runLock // held while the run is alive
+	inFile     bool
+	fileBlock  int64 // id reserved for the current file's own block (0: none yet)
+	fileNew    int   // new events that point into it
+	savepoint  bool
+	meta       FileMeta
+	fileID     int64
+	kmsNew     int
+	kmsDup     int
+	newPerDay  map[DayKey]*int
+	dimsLoaded bool // PreloadDims was called
 	// dirtyAlias: aliases whose history changed, with the time from which
 	// their events are resolved again (math.MinInt64: all of them);
 	// pendingAlias: aliases with events whose key is not known yet (those
 	// events are).
-	dimsLoaded   bool // PreloadDims was called
 	dirtyAlias   map[int64]int64
 	pendingAlias map[int64]bool
 	args         []any

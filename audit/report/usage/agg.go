@@ -11,7 +11,8 @@ type agg struct {
 	svcs                        map[int64]*cnt
 	accts                       map[string]*cnt
 	errs                        map[int64]int64
-	daily                       []DayCount
+	daily                       []DayCount // nil until the first cryptographic call (dayCount)
+	days                        int
 	firstUse, lastUse           int64
 	lastUseRow                  int64
 	crossFirst                  map[string]rowRef // caller account -> first event
@@ -56,5 +57,16 @@ func (r rowRef) before(o rowRef) bool { return r.t < o.t || r.t == o.t && r.id <
 
 func newAgg(days int) *agg {
 	return &agg{ops: map[int64]*cnt{}, idents: map[int32]*cnt{}, svcs: map[int64]*cnt{}, accts: map[string]*cnt{},
-		errs: map[int64]int64{}, daily: make([]DayCount, days), crossFirst: map[string]rowRef{}}
+		errs: map[int64]int64{}, days: days, crossFirst: map[string]rowRef{}}
+}
+
+// dayCount is day di of the series, made at the first cryptographic call:
+// most keys of a large account see none in a period (21 of 50,000 in the
+// 10M-event benchmark), and a series each would hold 2.8 KiB of zeros for
+// 90 days; they share one series of zeros instead (builder.zeros).
+func (a *agg) dayCount(di int) *DayCount {
+	if a.daily == nil {
+		a.daily = make([]DayCount, a.days)
+	}
+	return &a.daily[di]
 }

@@ -114,9 +114,9 @@ func (b *builder) aggregates(cov *report.Coverage) error {
 			a.tally(op, idx, inv, callerAcct, ec, n)
 			if crypto {
 				a.crypto += n
-				a.daily[di].Calls += n
+				a.dayCount(di).Calls += n
 				if failed {
-					a.daily[di].Failed += n
+					a.dayCount(di).Failed += n
 				} else {
 					if a.firstUse == 0 || first < a.firstUse {
 						a.firstUse = first

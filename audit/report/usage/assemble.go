@@ -85,10 +85,26 @@ func (b *builder) usage(a *agg) Usage {
 	sortCounts(u.Services)
 	sortCounts(u.Accounts)
 	sortCounts(u.Errors)
-	for i := range u.Daily {
-		u.Daily[i].Day = report.Day(time.Unix(b.from, 0).Add(time.Duration(i) * day))
+	if u.Daily == nil {
+		u.Daily = b.zeros()
+	} else {
+		for i := range u.Daily {
+			u.Daily[i].Day = b.dayNames[i]
+		}
 	}
 	return u
+}
+
+// zeros is the series of a set of events with no cryptographic call: one
+// for all of them (the model is read-only once built).
+func (b *builder) zeros() []DayCount {
+	if b.zeroDaily == nil {
+		b.zeroDaily = make([]DayCount, b.days)
+		for i := range b.zeroDaily {
+			b.zeroDaily[i].Day = b.dayNames[i]
+		}
+	}
+	return b.zeroDaily
 }
 
 func (b *builder) assemble(r *Report, cov *report.Coverage) error {
@@ -97,7 +113,7 @@ func (b *builder) assemble(r *Report, cov *report.Coverage) error {
 		return err
 	}
 	for i := range b.daily {
-		b.daily[i].Day = r.Days[i]
+		b.daily[i].Day = b.dayNames[i]
 	}
 	r.Daily = b.daily
 	if err := b.assembleKeys(r, cov, gone, createdIn); err != nil {

@@ -39,6 +39,11 @@ type builder struct {
 	loc  *time.Location
 	from int64 // first second of the first day
 	days int
+	// dayNames are the period's days as the series name them (Report.Days):
+	// every series shares these strings rather than formatting its own
+	// (at 50,000 keys and 90 days, 66 MiB of copies).
+	dayNames  []string
+	zeroDaily []DayCount // zeros
 
 	keys    map[int64]*keyInfo
 	keyList []*keyInfo
@@ -126,6 +131,7 @@ func Build(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	for d := fromDay; !d.After(lastDay); d = d.Add(day) {
 		r.Days = append(r.Days, report.Day(d))
 	}
+	b.dayNames = r.Days
 
 	steps.Next("reading the ingest provenance")
 	if r.Meta.Provenance, err = report.LoadProvenance(ctx, st, conn); err != nil {

@@ -263,9 +263,9 @@ func (b *builder) aggregate(r *evRow) {
 		a.tally(op, idx, inv, callerAcct, ec, 1)
 		if crypto {
 			a.crypto++
-			a.daily[di].Calls++
+			a.dayCount(di).Calls++
 			if failed {
-				a.daily[di].Failed++
+				a.dayCount(di).Failed++
 			} else {
 				if a.firstUse == 0 || t < a.firstUse {
 					a.firstUse = t

@@ -110,6 +110,30 @@ func TestUsageGroundTruth(t *testing.T) {
 	}
 	eq(t, "old daily", daily, map[string][2]int64{"2025-03-03": {3, 0}, "2025-03-04": {4, 0}, "2025-03-05": {4, 1}, "2025-03-06": {2, 0},
 		"2025-03-07": {1, 1}, "2025-03-08": {1, 0}, "2025-03-25": {1, 0}})
+	// Every series, a used key's or the shared zeros of a key without a
+	// cryptographic call, names every day of the period and adds up.
+	idle := 0
+	for _, k := range append(r.Keys, Key{ARN: "(no key)", Usage: r.NoKey}) {
+		var calls, failed int64
+		if len(k.Daily) != len(r.Days) {
+			t.Fatalf("%s: %d days in its series, want %d", k.ARN, len(k.Daily), len(r.Days))
+		}
+		for i, d := range k.Daily {
+			if d.Day != r.Days[i] {
+				t.Fatalf("%s: day %d of its series is %q, want %q", k.ARN, i, d.Day, r.Days[i])
+			}
+			calls, failed = calls+d.Calls, failed+d.Failed
+		}
+		if calls != k.CryptoCalls || failed > calls {
+			t.Errorf("%s: its series adds up to %d calls (%d failed), want %d", k.ARN, calls, failed, k.CryptoCalls)
+		}
+		if k.CryptoCalls == 0 {
+			idle++
+		}
+	}
+	if idle == 0 {
+		t.Errorf("no key without a cryptographic call in the scenario: the shared series of zeros is not exercised")
+	}
 	if old.LastUse.Format(time.RFC3339) != "2025-03-25T09:00:00Z" || old.FirstUse.Format(time.RFC3339) != "2025-03-03T09:00:00Z" {
 		t.Errorf("old: first/last use %s %s", old.FirstUse, old.LastUse)
 	}

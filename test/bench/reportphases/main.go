@@ -70,7 +70,9 @@ func main() {
 		last = time.Now()
 	}
 	var outputs map[string]func(io.Writer) error
-	progress := func(p report.Progress) { fmt.Printf("  [%d/%d] %s at %.2f s\n", p.Step, p.Steps, p.Stage, time.Since(last).Seconds()) }
+	progress := func(p report.Progress) {
+		fmt.Printf("  [%d/%d] %s at %.2f s\n", p.Step, p.Steps, p.Stage, time.Since(last).Seconds())
+	}
 	switch *kind {
 	case "rotation":
 		r, err := rotation.Build(ctx, st, rotation.Options{Scope: sc, Progress: progress})

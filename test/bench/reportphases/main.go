@@ -31,6 +31,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile")
 	outDir := flag.String("out", "", "write the outputs into this directory (default: discarded)")
 	heapProf := flag.String("memprofile", "", "write a heap profile of the built model (before any output)")
+	cacheKiB := flag.Int64("cache-kib", report.CacheKiB, "page cache of the report's connection (report.CacheKiB)")
 	flag.Parse()
 	if *db == "" || *toS == "" {
 		fmt.Fprintln(os.Stderr, "usage: reportphases -db DB -kind rotation|usage -from DAY -to DAY")
@@ -54,6 +55,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	report.CacheKiB = *cacheKiB
 	ctx := context.Background()
 	st, err := store.Open(ctx, *db)
 	if err != nil {

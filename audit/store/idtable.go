@@ -23,6 +23,7 @@ import (
 type uuidTable struct {
 	shards [uuidShards]uuidShard
 	seed   maphash.Seed
+	n      int // entries in all shards (asked for at every insert)
 }
 
 // uuidShards: the table is split by the hash's top bits into shards that
@@ -80,13 +81,7 @@ func (t *uuidTable) bytes() int64 {
 	return b
 }
 
-func (t *uuidTable) len() int {
-	n := 0
-	for i := range t.shards {
-		n += t.shards[i].n
-	}
-	return n
-}
+func (t *uuidTable) len() int { return t.n }
 
 // locate hashes id: its shard (the top bits) and the hash its slot in the
 // shard comes from (the other bits).
@@ -144,6 +139,7 @@ func (t *uuidTable) put(id [16]byte, fp uint64) {
 	s.slots[i] = uuidSlot{id, fp}
 	s.used[i>>6] |= 1 << (i & 63)
 	s.n++
+	t.n++
 }
 
 // grow moves a shard's entries into a shard half as large again.
@@ -190,4 +186,5 @@ func (t *uuidTable) del(id [16]byte) {
 	s.slots[i] = uuidSlot{}
 	s.used[i>>6] &^= 1 << (i & 63)
 	s.n--
+	t.n--
 }

@@ -31,7 +31,7 @@ func auditEvents(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openAuditStore(ctx, *db)
+	st, err := openExistingAuditStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func auditRaw(ctx context.Context, env *Env, args []string) error {
 	if len(ids) != 1 {
 		return usagef("audit raw needs one EVENT_ID")
 	}
-	st, err := openAuditStore(ctx, *db)
+	st, err := openExistingAuditStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func auditExport(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openAuditStore(ctx, *db)
+	st, err := openExistingAuditStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func auditCoverage(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return auditParseErr(err)
 	}
-	st, err := openAuditStore(ctx, *db)
+	st, err := openExistingAuditStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func auditKeys(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return auditParseErr(err)
 	}
-	st, err := openAuditStore(ctx, *db)
+	st, err := openExistingAuditStore(ctx, *db)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyceremony/keyceremony/audit/store"
 )
 
 // The audit group is registered, its usage errors exit 2, and it runs a
@@ -19,6 +21,11 @@ func TestAuditGroupRegistered(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	db := filepath.Join(t.TempDir(), "a.db")
+	st, err := store.Open(context.Background(), db) // an empty database (events never creates one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	if err := Run(context.Background(), []string{"audit", "events", "--db", db, "--count"}, env); err != nil {
 		t.Fatal(err)
 	}

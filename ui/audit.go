@@ -332,7 +332,7 @@ func (p *AuditPage) Apply() {
 			p.mu.Lock()
 			p.src = src
 			p.mu.Unlock()
-			p.status.SetText(fmt.Sprintf("%d events match (listed in %s).", src.Len(), time.Since(start).Round(time.Millisecond)))
+			p.status.SetText(fmt.Sprintf("%s events match (listed in %s).", groupDigits(int64(src.Len())), time.Since(start).Round(time.Millisecond)))
 			p.table.Refresh()
 			p.table.ScrollToTop()
 			if p.OnListed != nil {

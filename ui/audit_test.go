@@ -102,7 +102,7 @@ func TestAuditTableShowsExactlyTheSQLRows(t *testing.T) {
 	}
 	var status string
 	fyne.DoAndWait(func() { status = p.status.Text })
-	if st := status; !strings.HasPrefix(st, fmt.Sprintf("%d events match", total)) {
+	if st := status; !strings.HasPrefix(st, groupDigits(int64(total))+" events match") {
 		t.Errorf("status %q, want %d events to match", st, total)
 	}
 
@@ -226,5 +226,17 @@ func TestAuditReportExport(t *testing.T) {
 	})
 	if !strings.Contains(p.status.Text, "fill in From and To") {
 		t.Errorf("missing period: %s", p.status.Text)
+	}
+}
+
+func TestGroupDigits(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{{0, "0"}, {7, "7"}, {999, "999"}, {1000, "1,000"}, {20000, "20,000"}, {165207, "165,207"},
+		{1000000, "1,000,000"}, {10020000, "10,020,000"}, {-1234567, "-1,234,567"}} {
+		if got := groupDigits(c.n); got != c.want {
+			t.Errorf("groupDigits(%d) = %q, want %q", c.n, got, c.want)
+		}
 	}
 }

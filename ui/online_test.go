@@ -227,7 +227,7 @@ func TestOnlineAthenaQuery(t *testing.T) {
 	waitFor(t, "the Audit page to list again", func() bool {
 		var text string
 		fyne.DoAndWait(func() { text = w.Audit().status.Text })
-		return strings.HasPrefix(text, fmt.Sprintf("%d events match", gen.KMSEvents))
+		return strings.HasPrefix(text, groupDigits(int64(gen.KMSEvents))+" events match")
 	})
 	if q := srv.Queries(); len(q) != 1 || !strings.Contains(q[0], `FROM "trails"."org_trail"`) || !strings.Contains(q[0], "eventtime < '2025-03-03T00:00:00Z'") {
 		t.Fatalf("queries sent: %q", q)

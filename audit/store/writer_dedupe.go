@@ -68,11 +68,11 @@ func (s *idSet) len() int { return s.uuids.len() + len(s.texts) }
 func (s *idSet) bytes() int64 { return s.uuids.bytes() + int64(len(s.texts))*64 }
 
 // DefaultMaxBulkIDs is Writer.MaxBulkIDs unless set: 24M eventIDs, about
-// 0.8 GB of set (uuidTable). It is a bound, not a tuning: deduplicating through the
-// UNIQUE index instead costs far more (measured 2026-12-03 with a cap of
-// 3M on the 10M-event tree: past the cap the load went on at less than
-// half its speed), so the cap sits where the set's memory, not its speed,
-// becomes the problem on a 16 GB laptop.
+// 0.8 GB of set (uuidTable). It is a bound, not a tuning: deduplicating
+// through the UNIQUE index instead costs far more (measured 2026-12-03
+// with a cap of 3M on the 10M-event tree: past the cap the load went on at
+// less than half its speed), so the cap sits where the set's memory, not
+// its speed, becomes the problem on a 16 GB laptop.
 const DefaultMaxBulkIDs = 24 << 20
 
 func (w *Writer) dropIDs() {

@@ -20,29 +20,23 @@ func init() {
 	Register(&Command{Name: "audit", Summary: "load CloudTrail KMS logs and key inventories; query the audit database", Run: runAudit})
 }
 
-// auditDatabaseCommands are the commands on the audit database alone; the
-// group's usage line lists these (report, fetch and athena have their own).
-var auditDatabaseCommands = map[string]func(context.Context, *Env, []string) error{
+// auditCommands are the audit group's commands; the group's usage line
+// lists them all, the online ones (fetch, athena) included, so that
+// `keyceremony audit` shows what the group can do.
+var auditCommands = map[string]func(context.Context, *Env, []string) error{
 	"ingest":   auditIngest,
 	"events":   auditEvents,
 	"raw":      auditRaw,
 	"export":   auditExport,
 	"coverage": auditCoverage,
 	"keys":     auditKeys,
+	"report":   auditReport,
+	"fetch":    auditFetch,
+	"athena":   auditAthena,
 }
 
 func runAudit(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "report":
-			return auditReport(ctx, env, args[1:])
-		case "fetch":
-			return auditFetch(ctx, env, args[1:])
-		case "athena":
-			return auditAthena(ctx, env, args[1:])
-		}
-	}
-	return subcommand(ctx, env, "audit", args, auditDatabaseCommands)
+	return subcommand(ctx, env, "audit", args, auditCommands)
 }
 
 // parseInterspersed lets flags follow paths ("ingest logs/ --json").

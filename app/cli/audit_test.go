@@ -20,6 +20,12 @@ func TestAuditGroupRegistered(t *testing.T) {
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `unknown subcommand "nope" for audit`) {
 		t.Fatalf("err = %v", err)
 	}
+	// The usage line names every command of the group, the reports and
+	// the online ones too.
+	err = Run(context.Background(), []string{"audit"}, env)
+	if want := "keyceremony audit athena|coverage|events|export|fetch|ingest|keys|raw|report"; !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("audit without a command: %v, want a usage error with %q", err, want)
+	}
 	db := filepath.Join(t.TempDir(), "a.db")
 	st, err := store.Open(context.Background(), db) // an empty database (events never creates one)
 	if err != nil {

@@ -47,6 +47,15 @@ type AuditPage struct {
 	src    *browse.Source
 	cancel context.CancelFunc // the running ingest or indexing
 
+	// tableMu serializes the table's refreshes that background listings
+	// ask for (a page arriving, a listing ready). The app runs them all on
+	// the UI goroutine, but Fyne's test driver runs fyne.Do on the
+	// caller's goroutine: a page of an earlier listing refreshed the
+	// table while a new listing did, and two goroutines setting one
+	// cell's label panicked in RichText (a fresh-machine run, 2026-12-03).
+	// Not p.mu: refreshing the table takes p.mu in its cell callback.
+	tableMu sync.Mutex
+
 	dbLabel  *widget.Label
 	status   *widget.Label
 	progress *widget.ProgressBar
@@ -319,7 +328,13 @@ func (p *AuditPage) Apply() {
 	go func() {
 		src, err := browse.Open(ctx, st, f, order, browse.DefaultPageSize)
 		if err == nil {
-			src.OnPage = func(int, error) { fyne.Do(func() { p.table.Refresh() }) }
+			src.OnPage = func(int, error) {
+				fyne.Do(func() {
+					p.tableMu.Lock()
+					defer p.tableMu.Unlock()
+					p.table.Refresh()
+				})
+			}
 			_, err = src.Fetch(ctx, 0)
 		}
 		fyne.Do(func() {
@@ -333,8 +348,10 @@ func (p *AuditPage) Apply() {
 			p.src = src
 			p.mu.Unlock()
 			p.status.SetText(fmt.Sprintf("%s events match (listed in %s).", groupDigits(int64(src.Len())), time.Since(start).Round(time.Millisecond)))
+			p.tableMu.Lock()
 			p.table.Refresh()
 			p.table.ScrollToTop()
+			p.tableMu.Unlock()
 			if p.OnListed != nil {
 				p.OnListed()
 			}

@@ -72,29 +72,34 @@ func auditParseErr(err error) error {
 	return usagef("%v", err)
 }
 
-// openAuditStore opens the audit database at path, or the user's default one
-// (<user config dir>/keyceremony/audit.db) when path is empty, creating it
-// if need be: for the commands that load evidence into it.
+// auditDBPath is path, or the user's default audit database
+// (<user config dir>/keyceremony/audit.db) when path is empty.
+func auditDBPath(path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	return store.DefaultPath()
+}
+
+// openAuditStore opens the audit database (auditDBPath), creating it if
+// need be: for the commands that load evidence into it.
 func openAuditStore(ctx context.Context, path string) (*store.Store, error) {
-	if path == "" {
-		var err error
-		if path, err = store.DefaultPath(); err != nil {
-			return nil, err
-		}
+	path, err := auditDBPath(path)
+	if err != nil {
+		return nil, err
 	}
 	return store.Open(ctx, path)
 }
 
-// openExistingAuditStore is openAuditStore for the commands that only read:
-// a database that does not exist is an error, never created. A mistyped
-// --db would otherwise leave an empty database behind and answer "no
-// events", which an auditor could take for evidence that nothing happened.
+// openExistingAuditStore is openAuditStore for the commands that only read
+// (the browsing commands, the reports): a database that does not exist is
+// an error, never created. A mistyped --db would otherwise leave an empty
+// database behind and answer "no events", which an auditor could take for
+// evidence that nothing happened.
 func openExistingAuditStore(ctx context.Context, path string) (*store.Store, error) {
-	if path == "" {
-		var err error
-		if path, err = store.DefaultPath(); err != nil {
-			return nil, err
-		}
+	path, err := auditDBPath(path)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("audit database %s: %w (ingest logs first: keyceremony audit ingest --db %s PATHS)", path, err, path)

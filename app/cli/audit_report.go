@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,9 +66,6 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	if _, err := os.Stat(req.db); err != nil {
-		return fmt.Errorf("audit database %s: %w (ingest logs first: keyceremony audit ingest --db %s PATHS)", req.db, err, req.db)
-	}
 	// A soft memory limit keeps the report's resident memory near what it
 	// holds live (the GC works harder rather than letting garbage grow),
 	// unless the operator set GOMEMLIMIT. report.MemoryLimit: measured on a
@@ -81,7 +77,7 @@ func auditReport(ctx context.Context, env *Env, args []string) error {
 	if env.getenv("GOMEMLIMIT") == "" {
 		defer report.LimitMemory(report.MemoryLimit)()
 	}
-	st, err := store.Open(ctx, req.db)
+	st, err := openExistingAuditStore(ctx, req.db)
 	if err != nil {
 		return err
 	}
